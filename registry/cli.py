@@ -1,0 +1,364 @@
+"""The ``vru`` command line. Each command parses its arguments and calls one registry function.
+
+Exit codes: 0 success, 1 the input or the database state was refused (one line on stderr, no
+traceback), 2 a usage error.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from registry import audit, auth, db, demo
+from registry.config import ConfigError, get_settings
+from registry.errors import RegistryError
+
+APP_FILE = Path(__file__).resolve().parent.parent / "streamlit_app.py"
+
+
+class Context:
+    """What every command needs: the database URL and who is acting."""
+
+    def __init__(self, database_url: str | None, acting_as: str | None) -> None:
+        self.database_url = database_url
+        self.acting_as = acting_as
+        self._engine: Engine | None = None
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            self._engine = db.make_engine(self.database_url)
+        return self._engine
+
+    def require_migrated(self) -> None:
+        if not db.has_schema(self.engine) or not db.is_up_to_date(self.engine):
+            raise RegistryError(
+                f"The database {self.engine.url.render_as_string(hide_password=True)} is not "
+                "migrated to the newest schema; run `vru db upgrade` first."
+            )
+
+    @contextmanager
+    def session(self) -> Iterator[tuple[Session, auth.Principal]]:
+        """A transaction and the principal acting in it (``--as USER`` or the CLI operator)."""
+        self.require_migrated()
+        with db.session_scope(self.engine) as session:
+            principal = (
+                auth.principal_for(session, self.acting_as)
+                if self.acting_as
+                else auth.cli_operator()
+            )
+            yield session, principal
+
+
+def fail(message: str) -> NoReturn:
+    click.echo(f"Error: {message}", err=True)
+    raise SystemExit(1)
+
+
+class VruGroup(click.Group):
+    """Turns every refusal into one line on stderr and exit code 1, never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException, SystemExit):
+            raise
+        except (RegistryError, ConfigError) as exc:
+            fail(str(exc))
+        except DBAPIError as exc:
+            fail(f"The database refused the change: {str(exc.orig).splitlines()[0]}")
+        except SQLAlchemyError as exc:
+            fail(f"Database error: {str(exc).splitlines()[0]}")
+        except OSError as exc:
+            fail(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "))
+        except Exception as exc:
+            fail(f"Unexpected error ({type(exc).__name__}): {exc}")
+
+
+pass_ctx = click.make_pass_decorator(Context)
+
+
+@click.group(cls=VruGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--database-url",
+    envvar="VRU_DATABASE_URL",
+    metavar="URL",
+    help="Database to use (default: $VRU_DATABASE_URL, else sqlite file vru.db here).",
+)
+@click.option(
+    "--as",
+    "acting_as",
+    envvar="VRU_USER",
+    metavar="USER",
+    help="Act as this registry user, with their role (default: the local operator).",
+)
+@click.version_option(package_name="vru-registry")
+@click.pass_context
+def cli(ctx: click.Context, database_url: str | None, acting_as: str | None) -> None:
+    """Registry of violence-reduction programmes, their delivery and crime outcomes."""
+    ctx.obj = Context(database_url, acting_as)
+
+
+# --- db ----------------------------------------------------------------------------------------
+
+
+@cli.group("db")
+def db_group() -> None:
+    """Create and migrate the database schema."""
+
+
+@db_group.command("upgrade")
+@click.argument("revision", default="head")
+@pass_ctx
+def db_upgrade(obj: Context, revision: str) -> None:
+    """Migrate the database to REVISION (default: the newest)."""
+    db.upgrade(obj.engine, revision)
+    click.echo(f"Database at revision {db.current_revision(obj.engine)}.")
+
+
+@db_group.command("downgrade")
+@click.argument("revision")
+@pass_ctx
+def db_downgrade(obj: Context, revision: str) -> None:
+    """Migrate the database down to REVISION ('base' removes every table)."""
+    db.downgrade(obj.engine, revision)
+    click.echo(f"Database at revision {db.current_revision(obj.engine) or 'base'}.")
+
+
+@db_group.command("current")
+@pass_ctx
+def db_current(obj: Context) -> None:
+    """Print the database's revision and whether it is the newest."""
+    current = db.current_revision(obj.engine)
+    head = db.head_revision()
+    state = "up to date" if current == head else f"behind (newest is {head})"
+    click.echo(f"{current or 'base'} ({state})")
+
+
+# --- seed and serve ----------------------------------------------------------------------------
+
+
+@cli.command("seed")
+@click.option("--force", is_flag=True, help="Replace existing registry data with the demo data.")
+@click.option("--if-empty", is_flag=True, help="Do nothing (exit 0) when data is already there.")
+@click.option(
+    "--with-demo-users",
+    is_flag=True,
+    help="Also create one demo account per role (see the README) when missing.",
+)
+@pass_ctx
+def seed(obj: Context, force: bool, if_empty: bool, with_demo_users: bool) -> None:
+    """Load the synthetic demo data (invented figures, labelled as such everywhere)."""
+    with obj.session() as (session, principal):
+        if if_empty and not force and demo.has_registry_data(session):
+            click.echo("The registry already holds data; demo data not loaded.")
+            return
+        counts = demo.load(session, principal=principal, force=force)
+        users = demo.add_demo_users(session, principal=principal) if with_demo_users else []
+    click.echo("Loaded synthetic demo data: " + ", ".join(f"{v:,} {k}" for k, v in counts.items()))
+    if users:
+        click.echo("Demo accounts (password: <name>-demo-password): " + ", ".join(users))
+
+
+@cli.command("serve")
+@click.option("--port", default=8501, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--headless/--no-headless", default=True, show_default=True)
+@pass_ctx
+def serve(obj: Context, port: int, headless: bool) -> None:
+    """Start the Streamlit app on http://localhost:PORT."""
+    obj.require_migrated()
+    env = dict(os.environ, VRU_DATABASE_URL=get_settings(obj.database_url).database_url)
+    command = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(APP_FILE),
+        f"--server.port={port}",
+        f"--server.headless={str(headless).lower()}",
+        "--browser.gatherUsageStats=false",
+    ]
+    raise SystemExit(subprocess.call(command, env=env))
+
+
+# --- users -------------------------------------------------------------------------------------
+
+
+@cli.group("users")
+def users_group() -> None:
+    """Manage who may sign in and what their role allows."""
+
+
+def _password_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--password", metavar="P", help="The password (prompted for, hidden, when omitted)."
+    )(fn)
+
+
+def _ask_password(password: str | None, sso: bool = False) -> str | None:
+    if password is not None or sso:
+        return password
+    return click.prompt("Password", hide_input=True, confirmation_prompt=True)
+
+
+@users_group.command("add")
+@click.argument("username")
+@click.option(
+    "--role", required=True, type=click.Choice(["admin", "staff", "commissioner", "funder"])
+)
+@_password_option
+@click.option("--email", help="Email for OpenID Connect sign-in; no password is then needed.")
+@click.option("--funder", help="For funder accounts: the funder whose streams they see.")
+@pass_ctx
+def users_add(
+    obj: Context,
+    username: str,
+    role: str,
+    password: str | None,
+    email: str | None,
+    funder: str | None,
+) -> None:
+    """Add a user. The first admin can be added by anyone who can run this command."""
+    password = _ask_password(password, sso=bool(email))
+    with obj.session() as (session, principal):
+        auth.add_user(
+            session,
+            principal=principal,
+            username=username,
+            role=role,
+            password=password,
+            email=email,
+            funder=funder,
+        )
+    click.echo(f"Added {username} ({role}).")
+
+
+@users_group.command("set-role")
+@click.argument("username")
+@click.argument("role", type=click.Choice(["admin", "staff", "commissioner", "funder"]))
+@click.option("--funder", help="For funder accounts: the funder whose streams they see.")
+@pass_ctx
+def users_set_role(obj: Context, username: str, role: str, funder: str | None) -> None:
+    """Change a user's role."""
+    with obj.session() as (session, principal):
+        auth.set_role(session, principal=principal, username=username, role=role, funder=funder)
+    click.echo(f"{username} is now {role}.")
+
+
+@users_group.command("disable")
+@click.argument("username")
+@pass_ctx
+def users_disable(obj: Context, username: str) -> None:
+    """Stop a user signing in (their history stays in the audit trail)."""
+    with obj.session() as (session, principal):
+        auth.set_disabled(session, principal=principal, username=username, disabled=True)
+    click.echo(f"{username} is disabled.")
+
+
+@users_group.command("enable")
+@click.argument("username")
+@pass_ctx
+def users_enable(obj: Context, username: str) -> None:
+    """Let a disabled user sign in again."""
+    with obj.session() as (session, principal):
+        auth.set_disabled(session, principal=principal, username=username, disabled=False)
+    click.echo(f"{username} is enabled.")
+
+
+@users_group.command("reset-password")
+@click.argument("username")
+@_password_option
+@pass_ctx
+def users_reset_password(obj: Context, username: str, password: str | None) -> None:
+    """Set a new password for a user and lift any lock-out."""
+    new_password = _ask_password(password) or ""
+    with obj.session() as (session, principal):
+        auth.reset_password(session, principal=principal, username=username, password=new_password)
+    click.echo(f"Password for {username} reset.")
+
+
+@users_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_ctx
+def users_list(obj: Context, as_json: bool) -> None:
+    """List users, their roles and whether they are disabled or locked."""
+    with obj.session() as (session, principal):
+        users = auth.list_users(session, principal=principal)
+    if as_json:
+        click.echo(json.dumps(users, default=str, indent=2))
+        return
+    for u in users:
+        flags = [
+            f
+            for f, on in (("disabled", u["disabled"]), ("locked", u["locked"]), ("sso", u["sso"]))
+            if on
+        ]
+        funder = f" [{u['funder']}]" if u["funder"] else ""
+        click.echo(f"{u['username']:<24} {u['role']:<13}{funder} {' '.join(flags)}".rstrip())
+
+
+# --- audit -------------------------------------------------------------------------------------
+
+
+@cli.command("audit")
+@click.option("--actor", help="Only events by this user.")
+@click.option("--action", type=click.Choice(audit.ACTIONS), help="Only this kind of event.")
+@click.option("--entity", help="Only events about this entity (delivery, programme, app_user...).")
+@click.option("--since", type=click.DateTime(["%Y-%m-%d"]), help="From this date (YYYY-MM-DD).")
+@click.option("--until", type=click.DateTime(["%Y-%m-%d"]), help="Before this date.")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, None))
+@click.option(
+    "--csv",
+    "csv_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the events as CSV to this file instead of printing them.",
+)
+@pass_ctx
+def audit_cmd(
+    obj: Context,
+    actor: str | None,
+    action: str | None,
+    entity: str | None,
+    since: Any,
+    until: Any,
+    limit: int,
+    csv_path: Path | None,
+) -> None:
+    """List the audit trail, newest first (admins only)."""
+    import datetime as dt
+
+    flt = audit.AuditFilter(
+        actor=actor,
+        action=action,
+        entity=entity,
+        since=since.replace(tzinfo=dt.UTC) if since else None,
+        until=until.replace(tzinfo=dt.UTC) if until else None,
+        limit=None if csv_path else limit,
+    )
+    with obj.session() as (session, principal):
+        rows = audit.list_events(session, principal=principal, flt=flt)
+    if csv_path:
+        csv_path.write_text(audit.events_csv(rows), encoding="utf-8")
+        click.echo(f"Wrote {len(rows)} audit events to {csv_path}.")
+        return
+    for r in rows:
+        target = f"{r['entity']}#{r['entity_id']}" if r["entity_id"] else r["entity"]
+        detail = f"  {r['detail']}" if r["detail"] else ""
+        click.echo(
+            f"{r['id']:>6} {r['occurred_at']} {r['actor']:<18} {r['action']:<15} {target}{detail}"
+        )
+
+
+def main() -> None:
+    cli(prog_name="vru")

@@ -1,0 +1,84 @@
+"""Settings read from the environment, in one place.
+
+Every entry point (the CLI, Alembic, the Streamlit app, the tests) calls :func:`get_settings`, so
+they agree on which database they talk to. A test overrides a setting by setting the environment
+variable or by passing an explicit URL.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_SQLITE_FILE = "vru.db"
+
+
+class ConfigError(ValueError):
+    """A setting in the environment is unusable; the message says which and why."""
+
+
+def normalise_database_url(url: str) -> str:
+    """Return ``url`` with the driver this project uses spelled out.
+
+    ``postgresql://`` and ``postgres://`` become ``postgresql+psycopg://`` (psycopg 3), so a URL
+    copied from a hosting dashboard works as it is.
+    """
+    url = url.strip()
+    if not url:
+        raise ConfigError("VRU_DATABASE_URL is empty; unset it to use the local SQLite file.")
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    if not (url.startswith("sqlite") or url.startswith("postgresql+")):
+        raise ConfigError(
+            "VRU_DATABASE_URL must start with sqlite:/// or postgresql://, "
+            f"got {url.split(':')[0]!r}."
+        )
+    return url
+
+
+def default_database_url() -> str:
+    return f"sqlite:///{Path.cwd() / DEFAULT_SQLITE_FILE}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The registry's settings. Build one with :func:`get_settings`."""
+
+    database_url: str
+    suppression_threshold: int = 10
+    max_upload_bytes: int = 50 * 1024 * 1024
+    max_upload_rows: int = 500_000
+    lockout_attempts: int = 5
+    lockout_minutes: int = 15
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def _int_env(name: str, default: int, minimum: int = 0) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}.") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, got {value}.")
+    return value
+
+
+def get_settings(database_url: str | None = None) -> Settings:
+    """Read settings from the environment; ``database_url`` overrides ``VRU_DATABASE_URL``."""
+    url = database_url or os.environ.get("VRU_DATABASE_URL") or default_database_url()
+    return Settings(
+        database_url=normalise_database_url(url),
+        suppression_threshold=_int_env("VRU_SUPPRESSION_THRESHOLD", 10, minimum=1),
+        max_upload_bytes=_int_env("VRU_MAX_UPLOAD_BYTES", 50 * 1024 * 1024, minimum=1),
+        max_upload_rows=_int_env("VRU_MAX_UPLOAD_ROWS", 500_000, minimum=1),
+        lockout_attempts=_int_env("VRU_LOCKOUT_ATTEMPTS", 5, minimum=1),
+        lockout_minutes=_int_env("VRU_LOCKOUT_MINUTES", 15, minimum=1),
+    )

@@ -1,0 +1,277 @@
+"""The registry's schema: typed SQLAlchemy 2.x mappings, the single source of truth.
+
+Constraints live in the database (uniques, checks, foreign keys) so that no code path, however it
+reaches the data, can store a negative count or a second row for the same programme, borough and
+month. Names follow a naming convention so Alembic can alter them on SQLite and PostgreSQL alike.
+
+The registry holds aggregates only: counts per borough and month, never a person.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    Date,
+    DateTime,
+    ForeignKey,
+    MetaData,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+ROLES = ("admin", "staff", "commissioner", "funder")
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {  # noqa: RUF012 - SQLAlchemy reads this class attribute
+        dt.datetime: DateTime(timezone=True),
+        dict[str, Any]: JSON,
+    }
+
+
+class Borough(Base):
+    """One of the 33 London local authorities (32 boroughs and the City of London)."""
+
+    __tablename__ = "borough"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    gss_code: Mapped[str] = mapped_column(String(9), unique=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    inner_london: Mapped[bool] = mapped_column(Boolean)
+
+
+class FundingStream(Base):
+    __tablename__ = "funding_stream"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    funder: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    programmes: Mapped[list[Programme]] = relationship(back_populates="funding_stream")
+
+
+class Programme(Base):
+    __tablename__ = "programme"
+    __table_args__ = (
+        CheckConstraint("end_date IS NULL OR end_date >= start_date", name="dates_ordered"),
+        CheckConstraint(
+            "age_min IS NULL OR age_max IS NULL OR age_min <= age_max", name="ages_ordered"
+        ),
+        CheckConstraint("age_min IS NULL OR age_min >= 0", name="age_min_non_negative"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    partner: Mapped[str | None] = mapped_column(String(200))
+    funding_stream_id: Mapped[int] = mapped_column(ForeignKey("funding_stream.id"), index=True)
+    intervention_type: Mapped[str | None] = mapped_column(String(100))
+    age_min: Mapped[int | None]
+    age_max: Mapped[int | None]
+    start_date: Mapped[dt.date] = mapped_column(Date)
+    end_date: Mapped[dt.date | None] = mapped_column(Date)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    funding_stream: Mapped[FundingStream] = relationship(back_populates="programmes")
+
+
+class ImportBatch(Base):
+    """One load of a file (or of the demo data): what, when, by whom, and its fingerprint."""
+
+    __tablename__ = "import_batch"
+    __table_args__ = (
+        CheckConstraint("rows_read >= 0", name="rows_read_non_negative"),
+        CheckConstraint("rows_accepted >= 0", name="rows_accepted_non_negative"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    format: Mapped[str | None] = mapped_column(String(32))
+    file_name: Mapped[str | None] = mapped_column(String(255))
+    sha256: Mapped[str | None] = mapped_column(String(64), index=True)
+    release_label: Mapped[str | None] = mapped_column(String(100))
+    rows_read: Mapped[int] = mapped_column(default=0)
+    rows_accepted: Mapped[int] = mapped_column(default=0)
+    synthetic: Mapped[bool] = mapped_column(default=False)
+    created_by: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    details: Mapped[dict[str, Any] | None]
+
+
+class Delivery(Base):
+    """Positive opportunities one programme delivered in one borough in one month."""
+
+    __tablename__ = "delivery"
+    __table_args__ = (
+        UniqueConstraint("programme_id", "borough_id", "month"),
+        CheckConstraint("opportunities >= 0", name="opportunities_non_negative"),
+        CheckConstraint(
+            "participants IS NULL OR participants >= 0", name="participants_non_negative"
+        ),
+        CheckConstraint(
+            "participants IS NULL OR participants <= opportunities",
+            name="participants_within_opportunities",
+        ),
+        CheckConstraint("spend_gbp IS NULL OR spend_gbp >= 0", name="spend_non_negative"),
+        CheckConstraint("version >= 1", name="version_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    programme_id: Mapped[int] = mapped_column(ForeignKey("programme.id"))
+    borough_id: Mapped[int] = mapped_column(ForeignKey("borough.id"), index=True)
+    month: Mapped[dt.date] = mapped_column(Date, index=True)
+    opportunities: Mapped[int]
+    participants: Mapped[int | None]
+    spend_gbp: Mapped[Decimal | None] = mapped_column(Numeric(14, 2))
+    version: Mapped[int] = mapped_column(default=1)
+    deleted_at: Mapped[dt.datetime | None]
+    deleted_reason: Mapped[str | None] = mapped_column(Text)
+    import_batch_id: Mapped[int | None] = mapped_column(ForeignKey("import_batch.id"), index=True)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_by: Mapped[str] = mapped_column(String(100))
+
+    programme: Mapped[Programme] = relationship()
+    borough: Mapped[Borough] = relationship()
+
+
+class OutcomeMeasure(Base):
+    """A crime outcome series, such as homicide. Measures are data: admins can add more."""
+
+    __tablename__ = "outcome_measure"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    label: Mapped[str] = mapped_column(String(200))
+    definition: Mapped[str] = mapped_column(Text)
+    unit: Mapped[str] = mapped_column(String(64), default="offences")
+    source: Mapped[str | None] = mapped_column(Text)
+
+
+class OutcomeCount(Base):
+    """Count of one measure in one borough in one month, with the import that set it."""
+
+    __tablename__ = "outcome_count"
+    __table_args__ = (
+        UniqueConstraint("measure_id", "borough_id", "month"),
+        CheckConstraint("count >= 0", name="count_non_negative"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    measure_id: Mapped[int] = mapped_column(ForeignKey("outcome_measure.id"))
+    borough_id: Mapped[int] = mapped_column(ForeignKey("borough.id"), index=True)
+    month: Mapped[dt.date] = mapped_column(Date, index=True)
+    count: Mapped[int]
+    import_batch_id: Mapped[int] = mapped_column(ForeignKey("import_batch.id"), index=True)
+
+
+class UnallocatedCount(Base):
+    """London crimes the publisher places in no borough (``Unknown``, airports, ...).
+
+    They belong in London totals, so those match the publisher's, and never in borough figures.
+    """
+
+    __tablename__ = "unallocated_count"
+    __table_args__ = (
+        UniqueConstraint("measure_id", "month", "source_area"),
+        CheckConstraint("count >= 0", name="count_non_negative"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    measure_id: Mapped[int] = mapped_column(ForeignKey("outcome_measure.id"))
+    month: Mapped[dt.date] = mapped_column(Date, index=True)
+    source_area: Mapped[str] = mapped_column(String(100))
+    count: Mapped[int]
+    import_batch_id: Mapped[int] = mapped_column(ForeignKey("import_batch.id"), index=True)
+
+
+class Population(Base):
+    """Resident population of a borough in a year and age band (for example ``10-24``)."""
+
+    __tablename__ = "population"
+    __table_args__ = (
+        UniqueConstraint("borough_id", "year", "age_band"),
+        CheckConstraint("people >= 0", name="people_non_negative"),
+        CheckConstraint("year BETWEEN 1900 AND 2200", name="year_plausible"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    borough_id: Mapped[int] = mapped_column(ForeignKey("borough.id"))
+    year: Mapped[int]
+    age_band: Mapped[str] = mapped_column(String(16))
+    people: Mapped[int]
+    import_batch_id: Mapped[int] = mapped_column(ForeignKey("import_batch.id"), index=True)
+
+
+class AppUser(Base):
+    __tablename__ = "app_user"
+    __table_args__ = (
+        CheckConstraint("role IN ('admin', 'staff', 'commissioner', 'funder')", name="role_known"),
+        CheckConstraint("failed_logins >= 0", name="failed_logins_non_negative"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(100), unique=True)
+    email: Mapped[str | None] = mapped_column(String(254), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    funder: Mapped[str | None] = mapped_column(String(200))
+    disabled: Mapped[bool] = mapped_column(default=False)
+    failed_logins: Mapped[int] = mapped_column(default=0)
+    locked_until: Mapped[dt.datetime | None]
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    last_login_at: Mapped[dt.datetime | None]
+
+
+class AuditEvent(Base):
+    """Who did what, when, with the record before and after. Append-only."""
+
+    __tablename__ = "audit_event"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    occurred_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+    actor: Mapped[str] = mapped_column(String(100), index=True)
+    action: Mapped[str] = mapped_column(String(32), index=True)
+    entity: Mapped[str] = mapped_column(String(64), index=True)
+    entity_id: Mapped[str | None] = mapped_column(String(64))
+    before: Mapped[dict[str, Any] | None]
+    after: Mapped[dict[str, Any] | None]
+    detail: Mapped[str | None] = mapped_column(Text)
+
+
+__all__ = [
+    "ROLES",
+    "AppUser",
+    "AuditEvent",
+    "Base",
+    "Borough",
+    "Delivery",
+    "FundingStream",
+    "ImportBatch",
+    "OutcomeCount",
+    "OutcomeMeasure",
+    "Population",
+    "Programme",
+    "UnallocatedCount",
+]

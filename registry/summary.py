@@ -1,0 +1,110 @@
+"""Headline figures for the home page: what the registry holds and how fresh it is.
+
+The database does the adding up; this module returns small plain objects.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from registry.auth import Principal, require
+from registry.models import (
+    Delivery,
+    ImportBatch,
+    OutcomeCount,
+    OutcomeMeasure,
+    Programme,
+    UnallocatedCount,
+)
+from registry.periods import Window, rolling_window
+
+
+@dataclass(frozen=True)
+class MeasureTotal:
+    code: str
+    label: str
+    unit: str
+    window: Window | None
+    total: int
+    unallocated: int
+
+
+@dataclass(frozen=True)
+class HomeFigures:
+    opportunities_to_date: int
+    programmes: int
+    first_delivery_month: dt.date | None
+    last_delivery_month: dt.date | None
+    measures: list[MeasureTotal]
+    last_import_at: dt.datetime | None
+
+
+def _as_date(value: object) -> dt.date | None:
+    if value is None:
+        return None
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    return dt.date.fromisoformat(str(value)[:10])
+
+
+def measure_last_12_months(session: Session, measure: OutcomeMeasure) -> MeasureTotal:
+    """London total for the 12 months ending with the newest month holding data for ``measure``.
+
+    London means boroughs plus London unallocated, so the total matches the publisher's; the
+    unallocated part is reported beside it.
+    """
+    latest = _as_date(
+        session.scalar(
+            select(func.max(OutcomeCount.month)).where(OutcomeCount.measure_id == measure.id)
+        )
+    )
+    if latest is None:
+        return MeasureTotal(measure.code, measure.label, measure.unit, None, 0, 0)
+    window = rolling_window(latest, 12)
+    boroughs = session.scalar(
+        select(func.coalesce(func.sum(OutcomeCount.count), 0)).where(
+            OutcomeCount.measure_id == measure.id,
+            OutcomeCount.month.between(window.start, window.end),
+        )
+    )
+    unallocated = session.scalar(
+        select(func.coalesce(func.sum(UnallocatedCount.count), 0)).where(
+            UnallocatedCount.measure_id == measure.id,
+            UnallocatedCount.month.between(window.start, window.end),
+        )
+    )
+    return MeasureTotal(
+        measure.code,
+        measure.label,
+        measure.unit,
+        window,
+        int(boroughs or 0) + int(unallocated or 0),
+        int(unallocated or 0),
+    )
+
+
+def home_figures(session: Session, *, principal: Principal) -> HomeFigures:
+    require(principal, "outcomes.read")
+    live = Delivery.deleted_at.is_(None)
+    opportunities, first, last = session.execute(
+        select(
+            func.coalesce(func.sum(Delivery.opportunities), 0),
+            func.min(Delivery.month),
+            func.max(Delivery.month),
+        ).where(live)
+    ).one()
+    measures = session.scalars(select(OutcomeMeasure).order_by(OutcomeMeasure.id)).all()
+    return HomeFigures(
+        opportunities_to_date=int(opportunities or 0),
+        programmes=int(session.scalar(select(func.count()).select_from(Programme)) or 0),
+        first_delivery_month=_as_date(first),
+        last_delivery_month=_as_date(last),
+        measures=[measure_last_12_months(session, m) for m in measures],
+        last_import_at=session.scalar(select(func.max(ImportBatch.created_at))),
+    )

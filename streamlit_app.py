@@ -1,0 +1,44 @@
+"""The VRU registry app: sign-in, the shared frame, and navigation over the pages by role."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboards.common import PRINCIPAL_KEY, data_state, demo_banner, principal
+from registry.auth import allowed
+
+st.set_page_config(page_title="VRU registry", page_icon=":material/diversity_3:", layout="wide")
+
+PAGES = [
+    # (file, title, icon, permission needed)
+    ("dashboards/home.py", "Home", ":material/home:", None),
+    ("dashboards/users.py", "Users", ":material/manage_accounts:", "users.manage"),
+    ("dashboards/audit_log.py", "Audit trail", ":material/history:", "audit.read"),
+]
+
+who = principal()
+if who is None:
+    page = st.navigation(
+        [st.Page("dashboards/sign_in.py", title="Sign in", icon=":material/login:")]
+    )
+else:
+    pages = [
+        st.Page(path, title=title, icon=icon, default=(i == 0))
+        for i, (path, title, icon, permission) in enumerate(PAGES)
+        if permission is None or allowed(who, permission)
+    ]
+    page = st.navigation(pages)
+    with st.sidebar:
+        st.write(f"Signed in as **{who.username}** ({who.role})")
+        if st.button("Sign out", key="sign_out"):
+            del st.session_state[PRINCIPAL_KEY]
+            if getattr(st.user, "is_logged_in", False):
+                st.logout()
+            st.rerun()
+    _, synthetic = data_state()
+    if synthetic:
+        demo_banner()
+
+# .streamlit/config.toml sets client.showErrorDetails = "none": an unexpected error shows a
+# short notice, never a traceback, and the server log keeps the details.
+page.run()
