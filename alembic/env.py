@@ -6,9 +6,9 @@ CLI and the tests migrate exactly the database they hold.
 
 from logging.config import fileConfig
 
+from alembic import context
 from sqlalchemy import Connection
 
-from alembic import context
 from registry.db import make_engine
 from registry.models import Base
 

@@ -149,6 +149,7 @@ class Delivery(Base):
     deleted_at: Mapped[dt.datetime | None]
     deleted_reason: Mapped[str | None] = mapped_column(Text)
     import_batch_id: Mapped[int | None] = mapped_column(ForeignKey("import_batch.id"), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_by: Mapped[str] = mapped_column(String(100))
 
@@ -167,6 +168,7 @@ class OutcomeMeasure(Base):
     definition: Mapped[str] = mapped_column(Text)
     unit: Mapped[str] = mapped_column(String(64), default="offences")
     source: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime | None] = mapped_column(default=utcnow)
 
 
 class OutcomeCount(Base):
@@ -224,6 +226,74 @@ class Population(Base):
     import_batch_id: Mapped[int] = mapped_column(ForeignKey("import_batch.id"), index=True)
 
 
+class MonthSignOff(Base):
+    """A month whose delivery returns an admin has signed off: changes need it reopened first."""
+
+    __tablename__ = "month_sign_off"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    month: Mapped[dt.date] = mapped_column(Date, unique=True)
+    signed_off_by: Mapped[str] = mapped_column(String(100))
+    signed_off_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    note: Mapped[str | None] = mapped_column(Text)
+
+
+class MeasureBreak(Base):
+    """A dated break in a measure's series (for example the Met's new crime system, Feb 2024)."""
+
+    __tablename__ = "measure_break"
+    __table_args__ = (UniqueConstraint("measure_id", "month"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    measure_id: Mapped[int] = mapped_column(ForeignKey("outcome_measure.id"))
+    month: Mapped[dt.date] = mapped_column(Date)
+    note: Mapped[str] = mapped_column(Text)
+
+
+class MeasureMapping(Base):
+    """An admin's override of which source category feeds which measure.
+
+    The defaults ship as a file in the package; a row here replaces the default for one
+    ``(source_format, source_category)``. A null ``measure_id`` maps the category to nothing.
+    """
+
+    __tablename__ = "measure_mapping"
+    __table_args__ = (UniqueConstraint("source_format", "source_category"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source_format: Mapped[str] = mapped_column(String(32))
+    source_category: Mapped[str] = mapped_column(String(255))
+    measure_id: Mapped[int | None] = mapped_column(ForeignKey("outcome_measure.id"))
+    created_by: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class OutcomeRevision(Base):
+    """An outcome count a newer release replaced, kept so anyone can see what changed.
+
+    ``borough_id`` is set for a borough count, ``source_area`` for a London unallocated count.
+    """
+
+    __tablename__ = "outcome_revision"
+    __table_args__ = (
+        CheckConstraint("old_count >= 0 AND new_count >= 0", name="counts_non_negative"),
+        CheckConstraint(
+            "(borough_id IS NULL) <> (source_area IS NULL)", name="borough_or_source_area"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    measure_id: Mapped[int] = mapped_column(ForeignKey("outcome_measure.id"), index=True)
+    borough_id: Mapped[int | None] = mapped_column(ForeignKey("borough.id"))
+    source_area: Mapped[str | None] = mapped_column(String(100))
+    month: Mapped[dt.date] = mapped_column(Date)
+    old_count: Mapped[int]
+    new_count: Mapped[int]
+    old_batch_id: Mapped[int] = mapped_column(ForeignKey("import_batch.id"))
+    new_batch_id: Mapped[int] = mapped_column(ForeignKey("import_batch.id"), index=True)
+    revised_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
 class AppUser(Base):
     __tablename__ = "app_user"
     __table_args__ = (
@@ -269,8 +339,12 @@ __all__ = [
     "Delivery",
     "FundingStream",
     "ImportBatch",
+    "MeasureBreak",
+    "MeasureMapping",
+    "MonthSignOff",
     "OutcomeCount",
     "OutcomeMeasure",
+    "OutcomeRevision",
     "Population",
     "Programme",
     "UnallocatedCount",

@@ -7,8 +7,8 @@ Revises: 0001
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-
 from alembic import op
+
 from registry.boroughs import BOROUGHS
 
 revision: str = "0002"
