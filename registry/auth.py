@@ -17,9 +17,12 @@ After ``lockout_attempts`` failures in a row an account is locked for ``lockout_
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import getpass
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Concatenate, ParamSpec, TypeVar
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -87,6 +90,40 @@ def require(principal: Principal, permission: str) -> None:
         raise PermissionDenied(
             f"{principal.username} ({principal.role}) may not do this ({permission})."
         )
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+# Every function that changes the registry, by dotted name, with the permission it needs. The
+# role x action matrix test walks this table, and an AST check fails any public function in
+# registry/ that writes without being registered here.
+WRITE_FUNCTIONS: dict[str, tuple[Callable[..., object], str]] = {}
+
+
+def write_action(
+    permission: str,
+) -> Callable[[Callable[Concatenate[Session, P], R]], Callable[Concatenate[Session, P], R]]:
+    """Declare a registry write: check ``principal`` has ``permission`` before anything runs.
+
+    The decorated function must take the session first and ``principal`` as a keyword.
+    """
+    if permission not in PERMISSIONS:
+        raise KeyError(f"Unknown permission {permission!r}.")
+
+    def decorate(fn: Callable[Concatenate[Session, P], R]) -> Callable[Concatenate[Session, P], R]:
+        @functools.wraps(fn)
+        def checked(session: Session, /, *args: P.args, **kwargs: P.kwargs) -> R:
+            who = kwargs.get("principal")
+            if not isinstance(who, Principal):
+                raise PermissionDenied(f"{fn.__name__} needs principal=<who is acting>.")
+            require(who, permission)
+            return fn(session, *args, **kwargs)
+
+        WRITE_FUNCTIONS[f"{fn.__module__}.{fn.__qualname__}"] = (checked, permission)
+        return checked
+
+    return decorate
 
 
 def visible_funding_stream_ids(session: Session, principal: Principal) -> list[int] | None:
@@ -160,6 +197,7 @@ def count_users(session: Session) -> int:
     return int(session.scalar(select(func.count()).select_from(AppUser)) or 0)
 
 
+@write_action("users.manage")
 def add_user(
     session: Session,
     *,
@@ -171,7 +209,6 @@ def add_user(
     funder: str | None = None,
 ) -> AppUser:
     """Create a user. A password is needed unless the user signs in through OpenID Connect."""
-    require(principal, "users.manage")
     username = username.strip()
     if not _USERNAME_RE.match(username):
         raise RegistryError(
@@ -207,10 +244,10 @@ def add_user(
     return user
 
 
+@write_action("users.manage")
 def set_role(
     session: Session, *, principal: Principal, username: str, role: str, funder: str | None = None
 ) -> AppUser:
-    require(principal, "users.manage")
     user = get_user(session, username)
     _check_role(role, funder or user.funder)
     before = _user_snapshot(user)
@@ -241,10 +278,10 @@ def _ensure_other_admin(session: Session, user: AppUser) -> None:
         raise ConflictError(f"{user.username} is the last active admin; add another admin first.")
 
 
+@write_action("users.manage")
 def set_disabled(
     session: Session, *, principal: Principal, username: str, disabled: bool = True
 ) -> AppUser:
-    require(principal, "users.manage")
     user = get_user(session, username)
     if disabled and user.role == "admin":
         _ensure_other_admin(session, user)
@@ -266,11 +303,11 @@ def set_disabled(
     return user
 
 
+@write_action("users.manage")
 def reset_password(
     session: Session, *, principal: Principal, username: str, password: str
 ) -> AppUser:
     """Set a new password and lift any lock-out. The audit event says so, without the password."""
-    require(principal, "users.manage")
     user = get_user(session, username)
     user.password_hash = hash_password(password)
     user.failed_logins = 0

@@ -20,7 +20,7 @@ from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from registry import audit
-from registry.auth import Principal, require
+from registry.auth import Principal, write_action
 from registry.boroughs import BOROUGHS, borough_ids
 from registry.errors import ConflictError, RegistryError
 from registry.models import (
@@ -410,6 +410,7 @@ def _read(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
+@write_action("users.manage")
 def add_demo_users(session: Session, *, principal: Principal) -> list[str]:
     """Create the demo accounts that do not exist yet; returns the names created."""
     from registry.auth import add_user
@@ -451,6 +452,7 @@ def _clear(session: Session) -> None:
     session.execute(delete(ImportBatch))
 
 
+@write_action("seed.load")
 def load(
     session: Session, *, principal: Principal, seed_dir: Path = SEED_DIR, force: bool = False
 ) -> dict[str, int]:
@@ -459,7 +461,6 @@ def load(
     With ``force`` the existing programmes, deliveries, outcomes and population are removed first
     (the audit trail is kept and records the reload). Returns the rows loaded per table.
     """
-    require(principal, "seed.load")
     if has_registry_data(session):
         if not force:
             raise ConflictError(

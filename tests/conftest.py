@@ -25,7 +25,8 @@ from registry.config import normalise_database_url
 
 PG_URL = os.environ.get("VRU_TEST_POSTGRES_URL")
 BACKENDS = ["sqlite", *(["postgresql"] if PG_URL else [])]
-WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")
+# Unique per test process, so several runs (or xdist workers) can share one PostgreSQL server.
+WORKER = f"{os.environ.get('PYTEST_XDIST_WORKER', 'main')}_{os.getpid()}"
 
 ADMIN = Principal("alice", "admin")
 STAFF = Principal("sam", "staff")
