@@ -53,13 +53,12 @@ st.caption(
     "London totals: every borough plus counts the police place in no borough (such as "
     "'Unknown' or airports), so they match the publisher's totals."
 )
-columns = st.columns(max(1, len(figures.measures)))
+with_data = [m for m in figures.measures if m.window is not None]
+columns = st.columns(max(1, len(with_data)))
 rows = []
-for column, m in zip(columns, figures.measures, strict=False):
-    window = m.window.label() if m.window else "no data"
-    column.metric(
-        m.label, f"{m.total:,}" if m.window else "no data", help=f"{m.unit.capitalize()}, {window}."
-    )
+for column, m in zip(columns, with_data, strict=False):
+    window = m.window.label() if m.window else ""
+    column.metric(m.label, f"{m.total:,}", help=f"{m.unit.capitalize()}, {window}.")
     column.caption(f"{window}; {m.unallocated:,} of them in no borough.")
     rows.append(
         {
@@ -70,6 +69,9 @@ for column, m in zip(columns, figures.measures, strict=False):
             "unit": m.unit,
         }
     )
+without = [m.label for m in figures.measures if m.window is None]
+if without:
+    st.caption("No counts loaded yet for: " + ", ".join(without) + ".")
 st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
 
 st.subheader("Data freshness")

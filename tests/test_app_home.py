@@ -57,6 +57,10 @@ def test_home_figures_match_direct_queries(seeded_url, monkeypatch) -> None:
             latest = s.scalar(
                 select(func.max(OutcomeCount.month)).where(OutcomeCount.measure_id == measure.id)
             )
+            if latest is None:  # a measure the demo data has no counts for
+                assert measure.label not in metrics
+                assert measure.label in texts(at)
+                continue
             window = rolling_window(latest)
             boroughs = (
                 s.scalar(
