@@ -12,6 +12,7 @@ st.set_page_config(page_title="VRU registry", page_icon=":material/diversity_3:"
 PAGES = [
     # (file, title, icon, permission needed)
     ("dashboards/home.py", "Home", ":material/home:", None),
+    ("dashboards/downloads.py", "Downloads", ":material/download:", "reports.read"),
     ("dashboards/users.py", "Users", ":material/manage_accounts:", "users.manage"),
     ("dashboards/audit_log.py", "Audit trail", ":material/history:", "audit.read"),
 ]

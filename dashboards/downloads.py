@@ -1,0 +1,122 @@
+"""Downloads: funder outcome summaries as CSV, Excel and PDF."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboards.common import current_principal, data_state, session
+from registry.auth import Principal
+from registry.errors import RegistryError
+from registry.periods import financial_year_window
+from registry.reports.build import Report, Scope, build_report, report_choices
+from registry.reports.render import FORMATS, render
+
+st.title("Outcome summaries")
+st.write(
+    "Summaries of delivery and outcomes for a funding stream, a programme or the whole VRU, "
+    "ready to forward: small participant counts are suppressed and every file states the data "
+    "version it was built from."
+)
+who = current_principal()
+with session() as s:
+    choices = report_choices(s, principal=who)
+
+if not choices.financial_years:
+    st.info("There are no deliveries to summarise yet.")
+    st.stop()
+
+kinds = (
+    (["Funding stream"] if choices.funding_streams else [])
+    + (["Programme"] if choices.programmes else [])
+    + (["All VRU programmes"] if choices.allow_all else [])
+)
+if not kinds:
+    st.info("Your account is not linked to any funding stream yet; ask an administrator.")
+    st.stop()
+left, middle, right = st.columns(3)
+kind = left.radio("Summarise", kinds, key="report_kind")
+name = None
+if kind == "Funding stream":
+    name = middle.selectbox("Funding stream", choices.funding_streams, key="report_stream")
+elif kind == "Programme":
+    name = middle.selectbox("Programme", choices.programmes, key="report_programme")
+year = right.selectbox(
+    "Financial year", choices.financial_years, key="report_year", help="April to March."
+)
+granularity = right.radio(
+    "Delivery tables by", ["month", "quarter"], horizontal=True, key="report_granularity"
+)
+scope = Scope({"Funding stream": "funding_stream", "Programme": "programme"}.get(kind, "all"), name)
+version, _ = data_state()
+
+
+@st.cache_data(ttl=600, max_entries=32, show_spinner="Building the summary...")
+def _build(
+    scope: Scope, year: str, granularity: str, _who: Principal, version: int, username: str
+) -> tuple[Report, dict[str, bytes]] | str:
+    """The summary and its three files, cached per data version and user."""
+    try:
+        with session() as s:
+            built = build_report(
+                s,
+                principal=_who,
+                scope=scope,
+                window=financial_year_window(year),
+                granularity=granularity,
+            )
+    except RegistryError as exc:
+        return str(exc)
+    return built, {fmt: render(built, fmt) for fmt in FORMATS}
+
+
+result = _build(scope, year, granularity, who, version, who.username)
+if isinstance(result, str):
+    st.error(result)
+    st.stop()
+built, files = result
+
+h = built.headline
+cols = st.columns(4)
+cols[0].metric("Opportunities", f"{h['opportunities']:,}")
+cols[1].metric(
+    "Participants", str(h["participants"]) if h["participants"] is not None else "not recorded"
+)
+cols[2].metric("Boroughs reached", h["boroughs_reached"])
+cols[3].metric(
+    "Cost per opportunity",
+    "not recorded"
+    if h["cost_per_opportunity_gbp"] is None
+    else f"£{h['cost_per_opportunity_gbp']:,.2f}",
+)
+st.caption(
+    f"{built.scope.title()}, {built.window.label()}; registry data version {built.data_version}."
+)
+
+stem = built.file_stem()
+d1, d2, d3 = st.columns(3)
+d1.download_button(
+    "Download CSV (zip)",
+    files["csv"],
+    file_name=f"{stem}.zip",
+    mime="application/zip",
+    key="dl_csv",
+)
+d2.download_button(
+    "Download Excel",
+    files["xlsx"],
+    file_name=f"{stem}.xlsx",
+    key="dl_xlsx",
+    mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+)
+d3.download_button(
+    "Download PDF", files["pdf"], file_name=f"{stem}.pdf", mime="application/pdf", key="dl_pdf"
+)
+
+st.subheader("Outcomes in the boroughs reached")
+st.dataframe(built.tables["outcomes"], hide_index=True, width="stretch")
+st.subheader("Delivery by borough")
+st.dataframe(built.tables["delivery_by_borough"], hide_index=True, width="stretch")
+st.subheader("Notes")
+for note in built.notes:
+    st.markdown(f"- {note}")
+st.caption("Programmes covered: " + ", ".join(built.programmes) + ".")

@@ -1,0 +1,90 @@
+"""`vru report`: funder outcome summaries as CSV, XLSX or PDF."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from registry.cli import Context, cli, pass_ctx
+from registry.errors import RegistryError
+from registry.periods import Window, parse_month
+from registry.reports.build import Scope, build_report
+from registry.reports.render import FORMATS, write
+
+
+@cli.command("report")
+@click.option("--funding-stream", help="Summarise this funding stream.")
+@click.option("--programme", help="Summarise this programme.")
+@click.option("--all", "everything", is_flag=True, help="Summarise every programme.")
+@click.option(
+    "--from",
+    "start",
+    metavar="YYYY-MM",
+    help="First month (default: the latest complete financial year).",
+)
+@click.option("--to", "end", metavar="YYYY-MM", help="Last month.")
+@click.option(
+    "--by",
+    "granularity",
+    type=click.Choice(["month", "quarter", "financial_year"]),
+    default="month",
+    show_default=True,
+    help="Periods of the delivery tables.",
+)
+@click.option("--format", "fmt", type=click.Choice(FORMATS), required=True)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="File to write (csv: a folder, or a .zip of the tables).",
+)
+@click.option(
+    "--threshold",
+    type=click.IntRange(1, None),
+    help="Suppress participant counts below this (default 10).",
+)
+@pass_ctx
+def report(
+    obj: Context,
+    funding_stream: str | None,
+    programme: str | None,
+    everything: bool,
+    start: str | None,
+    end: str | None,
+    granularity: str,
+    fmt: str,
+    out: Path,
+    threshold: int | None,
+) -> None:
+    """Build an outcome summary for a funding stream, a programme or the whole VRU."""
+    chosen = [s for s in (funding_stream and "fs", programme and "p", everything and "all") if s]
+    if len(chosen) != 1:
+        raise click.UsageError("Choose exactly one of --funding-stream, --programme or --all.")
+    if bool(start) != bool(end):
+        raise click.UsageError("Give both --from and --to, or neither.")
+    scope = (
+        Scope("funding_stream", funding_stream)
+        if funding_stream
+        else Scope("programme", programme)
+        if programme
+        else Scope("all")
+    )
+    window = Window(parse_month(start), parse_month(end)) if start and end else None
+    with obj.session() as (session, principal):
+        built = build_report(
+            session,
+            principal=principal,
+            scope=scope,
+            window=window,
+            granularity=granularity,
+            threshold=threshold,
+        )
+    if not built.tables["delivery_by_borough"]["opportunities"].iloc[-1]:
+        raise RegistryError(f"{scope.title()} delivered nothing in {built.window.label()}.")
+    paths = write(built, fmt, out)
+    click.echo(
+        f"{scope.title()}, {built.window.label()}: {built.headline['opportunities']:,} "
+        f"opportunities in {built.headline['boroughs_reached']} boroughs; data version "
+        f"{built.data_version}. Wrote {', '.join(str(p) for p in paths)}."
+    )

@@ -1,0 +1,1 @@
+"""Funder outcome summaries: built once (:mod:`.build`), rendered as CSV, XLSX or PDF."""

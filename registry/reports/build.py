@@ -1,0 +1,431 @@
+"""Funder outcome summaries: the figures, built once, rendered as CSV, XLSX or PDF.
+
+A summary covers a funding stream, a programme or the whole VRU over a period of whole months
+(a financial year by default). Every figure comes from one database query here, so all three
+formats agree with each other and with the registry. Participants (people) are protected by
+primary and secondary suppression; opportunities, spend and police-recorded crime counts are not
+personal and are shown as recorded.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+import pandas as pd
+from sqlalchemy import Select, case, func, select
+from sqlalchemy.orm import Session
+
+from registry import audit, demo
+from registry.auth import Principal, require, visible_funding_stream_ids
+from registry.config import get_settings
+from registry.errors import NotFoundError, PermissionDenied, RegistryError
+from registry.models import (
+    Borough,
+    Delivery,
+    FundingStream,
+    ImportBatch,
+    OutcomeCount,
+    OutcomeMeasure,
+    Programme,
+)
+from registry.periods import (
+    Window,
+    add_months,
+    financial_year_label,
+    financial_year_start,
+    format_month,
+    quarter_label,
+)
+from registry.reports.disclosure import TOTAL, SuppressedTable, suppress, with_margins
+
+VRU_MEASURES = ("homicide", "knife_crime_injury_u25", "gun_crime")
+_SHORT = {"month": "month", "quarter": "quarter", "financial_year": "fy"}  # sheet names <= 31
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What a summary covers: one funding stream, one programme, or everything (``kind='all'``)."""
+
+    kind: str  # "funding_stream" | "programme" | "all"
+    name: str | None = None
+
+    def title(self) -> str:
+        if self.kind == "all":
+            return "All VRU programmes"
+        noun = "Funding stream" if self.kind == "funding_stream" else "Programme"
+        return f"{noun}: {self.name}"
+
+
+@dataclass
+class Report:
+    """Everything a summary shows. ``tables`` are tidy frames, in the order they are shown."""
+
+    scope: Scope
+    window: Window
+    granularity: str
+    data_version: int
+    synthetic: bool
+    threshold: int
+    programmes: list[str]
+    boroughs_reached: list[str]
+    headline: dict[str, object]
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    participants: SuppressedTable | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def file_stem(self) -> str:
+        name = (self.scope.name or "all-vru").lower()
+        slug = "".join(ch if ch.isalnum() else "-" for ch in name).strip("-")
+        start, end = format_month(self.window.start), format_month(self.window.end)
+        return f"vru-summary-{slug}-{start}-to-{end}"
+
+
+def default_window(session: Session) -> Window:
+    """The latest complete financial year of delivery data (or the current, partial one)."""
+    last = session.scalar(select(func.max(Delivery.month)).where(Delivery.deleted_at.is_(None)))
+    if last is None:
+        raise RegistryError("There are no deliveries to summarise yet.")
+    last = last if isinstance(last, dt.date) else dt.date.fromisoformat(str(last)[:10])
+    start_year = financial_year_start(last)
+    if last.month != 3:  # the financial year containing `last` is not complete
+        start_year -= 1
+    if start_year < financial_year_start(session.scalar(select(func.min(Delivery.month))) or last):
+        start_year += 1
+    return Window(dt.date(start_year, 4, 1), dt.date(start_year + 1, 3, 1))
+
+
+def _programmes(session: Session, principal: Principal, scope: Scope) -> list[Programme]:
+    visible = visible_funding_stream_ids(session, principal)
+    stmt = select(Programme).join(FundingStream).order_by(Programme.name)
+    if scope.kind == "funding_stream":
+        stream = session.scalar(select(FundingStream).where(FundingStream.name == scope.name))
+        if stream is None:
+            raise NotFoundError(f"There is no funding stream called {scope.name!r}.")
+        if visible is not None and stream.id not in visible:
+            raise PermissionDenied(
+                f"{principal.username} may only see summaries of their own funding streams."
+            )
+        stmt = stmt.where(Programme.funding_stream_id == stream.id)
+    elif scope.kind == "programme":
+        programme = session.scalar(select(Programme).where(Programme.name == scope.name))
+        if programme is None:
+            raise NotFoundError(f"There is no programme called {scope.name!r}.")
+        if visible is not None and programme.funding_stream_id not in visible:
+            raise PermissionDenied(
+                f"{principal.username} may only see summaries of their own funding streams."
+            )
+        stmt = stmt.where(Programme.id == programme.id)
+    elif scope.kind == "all":
+        if visible is not None:
+            raise PermissionDenied(
+                "A funder account sees summaries of its own funding streams; choose one."
+            )
+    else:
+        raise RegistryError(f"Unknown summary scope {scope.kind!r}.")
+    return list(session.scalars(stmt))
+
+
+def _period_label(month: dt.date, granularity: str) -> str:
+    if granularity == "quarter":
+        return quarter_label(month)
+    if granularity == "financial_year":
+        return financial_year_label(month)
+    return format_month(month)
+
+
+def _delivery_rows(session: Session, programme_ids: list[int], window: Window) -> pd.DataFrame:
+    stmt: Select = (
+        select(
+            Borough.name.label("borough"),
+            Borough.gss_code.label("gss_code"),
+            Delivery.month,
+            func.sum(Delivery.opportunities).label("opportunities"),
+            func.sum(Delivery.participants).label("participants"),
+            func.sum(Delivery.spend_gbp).label("spend_gbp"),
+            func.sum(
+                case((Delivery.spend_gbp.is_not(None), Delivery.opportunities), else_=0)
+            ).label("opportunities_with_spend"),
+        )
+        .join(Borough, Borough.id == Delivery.borough_id)
+        .where(
+            Delivery.deleted_at.is_(None),
+            Delivery.programme_id.in_(programme_ids),
+            Delivery.month.between(window.start, window.end),
+        )
+        .group_by(Borough.name, Borough.gss_code, Delivery.month)
+    )
+    frame = pd.DataFrame(
+        session.execute(stmt).all(),
+        columns=[
+            "borough",
+            "gss_code",
+            "month",
+            "opportunities",
+            "participants",
+            "spend_gbp",
+            "opportunities_with_spend",
+        ],
+    )
+    frame["month"] = pd.to_datetime(frame["month"]).dt.date
+    for column in ("opportunities", "participants", "opportunities_with_spend"):
+        frame[column] = pd.to_numeric(frame[column])
+    frame["spend_gbp"] = pd.to_numeric(frame["spend_gbp"].astype(object)).astype(float)
+    return frame
+
+
+def _cost(spend: float, opportunities: float) -> float | None:
+    return round(spend / opportunities, 2) if opportunities else None
+
+
+def _by(frame: pd.DataFrame, key: str, participants: pd.Series) -> pd.DataFrame:
+    grouped = frame.groupby(key, sort=True).agg(
+        opportunities=("opportunities", "sum"),
+        spend_gbp=("spend_gbp", lambda s: s.sum(min_count=1)),
+        opportunities_with_spend=("opportunities_with_spend", "sum"),
+    )
+    grouped.loc[TOTAL] = [
+        grouped["opportunities"].sum(),
+        grouped["spend_gbp"].sum(min_count=1),
+        grouped["opportunities_with_spend"].sum(),
+    ]
+    out = pd.DataFrame(
+        {
+            key: grouped.index,
+            "opportunities": grouped["opportunities"].astype(int).to_numpy(),
+            "participants": [participants.get(i) for i in grouped.index],
+            "spend_gbp": [None if pd.isna(v) else round(float(v), 2) for v in grouped["spend_gbp"]],
+            "cost_per_opportunity_gbp": [
+                None if pd.isna(s) else _cost(float(s), float(o))
+                for s, o in zip(
+                    grouped["spend_gbp"], grouped["opportunities_with_spend"], strict=True
+                )
+            ],
+        }
+    )
+    return out
+
+
+def _outcomes(session: Session, borough_codes: list[str], window: Window) -> pd.DataFrame:
+    """The VRU's outcome measures in the boroughs reached: this window against a year earlier."""
+    baseline = Window(add_months(window.start, -12), add_months(window.end, -12))
+    rows = []
+    measures = session.scalars(
+        select(OutcomeMeasure)
+        .where(OutcomeMeasure.code.in_(VRU_MEASURES))
+        .order_by(OutcomeMeasure.id)
+    )
+    for measure in measures:
+        figures = {}
+        for name, w in (("current", window), ("baseline", baseline)):
+            count, months = session.execute(
+                select(
+                    func.coalesce(func.sum(OutcomeCount.count), 0),
+                    func.count(func.distinct(OutcomeCount.month)),
+                )
+                .join(Borough, Borough.id == OutcomeCount.borough_id)
+                .where(
+                    OutcomeCount.measure_id == measure.id,
+                    Borough.gss_code.in_(borough_codes),
+                    OutcomeCount.month.between(w.start, w.end),
+                )
+            ).one()
+            figures[name] = (int(count), int(months))
+        current, baseline_count = figures["current"][0], figures["baseline"][0]
+        change = (
+            round((current - baseline_count) / baseline_count * 100, 1) if baseline_count else None
+        )
+        rows.append(
+            {
+                "measure": measure.label,
+                "unit": measure.unit,
+                "current_start": format_month(window.start),
+                "current_end": format_month(window.end),
+                "current_count": current,
+                "current_months_with_data": figures["current"][1],
+                "baseline_start": format_month(baseline.start),
+                "baseline_end": format_month(baseline.end),
+                "baseline_count": baseline_count,
+                "baseline_months_with_data": figures["baseline"][1],
+                "change_pct": change,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _sources(session: Session) -> pd.DataFrame:
+    batches = session.scalars(select(ImportBatch).order_by(ImportBatch.id))
+    return pd.DataFrame(
+        [
+            {
+                "batch": b.id,
+                "kind": b.kind,
+                "format": b.format,
+                "file": b.file_name,
+                "release": b.release_label,
+                "loaded_at": b.created_at.strftime("%Y-%m-%d %H:%M UTC") if b.created_at else None,
+                "loaded_by": b.created_by,
+                "rows": b.rows_accepted,
+                "sha256": b.sha256,
+                "synthetic": b.synthetic,
+            }
+            for b in batches
+        ],
+        columns=[
+            "batch",
+            "kind",
+            "format",
+            "file",
+            "release",
+            "loaded_at",
+            "loaded_by",
+            "rows",
+            "sha256",
+            "synthetic",
+        ],
+    )
+
+
+def build_report(
+    session: Session,
+    *,
+    principal: Principal,
+    scope: Scope,
+    window: Window | None = None,
+    granularity: str = "month",
+    threshold: int | None = None,
+) -> Report:
+    """Build the summary ``principal`` may see for ``scope`` over ``window``."""
+    require(principal, "reports.read")
+    if granularity not in ("month", "quarter", "financial_year"):
+        raise RegistryError("Choose month, quarter or financial_year for the periods.")
+    window = window or default_window(session)
+    if window.end < window.start:
+        raise RegistryError(
+            f"The period ends ({format_month(window.end)}) before it starts "
+            f"({format_month(window.start)})."
+        )
+    threshold = threshold or get_settings().suppression_threshold
+    programmes = _programmes(session, principal, scope)
+    if not programmes:
+        raise RegistryError(f"{scope.title()} has no programmes to summarise.")
+    rows = _delivery_rows(session, [p.id for p in programmes], window)
+    rows["period"] = [_period_label(m, granularity) for m in rows["month"]]
+
+    crosstab = rows.pivot_table(
+        index="borough",
+        columns="period",
+        values="participants",
+        aggfunc=lambda s: s.sum(min_count=1),
+        dropna=False,
+    )
+    participants = suppress(with_margins(crosstab), threshold)
+    shown = participants.display()
+    by_borough = _by(rows, "borough", shown[TOTAL])
+    codes = rows.drop_duplicates("borough").set_index("borough")["gss_code"]
+    by_borough.insert(1, "gss_code", [codes.get(b, "") for b in by_borough["borough"]])
+    by_period = _by(rows, "period", shown.loc[TOTAL])
+    crosstab_shown = shown.reset_index().rename(columns={"index": "borough"})
+    reached = sorted(rows.loc[rows["opportunities"] > 0, "borough"].unique())
+    outcomes = _outcomes(session, [codes[b] for b in reached], window)
+
+    total = by_borough.iloc[-1]
+    headline: dict[str, object] = {
+        "scope": scope.title(),
+        "period": window.label(),
+        "programmes": len(programmes),
+        "opportunities": int(total["opportunities"]),
+        "participants": total["participants"],
+        "spend_gbp": total["spend_gbp"],
+        "cost_per_opportunity_gbp": total["cost_per_opportunity_gbp"],
+        "boroughs_reached": len(reached),
+        "data_version": audit.data_version(session),
+    }
+    synthetic = demo.is_synthetic(session)
+    report = Report(
+        scope=scope,
+        window=window,
+        granularity=granularity,
+        data_version=int(headline["data_version"]),
+        synthetic=synthetic,
+        threshold=threshold,
+        programmes=[p.name for p in programmes],
+        boroughs_reached=reached,
+        headline=headline,
+        participants=participants,
+    )
+    report.tables = {
+        "summary": pd.DataFrame({"item": list(headline), "value": list(headline.values())}),
+        "delivery_by_borough": by_borough,
+        f"delivery_by_{granularity}": by_period,
+        f"participants_by_borough_{_SHORT[granularity]}": crosstab_shown,
+        "outcomes": outcomes,
+        "programmes": pd.DataFrame({"programme": report.programmes}),
+        "sources": _sources(session),
+    }
+    report.notes = _notes(report, participants)
+    return report
+
+
+def _notes(report: Report, participants: SuppressedTable) -> list[str]:
+    notes = []
+    if report.synthetic:
+        notes.append(f"{demo.SYNTHETIC_NOTE} Do not use these figures for any decision.")
+    notes += [
+        f"Summary of {report.scope.title()}, {report.window.label()} "
+        f"({report.window.months} whole months), built from registry data version "
+        f"{report.data_version}. Rebuilding it from the same data gives identical files.",
+        "Opportunities: positive opportunities delivered (one young person may take several). "
+        "Participants: young people taking part, where partners recorded it (blank when not "
+        "recorded).",
+        f"Disclosure control: participant counts below {report.threshold} are shown as "
+        f"'{participants.label}' ({participants.primary} cells); {participants.secondary} more "
+        "cells are shown as '[c]' (confidential), hidden so that no suppressed figure can be "
+        "worked out from the row or column totals.",
+        "Spend and cost per opportunity cover only the deliveries whose spend was recorded.",
+        "Outcomes: police-recorded counts in the boroughs the programmes reached, for the same "
+        "months as the summary and for the same months a year earlier (the baseline). They are "
+        "borough counts only (London's unallocated counts belong to no borough).",
+        "Association is not causation: outcomes move for many reasons, and programmes are "
+        "targeted where violence is high, so falls partly reflect regression to the mean. "
+        "Small counts (homicide especially) vary a lot by chance from year to year.",
+    ]
+    return notes
+
+
+@dataclass(frozen=True)
+class ReportChoices:
+    """What ``principal`` may summarise, for the Downloads page."""
+
+    funding_streams: list[str]
+    programmes: list[str]
+    allow_all: bool
+    financial_years: list[str]
+
+
+def report_choices(session: Session, *, principal: Principal) -> ReportChoices:
+    visible = visible_funding_stream_ids(session, principal)
+    streams = select(FundingStream.name).order_by(FundingStream.name)
+    programmes = select(Programme.name).order_by(Programme.name)
+    if visible is not None:
+        streams = streams.where(FundingStream.id.in_(visible))
+        programmes = programmes.where(Programme.funding_stream_id.in_(visible))
+    first, last = session.execute(
+        select(func.min(Delivery.month), func.max(Delivery.month)).where(
+            Delivery.deleted_at.is_(None)
+        )
+    ).one()
+    years: list[str] = []
+    if first is not None and last is not None:
+        first = first if isinstance(first, dt.date) else dt.date.fromisoformat(str(first)[:10])
+        last = last if isinstance(last, dt.date) else dt.date.fromisoformat(str(last)[:10])
+        years = [
+            f"{y}-{(y + 1) % 100:02d}"
+            for y in range(financial_year_start(last), financial_year_start(first) - 1, -1)
+        ]
+    return ReportChoices(
+        funding_streams=list(session.scalars(streams)),
+        programmes=list(session.scalars(programmes)),
+        allow_all=visible is None,
+        financial_years=years,
+    )

@@ -1,0 +1,236 @@
+"""The PDF summary: a readable few pages with the headline figures, charts and tables."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import pandas as pd
+from reportlab.graphics.charts.barcharts import VerticalBarChart
+from reportlab.graphics.shapes import Drawing, String
+from reportlab.lib import colors
+from reportlab.lib.pagesizes import A4
+from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
+from reportlab.lib.units import mm
+from reportlab.platypus import (
+    KeepTogether,
+    Paragraph,
+    SimpleDocTemplate,
+    Spacer,
+    Table,
+    TableStyle,
+)
+
+from registry.reports.build import Report
+from registry.reports.disclosure import TOTAL
+
+# Okabe-Ito blue: distinguishable for the common forms of colour blindness.
+BAR_COLOUR = colors.HexColor("#0072B2")
+HEADER = colors.HexColor("#1D3557")
+
+
+def _fmt(value: Any, money: bool = False) -> str:
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return "not recorded"
+    if isinstance(value, str):
+        return value
+    if money:
+        return f"£{value:,.2f}"
+    return f"{int(value):,}" if float(value).is_integer() else f"{value:,.1f}"
+
+
+def _table(frame: pd.DataFrame, widths: list[float] | None = None) -> Table:
+    body = [list(frame.columns)] + [[_cell(v) for v in row] for row in frame.itertuples(False)]
+    table = Table(body, colWidths=widths, repeatRows=1)
+    style = [
+        ("BACKGROUND", (0, 0), (-1, 0), HEADER),
+        ("TEXTCOLOR", (0, 0), (-1, 0), colors.white),
+        ("FONTNAME", (0, 0), (-1, 0), "Helvetica-Bold"),
+        ("FONTSIZE", (0, 0), (-1, -1), 8),
+        ("ALIGN", (1, 1), (-1, -1), "RIGHT"),
+        ("GRID", (0, 0), (-1, -1), 0.25, colors.grey),
+        ("ROWBACKGROUNDS", (0, 1), (-1, -1), [colors.white, colors.HexColor("#F1F4F8")]),
+    ]
+    if len(body) > 1 and str(body[-1][0]) == TOTAL:
+        style.append(("FONTNAME", (0, -1), (-1, -1), "Helvetica-Bold"))
+    table.setStyle(TableStyle(style))
+    return table
+
+
+def _cell(value: Any) -> str:
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return ""
+    if isinstance(value, float):
+        return f"{value:,.2f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def _bar_chart(frame: pd.DataFrame, key: str, title: str) -> Drawing:
+    data = frame[frame[key] != TOTAL]
+    drawing = Drawing(170 * mm, 70 * mm)
+    chart = VerticalBarChart()
+    chart.x, chart.y = 15 * mm, 12 * mm
+    chart.width, chart.height = 150 * mm, 48 * mm
+    chart.data = [[int(v) for v in data["opportunities"]]]
+    chart.bars[0].fillColor = BAR_COLOUR
+    chart.valueAxis.valueMin = 0
+    chart.valueAxis.labels.fontSize = 7
+    labels = [str(v) for v in data[key]]
+    step = max(1, len(labels) // 12)
+    chart.categoryAxis.categoryNames = [
+        lab if i % step == 0 else "" for i, lab in enumerate(labels)
+    ]
+    chart.categoryAxis.labels.fontSize = 6
+    chart.categoryAxis.labels.angle = 45
+    chart.categoryAxis.labels.boxAnchor = "ne"
+    drawing.add(chart)
+    drawing.add(String(15 * mm, 64 * mm, title, fontSize=9, fontName="Helvetica-Bold"))
+    return drawing
+
+
+def to_pdf(report: Report) -> bytes:
+    styles = getSampleStyleSheet()
+    small = ParagraphStyle("small", parent=styles["BodyText"], fontSize=8, leading=10)
+    warning = ParagraphStyle(
+        "warning",
+        parent=styles["BodyText"],
+        textColor=colors.white,
+        backColor=colors.HexColor("#B00020"),
+        borderPadding=4,
+    )
+    h = report.headline
+    story: list[Any] = [
+        Paragraph(f"VRU outcome summary: {report.scope.title()}", styles["Title"]),
+        Paragraph(
+            f"Period {report.window.label()} ({report.window.months} months). "
+            f"Registry data version {report.data_version}.",
+            styles["BodyText"],
+        ),
+        Spacer(1, 4 * mm),
+    ]
+    if report.synthetic:
+        story += [
+            Paragraph("SYNTHETIC DEMO DATA: every figure in this report is invented.", warning),
+            Spacer(1, 4 * mm),
+        ]
+    headline = pd.DataFrame(
+        {
+            "Figure": [
+                "Positive opportunities delivered",
+                "Participants",
+                "Spend recorded",
+                "Cost per opportunity (where spend recorded)",
+                "Boroughs reached",
+                "Programmes",
+            ],
+            "Value": [
+                _fmt(h["opportunities"]),
+                _fmt(h["participants"]),
+                _fmt(h["spend_gbp"], money=True),
+                _fmt(h["cost_per_opportunity_gbp"], money=True),
+                _fmt(h["boroughs_reached"]),
+                _fmt(h["programmes"]),
+            ],
+        }
+    )
+    story += [
+        Paragraph("Headline figures", styles["Heading2"]),
+        _table(headline, [100 * mm, 60 * mm]),
+        Spacer(1, 4 * mm),
+    ]
+    period_key = f"delivery_by_{report.granularity}"
+    by_period = report.tables[period_key]
+    story += [
+        _bar_chart(
+            by_period,
+            by_period.columns[0],
+            f"Opportunities delivered by {report.granularity.replace('_', ' ')}",
+        ),
+        Paragraph(
+            f"The chart shows opportunities delivered in each "
+            f"{report.granularity.replace('_', ' ')}; the same figures are in the table "
+            f"'{period_key}' of the CSV and Excel versions.",
+            small,
+        ),
+    ]
+    outcomes = report.tables["outcomes"]
+    if not outcomes.empty:
+        shown = pd.DataFrame(
+            {
+                "Measure": outcomes["measure"],
+                "This period": [
+                    f"{c:,} ({s} to {e})"
+                    for c, s, e in zip(
+                        outcomes["current_count"],
+                        outcomes["current_start"],
+                        outcomes["current_end"],
+                        strict=True,
+                    )
+                ],
+                "A year earlier": [
+                    f"{c:,} ({s} to {e})"
+                    for c, s, e in zip(
+                        outcomes["baseline_count"],
+                        outcomes["baseline_start"],
+                        outcomes["baseline_end"],
+                        strict=True,
+                    )
+                ],
+                "Change": ["n/a" if pd.isna(c) else f"{c:+.1f}%" for c in outcomes["change_pct"]],
+            }
+        )
+        story += [
+            KeepTogether(
+                [
+                    Paragraph("Outcomes in the boroughs reached", styles["Heading2"]),
+                    _table(shown, [45 * mm, 45 * mm, 45 * mm, 25 * mm]),
+                ]
+            )
+        ]
+    by_borough = (
+        report.tables["delivery_by_borough"]
+        .drop(columns=["gss_code"])
+        .set_axis(
+            ["Borough", "Opportunities", "Participants", "Spend (£)", "Cost per opportunity (£)"],
+            axis=1,
+        )
+    )
+    story += [
+        Paragraph("Delivery by borough", styles["Heading2"]),
+        _table(by_borough, [45 * mm, 27 * mm, 27 * mm, 30 * mm, 35 * mm]),
+        Paragraph("Notes and caveats", styles["Heading2"]),
+    ]
+    story += [Paragraph(note, small) for note in report.notes]
+    story += [Spacer(1, 3 * mm), Paragraph("Data sources", styles["Heading3"])]
+    sources = report.tables["sources"][
+        ["batch", "kind", "format", "file", "release", "loaded_at"]
+    ].set_axis(["Batch", "Kind", "Format", "File", "Release", "Loaded"], axis=1)
+    story += [_table(sources.fillna(""))]
+    buffer = io.BytesIO()
+    doc = SimpleDocTemplate(
+        buffer,
+        pagesize=A4,
+        title=f"VRU outcome summary: {report.scope.title()}",
+        author="VRU registry",
+        leftMargin=18 * mm,
+        rightMargin=18 * mm,
+        topMargin=15 * mm,
+        bottomMargin=15 * mm,
+        invariant=1,
+    )
+    doc.build(story, onFirstPage=_footer, onLaterPages=_footer)
+    return buffer.getvalue()
+
+
+def _footer(canvas: Any, doc: Any) -> None:
+    canvas.saveState()
+    canvas.setFont("Helvetica", 7)
+    canvas.drawString(
+        18 * mm,
+        8 * mm,
+        "VRU registry outcome summary. Aggregates only; small participant counts suppressed.",
+    )
+    canvas.drawRightString(A4[0] - 18 * mm, 8 * mm, f"Page {doc.page}")
+    canvas.restoreState()

@@ -1,0 +1,50 @@
+"""The Downloads page: scoped choices, figures equal to the registry's, files offered."""
+
+from __future__ import annotations
+
+from registry import db
+from registry.periods import financial_year_window
+from registry.reports.build import Scope, build_report
+from tests.conftest import ADMIN, FUNDER
+from tests.test_app_home import app_as
+
+
+def test_funder_chooses_only_among_their_streams(seeded_url, monkeypatch) -> None:
+    at = app_as(seeded_url, monkeypatch, FUNDER)
+    at.switch_page("dashboards/downloads.py").run()
+    assert not at.exception
+    assert at.radio(key="report_kind").options == ["Funding stream", "Programme"]
+    streams = at.selectbox(key="report_stream").options
+    assert streams == ["VRU Core Programme Fund", "Young Londoners Fund"]  # City Hall's
+    year = at.selectbox(key="report_year").value
+    engine = db.make_engine(seeded_url)
+    with db.session_scope(engine) as s:
+        expected = build_report(
+            s,
+            principal=FUNDER,
+            scope=Scope("funding_stream", streams[0]),
+            window=financial_year_window(year),
+        )
+    engine.dispose()
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Opportunities"] == f"{expected.headline['opportunities']:,}"
+    assert metrics["Boroughs reached"] == str(expected.headline["boroughs_reached"])
+    assert len(at.get("download_button")) == 3
+
+
+def test_changing_the_year_changes_the_figures(seeded_url, monkeypatch) -> None:
+    at = app_as(seeded_url, monkeypatch, ADMIN)
+    at.switch_page("dashboards/downloads.py").run()
+    at.radio(key="report_kind").set_value("All VRU programmes").run()
+    first = {m.label: m.value for m in at.metric}["Opportunities"]
+    years = at.selectbox(key="report_year").options
+    at.selectbox(key="report_year").select(years[3]).run()
+    assert not at.exception
+    assert {m.label: m.value for m in at.metric}["Opportunities"] != first
+
+
+def test_empty_registry_gives_guidance(db_url, monkeypatch) -> None:
+    at = app_as(db_url, monkeypatch, ADMIN)
+    at.switch_page("dashboards/downloads.py").run()
+    assert not at.exception
+    assert "no deliveries to summarise" in at.info[0].value

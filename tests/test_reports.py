@@ -1,0 +1,346 @@
+"""Funder outcome summaries: correct in every format, suppressed, inert, reproducible, scoped."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import zipfile
+from decimal import Decimal
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+from openpyxl import load_workbook
+from pypdf import PdfReader
+from sqlalchemy import func, select
+
+from registry import db
+from registry.auth import Principal
+from registry.cli import cli
+from registry.errors import PermissionDenied
+from registry.models import (
+    Borough,
+    Delivery,
+    FundingStream,
+    ImportBatch,
+    OutcomeCount,
+    OutcomeMeasure,
+    Programme,
+)
+from registry.periods import Window
+from registry.reports.build import Scope, build_report
+from registry.reports.disclosure import TOTAL, suppress, with_margins
+from registry.reports.render import render
+from tests.conftest import ADMIN
+
+FY = Window(dt.date(2023, 4, 1), dt.date(2024, 3, 1))
+INJECTION = '=HYPERLINK("http://x","y")'
+CITY_HALL = Principal("fran", "funder", funder="City Hall")
+
+
+@pytest.fixture
+def small(engine):
+    """Two funding streams; participants small in some cells on purpose."""
+    with db.session_scope(engine) as s:
+        ids = dict(s.execute(select(Borough.name, Borough.id)).tuples().all())
+        mine = FundingStream(name="Young Londoners", funder="City Hall")
+        other = FundingStream(name="Serious Violence", funder="Home Office")
+        s.add_all([mine, other])
+        s.flush()
+        p1 = Programme(name=INJECTION, funding_stream_id=mine.id, start_date=dt.date(2020, 1, 1))
+        p2 = Programme(name="Mentors", funding_stream_id=mine.id, start_date=dt.date(2020, 1, 1))
+        p3 = Programme(name="Elsewhere", funding_stream_id=other.id, start_date=dt.date(2020, 1, 1))
+        s.add_all([p1, p2, p3])
+        s.flush()
+        batch = ImportBatch(kind="test", created_by="t")
+        s.add(batch)
+        s.flush()
+        rows = [  # programme, borough, month, opportunities, participants, spend
+            (p1, "Camden", dt.date(2023, 4, 1), 40, 30, Decimal("4000.00")),
+            (p1, "Camden", dt.date(2023, 5, 1), 20, 4, None),  # small: primary
+            (p2, "Hackney", dt.date(2023, 4, 1), 55, 25, Decimal("2200.00")),
+            (p2, "Hackney", dt.date(2023, 5, 1), 35, 22, Decimal("1400.00")),
+            (p2, "Lambeth", dt.date(2023, 4, 1), 12, None, None),
+            (p2, "Lambeth", dt.date(2023, 5, 1), 18, 15, Decimal("900.00")),
+            (p2, "Camden", dt.date(2022, 5, 1), 99, 50, None),  # before the period
+            (p3, "Camden", dt.date(2023, 4, 1), 500, 300, None),  # another funder
+        ]
+        for p, b, m, o, part, spend in rows:
+            s.add(
+                Delivery(
+                    programme_id=p.id,
+                    borough_id=ids[b],
+                    month=m,
+                    opportunities=o,
+                    participants=part,
+                    spend_gbp=spend,
+                    updated_by="t",
+                )
+            )
+        measure = s.scalar(select(OutcomeMeasure.id).where(OutcomeMeasure.code == "homicide"))
+        for b, m, c in [
+            ("Camden", dt.date(2023, 6, 1), 2),
+            ("Camden", dt.date(2022, 6, 1), 1),
+            ("Hackney", dt.date(2023, 7, 1), 3),
+            ("Westminster", dt.date(2023, 7, 1), 9),
+        ]:
+            s.add(
+                OutcomeCount(
+                    measure_id=measure,
+                    borough_id=ids[b],
+                    month=m,
+                    count=c,
+                    import_batch_id=batch.id,
+                )
+            )
+    return engine
+
+
+YOUNG_LONDONERS = Scope("funding_stream", "Young Londoners")
+
+
+def _build(engine, principal=ADMIN, scope=YOUNG_LONDONERS):
+    with db.session_scope(engine) as s:
+        return build_report(s, principal=principal, scope=scope, window=FY)
+
+
+def _zip_tables(data: bytes) -> dict[str, list[dict[str, str]]]:
+    archive = zipfile.ZipFile(io.BytesIO(data))
+    return {
+        n.removesuffix(".csv"): list(csv.DictReader(io.StringIO(archive.read(n).decode())))
+        for n in archive.namelist()
+        if n.endswith(".csv")
+    }
+
+
+def test_figures_equal_direct_queries_in_every_format(small) -> None:
+    report = _build(small)
+    with db.session_scope(small) as s:
+        stream = s.scalar(select(FundingStream.id).where(FundingStream.name == "Young Londoners"))
+        direct = dict(
+            s.execute(
+                select(Borough.name, func.sum(Delivery.opportunities))
+                .join(Delivery, Delivery.borough_id == Borough.id)
+                .join(Programme, Programme.id == Delivery.programme_id)
+                .where(
+                    Programme.funding_stream_id == stream, Delivery.month.between(FY.start, FY.end)
+                )
+                .group_by(Borough.name)
+            )
+            .tuples()
+            .all()
+        )
+    assert direct == {"Camden": 60, "Hackney": 90, "Lambeth": 30}
+    total = sum(direct.values())
+    assert report.headline["opportunities"] == total == 180
+    tables = _zip_tables(render(report, "csv"))
+    by_borough = {r["borough"]: int(r["opportunities"]) for r in tables["delivery_by_borough"]}
+    assert by_borough == direct | {TOTAL: total}
+    workbook = load_workbook(io.BytesIO(render(report, "xlsx")))
+    sheet = workbook["delivery_by_borough"]
+    assert sheet.freeze_panes == "A2"
+    xlsx = {row[0]: row[2] for row in sheet.iter_rows(min_row=2, values_only=True)}
+    assert xlsx == direct | {TOTAL: total}
+    assert all(isinstance(v, int) for v in xlsx.values())  # numbers as numbers
+    assert "Notes" in workbook.sheetnames
+    pdf_text = "".join(
+        page.extract_text() for page in PdfReader(io.BytesIO(render(report, "pdf"))).pages
+    )
+    assert "180" in pdf_text and "Young Londoners" in pdf_text
+    assert "Homicide" in pdf_text and "Data sources" in pdf_text
+    # Spend and cost cover only rows with spend: (4000 + 2200 + 1400 + 900) / (40 + 55 + 35 + 18)
+    totals = tables["delivery_by_borough"][-1]
+    assert float(totals["spend_gbp"]) == 8500.0
+    assert float(totals["cost_per_opportunity_gbp"]) == round(8500 / 148, 2)
+    # Outcomes: homicide in the boroughs reached (Camden, Hackney, Lambeth), not Westminster.
+    outcomes = tables["outcomes"][0]
+    assert (outcomes["measure"], outcomes["current_count"], outcomes["baseline_count"]) == (
+        "Homicide",
+        "5",
+        "1",
+    )
+    assert outcomes["current_start"] == "2023-04" and outcomes["baseline_end"] == "2023-03"
+
+
+def test_small_participant_counts_are_suppressed_everywhere(small) -> None:
+    report = _build(small)
+    tables = _zip_tables(render(report, "csv"))
+    cross = {r["borough"]: r for r in tables["participants_by_borough_month"]}
+    assert cross["Camden"]["2023-05"] == "<10"
+    # Camden's row would give 4 away as Total - 30; the smallest other cell goes too.
+    assert cross["Camden"]["2023-04"] == "[c]"
+    for line in [*cross.values()]:
+        cells = [v for k, v in line.items() if k != "borough"]
+        assert cells.count("<10") + cells.count("[c]") != 1
+    assert "4" not in [v for r in tables["participants_by_borough_month"] for v in r.values()]
+    camden = next(r for r in tables["delivery_by_borough"] if r["borough"] == "Camden")
+    # Lambeth's only recorded month (15) is hidden, so its total is too, and with it Camden's.
+    assert camden["participants"] == "[c]"
+    assert {r["borough"]: r["participants"] for r in tables["delivery_by_borough"]}[TOTAL] == "96"
+    workbook = load_workbook(io.BytesIO(render(report, "xlsx")))
+    values = [
+        c
+        for row in workbook["participants_by_borough_month"].iter_rows(values_only=True)
+        for c in row
+    ]
+    assert "<10" in values and 4 not in values
+    assert any("Disclosure control" in n for n in report.notes)
+    text = "".join(p.extract_text() for p in PdfReader(io.BytesIO(render(report, "pdf"))).pages)
+    assert "Camden\n60\n[c]\n" in text and "34" not in text.split("Delivery by borough")[1]
+
+
+def test_secondary_suppression_when_one_cell_in_a_row_is_small() -> None:
+    table = pd.DataFrame(
+        [[50, 3, 40], [60, 70, 80], [45, 55, 65]], index=["A", "B", "C"], columns=["m1", "m2", "m3"]
+    )
+    result = suppress(with_margins(table), 10)
+    shown = result.display()
+    assert shown.loc["A", "m2"] == "<10"
+    mask = result.mask.to_numpy()
+    for line in [*mask, *mask.T]:
+        assert line.sum() != 1  # no row or column with a single hidden cell
+    assert result.primary == 1 and result.secondary >= 3
+    assert shown.loc["A", "m3"] == "[c]"  # A's smallest other cell, hidden to protect it
+    assert shown.loc[TOTAL, TOTAL] == 468
+
+
+def test_suppression_leaves_large_tables_alone_and_handles_unrecorded_cells() -> None:
+    table = pd.DataFrame([[50, np.nan], [60, 70]], index=["A", "B"], columns=["m1", "m2"])
+    result = suppress(with_margins(table), 10)
+    assert result.mask.to_numpy().sum() == 0
+    assert result.display().loc["A", "m2"] is None
+    small_total = suppress(with_margins(pd.DataFrame([[3]], index=["A"], columns=["m1"])), 10)
+    assert (small_total.display() == "<10").all().all()
+
+
+def test_formula_injection_is_inert_in_csv_and_xlsx(small) -> None:
+    report = _build(small)
+    tables = _zip_tables(render(report, "csv"))
+    assert tables["programmes"][0]["programme"] == "'" + INJECTION
+    assert not any(
+        v.startswith(("=", "+", "-", "@"))
+        for t in tables.values()
+        for r in t
+        for v in r.values()
+        if v
+    )
+    workbook = load_workbook(io.BytesIO(render(report, "xlsx")))
+    cell = workbook["programmes"]["A2"]
+    assert cell.value == "'" + INJECTION and cell.data_type == "s"
+
+
+def test_rebuild_is_byte_identical_and_records_the_data_version(small) -> None:
+    first, second = _build(small), _build(small)
+    for fmt in ("csv", "xlsx"):
+        assert render(first, fmt) == render(second, fmt)
+    assert first.data_version == second.data_version
+    tables = _zip_tables(render(first, "csv"))
+    summary = {r["item"]: r["value"] for r in tables["summary"]}
+    assert summary["data_version"] == str(first.data_version)
+
+
+def test_funder_sees_only_their_own_streams(small) -> None:
+    assert _build(small, CITY_HALL).headline["opportunities"] == 180
+    with pytest.raises(PermissionDenied):
+        _build(small, CITY_HALL, Scope("funding_stream", "Serious Violence"))
+    with pytest.raises(PermissionDenied):
+        _build(small, CITY_HALL, Scope("programme", "Elsewhere"))
+    with pytest.raises(PermissionDenied):
+        _build(small, CITY_HALL, Scope("all"))
+
+
+def test_cli_report_writes_each_format_and_refuses_other_funders(small, db_url, tmp_path) -> None:
+    runner = CliRunner()
+    base = ["--database-url", db_url]
+    runner.invoke(
+        cli,
+        [
+            *base,
+            "users",
+            "add",
+            "fran",
+            "--role",
+            "funder",
+            "--funder",
+            "City Hall",
+            "--password",
+            "fran-password-1",
+        ],
+        catch_exceptions=False,
+    )
+    for fmt, name in (("csv", "out.zip"), ("xlsx", "out.xlsx"), ("pdf", "out.pdf")):
+        result = runner.invoke(
+            cli,
+            [
+                *base,
+                "--as",
+                "fran",
+                "report",
+                "--funding-stream",
+                "Young Londoners",
+                "--from",
+                "2023-04",
+                "--to",
+                "2024-03",
+                "--format",
+                fmt,
+                "--out",
+                str(tmp_path / name),
+            ],
+            catch_exceptions=False,
+        )
+        assert result.exit_code == 0, result.output
+        assert "180 opportunities in 3 boroughs" in result.output
+        assert (tmp_path / name).stat().st_size > 0
+    refused = runner.invoke(
+        cli,
+        [
+            *base,
+            "--as",
+            "fran",
+            "report",
+            "--funding-stream",
+            "Serious Violence",
+            "--format",
+            "csv",
+            "--out",
+            str(tmp_path / "x.zip"),
+        ],
+    )
+    assert refused.exit_code == 1 and "own funding streams" in refused.stderr
+    usage = runner.invoke(
+        cli,
+        [
+            *base,
+            "report",
+            "--all",
+            "--programme",
+            "Mentors",
+            "--format",
+            "csv",
+            "--out",
+            str(tmp_path / "y"),
+        ],
+    )
+    assert usage.exit_code == 2
+    folder = runner.invoke(
+        cli,
+        [
+            *base,
+            "report",
+            "--all",
+            "--from",
+            "2023-04",
+            "--to",
+            "2024-03",
+            "--format",
+            "csv",
+            "--out",
+            str(tmp_path / "dir"),
+        ],
+    )
+    assert folder.exit_code == 0
+    assert (tmp_path / "dir" / "delivery_by_borough.csv").exists()
+    assert (tmp_path / "dir" / "notes.txt").exists()
