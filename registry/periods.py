@@ -10,9 +10,9 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 
-_MONTH_RE = re.compile(r"^\s*(\d{4})-(\d{2})\s*$")
-_COMPACT_MONTH_RE = re.compile(r"^\s*(\d{4})(\d{2})\s*$")
-_FY_RE = re.compile(r"^\s*(?:FY\s*)?(\d{4})\s*[-/]\s*(\d{2}|\d{4})\s*$", re.IGNORECASE)
+_MONTH_RE = re.compile(r"^\s*(\d{4})-(\d{2})\s*$", re.ASCII)
+_COMPACT_MONTH_RE = re.compile(r"^\s*(\d{4})(\d{2})\s*$", re.ASCII)
+_FY_RE = re.compile(r"^\s*(?:FY\s*)?(\d{4})\s*[-/]\s*(\d{2}|\d{4})\s*$", re.IGNORECASE | re.ASCII)
 
 
 class PeriodError(ValueError):
