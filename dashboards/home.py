@@ -72,7 +72,7 @@ for column, m in zip(columns, with_data, strict=False):
 without = [m.label for m in figures.measures if m.window is None]
 if without:
     st.caption("No counts loaded yet for: " + ", ".join(without) + ".")
-st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+st.table(pd.DataFrame(rows).set_index("measure"))
 
 st.subheader("Data freshness")
 last_import = (
