@@ -27,6 +27,11 @@ EXPECTED: dict[str, set[str]] = {
     "registry.auth.reset_password": ADMIN_ONLY,
     "registry.demo.load": ADMIN_ONLY,
     "registry.demo.add_demo_users": ADMIN_ONLY,
+    "registry.outcomes.measures.add_measure": ADMIN_ONLY,
+    "registry.outcomes.measures.add_break": ADMIN_ONLY,
+    "registry.outcomes.mapping.set_mapping": ADMIN_ONLY,
+    "registry.outcomes.store.import_crime": ADMIN_ONLY,
+    "registry.outcomes.store.import_population": ADMIN_ONLY,
 }
 
 # Writers that are not actions of a signed-in user: the audit mechanism itself (called inside

@@ -160,6 +160,9 @@ class ParsedCrime:
     skipped: Counter[str] = field(default_factory=Counter)
     unmapped: set[str] = field(default_factory=set)
 
+    def note_borough_rows(self, n: int) -> None:
+        self.borough_rows += n
+
     def add_count(self, measure: str, gss: str, month: dt.date, n: int) -> None:
         key = (measure, gss, month)
         self.counts[key] = self.counts.get(key, 0) + n

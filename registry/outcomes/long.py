@@ -31,7 +31,7 @@ COLUMNS = ("measure", "borough", "month", "count")
 def parse(source: Source, measures: set[str], progress: Progress = no_progress) -> ParsedCrime:
     progress(0.0, f"Reading {source.name}")
     frame = pd.read_csv(io.StringIO(source.text()), dtype=str, keep_default_na=False)
-    frame.columns = [clean(c).lower() for c in frame.columns]
+    frame = frame.set_axis([clean(c).lower() for c in frame.columns], axis=1)
     missing = [c for c in COLUMNS if c not in frame.columns]
     if missing:
         raise refuse(
@@ -98,7 +98,7 @@ def parse(source: Source, measures: set[str], progress: Progress = no_progress) 
             continue
         seen[key] = line
         if borough:
-            parsed.borough_rows += 1
+            parsed.note_borough_rows(1)
             parsed.add_count(measure, borough.gss_code, month, count)
         else:
             parsed.unallocated_rows[str(pseudo)] += 1

@@ -83,7 +83,7 @@ def parse(source: Source, mapper: Mapper, progress: Progress = no_progress) -> P
     frame = pd.read_csv(
         io.StringIO(source.text()), dtype=str, keep_default_na=False, skipinitialspace=False
     )
-    frame.columns = [clean(c) for c in frame.columns]
+    frame = frame.set_axis([clean(c) for c in frame.columns], axis=1)
     area_col, major_col, minor_col, month_cols = _columns(source, list(frame.columns))
     # Rows of nothing at all (a stray ",,,," line) are not data.
     blank = (frame.map(lambda v: clean(v) == "")).all(axis=1)
@@ -143,12 +143,12 @@ def parse(source: Source, mapper: Mapper, progress: Progress = no_progress) -> P
     category = frame[major_col].map(clean) + " / " + frame[minor_col].map(clean)
     resolved = {c: mapper.resolve(c) for c in category.unique()}
     measure = category.map(lambda c: resolved[c][1])
-    parsed.unmapped = {c for c, (known, _m) in resolved.items() if not known}
+    parsed.unmapped.update(c for c, (known, _m) in resolved.items() if not known)
     kind = frame[area_col].map(lambda a: area_of[a][0])  # type: ignore[index]
     target = frame[area_col].map(lambda a: area_of[a][1])  # type: ignore[index]
     mapped = measure.notna()
     parsed.skipped[NOT_MAPPED] += int((~mapped).sum())
-    parsed.borough_rows = int((mapped & (kind == "borough")).sum())
+    parsed.note_borough_rows(int((mapped & (kind == "borough")).sum()))
     for area, n in target[mapped & (kind == "pseudo")].value_counts().items():
         parsed.unallocated_rows[str(area)] += int(n)
 

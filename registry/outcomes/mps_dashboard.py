@@ -71,7 +71,7 @@ def _read(source: Source) -> pd.DataFrame:
         frame = frame.astype(object).where(frame.notna(), "")
     else:
         frame = pd.read_csv(io.StringIO(source.text()), dtype=str, keep_default_na=False)
-    frame.columns = [RENAMED.get(clean(c), clean(c)) for c in frame.columns]
+    frame = frame.set_axis([RENAMED.get(clean(c), clean(c)) for c in frame.columns], axis=1)
     return frame
 
 
@@ -158,7 +158,7 @@ def parse(source: Source, mapper: Mapper, progress: Progress = no_progress) -> P
     progress(0.5, "Mapping subgroups")
     subgroup = rows["Offence Subgroup"].map(clean)
     resolved = {s: mapper.resolve(s) for s in subgroup.unique()}
-    parsed.unmapped = {s for s, (known, _m) in resolved.items() if not known}
+    parsed.unmapped.update(s for s, (known, _m) in resolved.items() if not known)
     for i, (idx, sub) in enumerate(subgroup.items()):
         measure = resolved[sub][1]
         if measure is None:
@@ -169,7 +169,7 @@ def parse(source: Source, mapper: Mapper, progress: Progress = no_progress) -> P
         assert month is not None
         n = int(counts.at[idx])
         if kind == "borough":
-            parsed.borough_rows += 1
+            parsed.note_borough_rows(1)
             parsed.add_count(measure, target, month, n)
         else:
             parsed.unallocated_rows[target] += 1

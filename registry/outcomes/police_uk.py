@@ -78,7 +78,7 @@ class _Accumulator:
                 self.problems.append(Problem(f"{source.name}: {exc}", row, "Month", value))
         return self._months[value]
 
-    def add(self, chunk: pd.DataFrame, source: Source, first_row: int) -> None:
+    def feed(self, chunk: pd.DataFrame, source: Source, first_row: int) -> None:
         parsed = self.parsed
         n = len(chunk)
         parsed.rows_read += n
@@ -191,7 +191,7 @@ def parse(
             )
             first_row = 2
             for chunk in reader:
-                acc.add(chunk, source, first_row)
+                acc.feed(chunk, source, first_row)
                 first_row += len(chunk)
                 if len(acc.problems) >= 50:
                     break

@@ -47,7 +47,7 @@ def _number(text: str) -> int | None:
 
 def _frame(source: Source) -> pd.DataFrame:
     frame = pd.read_csv(io.StringIO(source.text()), dtype=str, keep_default_na=False)
-    frame.columns = [clean(c) for c in frame.columns]
+    frame = frame.set_axis([clean(c) for c in frame.columns], axis=1)
     frame = frame.loc[:, [c for c in frame.columns if c and not c.startswith("Unnamed:")]]
     return frame.loc[~frame.map(lambda v: clean(v) == "").all(axis=1)]
 
@@ -114,7 +114,7 @@ def parse_ons(source: Source, year: int | None) -> ParsedPopulation:
 
 def parse_long(source: Source) -> ParsedPopulation:
     frame = _frame(source)
-    frame.columns = [c.lower() for c in frame.columns]
+    frame = frame.set_axis([c.lower() for c in frame.columns], axis=1)
     missing = [c for c in LONG_COLUMNS if c not in frame.columns]
     if missing:
         raise refuse(
