@@ -7,11 +7,14 @@ import hashlib
 import io
 import re
 import unicodedata
+import warnings
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
+
+import pandas as pd
 
 from registry import boroughs
 from registry.errors import RegistryError
@@ -196,3 +199,35 @@ def pseudo_area_name(value: str) -> str | None:
 def combined_sha256(hashes: Iterable[str]) -> str:
     """One fingerprint for a set of files, whatever order they were given in."""
     return hashlib.sha256("\n".join(sorted(hashes)).encode()).hexdigest()
+
+
+_FIELDS_RE = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
+
+
+def parser_refusal(file_name: str, exc: Exception) -> ImportRefused:
+    """Turn pandas' complaint about a malformed CSV into a refusal a person can act on."""
+    match = _FIELDS_RE.search(str(exc))
+    if match:
+        expected, line, saw = match.groups()
+        return refuse(
+            file_name,
+            f"{saw} cells where the header has {expected} columns (a comma in an unquoted name?)",
+            row=int(line),
+        )
+    if isinstance(exc, pd.errors.ParserWarning):
+        return refuse(file_name, "the first row has more cells than the header has columns")
+    if isinstance(exc, pd.errors.EmptyDataError):
+        return refuse(file_name, "the file is empty")
+    return refuse(file_name, f"not a readable CSV file ({str(exc).splitlines()[0]})")
+
+
+def read_csv_text(source: Source) -> pd.DataFrame:
+    """A whole CSV file as text cells (nothing guessed), refusing rows of the wrong width."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", pd.errors.ParserWarning)
+        try:
+            return pd.read_csv(
+                io.StringIO(source.text()), dtype=str, keep_default_na=False, index_col=False
+            )
+        except (pd.errors.ParserError, pd.errors.ParserWarning, pd.errors.EmptyDataError) as exc:
+            raise parser_refusal(source.name, exc) from exc

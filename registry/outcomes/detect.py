@@ -65,4 +65,4 @@ def describe(columns: list[str]) -> str:
         return "; it looks like a population file (import it with `vru import population`)"
     if found == "ons-single-year":
         return "; it looks like an ONS population file (`vru import population`)"
-    return f"; it looks like a {found} file (use --format {found})"
+    return f"; it looks like a '{found}' file (use --format {found})"

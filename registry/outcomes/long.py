@@ -6,10 +6,6 @@ airports) makes the row a London unallocated count under that name.
 
 from __future__ import annotations
 
-import io
-
-import pandas as pd
-
 from registry import boroughs
 from registry.outcomes.common import (
     ImportRefused,
@@ -20,6 +16,7 @@ from registry.outcomes.common import (
     clean,
     no_progress,
     pseudo_area_name,
+    read_csv_text,
     refuse,
 )
 from registry.outcomes.detect import describe
@@ -30,14 +27,15 @@ COLUMNS = ("measure", "borough", "month", "count")
 
 def parse(source: Source, measures: set[str], progress: Progress = no_progress) -> ParsedCrime:
     progress(0.0, f"Reading {source.name}")
-    frame = pd.read_csv(io.StringIO(source.text()), dtype=str, keep_default_na=False)
-    frame = frame.set_axis([clean(c).lower() for c in frame.columns], axis=1)
+    frame = read_csv_text(source)
+    header = [clean(c) for c in frame.columns]
+    frame = frame.set_axis([c.lower() for c in header], axis=1)
     missing = [c for c in COLUMNS if c not in frame.columns]
     if missing:
         raise refuse(
             source.name,
             f"missing column(s) {', '.join(missing)}; a long file has the header "
-            "'measure,borough,month,count'" + describe(list(frame.columns)),
+            "'measure,borough,month,count'" + describe(header),
         )
     frame = frame.loc[~frame.map(lambda v: clean(v) == "").all(axis=1)]
     parsed = ParsedCrime(

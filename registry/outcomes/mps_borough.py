@@ -10,7 +10,6 @@ files (``WardName,WardCode`` anywhere, perhaps a trailing ``Refreshed Date``) an
 
 from __future__ import annotations
 
-import io
 import re
 
 import numpy as np
@@ -26,6 +25,7 @@ from registry.outcomes.common import (
     clean,
     no_progress,
     pseudo_area_name,
+    read_csv_text,
     refuse,
 )
 from registry.outcomes.mapping import Mapper
@@ -80,9 +80,7 @@ def _columns(source: Source, columns: list[str]) -> tuple[str, str, str, list[st
 def parse(source: Source, mapper: Mapper, progress: Progress = no_progress) -> ParsedCrime:
     """Read one file; refuse it (nothing parsed) if any cell or area is wrong."""
     progress(0.0, f"Reading {source.name}")
-    frame = pd.read_csv(
-        io.StringIO(source.text()), dtype=str, keep_default_na=False, skipinitialspace=False
-    )
+    frame = read_csv_text(source)
     frame = frame.set_axis([clean(c) for c in frame.columns], axis=1)
     area_col, major_col, minor_col, month_cols = _columns(source, list(frame.columns))
     # Rows of nothing at all (a stray ",,,," line) are not data.

@@ -10,7 +10,6 @@ rows are skipped and reported. Subgroups map to measures (``Knife Injury Victims
 from __future__ import annotations
 
 import datetime as dt
-import io
 
 import pandas as pd
 
@@ -24,6 +23,7 @@ from registry.outcomes.common import (
     clean,
     no_progress,
     pseudo_area_name,
+    read_csv_text,
     refuse,
 )
 from registry.outcomes.detect import XLSX_MAGIC, describe
@@ -70,7 +70,7 @@ def _read(source: Source) -> pd.DataFrame:
         frame = pd.read_excel(source.open(), dtype=object, engine="openpyxl")
         frame = frame.astype(object).where(frame.notna(), "")
     else:
-        frame = pd.read_csv(io.StringIO(source.text()), dtype=str, keep_default_na=False)
+        frame = read_csv_text(source)
     frame = frame.set_axis([RENAMED.get(clean(c), clean(c)) for c in frame.columns], axis=1)
     return frame
 

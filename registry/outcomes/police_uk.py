@@ -31,6 +31,7 @@ from registry.outcomes.common import (
     clean,
     combined_sha256,
     no_progress,
+    parser_refusal,
     refuse,
 )
 from registry.outcomes.detect import describe, header_of
@@ -190,12 +191,15 @@ def parse(
                 encoding_errors="replace",
             )
             first_row = 2
-            for chunk in reader:
-                acc.feed(chunk, source, first_row)
-                first_row += len(chunk)
-                if len(acc.problems) >= 50:
-                    break
-                progress(min((done + stream.tell()) / total, 1.0), f"Reading {source.name}")
+            try:
+                for chunk in reader:
+                    acc.feed(chunk, source, first_row)
+                    first_row += len(chunk)
+                    if len(acc.problems) >= 50:
+                        break
+                    progress(min((done + stream.tell()) / total, 1.0), f"Reading {source.name}")
+            except pd.errors.ParserError as exc:
+                raise parser_refusal(source.name, exc) from exc
         done += source.size()
         if acc.problems:
             raise ImportRefused(source.name, acc.problems)

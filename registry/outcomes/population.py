@@ -10,7 +10,6 @@ authorities (regions, England) are skipped and counted.
 
 from __future__ import annotations
 
-import io
 import re
 
 import pandas as pd
@@ -22,6 +21,7 @@ from registry.outcomes.common import (
     Problem,
     Source,
     clean,
+    read_csv_text,
     refuse,
 )
 from registry.outcomes.detect import describe
@@ -46,7 +46,7 @@ def _number(text: str) -> int | None:
 
 
 def _frame(source: Source) -> pd.DataFrame:
-    frame = pd.read_csv(io.StringIO(source.text()), dtype=str, keep_default_na=False)
+    frame = read_csv_text(source)
     frame = frame.set_axis([clean(c) for c in frame.columns], axis=1)
     frame = frame.loc[:, [c for c in frame.columns if c and not c.startswith("Unnamed:")]]
     return frame.loc[~frame.map(lambda v: clean(v) == "").all(axis=1)]
