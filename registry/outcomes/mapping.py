@@ -69,7 +69,8 @@ class Mapper:
         if key in self._exact:
             return True, self._exact[key]
         major, sep, minor = key.partition(" / ")
-        if sep and len(minor) == TRUNCATED_AT:
+        # Cut at 50 characters; a cut just after a space leaves 49 once the cell is trimmed.
+        if sep and TRUNCATED_AT - 1 <= len(minor) <= TRUNCATED_AT:
             for known, measure in self._exact.items():
                 k_major, _, k_minor = known.partition(" / ")
                 if k_major == major and k_minor.startswith(minor):
