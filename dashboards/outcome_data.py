@@ -7,9 +7,9 @@ import pandas as pd
 import streamlit as st
 
 from dashboards.common import attempt, current_principal, data_changed, session
+from registry.errors import RegistryError
 from registry.outcomes import mapping, measures, store
 from registry.outcomes.common import ImportRefused, Source
-from registry.errors import RegistryError
 from registry.outcomes.detect import detect
 
 st.title("Outcome data")
