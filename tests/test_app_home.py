@@ -57,6 +57,9 @@ def test_home_figures_match_direct_queries(seeded_url, monkeypatch) -> None:
             latest = s.scalar(
                 select(func.max(OutcomeCount.month)).where(OutcomeCount.measure_id == measure.id)
             )
+            if latest is None:  # a measure without data yet (the demo data has three)
+                assert metrics[measure.label] == "no data"
+                continue
             window = rolling_window(latest)
             boroughs = (
                 s.scalar(
