@@ -404,3 +404,22 @@ def test_import_errors_are_import_refused() -> None:
     with pytest.raises(ImportRefused) as info:
         store.parse_population(Source.from_bytes("x.csv", b"a,b\n1,2\n"), "long")
     assert "missing column(s) borough, year, age_band, people" in str(info.value)
+
+
+def test_dry_run_json_has_no_batch_and_long_release_is_refused(db_url) -> None:
+    path = str(FIXTURES / "long_crime.csv")
+    dry = json.loads(
+        run(db_url, "import", "crime", path, "--format", "long", "--dry-run", "--json").output
+    )
+    assert dry["batch"] is None and dry["counts_written"] == 5
+    _refused(
+        db_url,
+        "import",
+        "crime",
+        path,
+        "--format",
+        "long",
+        "--release",
+        "x" * 101,
+        expect="at most 100 characters",
+    )

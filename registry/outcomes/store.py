@@ -47,6 +47,7 @@ CRIME_FORMATS = ("mps-borough", "mps-dashboard", "police-uk", "long")
 POPULATION_FORMATS = ("ons-single-year", "long")
 AUDIT_SAMPLE = 200
 PREVIEW_ROWS = 500
+RELEASE_MAX = 100
 
 
 @dataclass
@@ -125,6 +126,9 @@ def import_crime(
     progress: Progress = no_progress,
 ) -> list[ImportReport]:
     """Validate every file, then store all of them in this one transaction (or, dry, nothing)."""
+    release = (release or "").strip() or None
+    if release is not None and len(release) > RELEASE_MAX:
+        raise RegistryError(f"A release label has at most {RELEASE_MAX} characters.")
     parsed = parse_crime(session, sources, fmt, progress)
     return [
         _store_crime(session, p, principal=principal, release=release, dry_run=dry_run)
