@@ -28,6 +28,7 @@ from registry.outcomes.common import (
     read_csv_text,
     refuse,
 )
+from registry.outcomes.detect import describe
 from registry.outcomes.mapping import Mapper
 from registry.periods import PeriodError, parse_compact_month
 
@@ -61,8 +62,6 @@ def layout_of(columns: list[str]) -> str | None:
 def _columns(source: Source, columns: list[str]) -> tuple[str, str, str, list[str]]:
     layout = layout_of(columns)
     if layout is None:
-        from registry.outcomes.detect import describe
-
         raise refuse(
             source.name,
             "this is not an MPS borough-level crime file: expected a header such as "
