@@ -150,3 +150,52 @@ def test_long_file_imports_boroughs_and_unallocated(session) -> None:
     assert sum(counts.values()) + sum(unallocated.values()) == frame["count"].sum()
     assert report.unallocated == {"Unknown": 1}
     assert len(counts) == 4
+
+
+@pytest.mark.parametrize(
+    ("written", "canonical"),
+    [
+        ("Aviation Security(SO18)", "Aviation Security (SO18)"),
+        ("AVIATION SECURITY (SO18)", "Aviation Security (SO18)"),
+        ("London Heathrow and London City Airports", "London Heathrow and London City Airports"),
+        ("Unknown", "Unknown"),
+        ("Other / NK", "Other / NK"),
+        ("N/K (Legacy Only)", "N/K (Legacy Only)"),
+        ("Non Met Police Force", "Non Met Police Force"),
+        ("Camden", None),
+    ],
+)
+def test_every_met_pseudo_area_is_recognised(written, canonical) -> None:
+    from registry.outcomes.common import pseudo_area_name
+
+    assert pseudo_area_name(written) == canonical
+
+
+def test_cli_takes_a_folder_of_police_uk_files(db_url, tmp_path) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from registry.cli import cli
+
+    for path in FIXTURES.glob("2023-01-*-street.csv"):
+        shutil.copy(path, tmp_path / path.name)
+    result = CliRunner().invoke(
+        cli,
+        [
+            "--database-url",
+            db_url,
+            "import",
+            "crime",
+            str(tmp_path),
+            "--format",
+            "police-uk",
+            "--json",
+        ],
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["rows_read"] == sum(
+        len(pd.read_csv(p)) for p in FIXTURES.glob("2023-01-*-street.csv")
+    )
