@@ -15,6 +15,7 @@ PAGES = [
     ("dashboards/downloads.py", "Downloads", ":material/download:", "reports.read"),
     ("dashboards/users.py", "Users", ":material/manage_accounts:", "users.manage"),
     ("dashboards/audit_log.py", "Audit trail", ":material/history:", "audit.read"),
+    ("dashboards/outcome_data.py", "Outcome data", ":material/upload_file:", "outcomes.import"),
 ]
 
 who = principal()

@@ -29,6 +29,7 @@ from registry.models import (
     ImportBatch,
     OutcomeCount,
     OutcomeMeasure,
+    OutcomeRevision,
     Population,
     Programme,
     UnallocatedCount,
@@ -447,7 +448,15 @@ def is_synthetic(session: Session) -> bool:
 
 
 def _clear(session: Session) -> None:
-    for model in (Delivery, OutcomeCount, UnallocatedCount, Population, Programme, FundingStream):
+    for model in (
+        OutcomeRevision,
+        Delivery,
+        OutcomeCount,
+        UnallocatedCount,
+        Population,
+        Programme,
+        FundingStream,
+    ):
         session.execute(delete(model))
     session.execute(delete(ImportBatch))
 

@@ -27,6 +27,11 @@ EXPECTED: dict[str, set[str]] = {
     "registry.auth.reset_password": ADMIN_ONLY,
     "registry.demo.load": ADMIN_ONLY,
     "registry.demo.add_demo_users": ADMIN_ONLY,
+    "registry.outcomes.measures.add_measure": ADMIN_ONLY,
+    "registry.outcomes.measures.add_break": ADMIN_ONLY,
+    "registry.outcomes.mapping.set_mapping": ADMIN_ONLY,
+    "registry.outcomes.store.import_crime": ADMIN_ONLY,
+    "registry.outcomes.store.import_population": ADMIN_ONLY,
 }
 
 # Writers that are not actions of a signed-in user: the audit mechanism itself (called inside
@@ -39,6 +44,7 @@ UNGATED = {
 }
 WRITE_MARKERS = {"add", "add_all", "delete", "merge", "record", "bulk_insert_mappings"}
 WRITE_CALLS = {"insert", "update", "delete"}
+WRITERS = {"session", "s", "audit", "conn", "connection"}  # receivers of session.add(...) etc.
 
 
 def _modules() -> list[str]:
@@ -50,15 +56,23 @@ def _modules() -> list[str]:
     )
 
 
-def _writes_directly(node: ast.AST) -> bool:
+def _writes_directly(node: ast.FunctionDef) -> bool:
+    # Changing an ORM object's attribute only writes when a session will flush it, so attribute
+    # assignments count in functions that are handed a session.
+    has_session = any(a.arg == "session" for a in [*node.args.args, *node.args.kwonlyargs])
     for sub in ast.walk(node):
         if isinstance(sub, ast.Call):
             func = sub.func
-            if isinstance(func, ast.Attribute) and func.attr in WRITE_MARKERS:
+            if (
+                isinstance(func, ast.Attribute)
+                and func.attr in WRITE_MARKERS
+                and isinstance(func.value, ast.Name)
+                and func.value.id in WRITERS
+            ):
                 return True
             if isinstance(func, ast.Name) and func.id in WRITE_CALLS:
                 return True
-        if isinstance(sub, ast.Assign | ast.AugAssign):
+        if has_session and isinstance(sub, ast.Assign | ast.AugAssign):
             targets = sub.targets if isinstance(sub, ast.Assign) else [sub.target]
             # Assigning to an ORM object's attribute (user.role = ...) changes a row.
             if any(

@@ -330,6 +330,7 @@ def build_report(
     outcomes = _outcomes(session, [codes[b] for b in reached], window)
 
     total = by_borough.iloc[-1]
+    version = audit.data_version(session)
     headline: dict[str, object] = {
         "scope": scope.title(),
         "period": window.label(),
@@ -339,46 +340,48 @@ def build_report(
         "spend_gbp": total["spend_gbp"],
         "cost_per_opportunity_gbp": total["cost_per_opportunity_gbp"],
         "boroughs_reached": len(reached),
-        "data_version": audit.data_version(session),
+        "data_version": version,
     }
     synthetic = demo.is_synthetic(session)
-    report = Report(
+    names = [p.name for p in programmes]
+    return Report(
         scope=scope,
         window=window,
         granularity=granularity,
-        data_version=int(headline["data_version"]),
+        data_version=version,
         synthetic=synthetic,
         threshold=threshold,
-        programmes=[p.name for p in programmes],
+        programmes=names,
         boroughs_reached=reached,
         headline=headline,
         participants=participants,
+        tables={
+            "summary": pd.DataFrame({"item": list(headline), "value": list(headline.values())}),
+            "delivery_by_borough": by_borough,
+            f"delivery_by_{granularity}": by_period,
+            f"participants_by_borough_{_SHORT[granularity]}": crosstab_shown,
+            "outcomes": outcomes,
+            "programmes": pd.DataFrame({"programme": names}),
+            "sources": _sources(session),
+        },
+        notes=_notes(scope, window, version, synthetic, participants),
     )
-    report.tables = {
-        "summary": pd.DataFrame({"item": list(headline), "value": list(headline.values())}),
-        "delivery_by_borough": by_borough,
-        f"delivery_by_{granularity}": by_period,
-        f"participants_by_borough_{_SHORT[granularity]}": crosstab_shown,
-        "outcomes": outcomes,
-        "programmes": pd.DataFrame({"programme": report.programmes}),
-        "sources": _sources(session),
-    }
-    report.notes = _notes(report, participants)
-    return report
 
 
-def _notes(report: Report, participants: SuppressedTable) -> list[str]:
+def _notes(
+    scope: Scope, window: Window, version: int, synthetic: bool, participants: SuppressedTable
+) -> list[str]:
     notes = []
-    if report.synthetic:
+    if synthetic:
         notes.append(f"{demo.SYNTHETIC_NOTE} Do not use these figures for any decision.")
     notes += [
-        f"Summary of {report.scope.title()}, {report.window.label()} "
-        f"({report.window.months} whole months), built from registry data version "
-        f"{report.data_version}. Rebuilding it from the same data gives identical files.",
+        f"Summary of {scope.title()}, {window.label()} ({window.months} whole months), built "
+        f"from registry data version {version}. Rebuilding it from the same data gives "
+        "identical files.",
         "Opportunities: positive opportunities delivered (one young person may take several). "
         "Participants: young people taking part, where partners recorded it (blank when not "
         "recorded).",
-        f"Disclosure control: participant counts below {report.threshold} are shown as "
+        f"Disclosure control: participant counts below {participants.threshold} are shown as "
         f"'{participants.label}' ({participants.primary} cells); {participants.secondary} more "
         "cells are shown as '[c]' (confidential), hidden so that no suppressed figure can be "
         "worked out from the row or column totals.",

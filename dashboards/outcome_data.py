@@ -1,0 +1,176 @@
+"""Outcome data (admins): load crime and population files as published, preview what changes,
+then import; see every import batch and every count a newer release revised."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from dashboards.common import attempt, current_principal, data_changed, session
+from registry.errors import RegistryError
+from registry.outcomes import mapping, measures, store
+from registry.outcomes.common import ImportRefused, Source
+from registry.outcomes.detect import detect
+
+st.title("Outcome data")
+who = current_principal()
+tab_import, tab_batches, tab_revisions, tab_measures = st.tabs(
+    ["Import", "Import batches", "Revisions", "Measures and mapping"]
+)
+
+
+def _show(report: store.ImportReport) -> None:
+    st.subheader(report.file_name)
+    if report.already_imported:
+        st.info(f"Already imported as batch {report.batch} with the same figures: nothing changed.")
+        return
+    cols = st.columns(4)
+    cols[0].metric("Rows read", f"{report.rows_read:,}")
+    cols[1].metric("Counts to write" if report.dry_run else "Counts written", report.counts_written)
+    cols[2].metric("of which revised", report.revised)
+    cols[3].metric("Unchanged", report.unchanged)
+    if report.layout:
+        st.caption(f"Layout recognised: {report.layout}.")
+    accounted = [
+        {"where": f"London unallocated: {area}", "rows": n}
+        for area, n in report.unallocated.items()
+    ] + [{"where": f"skipped: {reason}", "rows": n} for reason, n in report.skipped.items()]
+    if accounted:
+        st.dataframe(pd.DataFrame(accounted), hide_index=True, width="stretch")
+    if report.unmapped:
+        st.warning(
+            "Categories in no mapping (their rows were skipped; map them under Measures and "
+            "mapping or with `vru measures mapping set`): " + "; ".join(report.unmapped)
+        )
+    if report.changes:
+        st.write("What changes:" if report.dry_run else "What changed:")
+        st.dataframe(pd.DataFrame(report.changes), hide_index=True, width="stretch")
+
+
+with tab_import:
+    kind = st.radio("Data", ["Crime counts", "Population"], horizontal=True, key="od_kind")
+    crime = kind == "Crime counts"
+    uploads = st.file_uploader(
+        "Files exactly as downloaded (CSV or XLSX; several police.uk files at once)",
+        type=["csv", "xlsx"],
+        accept_multiple_files=True,
+        key="od_files",
+    )
+    sources = [Source.from_bytes(u.name, u.getvalue()) for u in uploads or []]
+    formats = list(store.CRIME_FORMATS if crime else store.POPULATION_FORMATS)
+    detected = {detect(s) for s in sources}
+    guesses = {"long" if d == "long-population" else d for d in detected} & set(formats)
+    guess = guesses.pop() if len(guesses) == 1 else None
+    format_key = f"od_format_{'crime' if crime else 'population'}"
+    # Pre-select the detected format whenever the uploaded files change.
+    fingerprint = (format_key, tuple(s.name for s in sources))
+    if guess and st.session_state.get("od_detected") != fingerprint:
+        st.session_state[format_key] = guess
+    st.session_state["od_detected"] = fingerprint
+    fmt = st.selectbox("Format", formats, key=format_key)
+    if guess:
+        st.caption(f"Detected from the header: {guess}.")
+    elif sources:
+        st.caption("The format could not be recognised from the header; choose it.")
+    release = st.text_input("Release label (e.g. MPS 2025-01)", key="od_release") if crime else ""
+    year = (
+        None
+        if crime
+        else st.number_input("Year (ONS file)", 1900, 2200, value=None, step=1, key="od_year")
+    )
+    left, right = st.columns(2)
+    ready = bool(sources) and (crime or len(sources) == 1)
+    if sources and not ready:
+        st.info("Import one population file at a time.")
+    preview = left.button("Preview changes", disabled=not ready, key="od_preview")
+    commit = right.button("Import", type="primary", disabled=not ready, key="od_import")
+    if preview or commit:
+        bar = st.progress(0.0, text="Reading")
+
+        def progress(fraction: float, message: str) -> None:
+            bar.progress(min(max(fraction, 0.0), 1.0), text=message)
+
+        def run() -> list[store.ImportReport]:
+            with session() as s:
+                if crime:
+                    return store.import_crime(
+                        s,
+                        principal=who,
+                        sources=sources,
+                        fmt=fmt,
+                        release=release or None,
+                        dry_run=preview,
+                        progress=progress,
+                    )
+                return [
+                    store.import_population(
+                        s,
+                        principal=who,
+                        source=sources[0],
+                        fmt=fmt,
+                        year=int(year) if year else None,
+                        dry_run=preview,
+                    )
+                ]
+
+        reports: list[store.ImportReport] | None = None
+        try:
+            reports = run()
+        except ImportRefused as exc:
+            st.error(f"{exc.file_name} was refused; nothing was imported.")
+            st.dataframe(
+                pd.DataFrame(
+                    [
+                        {"row": p.row, "column": p.column, "value": p.value, "reason": p.reason}
+                        for p in exc.problems
+                    ]
+                ),
+                hide_index=True,
+                width="stretch",
+            )
+        except RegistryError as exc:
+            st.error(str(exc))
+        bar.empty()
+        if reports is not None:
+            if commit:
+                data_changed()
+                st.success("Imported.")
+            else:
+                st.info("Preview only: nothing has been written.")
+            for report in reports:
+                _show(report)
+
+with session() as s:
+    batches = attempt(lambda: store.list_batches(s, principal=who))
+    revisions = attempt(lambda: store.list_revisions(s, principal=who))
+    measure_rows = attempt(lambda: measures.list_measures(s, principal=who))
+    mapping_rows = attempt(lambda: mapping.list_mapping(s, principal=who))
+
+with tab_batches:
+    if batches:
+        st.dataframe(pd.DataFrame(batches), hide_index=True, width="stretch")
+    else:
+        st.info("No imports yet.")
+
+with tab_revisions:
+    if revisions:
+        st.caption("Counts a newer release changed, with the earlier value and its release.")
+        st.dataframe(pd.DataFrame(revisions), hide_index=True, width="stretch")
+    else:
+        st.info("No release has revised a stored count yet.")
+
+with tab_measures:
+    if measure_rows:
+        st.dataframe(
+            pd.DataFrame(
+                [
+                    m | {"breaks": "; ".join(f"{b['month']}: {b['note']}" for b in m["breaks"])}
+                    for m in measure_rows
+                ]
+            ),
+            hide_index=True,
+            width="stretch",
+        )
+    if mapping_rows:
+        st.caption("Which source category feeds which measure (blank: feeds none).")
+        st.dataframe(pd.DataFrame(mapping_rows), hide_index=True, width="stretch")

@@ -1,0 +1,350 @@
+"""`vru import crime|population`, `vru outcomes ...`, `vru population export`, `vru measures ...`.
+
+Each command parses its arguments and calls one function in :mod:`registry.outcomes`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from registry.cli import Context, cli, pass_ctx
+from registry.outcomes import mapping, measures, store
+from registry.outcomes.common import Source
+from registry.periods import PeriodError, parse_month
+
+
+def _group(name: str, help_text: str) -> click.Group:
+    """The shared ``import``/``export`` style group if another module made it, else a new one."""
+    existing = cli.commands.get(name)
+    if isinstance(existing, click.Group):
+        return existing
+
+    @cli.group(name, help=help_text)
+    def group() -> None:
+        pass
+
+    return group
+
+
+import_group = _group(
+    "import", "Load files into the registry (each validated first, then one transaction)."
+)
+
+
+def _sources(paths: tuple[Path, ...]) -> list[Source]:
+    """Files as given; a folder stands for the CSV and XLSX files in it, in name order."""
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found = sorted(
+                p for p in path.iterdir() if p.is_file() and p.suffix.lower() in {".csv", ".xlsx"}
+            )
+            if not found:
+                raise click.UsageError(f"{path} holds no .csv or .xlsx files.")
+            files += found
+        else:
+            files.append(path)
+    return [Source.from_path(p) for p in files]
+
+
+def _print_report(report: store.ImportReport, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(report.as_json()))
+        return
+    verb = "Would write" if report.dry_run else "Wrote"
+    where = f" (layout: {report.layout})" if report.layout else ""
+    if report.already_imported:
+        click.echo(
+            f"{report.file_name}: already imported as batch {report.batch} with the same "
+            f"figures; nothing changed ({report.unchanged:,} counts unchanged)."
+        )
+        return
+    batch = f"batch {report.batch}: " if report.batch else ""
+    click.echo(
+        f"{batch}{report.file_name}{where}: {report.rows_read:,} rows read; {verb.lower()} "
+        f"{report.counts_written:,} counts ({report.revised:,} revised), "
+        f"{report.unchanged:,} unchanged."
+    )
+    for area, n in report.unallocated.items():
+        click.echo(f"  London unallocated ({area}): {n:,} rows")
+    for reason, n in report.skipped.items():
+        click.echo(f"  skipped ({reason}): {n:,} rows")
+    if report.unmapped:
+        click.echo(
+            "  unmapped categories (skipped; map them with `vru measures mapping set`): "
+            + "; ".join(report.unmapped)
+        )
+    if report.dry_run:
+        click.echo("Dry run: nothing was written.")
+
+
+@import_group.command("crime")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option(
+    "--format",
+    "fmt",
+    required=True,
+    type=click.Choice(store.CRIME_FORMATS),
+    help="mps-borough, mps-dashboard (CSV or XLSX), police-uk (files or folders) or long.",
+)
+@click.option("--release", metavar="LABEL", help="The publisher's release, e.g. 'MPS 2025-01'.")
+@click.option(
+    "--dry-run", is_flag=True, help="Validate and report what would change; write nothing."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@pass_ctx
+def import_crime(
+    obj: Context,
+    files: tuple[Path, ...],
+    fmt: str,
+    release: str | None,
+    dry_run: bool,
+    as_json: bool,
+) -> None:
+    """Import crime counts (admins). A refused file writes nothing and exits 1."""
+    sources = _sources(files)
+    with obj.session() as (session, principal):
+        reports = store.import_crime(
+            session, principal=principal, sources=sources, fmt=fmt, release=release, dry_run=dry_run
+        )
+    for report in reports:
+        _print_report(report, as_json)
+
+
+@import_group.command("population")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--format",
+    "fmt",
+    required=True,
+    type=click.Choice(store.POPULATION_FORMATS),
+    help="ons-single-year (ONS mid-year estimates) or long (borough,year,age_band,people).",
+)
+@click.option(
+    "--year",
+    type=click.IntRange(1900, 2200),
+    help="Year of an ONS file (needed unless the file name holds it, as in ONS2020_...).",
+)
+@click.option(
+    "--dry-run", is_flag=True, help="Validate and report what would change; write nothing."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@pass_ctx
+def import_population(
+    obj: Context, file: Path, fmt: str, year: int | None, dry_run: bool, as_json: bool
+) -> None:
+    """Import population by borough, year and age band (admins)."""
+    with obj.session() as (session, principal):
+        report = store.import_population(
+            session,
+            principal=principal,
+            source=Source.from_path(file),
+            fmt=fmt,
+            year=year,
+            dry_run=dry_run,
+        )
+    _print_report(report, as_json)
+
+
+# --- outcomes and population -------------------------------------------------------------------
+
+
+@cli.group("outcomes")
+def outcomes_group() -> None:
+    """Stored crime outcome counts, their imports and revisions."""
+
+
+@outcomes_group.command("export")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--measure", metavar="M", help="Only this measure (see `vru measures list`).")
+@click.option(
+    "--include-unallocated",
+    is_flag=True,
+    help="Add London unallocated rows, with borough 'London (unallocated: <name>)'.",
+)
+@pass_ctx
+def outcomes_export(
+    obj: Context, file: Path, measure: str | None, include_unallocated: bool
+) -> None:
+    """Write stored borough counts as CSV: measure,borough,month,count."""
+    with obj.session() as (session, principal):
+        frame = store.export_outcomes(
+            session, principal=principal, measure=measure, include_unallocated=include_unallocated
+        )
+    frame.to_csv(file, index=False, lineterminator="\n")
+    click.echo(f"Wrote {len(frame):,} counts to {file}.")
+
+
+def _table(rows: list[dict[str, Any]], columns: list[str], as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(rows, default=str, indent=2))
+        return
+    for row in rows:
+        click.echo("  ".join(str(row[c]) for c in columns))
+
+
+@outcomes_group.command("batches")
+@click.option("--kind", type=click.Choice(["crime", "population", "seed"]), help="Only this kind.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_ctx
+def outcomes_batches(obj: Context, kind: str | None, as_json: bool) -> None:
+    """List imports of outcome and population data, newest first."""
+    with obj.session() as (session, principal):
+        rows = store.list_batches(session, principal=principal, kind=kind)
+    _table(
+        rows,
+        ["batch", "created_at", "kind", "format", "release", "file_name", "rows_read", "revised"],
+        as_json,
+    )
+
+
+@outcomes_group.command("revisions")
+@click.option("--batch", type=int, help="Only revisions made by this import batch.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_ctx
+def outcomes_revisions(obj: Context, batch: int | None, as_json: bool) -> None:
+    """List counts a newer release changed, with the earlier value and its release."""
+    with obj.session() as (session, principal):
+        rows = store.list_revisions(session, principal=principal, batch=batch)
+    _table(
+        rows,
+        ["measure", "area", "month", "old_count", "old_release", "new_count", "new_release"],
+        as_json,
+    )
+
+
+@cli.group("population")
+def population_group() -> None:
+    """Stored population by borough, year and age band."""
+
+
+@population_group.command("export")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@pass_ctx
+def population_export(obj: Context, file: Path) -> None:
+    """Write stored population as CSV: borough_code,borough,year,age_band,people."""
+    with obj.session() as (session, principal):
+        frame = store.export_population(session, principal=principal)
+    frame.to_csv(file, index=False, lineterminator="\n")
+    click.echo(f"Wrote {len(frame):,} rows to {file}.")
+
+
+# --- measures and mapping ----------------------------------------------------------------------
+
+
+@cli.group("measures")
+def measures_group() -> None:
+    """Outcome measures, their series breaks and which source categories feed them."""
+
+
+@measures_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_ctx
+def measures_list(obj: Context, as_json: bool) -> None:
+    """List outcome measures with their definitions and series breaks."""
+    with obj.session() as (session, principal):
+        rows = measures.list_measures(session, principal=principal)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for m in rows:
+        click.echo(f"{m['code']:<26} {m['label']} ({m['unit']})")
+        for b in m["breaks"]:
+            click.echo(f"{'':<26} break {b['month']}: {b['note']}")
+
+
+@measures_group.command("add")
+@click.argument("code")
+@click.option("--label", required=True, help="Short name shown on pages.")
+@click.option("--definition", required=True, help="What is counted, in words.")
+@click.option("--unit", default="offences", show_default=True, help="offences, victims, ...")
+@click.option("--source", help="Publisher and dataset.")
+@pass_ctx
+def measures_add(
+    obj: Context, code: str, label: str, definition: str, unit: str, source: str | None
+) -> None:
+    """Add an outcome measure (admins)."""
+    with obj.session() as (session, principal):
+        measures.add_measure(
+            session,
+            principal=principal,
+            code=code,
+            label=label,
+            definition=definition,
+            unit=unit,
+            source=source,
+        )
+    click.echo(
+        f"Added measure {code}; map source categories to it with `vru measures mapping set`."
+    )
+
+
+def _month(_ctx: click.Context, _param: click.Parameter, value: str) -> dt.date:
+    try:
+        return parse_month(value)
+    except PeriodError as exc:
+        raise click.BadParameter(str(exc)) from exc
+
+
+@measures_group.command("add-break")
+@click.argument("code")
+@click.argument("month", callback=_month, metavar="YYYY-MM")
+@click.argument("note")
+@pass_ctx
+def measures_add_break(obj: Context, code: str, month: dt.date, note: str) -> None:
+    """Record a dated break in a measure's series (admins)."""
+    with obj.session() as (session, principal):
+        measures.add_break(session, principal=principal, code=code, month=month, note=note)
+    click.echo(f"Recorded a break in {code} from {month:%Y-%m}.")
+
+
+@measures_group.group("mapping")
+def mapping_group() -> None:
+    """Which source category feeds which measure (defaults shipped, admin overrides)."""
+
+
+@mapping_group.command("list")
+@click.option(
+    "--format", "fmt", type=click.Choice(mapping.MAPPED_FORMATS), help="Only this format."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_ctx
+def mapping_list(obj: Context, fmt: str | None, as_json: bool) -> None:
+    """List the category mapping in force (an empty measure means: feeds no measure)."""
+    with obj.session() as (session, principal):
+        rows = mapping.list_mapping(session, principal=principal, source_format=fmt)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for r in rows:
+        measure = r["measure"] or "-"
+        click.echo(
+            f"{r['source_format']:<14} {r['source_category']:<60} {measure:<24} {r['origin']}"
+        )
+
+
+@mapping_group.command("set")
+@click.argument("source_format", type=click.Choice(mapping.MAPPED_FORMATS))
+@click.argument("category")
+@click.argument("measure")
+@pass_ctx
+def mapping_set(obj: Context, source_format: str, category: str, measure: str) -> None:
+    """Map CATEGORY of SOURCE_FORMAT files to MEASURE ('none': to no measure) (admins)."""
+    target = None if measure.lower() == "none" else measure
+    with obj.session() as (session, principal):
+        row = mapping.set_mapping(
+            session,
+            principal=principal,
+            source_format=source_format,
+            source_category=category,
+            measure=target,
+        )
+    click.echo(
+        f"{source_format} {row.source_category!r} now feeds {row.measure or 'no measure'}; "
+        "this applies to imports from now on."
+    )

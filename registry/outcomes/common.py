@@ -1,0 +1,233 @@
+"""What every importer shares: the file being read, refusals, and the parsed result."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+import re
+import unicodedata
+import warnings
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+import pandas as pd
+
+from registry import boroughs
+from registry.errors import RegistryError
+
+Progress = Callable[[float, str], None]
+MAX_PROBLEMS_SHOWN = 10
+
+
+def no_progress(_fraction: float, _message: str) -> None:
+    """The default progress callback: report nothing."""
+
+
+@dataclass(frozen=True)
+class Source:
+    """A file to import: a path on disk, or the bytes of an upload with its original name."""
+
+    name: str
+    path: Path | None = None
+    content: bytes | None = None
+
+    @classmethod
+    def from_path(cls, path: Path) -> Source:
+        return cls(name=path.name, path=path)
+
+    @classmethod
+    def from_bytes(cls, name: str, content: bytes) -> Source:
+        return cls(name=name, content=content)
+
+    def open(self) -> IO[bytes]:
+        if self.content is not None:
+            return io.BytesIO(self.content)
+        assert self.path is not None
+        return self.path.open("rb")
+
+    def size(self) -> int:
+        if self.content is not None:
+            return len(self.content)
+        assert self.path is not None
+        return self.path.stat().st_size
+
+    def sha256(self) -> str:
+        digest = hashlib.sha256()
+        with self.open() as stream:
+            for block in iter(lambda: stream.read(1 << 20), b""):
+                digest.update(block)
+        return digest.hexdigest()
+
+    def text(self) -> str:
+        """The file as text: UTF-8, with stray Windows-1252 bytes (an NBSP) read as such."""
+        with self.open() as stream:
+            raw = stream.read()
+        return decode_lenient(raw)
+
+
+def decode_lenient(raw: bytes) -> str:
+    """Decode UTF-8, reading any line that is not valid UTF-8 as Windows-1252.
+
+    Published files are UTF-8 with the odd Windows-1252 byte (``\\xa0`` after a name) pasted in.
+    """
+    raw = raw.removeprefix(b"\xef\xbb\xbf")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        lines = raw.split(b"\n")
+        out = []
+        for line in lines:
+            try:
+                out.append(line.decode("utf-8"))
+            except UnicodeDecodeError:
+                out.append(line.decode("cp1252", errors="replace"))
+        return "\n".join(out)
+
+
+def clean(value: object) -> str:
+    """A cell as trimmed text, with non-breaking and odd spaces folded to plain ones."""
+    text = unicodedata.normalize("NFKC", str(value)).replace("\u00a0", " ")
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def category_key(value: str) -> str:
+    """How source categories are compared: case, spacing and NBSPs do not matter."""
+    return clean(value).casefold()
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One reason a file is refused, located as precisely as the file allows."""
+
+    reason: str
+    row: int | None = None
+    column: str | None = None
+    value: str | None = None
+
+    def __str__(self) -> str:
+        where = []
+        if self.row is not None:
+            where.append(f"row {self.row}")
+        if self.column:
+            where.append(f"column {self.column!r}")
+        if self.value is not None:
+            where.append(f"value {self.value!r}")
+        return f"{', '.join(where)}: {self.reason}" if where else self.reason
+
+
+class ImportRefused(RegistryError):
+    """A file that cannot be imported; nothing was written. ``problems`` says why, row by row."""
+
+    def __init__(self, file_name: str, problems: Iterable[Problem]) -> None:
+        self.file_name = file_name
+        self.problems = list(problems)
+        shown = "; ".join(str(p) for p in self.problems[:MAX_PROBLEMS_SHOWN])
+        more = len(self.problems) - MAX_PROBLEMS_SHOWN
+        extra = f"; and {more} more" if more > 0 else ""
+        super().__init__(f"{file_name} refused, nothing imported: {shown}{extra}.")
+
+
+def refuse(
+    file_name: str,
+    reason: str,
+    *,
+    row: int | None = None,
+    column: str | None = None,
+    value: str | None = None,
+) -> ImportRefused:
+    return ImportRefused(file_name, [Problem(reason, row, column, value)])
+
+
+@dataclass
+class ParsedCrime:
+    """Counts read from one or more files, aggregated, ready to compare with the database.
+
+    ``rows_read`` is the number of source rows; every one of them is a borough row, a London
+    unallocated row (``unallocated_rows`` by source area) or a skipped row (``skipped`` by reason).
+    """
+
+    format: str
+    file_name: str
+    sha256: str
+    rows_read: int = 0
+    layout: str | None = None
+    files: list[dict[str, str]] = field(default_factory=list)
+    counts: dict[tuple[str, str, dt.date], int] = field(default_factory=dict)
+    unallocated: dict[tuple[str, str, dt.date], int] = field(default_factory=dict)
+    borough_rows: int = 0
+    unallocated_rows: Counter[str] = field(default_factory=Counter)
+    skipped: Counter[str] = field(default_factory=Counter)
+    unmapped: set[str] = field(default_factory=set)
+
+    def note_borough_rows(self, n: int) -> None:
+        self.borough_rows += n
+
+    def add_count(self, measure: str, gss: str, month: dt.date, n: int) -> None:
+        key = (measure, gss, month)
+        self.counts[key] = self.counts.get(key, 0) + n
+
+    def add_unallocated(self, measure: str, area: str, month: dt.date, n: int) -> None:
+        key = (measure, area, month)
+        self.unallocated[key] = self.unallocated.get(key, 0) + n
+
+
+@dataclass
+class ParsedPopulation:
+    """People per borough, year and age band, read from one file."""
+
+    format: str
+    file_name: str
+    sha256: str
+    rows_read: int = 0
+    people: dict[tuple[str, int, str], int] = field(default_factory=dict)
+    skipped: Counter[str] = field(default_factory=Counter)
+
+
+def pseudo_area_name(value: str) -> str | None:
+    """The Met's canonical name of a non-borough area (``Aviation Security(SO18)`` too)."""
+    key = boroughs.normalise_name(value).replace(" ", "")
+    for name in boroughs.MET_PSEUDO_AREAS:
+        if key == boroughs.normalise_name(name).replace(" ", ""):
+            return name
+    return None
+
+
+def combined_sha256(hashes: Iterable[str]) -> str:
+    """One fingerprint for a set of files, whatever order they were given in."""
+    return hashlib.sha256("\n".join(sorted(hashes)).encode()).hexdigest()
+
+
+_FIELDS_RE = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
+
+
+def parser_refusal(file_name: str, exc: Exception) -> ImportRefused:
+    """Turn pandas' complaint about a malformed CSV into a refusal a person can act on."""
+    match = _FIELDS_RE.search(str(exc))
+    if match:
+        expected, line, saw = match.groups()
+        return refuse(
+            file_name,
+            f"{saw} cells where the header has {expected} columns (a comma in an unquoted name?)",
+            row=int(line),
+        )
+    if isinstance(exc, pd.errors.ParserWarning):
+        return refuse(file_name, "the first row has more cells than the header has columns")
+    if isinstance(exc, pd.errors.EmptyDataError):
+        return refuse(file_name, "the file is empty")
+    return refuse(file_name, f"not a readable CSV file ({str(exc).splitlines()[0]})")
+
+
+def read_csv_text(source: Source) -> pd.DataFrame:
+    """A whole CSV file as text cells (nothing guessed), refusing rows of the wrong width."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", pd.errors.ParserWarning)
+        try:
+            return pd.read_csv(
+                io.StringIO(source.text()), dtype=str, keep_default_na=False, index_col=False
+            )
+        except (pd.errors.ParserError, pd.errors.ParserWarning, pd.errors.EmptyDataError) as exc:
+            raise parser_refusal(source.name, exc) from exc

@@ -1,0 +1,68 @@
+"""Recognise a file's format from its header, so a page can pre-select it and a refusal can say
+"this looks like a police.uk file" instead of just listing missing columns."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+from registry.outcomes.common import Source, clean, decode_lenient
+
+POLICE_UK_COLUMNS = {"Month", "Falls within", "LSOA name", "Crime type"}
+LONG_CRIME_COLUMNS = {"measure", "borough", "month", "count"}
+LONG_POPULATION_COLUMNS = {"borough", "year", "age_band", "people"}
+ONS_COLUMNS = {"Code", "Name", "All ages"}
+XLSX_MAGIC = b"PK\x03\x04"
+
+
+def header_of(source: Source) -> list[str]:
+    """The first row of a CSV file, or of the first sheet of an XLSX workbook."""
+    with source.open() as stream:
+        head = stream.read(64 * 1024)
+    if head.startswith(XLSX_MAGIC):
+        import pandas as pd
+
+        frame = pd.read_excel(source.open(), nrows=0, engine="openpyxl")
+        return [clean(c) for c in frame.columns]
+    text = decode_lenient(head)
+    first = next(csv.reader(io.StringIO(text)), [])
+    return [clean(c) for c in first]
+
+
+def detect_columns(columns: list[str]) -> str | None:
+    """The import format whose header these columns are, or ``None``."""
+    from registry.outcomes.mps_borough import layout_of
+    from registry.outcomes.mps_dashboard import has_dashboard_columns
+
+    cols = set(columns)
+    if layout_of(columns):
+        return "mps-borough"
+    if has_dashboard_columns(columns):
+        return "mps-dashboard"
+    if cols >= POLICE_UK_COLUMNS:
+        return "police-uk"
+    if {c.lower() for c in cols} >= LONG_CRIME_COLUMNS:
+        return "long"
+    if cols >= ONS_COLUMNS:
+        return "ons-single-year"
+    if {c.lower() for c in cols} >= LONG_POPULATION_COLUMNS:
+        return "long-population"
+    return None
+
+
+def detect(source: Source) -> str | None:
+    """The format of ``source`` judged from its header (``long-population`` for population)."""
+    return detect_columns(header_of(source))
+
+
+def describe(columns: list[str]) -> str:
+    """A hint for a refusal: which format the header looks like, if any."""
+    found = detect_columns(columns)
+    if found is None:
+        shown = ",".join(columns[:8]) + (",..." if len(columns) > 8 else "")
+        return f"; its header is '{shown}'"
+    if found == "long-population":
+        return "; it looks like a population file (import it with `vru import population`)"
+    if found == "ons-single-year":
+        return "; it looks like an ONS population file (`vru import population`)"
+    return f"; it looks like a '{found}' file (use --format {found})"

@@ -1,0 +1,135 @@
+"""Outcome measures as data: list them with their series breaks, add measures and break notes."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from registry import audit
+from registry.auth import Principal, require, write_action
+from registry.errors import ConflictError, NotFoundError, RegistryError
+from registry.models import MeasureBreak, OutcomeMeasure
+from registry.periods import format_month
+
+_CODE_RE = re.compile(r"^[a-z][a-z0-9_]{1,63}$")
+
+
+def get_measure(session: Session, code: str) -> OutcomeMeasure:
+    measure = session.scalar(select(OutcomeMeasure).where(OutcomeMeasure.code == code))
+    if measure is None:
+        codes = ", ".join(
+            session.scalars(select(OutcomeMeasure.code).order_by(OutcomeMeasure.code))
+        )
+        raise NotFoundError(f"There is no outcome measure {code!r}; the measures are {codes}.")
+    return measure
+
+
+def measure_ids(session: Session) -> dict[str, int]:
+    return dict(session.execute(select(OutcomeMeasure.code, OutcomeMeasure.id)).tuples().all())
+
+
+def list_measures(session: Session, *, principal: Principal) -> list[dict[str, Any]]:
+    """Every measure with its definition and its dated series-break notes."""
+    require(principal, "outcomes.read")
+    breaks: dict[int, list[dict[str, str]]] = {}
+    for b in session.scalars(select(MeasureBreak).order_by(MeasureBreak.month)):
+        breaks.setdefault(b.measure_id, []).append({"month": format_month(b.month), "note": b.note})
+    return [
+        {
+            "code": m.code,
+            "label": m.label,
+            "definition": m.definition,
+            "unit": m.unit,
+            "source": m.source or "",
+            "breaks": breaks.get(m.id, []),
+        }
+        for m in session.scalars(select(OutcomeMeasure).order_by(OutcomeMeasure.id))
+    ]
+
+
+def _snapshot(m: OutcomeMeasure) -> dict[str, Any]:
+    return {
+        "code": m.code,
+        "label": m.label,
+        "definition": m.definition,
+        "unit": m.unit,
+        "source": m.source,
+    }
+
+
+@write_action("measures.manage")
+def add_measure(
+    session: Session,
+    *,
+    principal: Principal,
+    code: str,
+    label: str,
+    definition: str,
+    unit: str = "offences",
+    source: str | None = None,
+) -> OutcomeMeasure:
+    """Add an outcome measure; map source categories to it with ``set_mapping``."""
+    code = code.strip()
+    if not _CODE_RE.match(code):
+        raise RegistryError(
+            f"{code!r} is not a valid measure code: use 2-64 lower-case letters, digits and '_', "
+            "starting with a letter."
+        )
+    if not label.strip() or not definition.strip() or not unit.strip():
+        raise RegistryError("A measure needs a label, a definition and a unit.")
+    if session.scalar(select(OutcomeMeasure.id).where(OutcomeMeasure.code == code)) is not None:
+        raise ConflictError(f"A measure with code {code!r} already exists.")
+    measure = OutcomeMeasure(
+        code=code,
+        label=label.strip(),
+        definition=definition.strip(),
+        unit=unit.strip(),
+        source=(source or "").strip() or None,
+    )
+    session.add(measure)
+    session.flush()
+    audit.record(
+        session,
+        actor=principal,
+        action="create",
+        entity="outcome_measure",
+        entity_id=measure.id,
+        after=_snapshot(measure),
+    )
+    return measure
+
+
+@write_action("measures.manage")
+def add_break(
+    session: Session, *, principal: Principal, code: str, month: dt.date, note: str
+) -> MeasureBreak:
+    """Record a dated break in a measure's series, which charts and models then show."""
+    measure = get_measure(session, code)
+    if not note.strip():
+        raise RegistryError("A series break needs a note saying what changed.")
+    month = month.replace(day=1)
+    existing = session.scalar(
+        select(MeasureBreak).where(
+            MeasureBreak.measure_id == measure.id, MeasureBreak.month == month
+        )
+    )
+    if existing is not None:
+        raise ConflictError(
+            f"{code} already has a break note for {format_month(month)}: {existing.note!r}."
+        )
+    brk = MeasureBreak(measure_id=measure.id, month=month, note=note.strip())
+    session.add(brk)
+    session.flush()
+    audit.record(
+        session,
+        actor=principal,
+        action="create",
+        entity="measure_break",
+        entity_id=brk.id,
+        after={"measure": code, "month": format_month(month), "note": brk.note},
+    )
+    return brk

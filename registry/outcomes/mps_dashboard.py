@@ -1,0 +1,178 @@
+"""The Met's Monthly Crime Dashboard file: long, one row per month, area, subgroup and measure.
+
+Header ``Month_Year, Area Type, Borough_SNT, Area name, Area code, Offence Group, Offence
+Subgroup, Measure, Financial Year, FY_FYIndex, Count, Refresh Date`` (older files say ``Crime
+Type`` and ``Crime Subtype``), as CSV or XLSX. Only ``Borough`` rows of the ``Offences`` measure
+count; Safer Neighbourhood Team rows (which repeat the borough figures) and ``Positive Outcomes``
+rows are skipped and reported. Subgroups map to measures (``Knife Injury Victims (non DA 1-24)``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+
+from registry import boroughs
+from registry.outcomes.common import (
+    ImportRefused,
+    ParsedCrime,
+    Problem,
+    Progress,
+    Source,
+    clean,
+    no_progress,
+    pseudo_area_name,
+    read_csv_text,
+    refuse,
+)
+from registry.outcomes.detect import XLSX_MAGIC, describe
+from registry.outcomes.mapping import Mapper
+
+RENAMED = {"Crime Type": "Offence Group", "Crime Subtype": "Offence Subgroup"}
+REQUIRED = ("Month_Year", "Area Type", "Area name", "Offence Subgroup", "Measure", "Count")
+NOT_MAPPED = "subgroup not mapped to a measure"
+MONTH_FORMATS = (
+    "%Y-%m",
+    "%Y-%m-%d",
+    "%Y-%m-%d %H:%M:%S",
+    "%d/%m/%Y",
+    "%m/%Y",
+    "%b-%y",
+    "%b %Y",
+    "%B %Y",
+    "%Y%m",
+)
+
+
+def has_dashboard_columns(columns: list[str]) -> bool:
+    renamed = {RENAMED.get(c, c) for c in columns}
+    return set(REQUIRED) <= renamed
+
+
+def parse_month_year(value: object) -> dt.date | None:
+    if isinstance(value, dt.datetime | dt.date | pd.Timestamp):
+        return dt.date(value.year, value.month, 1)
+    text = clean(value)
+    for fmt in MONTH_FORMATS:
+        try:
+            parsed = dt.datetime.strptime(text, fmt)
+        except ValueError:
+            continue
+        return dt.date(parsed.year, parsed.month, 1)
+    return None
+
+
+def _read(source: Source) -> pd.DataFrame:
+    with source.open() as stream:
+        magic = stream.read(4)
+    if magic == XLSX_MAGIC:
+        frame = pd.read_excel(source.open(), dtype=object, engine="openpyxl")
+        frame = frame.astype(object).where(frame.notna(), "")
+    else:
+        frame = read_csv_text(source)
+    frame = frame.set_axis([RENAMED.get(clean(c), clean(c)) for c in frame.columns], axis=1)
+    return frame
+
+
+def parse(source: Source, mapper: Mapper, progress: Progress = no_progress) -> ParsedCrime:
+    progress(0.0, f"Reading {source.name}")
+    frame = _read(source)
+    missing = [c for c in REQUIRED if c not in frame.columns]
+    if missing:
+        raise refuse(
+            source.name,
+            f"missing column(s) {', '.join(missing)} of the Met crime dashboard file"
+            + describe(list(frame.columns)),
+        )
+    blank = frame.map(lambda v: clean(v) == "").all(axis=1)
+    frame = frame.loc[~blank]
+    parsed = ParsedCrime(
+        format="mps-dashboard",
+        file_name=source.name,
+        sha256=source.sha256(),
+        rows_read=len(frame),
+        layout="old headers" if "Crime Subtype" in set(frame.columns) else None,
+    )
+    area_type = frame["Area Type"].map(clean)
+    measure_kind = frame["Measure"].map(clean)
+    is_borough = area_type.str.casefold() == "borough"
+    is_offences = measure_kind.str.casefold() == "offences"
+    for value, n in area_type[~is_borough].value_counts().items():
+        parsed.skipped[f"{value} rows"] += int(n)
+    for value, n in measure_kind[is_borough & ~is_offences].value_counts().items():
+        parsed.skipped[f"{value} rows"] += int(n)
+    rows = frame.loc[is_borough & is_offences]
+
+    problems: list[Problem] = []
+    months: dict[object, dt.date | None] = {
+        v: parse_month_year(v) for v in rows["Month_Year"].unique()
+    }
+    for value, month in months.items():
+        if month is None:
+            first = int(rows.index[rows["Month_Year"] == value][0]) + 2
+            problems.append(
+                Problem("not a month (expected e.g. 2023-04)", first, "Month_Year", str(value))
+            )
+    counts = pd.to_numeric(rows["Count"].map(clean), errors="coerce")
+    bad = counts.isna() | (counts < 0) | (counts % 1 != 0)
+    for idx in rows.index[bad.to_numpy()][:50]:
+        problems.append(
+            Problem(
+                "a count must be a whole number of 0 or more",
+                int(idx) + 2,
+                "Count",
+                clean(rows.at[idx, "Count"]),
+            )
+        )
+    codes = rows["Area code"].map(clean) if "Area code" in rows.columns else None
+    area_of: dict[tuple[str, str], tuple[str, str] | None] = {}
+    keys = list(
+        zip(
+            rows["Area name"].map(clean),
+            codes if codes is not None else [""] * len(rows),
+            strict=True,
+        )
+    )
+    for name, code in set(keys):
+        borough = boroughs.find(code) if code else None
+        borough = borough or boroughs.find(name)
+        if borough is not None:
+            area_of[(name, code)] = ("borough", borough.gss_code)
+            continue
+        pseudo = pseudo_area_name(name)
+        area_of[(name, code)] = ("pseudo", pseudo) if pseudo else None
+        if pseudo is None:
+            first = int(rows.index[rows["Area name"].map(clean) == name][0]) + 2
+            problems.append(
+                Problem(
+                    "not a London borough or one of the Met's known non-borough areas",
+                    first,
+                    "Area name",
+                    name,
+                )
+            )
+    if problems:
+        raise ImportRefused(source.name, problems)
+
+    progress(0.5, "Mapping subgroups")
+    subgroup = rows["Offence Subgroup"].map(clean)
+    resolved = {s: mapper.resolve(s) for s in subgroup.unique()}
+    parsed.unmapped.update(s for s, (known, _m) in resolved.items() if not known)
+    for i, (idx, sub) in enumerate(subgroup.items()):
+        measure = resolved[sub][1]
+        if measure is None:
+            parsed.skipped[NOT_MAPPED] += 1
+            continue
+        kind, target = area_of[keys[i]]  # type: ignore[misc]
+        month = months[rows.at[idx, "Month_Year"]]
+        assert month is not None
+        n = int(counts.at[idx])
+        if kind == "borough":
+            parsed.note_borough_rows(1)
+            parsed.add_count(measure, target, month, n)
+        else:
+            parsed.unallocated_rows[target] += 1
+            parsed.add_unallocated(measure, target, month, n)
+    progress(1.0, f"Read {parsed.rows_read:,} rows from {source.name}")
+    return parsed
