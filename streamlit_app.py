@@ -12,6 +12,14 @@ st.set_page_config(page_title="VRU registry", page_icon=":material/diversity_3:"
 PAGES = [
     # (file, title, icon, permission needed)
     ("dashboards/home.py", "Home", ":material/home:", None),
+    ("dashboards/entry.py", "Record deliveries", ":material/edit_note:", "deliveries.write"),
+    ("dashboards/programmes.py", "Programmes", ":material/category:", "deliveries.read"),
+    (
+        "dashboards/completeness.py",
+        "Returns and sign-off",
+        ":material/fact_check:",
+        "deliveries.read",
+    ),
     ("dashboards/users.py", "Users", ":material/manage_accounts:", "users.manage"),
     ("dashboards/audit_log.py", "Audit trail", ":material/history:", "audit.read"),
 ]
