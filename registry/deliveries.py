@@ -220,7 +220,7 @@ def check_rows(session: Session, frame: pd.DataFrame) -> Checked:
     codes_m, uniques_m = pd.factorize(frame["month"])
     now_mi = _current_mi()
     parsed = [_parse_month_cell(u, now_mi) for u in uniques_m]
-    mi = _per_value(codes_m, [p[0] for p in parsed], -1).astype(np.int64)
+    mi = _per_value(codes_m, [-1 if p[0] is None else p[0] for p in parsed], -1).astype(np.int64)
     c.flag(mi < 0, "month", _per_value(codes_m, [p[1] for p in parsed], ""))
     dated = (mi >= 0) & known
     c.flag(dated & (mi < start_mi.astype(np.int64)), "month", before_reason)
@@ -431,8 +431,10 @@ def _attach(rows: pd.DataFrame, existing: pd.DataFrame, prefix: str) -> pd.DataF
     cols = ["id", "version", "live", "opportunities", "participants", "spend_gbp", "updated_by"]
     right = existing[[*_KEY, *cols]].rename(columns={c: f"{prefix}{c}" for c in cols})
     merged = rows.merge(right, on=_KEY, how="left")
-    merged[f"{prefix}live"] = merged[f"{prefix}live"].fillna(False).astype(bool)
-    merged[f"{prefix}version"] = merged[f"{prefix}version"].fillna(0).astype(np.int64)
+    merged[f"{prefix}live"] = merged[f"{prefix}live"].eq(True).to_numpy(dtype=bool)
+    merged[f"{prefix}version"] = (
+        pd.to_numeric(merged[f"{prefix}version"]).fillna(0).to_numpy(dtype=np.int64)
+    )
     return merged
 
 

@@ -178,6 +178,21 @@ def _with_header(raw: pd.DataFrame, fmt: str) -> Sheet:
     while header and header[-1] == "" and (data[len(header) - 1].str.strip() == "").all():
         header.pop()
         data = data.drop(columns=len(header))
+    if not set(header) & set(TEMPLATE_COLUMNS):
+        first = ",".join(str(v) for v in raw.iloc[0].tolist()).strip(",")
+        return Sheet(
+            pd.DataFrame(),
+            fmt,
+            [
+                Problem(
+                    1,
+                    "",
+                    first,
+                    "The first row is not the template's header; it must name the columns "
+                    f"{', '.join(TEMPLATE_COLUMNS)}.",
+                )
+            ],
+        )
     problems: list[Problem] = []
     seen: set[str] = set()
     for position, name in enumerate(header):
