@@ -18,6 +18,7 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from registry.config import get_settings
@@ -168,12 +169,14 @@ def _with_header(raw: pd.DataFrame, fmt: str) -> Sheet:
     """Turn the first row into column names, check them, and number the data rows."""
     header = [_header_key(v) for v in raw.iloc[0].tolist()]
     header = [_HEADER_ALIASES.get(h, h) for h in header]
-    data = raw.iloc[1:].copy()
-    data.columns = range(data.shape[1])
+    data = raw.iloc[1:].set_axis(range(raw.shape[1]), axis=1)
     data.insert(0, "row", range(2, len(data) + 2))
     # Blank lines and rows of empty cells are skipped; the row numbers of the others stay true.
-    cells = data.drop(columns="row")
-    data = data[(cells.apply(lambda c: c.str.strip() != "")).any(axis=1)]
+    filled = np.zeros(len(data), dtype=bool)
+    for position in range(raw.shape[1]):
+        codes, uniques = pd.factorize(data[position].to_numpy(dtype=object))
+        filled |= np.array([str(u).strip() != "" for u in uniques] + [False])[codes]
+    data = data[filled]
     # Trailing unnamed, empty columns are common in exported sheets.
     while header and header[-1] == "" and (data[len(header) - 1].str.strip() == "").all():
         header.pop()
@@ -211,7 +214,7 @@ def _with_header(raw: pd.DataFrame, fmt: str) -> Sheet:
             )
         elif name in seen:
             problems.append(Problem(1, letter, name, f"The column {name!r} appears twice."))
-        seen.add(name)
+        seen |= {name}
     for name in REQUIRED_COLUMNS:
         if name not in seen:
             problems.append(
@@ -221,7 +224,7 @@ def _with_header(raw: pd.DataFrame, fmt: str) -> Sheet:
         return Sheet(pd.DataFrame(), fmt, problems)
     if data.empty:
         return Sheet(pd.DataFrame(), fmt, [Problem(None, "", "", "The file has no data rows.")])
-    data.columns = ["row", *header]
+    data = data.set_axis(["row", *header], axis=1)
     for name in TEMPLATE_COLUMNS:
         if name not in data.columns:
             data[name] = ""
