@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -865,26 +866,36 @@ def _insert_new(
 
     month_values = {m: processor("month")(m) for m in set(months)}
     stamp = processor("created_at")(now)
+    rounded = np.round(spe, 2).tolist()
     if dialect.supports_native_decimal:
-        spends = [None if np.isnan(v) else Decimal(f"{v:.2f}") for v in spe.tolist()]
+        spends = [None if v != v else Decimal(f"{v:.2f}") for v in rounded]
     else:  # SQLite keeps NUMERIC as a float anyway
-        spends = [None if np.isnan(v) else round(v, 2) for v in spe.tolist()]
-    participants = [None if np.isnan(v) else int(v) for v in par.tolist()]
+        spends = [None if v != v else v for v in rounded]
+    participants = [None if v != v else int(v) for v in par.tolist()]
     compiled = insert(table("delivery", *(column(n) for n in _BULK_COLUMNS))).compile(
         dialect=dialect
     )
-    rows = [
-        (p, b, month_values[m], o, q, sp, 1, batch_id, stamp, stamp, principal.username)
-        for p, b, m, o, q, sp in zip(
-            pid.tolist(), bid.tolist(), months, opp.tolist(), participants, spends, strict=True
-        )
-    ]
+    by_name = {
+        "programme_id": pid.tolist(),
+        "borough_id": bid.tolist(),
+        "month": [month_values[m] for m in months],
+        "opportunities": opp.tolist(),
+        "participants": participants,
+        "spend_gbp": spends,
+        "version": itertools.repeat(1),
+        "import_batch_id": itertools.repeat(batch_id),
+        "created_at": itertools.repeat(stamp),
+        "updated_at": itertools.repeat(stamp),
+        "updated_by": itertools.repeat(principal.username),
+    }
     params: list[Any]
     if compiled.positiontup is not None:
-        order = [_BULK_COLUMNS.index(name) for name in compiled.positiontup]
-        params = [tuple(r[i] for i in order) for r in rows]
+        params = list(zip(*(by_name[name] for name in compiled.positiontup), strict=False))
     else:
-        params = [dict(zip(_BULK_COLUMNS, r, strict=True)) for r in rows]
+        params = [
+            dict(zip(_BULK_COLUMNS, r, strict=False))
+            for r in zip(*(by_name[name] for name in _BULK_COLUMNS), strict=False)
+        ]
     session.connection().exec_driver_sql(compiled.string, params)
 
 
