@@ -268,15 +268,7 @@ def test_grid_saves_changed_and_new_rows_and_refuses_stale_ones(ready, engine) -
     assert list(original.columns) == list(deliveries.GRID_COLUMNS) and len(original) == 3
     edited = original.copy()
     edited.loc[0, "opportunities"] = 30
-    edited = pd.concat(
-        [
-            edited,
-            pd.DataFrame(
-                [{"borough": "Lambeth", "month": "2022-02", "opportunities": 3, "version": None}]
-            ),
-        ],
-        ignore_index=True,
-    )
+    edited.loc[len(edited)] = ["Lambeth", "2022-02", 3, pd.NA, None, pd.NA]
     saved = deliveries.save_grid(
         ready, principal=STAFF, programme=OPEN, original=original, edited=edited
     )
@@ -345,7 +337,10 @@ def test_plausibility_warns_but_does_not_block(ready) -> None:
         f"{OPEN},Camden,2022-{m:02d},20\n" for m in range(1, 7)
     )
     _import(ready, history)
-    odd = f"programme,borough,month,opportunities\n{OPEN},Camden,2022-07,90\n{OPEN},Camden,2022-08,21\n"
+    odd = (
+        "programme,borough,month,opportunities\n"
+        f"{OPEN},Camden,2022-07,90\n{OPEN},Camden,2022-08,21\n"
+    )
     result = _import(ready, odd)
     assert result.ok and result.count("added") == 2
     assert [w.row for w in result.warnings] == [2]
