@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 from sqlalchemy import and_, bindparam, column, insert, select, table, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from registry import audit, boroughs
@@ -695,19 +696,37 @@ def commit(session: Session, *, principal: Principal, preview: Preview) -> SaveR
     if len(changes):
         _write_changes(session, principal, changes, batch_id, preview.kind)
     counts = {s: preview.count(s) for s in STATUSES}
-    if preview.kind == "upload" or len(changes):
+    if preview.kind == "upload":
         audit.record(
             session,
             actor=principal,
-            action="import" if preview.kind == "upload" else "amend",
-            entity="import_batch" if batch_id else "delivery",
+            action="import",
+            entity="import_batch",
             entity_id=batch_id,
             after=counts,
-            detail=(
-                f"Deliveries from {preview.file_name} (SHA-256 {preview.sha256})."
-                if preview.kind == "upload"
-                else f"Deliveries saved from the {preview.kind}."
-            ),
+            detail=f"Deliveries from {preview.file_name} (SHA-256 {preview.sha256}).",
+        )
+    elif counts["added"]:
+        # Amendments have an event each (written with them); new rows from the form or grid are
+        # recorded here with their figures.
+        added = changes[~changes["was_live"].to_numpy(dtype=bool)]
+        audit.record(
+            session,
+            actor=principal,
+            action="create",
+            entity="delivery",
+            after={
+                "rows": [
+                    {
+                        "programme": r.programme,
+                        "borough": r.borough,
+                        "month": format_month(index_month(int(r.mi))),
+                    }
+                    | _json_figures(float(r.opportunities), r.participants, r.spend_gbp)
+                    for r in added.itertuples()
+                ]
+            },
+            detail=f"{counts['added']} delivery row(s) recorded from the {preview.kind}.",
         )
     return SaveResult(
         counts["added"], counts["amended"], counts["unchanged"], batch_id, preview.warnings
@@ -896,7 +915,13 @@ def _insert_new(
             dict(zip(_BULK_COLUMNS, r, strict=False))
             for r in zip(*(by_name[name] for name in _BULK_COLUMNS), strict=False)
         ]
-    session.connection().exec_driver_sql(compiled.string, params)
+    try:
+        session.connection().exec_driver_sql(compiled.string, params)
+    except IntegrityError:
+        raise ConflictError(
+            "Someone else recorded figures for some of these programmes, boroughs and months "
+            "while you were saving, so nothing was saved. Reload and try again."
+        ) from None
 
 
 @write_action("deliveries.write")

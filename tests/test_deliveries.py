@@ -396,3 +396,47 @@ def test_completeness_shows_missing_and_late_returns(ready) -> None:
     assert status[("Westminster", "2022-02")] == "missing"
     assert status[("Kensington and Chelsea", "2022-02")] == "late"
     assert len(frame) == 6
+
+
+def test_form_additions_are_audited_with_their_figures(ready) -> None:
+    deliveries.save_delivery(
+        ready,
+        principal=STAFF,
+        programme=OPEN,
+        borough="Hackney",
+        month="2022-03",
+        opportunities=4,
+        spend_gbp="12.5",
+    )
+    ready.commit()
+    event = ready.scalar(
+        select(AuditEvent).where(AuditEvent.action == "create", AuditEvent.entity == "delivery")
+    )
+    assert event.entity == "delivery" and event.actor == STAFF.username
+    assert event.after["rows"] == [
+        {
+            "programme": OPEN,
+            "borough": "Hackney",
+            "month": "2022-03",
+            "opportunities": 4,
+            "participants": None,
+            "spend_gbp": "12.50",
+        }
+    ]
+
+
+def test_a_race_on_a_new_row_is_a_conflict_not_a_crash(ready, engine) -> None:
+    """Two previews both see no row; the second commit hits the unique key and is refused."""
+    text = f"programme,borough,month,opportunities\n{OPEN},Camden,2022-01,4\n".encode()
+    factory = db.make_session_factory(engine)
+    with factory() as one, factory() as two:
+        first = deliveries.preview_upload(one, principal=STAFF, content=text, file_name="a.csv")
+        second = deliveries.preview_upload(two, principal=STAFF, content=text, file_name="a.csv")
+        one.commit()
+        two.commit()
+        deliveries.commit(one, principal=STAFF, preview=first)
+        one.commit()
+        with pytest.raises(ConflictError, match="since you read it"):
+            deliveries.commit(two, principal=STAFF, preview=second)
+        two.rollback()
+    assert len(ready.scalars(select(Delivery)).all()) == 1
