@@ -16,7 +16,7 @@ import click
 from registry import deliveries, programmes
 from registry.cli import Context, cli, pass_ctx
 from registry.periods import parse_month
-from registry.uploads import template_csv, write_table
+from registry.uploads import template_frame, write_table
 
 
 def _shared_group(name: str, help_text: str) -> click.Group:
@@ -170,7 +170,7 @@ def programmes_list(obj: Context, as_json: bool) -> None:
     "--template",
     type=click.Path(dir_okay=False, path_type=Path),
     metavar="PATH",
-    help="Write the upload template to PATH and stop.",
+    help="Write the upload template to PATH (.csv or .xlsx) and stop.",
 )
 @pass_ctx
 def import_deliveries(
@@ -181,7 +181,7 @@ def import_deliveries(
     Exits 1, writing nothing, when any row is rejected.
     """
     if template is not None:
-        template.write_bytes(template_csv())
+        write_table(template_frame(), template)
         click.echo(f"Wrote the upload template to {template}.")
         return
     if file is None:

@@ -66,12 +66,19 @@ class Sheet:
     problems: list[Problem] = field(default_factory=list)
 
 
+_EXAMPLE = ("Example programme", "Camden", "2024-04", "25", "20", "1250.00")
+
+
+def template_frame() -> pd.DataFrame:
+    """The upload template: the columns and one example row."""
+    return pd.DataFrame([_EXAMPLE], columns=list(TEMPLATE_COLUMNS))
+
+
 def template_csv() -> bytes:
-    """The upload template: the header and one example row."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(TEMPLATE_COLUMNS)
-    writer.writerow(["Example programme", "Camden", "2024-04", "25", "20", "1250.00"])
+    writer.writerow(_EXAMPLE)
     return buffer.getvalue().encode("utf-8")
 
 

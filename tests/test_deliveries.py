@@ -426,7 +426,7 @@ def test_form_additions_are_audited_with_their_figures(ready) -> None:
 
 
 def test_a_race_on_a_new_row_is_a_conflict_not_a_crash(ready, engine) -> None:
-    """Two previews both see no row; the second commit hits the unique key and is refused."""
+    """Two previews both see no row; the second commit finds the row now exists and is refused."""
     text = f"programme,borough,month,opportunities\n{OPEN},Camden,2022-01,4\n".encode()
     factory = db.make_session_factory(engine)
     with factory() as one, factory() as two:

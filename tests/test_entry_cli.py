@@ -154,6 +154,9 @@ def test_template_and_export_round_trip(seeded_url, tmp_path) -> None:
     assert template.read_text(encoding="utf-8").splitlines()[0] == (
         "programme,borough,month,opportunities,participants,spend_gbp"
     )
+    xlsx_template = tmp_path / "template.xlsx"
+    assert run(seeded_url, "import", "deliveries", "--template", str(xlsx_template)).exit_code == 0
+    assert xlsx_template.read_bytes().startswith(b"PK")
     engine = db.make_engine(seeded_url)
     for name in ("all.csv", "all.xlsx"):
         path = tmp_path / name
