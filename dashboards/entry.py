@@ -139,6 +139,8 @@ with grid_tab:
                 s, principal=who, programme=grid_programme
             )
         st.session_state["grid_loaded"] = grid_programme
+        # A fresh editor key on every load, so edits already saved are not replayed.
+        st.session_state["grid_generation"] = st.session_state.get("grid_generation", -1) + 1
     original: pd.DataFrame = st.session_state["grid_original"]
     st.caption(
         "Edit figures in place or add rows at the bottom (borough, month as YYYY-MM). "
@@ -149,13 +151,16 @@ with grid_tab:
         num_rows="add",
         disabled=["version"],
         hide_index=True,
-        key="grid_editor",
+        key=f"grid_editor_{st.session_state['grid_generation']}",
         column_config={
             "borough": st.column_config.SelectboxColumn(options=[b.name for b in BOROUGHS]),
             "spend_gbp": st.column_config.NumberColumn(format="%.2f"),
         },
         width="stretch",
     )
+    if st.button("Reload grid", key="grid_reload"):
+        st.session_state.pop("grid_loaded", None)
+        st.rerun()
     if st.button("Save grid", type="primary", key="grid_save", disabled=not writer):
         with session() as s:
             saved = attempt(

@@ -80,8 +80,9 @@ def test_grid_edits_and_saves(url, monkeypatch) -> None:
     at.file_uploader(key="upload_file").set_value(("d.csv", csv, "text/csv")).run()
     at.button(key="upload_confirm").click().run()
     at.selectbox(key="grid_programme").select(OPEN).run()
-    assert at.data_editor(key="grid_editor").value["opportunities"].tolist() == [4]
-    at.session_state["grid_editor"] = {
+    editor = at.data_editor[0]
+    assert editor.value["opportunities"].tolist() == [4]
+    at.session_state[editor.key] = {
         "edited_rows": {0: {"opportunities": 9}},
         "added_rows": [{"borough": "Brent", "month": "2022-01", "opportunities": 2}],
         "deleted_rows": [],
@@ -91,6 +92,9 @@ def test_grid_edits_and_saves(url, monkeypatch) -> None:
     assert not at.exception
     assert "1 added, 1 amended" in at.success[0].value
     assert sorted(r[2:] for r in rows(url)) == [(2, 1), (9, 2)]
+    at.run()  # the grid reloads with the saved figures and no pending edits
+    assert sorted(at.data_editor[0].value["opportunities"].tolist()) == [2, 9]
+    assert at.data_editor[0].key != editor.key
 
 
 def test_upload_previews_then_saves(url, monkeypatch) -> None:
