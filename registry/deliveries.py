@@ -596,15 +596,6 @@ class SaveResult:
     import_batch_id: int | None = None
     warnings: list[Problem] = field(default_factory=list)
 
-    def summary(self) -> dict[str, Any]:
-        return {
-            "added": self.added,
-            "amended": self.amended,
-            "unchanged": self.unchanged,
-            "rejected": 0,
-            "errors": [],
-        }
-
 
 def _value_text(value: float, money: bool = False) -> str:
     if value is None or (isinstance(value, float) and np.isnan(value)):
