@@ -13,6 +13,14 @@ PAGES = [
     # (file, title, icon, permission needed)
     ("dashboards/home.py", "Home", ":material/home:", None),
     ("dashboards/downloads.py", "Downloads", ":material/download:", "reports.read"),
+    ("dashboards/entry.py", "Record deliveries", ":material/edit_note:", "deliveries.write"),
+    ("dashboards/programmes.py", "Programmes", ":material/category:", "deliveries.read"),
+    (
+        "dashboards/completeness.py",
+        "Returns and sign-off",
+        ":material/fact_check:",
+        "deliveries.read",
+    ),
     ("dashboards/users.py", "Users", ":material/manage_accounts:", "users.manage"),
     ("dashboards/audit_log.py", "Audit trail", ":material/history:", "audit.read"),
     ("dashboards/outcome_data.py", "Outcome data", ":material/upload_file:", "outcomes.import"),

@@ -32,6 +32,17 @@ EXPECTED: dict[str, set[str]] = {
     "registry.outcomes.mapping.set_mapping": ADMIN_ONLY,
     "registry.outcomes.store.import_crime": ADMIN_ONLY,
     "registry.outcomes.store.import_population": ADMIN_ONLY,
+    "registry.programmes.add_funding_stream": STAFF_UP,
+    "registry.programmes.add_programme": STAFF_UP,
+    "registry.programmes.edit_programme": STAFF_UP,
+    "registry.programmes.close_programme": STAFF_UP,
+    "registry.deliveries.commit": STAFF_UP,
+    "registry.deliveries.import_file": STAFF_UP,
+    "registry.deliveries.save_delivery": STAFF_UP,
+    "registry.deliveries.save_grid": STAFF_UP,
+    "registry.deliveries.delete_delivery": STAFF_UP,
+    "registry.deliveries.sign_off_month": ADMIN_ONLY,
+    "registry.deliveries.reopen_month": ADMIN_ONLY,
 }
 
 # Writers that are not actions of a signed-in user: the audit mechanism itself (called inside

@@ -1,0 +1,272 @@
+"""``vru programmes``, ``vru funding-streams``, ``vru import deliveries``, ``vru export
+deliveries`` and ``vru months``: staff data entry from the command line.
+
+The ``import`` and ``export`` groups are shared with other areas (outcome imports attach their
+commands to the same groups), so each is created here only if no other module created it first.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import click
+
+from registry import deliveries, programmes
+from registry.cli import Context, cli, pass_ctx
+from registry.periods import parse_month
+from registry.uploads import template_frame, write_table
+
+
+def _shared_group(name: str, help_text: str) -> click.Group:
+    existing = cli.commands.get(name)
+    if isinstance(existing, click.Group):
+        return existing
+
+    @cli.group(name, help=help_text)
+    def group() -> None:
+        pass
+
+    return group
+
+
+import_group = _shared_group("import", "Load data files into the registry (validated first).")
+export_group = _shared_group("export", "Write registry data to CSV or XLSX files.")
+
+
+def _date(value: str | None) -> dt.date | None:
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date in the form YYYY-MM-DD.") from None
+
+
+def _month(value: str) -> dt.date:
+    try:
+        return parse_month(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+# --- funding streams and programmes ------------------------------------------------------------
+
+
+@cli.group("funding-streams")
+def funding_streams_group() -> None:
+    """Funding streams (who pays for programmes)."""
+
+
+@funding_streams_group.command("add")
+@click.argument("name")
+@click.option("--funder", required=True, help="Who provides the money.")
+@pass_ctx
+def funding_streams_add(obj: Context, name: str, funder: str) -> None:
+    """Add a funding stream NAME paid for by --funder."""
+    with obj.session() as (session, principal):
+        stream = programmes.add_funding_stream(
+            session, principal=principal, name=name, funder=funder
+        )
+        click.echo(f"Added funding stream {stream.name} ({stream.funder}).")
+
+
+@funding_streams_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_ctx
+def funding_streams_list(obj: Context, as_json: bool) -> None:
+    """List funding streams with their funder and number of programmes."""
+    with obj.session() as (session, _principal):
+        rows = programmes.list_funding_streams(session)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for r in rows:
+        click.echo(f"{r['name']:<40} {r['funder']:<30} {r['programmes']} programme(s)")
+
+
+@cli.group("programmes")
+def programmes_group() -> None:
+    """Programmes: add, list, close."""
+
+
+@programmes_group.command("add")
+@click.argument("name")
+@click.option("--funding-stream", required=True, metavar="NAME", help="Its funding stream.")
+@click.option("--partner", help="The delivery partner.")
+@click.option("--start", metavar="YYYY-MM-DD", help="Start date (default: today).")
+@click.option("--end", metavar="YYYY-MM-DD", help="End date, if known.")
+@click.option("--intervention-type", help="For example mentoring, sport, A&E navigators.")
+@click.option("--age-min", type=click.IntRange(0, 120), help="Youngest age served.")
+@click.option("--age-max", type=click.IntRange(0, 120), help="Oldest age served.")
+@pass_ctx
+def programmes_add(
+    obj: Context,
+    name: str,
+    funding_stream: str,
+    partner: str | None,
+    start: str | None,
+    end: str | None,
+    intervention_type: str | None,
+    age_min: int | None,
+    age_max: int | None,
+) -> None:
+    """Add a programme NAME (names are unique)."""
+    with obj.session() as (session, principal):
+        programme = programmes.add_programme(
+            session,
+            principal=principal,
+            name=name,
+            funding_stream=funding_stream,
+            partner=partner,
+            start=_date(start),
+            end=_date(end),
+            intervention_type=intervention_type,
+            age_min=age_min,
+            age_max=age_max,
+        )
+        click.echo(f"Added programme {programme.name} (from {programme.start_date}).")
+
+
+@programmes_group.command("close")
+@click.argument("name")
+@click.option("--end", required=True, metavar="YYYY-MM-DD", help="Its last day.")
+@pass_ctx
+def programmes_close(obj: Context, name: str, end: str) -> None:
+    """Close programme NAME: it accepts no deliveries after --end."""
+    end_date = _date(end)
+    assert end_date is not None
+    with obj.session() as (session, principal):
+        programme = programmes.close_programme(
+            session, principal=principal, name=name, end=end_date
+        )
+        click.echo(f"{programme.name} closes on {programme.end_date}.")
+
+
+@programmes_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_ctx
+def programmes_list(obj: Context, as_json: bool) -> None:
+    """List programmes with their funding stream, dates and status."""
+    with obj.session() as (session, _principal):
+        rows = programmes.list_programmes(session)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, default=str))
+        return
+    for r in rows:
+        dates = f"{r['start_date']} to {r['end_date'] or 'open'}"
+        click.echo(f"{r['name']:<40} {r['funding_stream']:<30} {dates:<26} {r['status']}")
+
+
+# --- deliveries --------------------------------------------------------------------------------
+
+
+@import_group.command("deliveries")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path), required=False)
+@click.option("--dry-run", is_flag=True, help="Validate and show what would change; write nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
+@click.option(
+    "--template",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="PATH",
+    help="Write the upload template to PATH (.csv or .xlsx) and stop.",
+)
+@pass_ctx
+def import_deliveries(
+    obj: Context, file: Path | None, dry_run: bool, as_json: bool, template: Path | None
+) -> None:
+    """Validate a CSV or XLSX of deliveries and, if every row is valid, save it in one go.
+
+    Exits 1, writing nothing, when any row is rejected.
+    """
+    if template is not None:
+        write_table(template_frame(), template)
+        click.echo(f"Wrote the upload template to {template}.")
+        return
+    if file is None:
+        raise click.UsageError("Give the FILE to import (or --template PATH).")
+    content = file.read_bytes()
+    with obj.session() as (session, principal):
+        result = deliveries.import_file(
+            session, principal=principal, content=content, file_name=file.name, dry_run=dry_run
+        )
+    summary = result.summary()
+    if as_json:
+        click.echo(json.dumps(summary))
+    else:
+        verb = "Would add" if dry_run or not result.ok else "Added"
+        click.echo(
+            f"{verb} {summary['added']}, amend {summary['amended']}, leave {summary['unchanged']} "
+            f"unchanged; {summary['rejected']} row(s) rejected."
+        )
+        for p in result.problems:
+            where = f"row {p.row}" if p.row is not None else "file"
+            column = f", {p.column}" if p.column else ""
+            value = f" {p.value!r}" if p.value else ""
+            click.echo(f"  {where}{column}:{value} {p.reason}", err=True)
+        for w in result.warnings:
+            click.echo(f"  warning, row {w.row}: {w.reason}")
+        if result.ok and not dry_run:
+            click.echo("Saved.")
+        elif not result.ok:
+            click.echo("Nothing was written.", err=True)
+    if not result.ok:
+        raise SystemExit(1)
+
+
+@export_group.command("deliveries")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@pass_ctx
+def export_deliveries(obj: Context, file: Path) -> None:
+    """Write every delivery to FILE (.csv or .xlsx) in the upload template's columns."""
+    with obj.session() as (session, principal):
+        frame = deliveries.export_frame(session, principal=principal)
+    write_table(frame, file)
+    click.echo(f"Wrote {len(frame):,} deliveries to {file}.")
+
+
+# --- months ------------------------------------------------------------------------------------
+
+
+@cli.group("months")
+def months_group() -> None:
+    """Sign delivery months off (admins) and see which returns are missing or late."""
+
+
+@months_group.command("sign-off")
+@click.argument("month", callback=lambda _c, _p, v: _month(v))
+@click.option("--note", help="A note kept with the sign-off.")
+@pass_ctx
+def months_sign_off(obj: Context, month: dt.date, note: str | None) -> None:
+    """Sign MONTH (YYYY-MM) off: its figures then change only after it is reopened."""
+    with obj.session() as (session, principal):
+        deliveries.sign_off_month(session, principal=principal, month=month, note=note)
+    click.echo(f"{month:%Y-%m} is signed off.")
+
+
+@months_group.command("reopen")
+@click.argument("month", callback=lambda _c, _p, v: _month(v))
+@click.option("--reason", required=True, help="Why it is reopened (kept in the audit trail).")
+@pass_ctx
+def months_reopen(obj: Context, month: dt.date, reason: str) -> None:
+    """Reopen a signed-off MONTH (YYYY-MM) so its figures can change."""
+    with obj.session() as (session, principal):
+        deliveries.reopen_month(session, principal=principal, month=month, reason=reason)
+    click.echo(f"{month:%Y-%m} is open again.")
+
+
+@months_group.command("missing")
+@click.option("--from", "start", required=True, callback=lambda _c, _p, v: _month(v))
+@click.option("--to", "end", required=True, callback=lambda _c, _p, v: _month(v))
+@pass_ctx
+def months_missing(obj: Context, start: dt.date, end: dt.date) -> None:
+    """List delivery returns that are missing or late between two months (YYYY-MM)."""
+    with obj.session() as (session, principal):
+        frame = deliveries.completeness(session, principal=principal, start=start, end=end)
+    gaps = frame[frame["status"].isin(["missing", "late"])]
+    for r in gaps.itertuples():
+        click.echo(f"{r.month} {r.programme:<40} {r.borough:<24} {r.status}")
+    click.echo(
+        f"{(gaps['status'] == 'missing').sum()} missing, {(gaps['status'] == 'late').sum()} late."
+    )

@@ -1,0 +1,294 @@
+"""Reading a delivery spreadsheet (CSV or XLSX) into text cells, checking the file itself.
+
+Everything about the *file* is checked here: its type, size, text encoding, emptiness and headers.
+Every cell comes back as text, with the row number a spreadsheet shows (the header is row 1), so
+the row checks in :mod:`registry.deliveries` can quote exactly what the user typed.
+
+Excel writes CSV as UTF-8 (with or without a byte-order mark) or as Windows-1252, so those three are
+accepted; anything else (UTF-16, binary) is refused with advice.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import re
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from registry.config import get_settings
+
+TEMPLATE_COLUMNS = ("programme", "borough", "month", "opportunities", "participants", "spend_gbp")
+REQUIRED_COLUMNS = ("programme", "borough", "month", "opportunities")
+FORMATS = {".csv": "csv", ".xlsx": "xlsx"}
+# Header spellings people use for the template's columns.
+_HEADER_ALIASES = {
+    "programme_name": "programme",
+    "program": "programme",
+    "borough_name": "borough",
+    "gss_code": "borough",
+    "borough_code": "borough",
+    "spend": "spend_gbp",
+    "spend_(£)": "spend_gbp",
+    "spend_£": "spend_gbp",
+}
+_XLS_MAGIC = b"\xd0\xcf\x11\xe0"
+_ZIP_MAGIC = b"PK\x03\x04"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with an upload: where (row and column as a spreadsheet shows), what, why.
+
+    ``row`` is ``None`` when the problem is the whole file; ``column`` is ``""`` then.
+    """
+
+    row: int | None
+    column: str
+    value: str
+    reason: str
+
+    def as_dict(self) -> dict[str, object]:
+        return {"row": self.row, "column": self.column, "value": self.value, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class Sheet:
+    """The cells of an upload as text, with a ``row`` column of spreadsheet row numbers."""
+
+    frame: pd.DataFrame
+    format: str
+    problems: list[Problem] = field(default_factory=list)
+
+
+_EXAMPLE = ("Example programme", "Camden", "2024-04", "25", "20", "1250.00")
+
+
+def template_frame() -> pd.DataFrame:
+    """The upload template: the columns and one example row."""
+    return pd.DataFrame([_EXAMPLE], columns=list(TEMPLATE_COLUMNS))
+
+
+def template_csv() -> bytes:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(TEMPLATE_COLUMNS)
+    writer.writerow(_EXAMPLE)
+    return buffer.getvalue().encode("utf-8")
+
+
+def _header_key(name: object) -> str:
+    text = str(name if name is not None else "").replace("\ufeff", "").replace("\u00a0", " ")
+    return re.sub(r"\s+", "_", text.strip().casefold())
+
+
+def _refuse(reason: str, value: str = "", row: int | None = None) -> Sheet:
+    return Sheet(pd.DataFrame(), "", [Problem(row, "", value, reason)])
+
+
+def _decode(content: bytes) -> str | Problem:
+    if b"\x00" in content[:4096]:
+        return Problem(
+            None,
+            "",
+            "",
+            "The file is not UTF-8 or Windows-1252 text (it looks like UTF-16 or a binary file). "
+            "In Excel choose Save As > 'CSV UTF-8 (Comma delimited)'.",
+        )
+    try:
+        return content.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        utf8_error = exc
+    try:
+        return content.decode("cp1252")
+    except UnicodeDecodeError:
+        line = content[: utf8_error.start].count(b"\n") + 1
+        byte = content[utf8_error.start : utf8_error.start + 1].hex()
+        return Problem(
+            line,
+            "",
+            f"0x{byte}",
+            "The file is neither UTF-8 nor Windows-1252 text. In Excel choose Save As > "
+            "'CSV UTF-8 (Comma delimited)'.",
+        )
+
+
+def _read_csv(content: bytes) -> Sheet:
+    text = _decode(content)
+    if isinstance(text, Problem):
+        return Sheet(pd.DataFrame(), "csv", [text])
+    if not text.strip():
+        return _refuse("The file is empty: it has no header and no rows.")
+    try:
+        frame = pd.read_csv(
+            io.StringIO(text),
+            dtype=str,
+            keep_default_na=False,
+            skip_blank_lines=False,
+            header=None,
+            skipinitialspace=False,
+        ).fillna("")
+    except pd.errors.ParserError as exc:
+        match = re.search(r"line (\d+)", str(exc))
+        row = int(match.group(1)) if match else None
+        return _refuse(
+            "The file is not a readable CSV table (a row has more cells than the header).",
+            row=row,
+        )
+    return _with_header(frame, "csv")
+
+
+def _cell_text(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, dt.datetime | dt.date):
+        if value.day == 1 and (not isinstance(value, dt.datetime) or value.time() == dt.time()):
+            return f"{value.year:04d}-{value.month:02d}"
+        return value.isoformat()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _read_xlsx(content: bytes) -> Sheet:
+    from openpyxl import load_workbook
+
+    try:
+        workbook = load_workbook(io.BytesIO(content), read_only=True, data_only=True)
+    except (zipfile.BadZipFile, KeyError, OSError, ValueError):
+        return _refuse("The file is not a readable XLSX workbook; save it again from Excel.")
+    try:
+        sheet = workbook.worksheets[0]
+        rows = [[_cell_text(v) for v in row] for row in sheet.iter_rows(values_only=True)]
+    finally:
+        workbook.close()
+    if not rows:
+        return _refuse("The file is empty: its first sheet has no header and no rows.")
+    return _with_header(pd.DataFrame(rows, dtype=str).fillna(""), "xlsx")
+
+
+def _with_header(raw: pd.DataFrame, fmt: str) -> Sheet:
+    """Turn the first row into column names, check them, and number the data rows."""
+    header = [_header_key(v) for v in raw.iloc[0].tolist()]
+    header = [_HEADER_ALIASES.get(h, h) for h in header]
+    data = raw.iloc[1:].set_axis(range(raw.shape[1]), axis=1)
+    data.insert(0, "row", range(2, len(data) + 2))
+    # Blank lines and rows of empty cells are skipped; the row numbers of the others stay true.
+    filled = np.zeros(len(data), dtype=bool)
+    for position in range(raw.shape[1]):
+        codes, uniques = pd.factorize(data[position].to_numpy(dtype=object))
+        filled |= np.array([str(u).strip() != "" for u in uniques] + [False])[codes]
+    data = data[filled]
+    # Trailing unnamed, empty columns are common in exported sheets.
+    while header and header[-1] == "" and (data[len(header) - 1].str.strip() == "").all():
+        header.pop()
+        data = data.drop(columns=len(header))
+    if not set(header) & set(TEMPLATE_COLUMNS):
+        first = ",".join(str(v) for v in raw.iloc[0].tolist()).strip(",")
+        return Sheet(
+            pd.DataFrame(),
+            fmt,
+            [
+                Problem(
+                    1,
+                    "",
+                    first,
+                    "The first row is not the template's header; it must name the columns "
+                    f"{', '.join(TEMPLATE_COLUMNS)}.",
+                )
+            ],
+        )
+    problems: list[Problem] = []
+    seen: set[str] = set()
+    for position, name in enumerate(header):
+        letter = _column_letter(position)
+        if name == "":
+            problems.append(Problem(1, letter, "", "This column has no header."))
+        elif name not in TEMPLATE_COLUMNS:
+            problems.append(
+                Problem(
+                    1,
+                    letter,
+                    name,
+                    f"Unknown column {name!r}; the template's columns are "
+                    f"{', '.join(TEMPLATE_COLUMNS)}.",
+                )
+            )
+        elif name in seen:
+            problems.append(Problem(1, letter, name, f"The column {name!r} appears twice."))
+        seen |= {name}
+    for name in REQUIRED_COLUMNS:
+        if name not in seen:
+            problems.append(
+                Problem(1, name, "", f"The required column {name!r} is missing from the header.")
+            )
+    if problems:
+        return Sheet(pd.DataFrame(), fmt, problems)
+    if data.empty:
+        return Sheet(pd.DataFrame(), fmt, [Problem(None, "", "", "The file has no data rows.")])
+    data = data.set_axis(["row", *header], axis=1)
+    for name in TEMPLATE_COLUMNS:
+        if name not in data.columns:
+            data[name] = ""
+    return Sheet(data[["row", *TEMPLATE_COLUMNS]].reset_index(drop=True), fmt)
+
+
+def _column_letter(position: int) -> str:
+    letters = ""
+    position += 1
+    while position:
+        position, rem = divmod(position - 1, 26)
+        letters = chr(65 + rem) + letters
+    return letters
+
+
+def read_upload(content: bytes, file_name: str) -> Sheet:
+    """Read an uploaded file; the sheet's ``problems`` say why a file cannot be used at all."""
+    settings = get_settings()
+    suffix = Path(file_name).suffix.lower()
+    if suffix not in FORMATS:
+        return _refuse(
+            f"{Path(file_name).name!r} is not a CSV or XLSX file; upload the template as .csv "
+            "or .xlsx.",
+            value=suffix,
+        )
+    if len(content) > settings.max_upload_bytes:
+        return _refuse(
+            f"The file is {len(content):,} bytes; the limit is {settings.max_upload_bytes:,} "
+            "bytes. Split it into smaller files.",
+        )
+    if not content:
+        return _refuse("The file is empty: it has no header and no rows.")
+    if content.startswith(_XLS_MAGIC):
+        return _refuse(
+            "This is an old Excel 97-2003 (.xls) workbook; save it as .xlsx or CSV UTF-8."
+        )
+    if suffix == ".xlsx" and not content.startswith(_ZIP_MAGIC):
+        return _refuse("The file is named .xlsx but is not an Excel workbook.")
+    if suffix == ".csv" and content.startswith(_ZIP_MAGIC):
+        return _refuse("The file is named .csv but is an Excel workbook; name it .xlsx.")
+    sheet = _read_csv(content) if suffix == ".csv" else _read_xlsx(content)
+    if not sheet.problems and len(sheet.frame) > settings.max_upload_rows:
+        return _refuse(
+            f"The file has {len(sheet.frame):,} rows; the limit is "
+            f"{settings.max_upload_rows:,}. Split it into smaller files."
+        )
+    return sheet
+
+
+def write_table(frame: pd.DataFrame, path: Path) -> None:
+    """Write ``frame`` as CSV (UTF-8) or XLSX, chosen by ``path``'s extension."""
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        frame.to_csv(path, index=False, encoding="utf-8", lineterminator="\n")
+    elif suffix == ".xlsx":
+        frame.to_excel(path, index=False, engine="openpyxl")
+    else:
+        from registry.errors import RegistryError
+
+        raise RegistryError(f"Choose a file name ending .csv or .xlsx, not {path.name!r}.")

@@ -1,0 +1,161 @@
+"""The data-entry pages under AppTest: the form, the grid, upload with preview and confirm, a bad
+file's errors, the programmes page and the returns/sign-off page."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from streamlit.testing.v1 import AppTest
+
+from registry import db
+from registry.models import Delivery, MonthSignOff, Programme
+from tests.conftest import ADMIN, COMMISSIONER, STAFF
+from tests.entry_helpers import OPEN, add_programmes
+
+APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
+CORPUS = Path(__file__).parent / "fixtures" / "bad_uploads"
+
+
+@pytest.fixture
+def url(db_url):
+    engine = db.make_engine(db_url)
+    with db.make_session_factory(engine)() as s:
+        add_programmes(s)
+    engine.dispose()
+    return db_url
+
+
+def page(url: str, monkeypatch, path: str, principal=STAFF) -> AppTest:
+    monkeypatch.setenv("VRU_DATABASE_URL", url)
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.session_state["principal"] = principal
+    at.run()
+    at.switch_page(path).run()
+    assert not at.exception
+    return at
+
+
+def rows(url: str) -> list[tuple]:
+    engine = db.make_engine(url)
+    with engine.connect() as conn:
+        got = conn.execute(
+            select(Delivery.borough_id, Delivery.month, Delivery.opportunities, Delivery.version)
+            .where(Delivery.deleted_at.is_(None))
+            .order_by(Delivery.id)
+        ).all()
+    engine.dispose()
+    return [tuple(r) for r in got]
+
+
+def test_form_records_one_return(url, monkeypatch) -> None:
+    at = page(url, monkeypatch, "dashboards/entry.py")
+    at.selectbox(key="form_programme").select(OPEN)
+    at.selectbox(key="form_borough").select("Camden")
+    at.text_input(key="form_month").input("2022-04").run()
+    assert "Nothing recorded yet" in at.caption[0].value
+    key = next(n for n in at.number_input if n.key.startswith("form_opportunities_"))
+    key.set_value(12)
+    at.button(key="FormSubmitter:delivery_form-Save").click().run()
+    assert not at.exception
+    assert "Added the figures" in at.success[0].value
+    assert [r[2:] for r in rows(url)] == [(12, 1)]
+
+
+def test_form_shows_a_refusal_as_an_error(url, monkeypatch) -> None:
+    at = page(url, monkeypatch, "dashboards/entry.py")
+    at.selectbox(key="form_programme").select("Closed Project")
+    at.text_input(key="form_month").input("2022-04").run()
+    next(n for n in at.number_input if n.key.startswith("form_opportunities_")).set_value(3)
+    at.button(key="FormSubmitter:delivery_form-Save").click().run()
+    assert not at.exception
+    assert "After the programme closed" in at.error[0].value
+    assert rows(url) == []
+
+
+def test_grid_edits_and_saves(url, monkeypatch) -> None:
+    csv = f"programme,borough,month,opportunities\n{OPEN},Camden,2022-01,4\n".encode()
+    at = page(url, monkeypatch, "dashboards/entry.py")
+    at.file_uploader(key="upload_file").set_value(("d.csv", csv, "text/csv")).run()
+    at.button(key="upload_confirm").click().run()
+    at.selectbox(key="grid_programme").select(OPEN).run()
+    editor = at.data_editor[0]
+    assert editor.value["opportunities"].tolist() == [4]
+    at.session_state[editor.key] = {
+        "edited_rows": {0: {"opportunities": 9}},
+        "added_rows": [{"borough": "Brent", "month": "2022-01", "opportunities": 2}],
+        "deleted_rows": [],
+    }
+    at.run()
+    at.button(key="grid_save").click().run()
+    assert not at.exception
+    assert "1 added, 1 amended" in at.success[0].value
+    assert sorted(r[2:] for r in rows(url)) == [(2, 1), (9, 2)]
+    at.run()  # the grid reloads with the saved figures and no pending edits
+    assert sorted(at.data_editor[0].value["opportunities"].tolist()) == [2, 9]
+    assert at.data_editor[0].key != editor.key
+
+
+def test_upload_previews_then_saves(url, monkeypatch) -> None:
+    csv = (
+        "programme,borough,month,opportunities,participants,spend_gbp\n"
+        f"{OPEN},Camden,2022-01,4,3,10.00\n{OPEN},Westminster,2022-01,5,,\n"
+    ).encode()
+    at = page(url, monkeypatch, "dashboards/entry.py")
+    at.file_uploader(key="upload_file").set_value(("d.csv", csv, "text/csv")).run()
+    assert not at.exception
+    assert {m.label: m.value for m in at.metric}["Added"] == "2"
+    assert rows(url) == []  # the preview writes nothing
+    at.button(key="upload_confirm").click().run()
+    assert not at.exception
+    assert "2 added, 0 amended, 0 unchanged" in at.success[0].value
+    assert len(rows(url)) == 2
+
+
+def test_bad_upload_shows_the_errors_and_writes_nothing(url, monkeypatch) -> None:
+    content = (CORPUS / "31_mixture.csv").read_bytes()
+    at = page(url, monkeypatch, "dashboards/entry.py")
+    at.file_uploader(key="upload_file").set_value(("31_mixture.csv", content, "text/csv")).run()
+    assert not at.exception
+    assert "The file has 6 problem(s)" in at.error[0].value
+    assert "row 2, programme: Unknown programme" in at.error[0].value
+    assert not [b for b in at.button if b.key == "upload_confirm"]
+    assert rows(url) == []
+
+
+def test_programmes_page_adds_a_programme(url, monkeypatch) -> None:
+    at = page(url, monkeypatch, "dashboards/programmes.py")
+    at.text_input(key="programme_name").input("Night Buses")
+    at.button(key="FormSubmitter:add_programme-Add programme").click().run()
+    assert not at.exception
+    assert "Added programme Night Buses" in at.success[0].value
+    engine = db.make_engine(url)
+    with engine.connect() as conn:
+        assert "Night Buses" in conn.scalars(select(Programme.name)).all()
+    engine.dispose()
+
+
+def test_commissioner_sees_programmes_but_not_the_entry_page(url, monkeypatch) -> None:
+    at = page(url, monkeypatch, "dashboards/programmes.py", principal=COMMISSIONER)
+    assert not [e for e in at.expander if "Add a programme" in e.label]
+    monkeypatch.setenv("VRU_DATABASE_URL", url)
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.session_state["principal"] = COMMISSIONER
+    at.run()
+    with pytest.raises(Exception):  # noqa: B017 - the page is not in this role's navigation
+        at.switch_page("dashboards/entry.py").run()
+
+
+def test_returns_page_and_admin_sign_off(url, monkeypatch) -> None:
+    at = page(url, monkeypatch, "dashboards/completeness.py", principal=ADMIN)
+    at.text_input(key="sign_month").input("2022-01")
+    at.text_input(key="sign_note").input("checked")
+    at.button(key="sign_off").click().run()
+    assert not at.exception
+    engine = db.make_engine(url)
+    with engine.connect() as conn:
+        assert conn.scalar(select(MonthSignOff.signed_off_by)) == ADMIN.username
+    engine.dispose()
+    staff = page(url, monkeypatch, "dashboards/completeness.py", principal=STAFF)
+    assert not [b for b in staff.button if b.key == "sign_off"]
