@@ -10,12 +10,17 @@ from registry.models import AppUser, AuditEvent
 from tests.conftest import ADMIN, COMMISSIONER, FUNDER, STAFF
 from tests.test_app_home import app_as
 
-ADMIN_PAGES = ["dashboards/users.py", "dashboards/audit_log.py"]
+ADMIN_PAGES = ["dashboards/users.py", "dashboards/audit_log.py", "dashboards/outcome_data.py"]
+ENTRY_PAGES = ["dashboards/entry.py", "dashboards/programmes.py", "dashboards/completeness.py"]
 
 
-@pytest.mark.parametrize("principal", [STAFF, COMMISSIONER, FUNDER])
-@pytest.mark.parametrize("page", ADMIN_PAGES)
-def test_non_admins_cannot_reach_admin_pages(db_url, monkeypatch, principal, page) -> None:
+@pytest.mark.parametrize(
+    "principal,page",
+    [(p, page) for p in (STAFF, COMMISSIONER, FUNDER) for page in ADMIN_PAGES]
+    + [(FUNDER, page) for page in ENTRY_PAGES]
+    + [(COMMISSIONER, "dashboards/entry.py")],
+)
+def test_roles_cannot_reach_pages_beyond_them(db_url, monkeypatch, principal, page) -> None:
     at = app_as(db_url, monkeypatch, principal)
     assert not at.exception
     # The page is not in this role's navigation, so no URL or switch can open it ...

@@ -9,17 +9,27 @@ import pytest
 from registry.demo import DEMO_USERS
 
 # Page title in the navigation -> text that must be visible on it (a key figure or heading).
+HOME = "Positive opportunities delivered to date"
+ENTRY = {
+    "Record deliveries": "Record deliveries",
+    "Programmes": "Programmes",
+    "Returns and sign-off": "Returns and sign-off",
+}
 PAGES_BY_ROLE = {
     "admin": {
-        "Home": "Positive opportunities delivered to date",
+        "Home": HOME,
         "Downloads": "Opportunities",
+        **ENTRY,
         "Users": "Users",
         "Audit trail": "Audit trail",
+        "Outcome data": "Outcome data",
     },
-    "staff": {"Home": "Positive opportunities delivered to date", "Downloads": "Opportunities"},
+    "staff": {"Home": HOME, "Downloads": "Opportunities", **ENTRY},
     "commissioner": {
-        "Home": "Positive opportunities delivered to date",
+        "Home": HOME,
         "Downloads": "Opportunities",
+        "Programmes": "Programmes",
+        "Returns and sign-off": "Returns and sign-off",
     },
     "funder": {"Home": "Downloads page", "Downloads": "Opportunities"},
 }
