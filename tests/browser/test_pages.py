@@ -62,6 +62,7 @@ def test_every_page_for_each_role(role, live_app, browser, artifacts) -> None:
         nav.filter(has_text=re.compile(f"{re.escape(title)}$")).click()
         settle(page)
         page.get_by_text(must_see).first.wait_for(timeout=60_000)
+        page.wait_for_timeout(700)  # let widgets finish drawing before the screenshot
         assert page.locator('[data-testid="stException"]').count() == 0, (role, title)
         assert page.get_by_text("Synthetic demo data").count() >= 1
         page.screenshot(
