@@ -362,3 +362,6 @@ def audit_cmd(
 
 def main() -> None:
     cli(prog_name="vru")
+
+
+from registry import cli_analysis  # noqa: E402,F401  (registers commands)
