@@ -1,4 +1,4 @@
-"""Two-way fixed effects: equal to pyfixest and to the dummy-variable fit; right on known answers."""
+"""Two-way fixed effects: equal to pyfixest and the dummy-variable fit; right on known answers."""
 
 from __future__ import annotations
 

@@ -15,17 +15,17 @@ from scipy import stats
 from registry import db
 from registry.analysis.trends import (
     baseline_sensitivity,
+    borough_changes,
     change_interval,
     compare_windows,
     monthly_series,
     rolling_totals,
     stl_decompose,
     trend_change,
-    borough_changes,
 )
 from registry.cli import cli
 from registry.errors import PermissionDenied, RegistryError
-from registry.periods import add_months, month_range
+from registry.periods import month_range
 from tests.analysis_db import load_small
 from tests.conftest import ADMIN, COMMISSIONER, FUNDER
 
