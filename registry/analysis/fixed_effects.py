@@ -213,12 +213,22 @@ def fit_fe_dummies(
     factor counts every dummy, so only the estimate is comparable with :func:`fit_fe`).
     """
     data = frame[[y, x, area, period]].dropna()
-    dummies = pd.get_dummies(data[[area, period]].astype(str), drop_first=True, dtype=float)
-    design = sm.add_constant(pd.concat([data[[x]].astype(float), dummies], axis=1))
-    fitted = sm.OLS(data[y].astype(float), design).fit(
-        cov_type="cluster", cov_kwds={"groups": pd.factorize(data[area])[0]}
+    area_codes, n_area = _codes(data[area])
+    period_codes, n_period = _codes(data[period])
+    n = len(data)
+    # Constant, x, then a dummy per borough and per period but the first of each.
+    design = np.zeros((n, 2 + (n_area - 1) + (n_period - 1)))
+    design[:, 0] = 1.0
+    design[:, 1] = data[x].to_numpy(dtype=float)
+    rows = np.arange(n)
+    has_area = area_codes > 0
+    design[rows[has_area], 1 + area_codes[has_area]] = 1.0
+    has_period = period_codes > 0
+    design[rows[has_period], n_area + period_codes[has_period]] = 1.0
+    fitted = sm.OLS(data[y].to_numpy(dtype=float), design).fit(
+        cov_type="cluster", cov_kwds={"groups": area_codes}
     )
-    return float(fitted.params[x]), float(fitted.bse[x])
+    return float(fitted.params[1]), float(fitted.bse[1])
 
 
 def permute_areas(
