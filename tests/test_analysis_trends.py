@@ -180,7 +180,7 @@ def test_rolling_totals_do_not_treat_a_missing_month_as_zero() -> None:
     assert rolled[dt.date(2022, 2, 1)] == 12
     assert math.isnan(rolled[dt.date(2022, 3, 1)])
     assert math.isnan(rolled[dt.date(2022, 12, 1)])  # still includes March 2022
-    assert rolled[dt.date(2021, 11, 1)] != rolled[dt.date(2021, 11, 1)]  # not 12 months yet
+    assert math.isnan(rolled[dt.date(2021, 11, 1)])  # not 12 months yet
 
 
 def test_exact_interval_matches_clopper_pearson_and_rejects_zero_baseline() -> None:
@@ -270,3 +270,13 @@ def test_borough_changes_are_corrected_for_multiple_comparisons(small_url: str) 
     assert list(table["borough"]) == ["Camden", "Hackney"]
     assert (table["p_adjusted"] >= table["p_value"]).all()
     assert table["significant"].dtype == bool
+
+
+def test_readme_states_the_definitions_word_for_word() -> None:
+    from pathlib import Path
+
+    from registry.analysis import DEFINITIONS
+
+    readme = " ".join((Path(__file__).parent.parent / "README.md").read_text().split())
+    for definition in DEFINITIONS:
+        assert f"- {definition}" in readme

@@ -89,7 +89,7 @@ def measure_by_code(session: Session, code: str) -> OutcomeMeasure:
     return measure
 
 
-def _ids_by_name(
+def ids_by_name(
     session: Session, model: type[Programme | FundingStream], names: Sequence[str]
 ) -> list[int]:
     wanted = {n.strip().lower(): n for n in names}
@@ -290,9 +290,9 @@ def load_panel(
         .group_by(Delivery.borough_id, Delivery.month)
     )
     if programmes:
-        stmt = stmt.where(Programme.id.in_(_ids_by_name(session, Programme, programmes)))
+        stmt = stmt.where(Programme.id.in_(ids_by_name(session, Programme, programmes)))
     if funding_streams:
-        ids = _ids_by_name(session, FundingStream, funding_streams)
+        ids = ids_by_name(session, FundingStream, funding_streams)
         stmt = stmt.where(Programme.funding_stream_id.in_(ids))
     if start is not None:
         stmt = stmt.where(Delivery.month >= add_months(month_start(start), -lead_in))

@@ -6,7 +6,6 @@ Numbers are kept at full precision; rounding is for display.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import math
 from dataclasses import dataclass, field
@@ -81,9 +80,6 @@ class ModelResult:
         out.update(jsonable(self.extra))
         out["diagnostics"] = jsonable(self.diagnostics)
         return out
-
-    def with_caveats(self, caveats: list[str]) -> ModelResult:
-        return dataclasses.replace(self, caveats=caveats)
 
 
 @dataclass(frozen=True)

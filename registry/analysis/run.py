@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 from sqlalchemy import func, select
@@ -9,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from registry.analysis.fixed_effects import fit_fe, permute_areas
 from registry.analysis.models import fit_count, fit_event_study, fit_its, lead_placebo
-from registry.analysis.panel import FREQUENCIES, _ids_by_name, lag_column, load_panel
+from registry.analysis.panel import FREQUENCIES, ids_by_name, lag_column, load_panel
 from registry.analysis.result import ModelResult, caveats_for
 from registry.auth import Principal, require
 from registry.errors import RegistryError
@@ -27,7 +28,7 @@ def first_deliveries(
 ) -> dict[str, dt.date]:
     """Each borough's first month with opportunities delivered by ``programme``."""
     require(principal, "models.run")
-    ids = _ids_by_name(session, Programme, [programme])
+    ids = ids_by_name(session, Programme, [programme])
     rows = session.execute(
         select(Borough.gss_code, func.min(Delivery.month))
         .join(Borough, Borough.id == Delivery.borough_id)
@@ -98,24 +99,22 @@ def run_model(
         p_perm, draws = permute_areas(
             frame, x=x, n_permutations=permutations, seed=PERMUTATION_SEED
         )
-        return ModelResult(
-            **{
-                **result.__dict__,
-                "extra": {
-                    **result.extra,
-                    "permutation_p_value": p_perm,
-                    "permutations": len(draws),
-                    "permutation_seed": PERMUTATION_SEED,
-                    "lead_placebo": {
-                        "term": placebo.term,
-                        "estimate": placebo.estimate,
-                        "std_error": placebo.std_error,
-                        "ci_low": placebo.ci_low,
-                        "ci_high": placebo.ci_high,
-                        "p_value": placebo.p_value,
-                    },
+        return dataclasses.replace(
+            result,
+            extra={
+                **result.extra,
+                "permutation_p_value": p_perm,
+                "permutations": len(draws),
+                "permutation_seed": PERMUTATION_SEED,
+                "lead_placebo": {
+                    "term": placebo.term,
+                    "estimate": placebo.estimate,
+                    "std_error": placebo.std_error,
+                    "ci_low": placebo.ci_low,
+                    "ci_high": placebo.ci_high,
+                    "p_value": placebo.p_value,
                 },
-            }
+            },
         )
     if model in {"poisson", "negbin"}:
         return fit_count(frame, family=model, x=x, outcome=outcome, caveats=caveats)
