@@ -14,6 +14,7 @@ PAGES = [
     ("dashboards/home.py", "Home", ":material/home:", None),
     ("dashboards/users.py", "Users", ":material/manage_accounts:", "users.manage"),
     ("dashboards/audit_log.py", "Audit trail", ":material/history:", "audit.read"),
+    ("dashboards/analysis.py", "Trends and models", ":material/query_stats:", "models.run"),
 ]
 
 who = principal()

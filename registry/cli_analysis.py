@@ -10,7 +10,7 @@ import click
 
 from registry.analysis.result import ModelResult, TrendChange
 from registry.analysis.run import MODELS, VRU_START, run_model
-from registry.analysis.trends import trend_change
+from registry.analysis.trends import TrendReport, trend_report
 from registry.cli import Context, cli, pass_ctx
 from registry.periods import PeriodError, format_month, parse_month
 
@@ -50,6 +50,20 @@ def _print_trend(change: TrendChange) -> None:
     )
 
 
+def _print_sensitivity(report: TrendReport) -> None:
+    table = report.sensitivity
+    if table.empty:
+        return
+    click.echo("Baseline sensitivity (the same current window against other baselines):")
+    for row in table.itertuples():
+        click.echo(
+            f"  {row.window_months:>2} months to {format_month(row.current_end)} vs "
+            f"{format_month(row.baseline_start)} to {format_month(row.baseline_end)}: "
+            f"{row.current_count:,} vs {row.baseline_count:,}, {100 * row.change:+.1f}% "
+            f"({100 * row.ci_low:+.1f}% to {100 * row.ci_high:+.1f}%)"
+        )
+
+
 @cli.command("trend")
 @click.option("--measure", required=True, metavar="M", help="Outcome measure code, e.g. homicide.")
 @click.option("--end", required=True, type=MONTH, help="Last month of the current window.")
@@ -71,7 +85,7 @@ def trend(
 ) -> None:
     """Change of a window's total against a baseline window, with an exact Poisson interval."""
     with obj.session() as (session, principal):
-        change = trend_change(
+        report = trend_report(
             session,
             principal=principal,
             measure=measure,
@@ -80,10 +94,12 @@ def trend(
             window=window,
             borough=borough,
         )
+    change = report.change
     if as_json:
         click.echo(json.dumps(change.to_dict(), indent=2))
     else:
         _print_trend(change)
+        _print_sensitivity(report)
     for caveat in change.caveats:
         click.echo(f"Note: {caveat}", err=True)
 

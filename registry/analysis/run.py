@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from dataclasses import dataclass
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -14,13 +15,50 @@ from registry.analysis.panel import FREQUENCIES, ids_by_name, lag_column, load_p
 from registry.analysis.result import ModelResult, caveats_for
 from registry.auth import Principal, require
 from registry.errors import RegistryError
-from registry.models import Borough, Delivery, Programme
+from registry.models import Borough, Delivery, OutcomeCount, OutcomeMeasure, Programme
 from registry.periods import format_month, month_start, quarter_start
 
 MODELS = ("fe", "poisson", "negbin", "its", "event")
 VRU_START = dt.date(2019, 9, 1)
 PERMUTATIONS = 199
 PERMUTATION_SEED = 20190901
+
+
+@dataclass(frozen=True)
+class AnalysisOptions:
+    """What the analysis page offers: measures (code, label), programmes, months with counts."""
+
+    measures: list[tuple[str, str]]
+    programmes: list[str]
+    first_month: dt.date | None
+    last_month: dt.date | None
+
+
+def analysis_options(session: Session, *, principal: Principal) -> AnalysisOptions:
+    require(principal, "models.run")
+    measures = [
+        (code, label)
+        for code, label in session.execute(
+            select(OutcomeMeasure.code, OutcomeMeasure.label)
+            .where(OutcomeMeasure.id.in_(select(OutcomeCount.measure_id).distinct()))
+            .order_by(OutcomeMeasure.id)
+        )
+    ]
+    first, last = session.execute(
+        select(func.min(OutcomeCount.month), func.max(OutcomeCount.month))
+    ).one()
+    return AnalysisOptions(
+        measures=measures,
+        programmes=list(session.scalars(select(Programme.name).order_by(Programme.name))),
+        first_month=_as_date(first) if first is not None else None,
+        last_month=_as_date(last) if last is not None else None,
+    )
+
+
+def _as_date(value: object) -> dt.date:
+    if isinstance(value, dt.date):
+        return value
+    return dt.date.fromisoformat(str(value)[:10])
 
 
 def first_deliveries(
@@ -39,10 +77,7 @@ def first_deliveries(
         )
         .group_by(Borough.gss_code)
     ).all()
-    return {
-        code: month if isinstance(month, dt.date) else dt.date.fromisoformat(str(month)[:10])
-        for code, month in rows
-    }
+    return {code: _as_date(month) for code, month in rows}
 
 
 def run_model(

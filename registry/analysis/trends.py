@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -308,6 +309,44 @@ def trend_change(
     return compare_windows(
         series, measure=measure, area=area, end=end, baseline_end=baseline_end, months=window
     )
+
+
+@dataclass(frozen=True)
+class TrendReport:
+    """A change against a baseline with what keeps it honest: the baseline-sensitivity table
+    and the monthly series (with rolling 12-month totals) it came from."""
+
+    change: TrendChange
+    sensitivity: pd.DataFrame
+    series: pd.DataFrame
+
+
+def trend_report(
+    session: Session,
+    *,
+    principal: Principal,
+    measure: str,
+    end: dt.date,
+    baseline_end: dt.date,
+    window: int = 12,
+    borough: str | None = None,
+) -> TrendReport:
+    """The change of :func:`trend_change`, its baseline-sensitivity table and the series."""
+    change = trend_change(
+        session,
+        principal=principal,
+        measure=measure,
+        end=end,
+        baseline_end=baseline_end,
+        window=window,
+        borough=borough,
+    )
+    series = monthly_series(session, principal=principal, measure=measure, borough=borough, end=end)
+    lengths = sorted({6, 12, 24, 36, window})
+    sensitivity = baseline_sensitivity(
+        series, end=end, window_lengths=lengths, measure=measure, area=change.area
+    )
+    return TrendReport(change, sensitivity, rolling_totals(series))
 
 
 def borough_changes(
