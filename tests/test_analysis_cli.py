@@ -72,6 +72,8 @@ def test_trend_json_shape(seeded_url: str) -> None:
         "Westminster",
     )
     assert text.exit_code == 0 and text.stdout.startswith("homicide, Westminster:")
+    assert "Baseline sensitivity" in text.stdout
+    assert "12 months to 2025-12 vs 2018-01 to 2018-12" in text.stdout
 
 
 @pytest.mark.parametrize("model", ["fe", "poisson", "negbin", "its", "event"])
