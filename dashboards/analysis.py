@@ -96,6 +96,13 @@ if compare:
                 st.caption(caveat)
             st.subheader("Rolling 12-month totals")
             st.line_chart(report.series.set_index("month")["rolling_12"])
+            if report.boroughs is not None:
+                st.subheader("Boroughs")
+                st.caption(
+                    "Each borough's change with its exact test; 'significant' after Holm's "
+                    "correction for testing every borough."
+                )
+                st.dataframe(report.boroughs, hide_index=True)
             st.subheader("Baseline sensitivity")
             st.caption("The same current window against every other baseline year and length.")
             table = report.sensitivity.assign(

@@ -51,6 +51,13 @@ def _print_trend(change: TrendChange) -> None:
 
 
 def _print_sensitivity(report: TrendReport) -> None:
+    if report.boroughs is not None:
+        changed = report.boroughs[report.boroughs["significant"]]
+        names = ", ".join(f"{r.borough} ({100 * r.change:+.1f}%)" for r in changed.itertuples())
+        click.echo(
+            f"Boroughs whose change is significant after Holm's correction for "
+            f"{len(report.boroughs)} tests: {names or 'none'}"
+        )
     table = report.sensitivity
     if table.empty:
         return

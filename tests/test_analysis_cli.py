@@ -74,6 +74,17 @@ def test_trend_json_shape(seeded_url: str) -> None:
     assert text.exit_code == 0 and text.stdout.startswith("homicide, Westminster:")
     assert "Baseline sensitivity" in text.stdout
     assert "12 months to 2025-12 vs 2018-01 to 2018-12" in text.stdout
+    london = run(
+        seeded_url,
+        "trend",
+        "--measure",
+        "gun_crime",
+        "--end",
+        "2025-12",
+        "--baseline-end",
+        "2019-12",
+    )
+    assert "significant after Holm's correction for 32 tests" in london.stdout
 
 
 @pytest.mark.parametrize("model", ["fe", "poisson", "negbin", "its", "event"])

@@ -319,6 +319,7 @@ class TrendReport:
     change: TrendChange
     sensitivity: pd.DataFrame
     series: pd.DataFrame
+    boroughs: pd.DataFrame | None = None
 
 
 def trend_report(
@@ -331,7 +332,10 @@ def trend_report(
     window: int = 12,
     borough: str | None = None,
 ) -> TrendReport:
-    """The change of :func:`trend_change`, its baseline-sensitivity table and the series."""
+    """The change of :func:`trend_change`, its baseline-sensitivity table and the series.
+
+    For London it also tests each borough's change, Holm-corrected (:func:`borough_changes`).
+    """
     change = trend_change(
         session,
         principal=principal,
@@ -346,7 +350,17 @@ def trend_report(
     sensitivity = baseline_sensitivity(
         series, end=end, window_lengths=lengths, measure=measure, area=change.area
     )
-    return TrendReport(change, sensitivity, rolling_totals(series))
+    by_borough = None
+    if borough is None:
+        by_borough = borough_changes(
+            session,
+            principal=principal,
+            measure=measure,
+            end=end,
+            baseline_end=baseline_end,
+            window=window,
+        )
+    return TrendReport(change, sensitivity, rolling_totals(series), by_borough)
 
 
 def borough_changes(
