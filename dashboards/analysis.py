@@ -96,6 +96,10 @@ if compare:
                 st.caption(caveat)
             st.subheader("Rolling 12-month totals")
             st.line_chart(report.series.set_index("month")["rolling_12"])
+            if report.seasonal is not None:
+                st.subheader("Seasonal decomposition (STL)")
+                st.line_chart(report.seasonal.set_index("month")[["observed", "trend"]])
+                st.line_chart(report.seasonal.set_index("month")[["seasonal"]])
             if report.boroughs is not None:
                 st.subheader("Boroughs")
                 st.caption(

@@ -280,3 +280,32 @@ def test_readme_states_the_definitions_word_for_word() -> None:
     readme = " ".join((Path(__file__).parent.parent / "README.md").read_text().split())
     for definition in DEFINITIONS:
         assert f"- {definition}" in readme
+
+
+def test_trend_report_for_london(small_url: str) -> None:
+    from registry.analysis.trends import trend_report
+
+    engine = db.make_engine(small_url)
+    with db.session_scope(engine) as s:
+        report = trend_report(
+            s,
+            principal=COMMISSIONER,
+            measure="homicide",
+            end=dt.date(2023, 6, 1),
+            baseline_end=dt.date(2022, 6, 1),
+        )
+    engine.dispose()
+    assert report.change.area == "London"
+    assert list(report.boroughs["borough"]) == ["Camden", "Hackney"]
+    assert report.seasonal is None  # March 2022 is missing: no decomposition over a gap
+    # Complete 12-month windows end 2021-12..2022-02 (3) and 2023-03..2023-06 (4).
+    complete = report.series.loc[report.series["rolling_12"].notna(), "month"]
+    assert [m.isoformat()[:7] for m in complete] == [
+        "2021-12",
+        "2022-01",
+        "2022-02",
+        "2023-03",
+        "2023-04",
+        "2023-05",
+        "2023-06",
+    ]

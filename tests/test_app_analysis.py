@@ -32,7 +32,8 @@ def test_trend_with_definitions_and_sensitivity(seeded_url, monkeypatch) -> None
     assert not at.exception
     assert not at.error
     assert any(m.label == "Change" for m in at.metric)
-    assert at.dataframe  # the baseline-sensitivity table
+    assert len(at.dataframe) == 2  # per-borough changes and the baseline-sensitivity table
+    assert "Seasonal decomposition (STL)" in [h.value for h in at.subheader]
 
 
 def test_model_fit_shows_estimate_and_caveats(seeded_url, monkeypatch) -> None:

@@ -320,6 +320,7 @@ class TrendReport:
     sensitivity: pd.DataFrame
     series: pd.DataFrame
     boroughs: pd.DataFrame | None = None
+    seasonal: pd.DataFrame | None = None
 
 
 def trend_report(
@@ -335,6 +336,7 @@ def trend_report(
     """The change of :func:`trend_change`, its baseline-sensitivity table and the series.
 
     For London it also tests each borough's change, Holm-corrected (:func:`borough_changes`).
+    The STL decomposition is included when the series allows one (two whole years, no gaps).
     """
     change = trend_change(
         session,
@@ -360,7 +362,11 @@ def trend_report(
             baseline_end=baseline_end,
             window=window,
         )
-    return TrendReport(change, sensitivity, rolling_totals(series), by_borough)
+    try:
+        seasonal = stl_decompose(series)
+    except RegistryError:
+        seasonal = None
+    return TrendReport(change, sensitivity, rolling_totals(series), by_borough, seasonal)
 
 
 def borough_changes(
