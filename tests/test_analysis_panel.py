@@ -149,3 +149,15 @@ def test_no_variation_in_delivery_is_refused(small_session) -> None:
             start=dt.date(2021, 2, 1),
             end=dt.date(2021, 12, 1),
         )
+
+
+def test_nearest_population_year_prefers_the_earlier_on_a_tie() -> None:
+    import pandas as pd
+
+    from registry.analysis.panel import nearest_population
+
+    stored = pd.DataFrame({"area": [CAMDEN] * 2, "year": [2019, 2021], "people": [100, 300]})
+    frame = nearest_population(stored, [CAMDEN, HACKNEY], [2018, 2020, 2022])
+    assert list(frame["population_year"]) == [2019, 2019, 2021]
+    assert list(frame["young_people"]) == [100, 100, 300]
+    assert set(frame["area"]) == {CAMDEN}  # Hackney has none: left out

@@ -115,32 +115,25 @@ def borough_codes(names: Sequence[str]) -> list[str]:
 
 def nearest_population(
     population: pd.DataFrame, areas: Sequence[str], years: Sequence[int]
-) -> tuple[pd.DataFrame, list[str]]:
+) -> pd.DataFrame:
     """People aged 10-24 for each area and year, using the nearest stored year when one is missing.
 
-    ``population`` has columns ``area``, ``year``, ``people``. Ties go to the earlier year. Returns
-    the frame (``area``, ``year``, ``young_people``, ``population_year``) and a note per area
-    whose years were filled, such as ``Camden 2025 (used 2024)``; areas with no population at all
-    are left out.
+    ``population`` has columns ``area``, ``year``, ``people``; ties go to the earlier year.
+    Returns ``area``, ``year``, ``young_people`` and ``population_year`` (the year used); areas
+    with no population at all are left out.
     """
     rows: list[tuple[str, int, float, int]] = []
-    filled: list[str] = []
     by_area = {a: g.set_index("year")["people"] for a, g in population.groupby("area")}
     for area in areas:
         stored = by_area.get(area)
         if stored is None or stored.empty:
             continue
         available = np.array(sorted(stored.index))
-        used_for: list[str] = []
         for year in years:
+            # Distance doubled, plus one for later years: ties go to the earlier year.
             nearest = int(available[np.argmin(np.abs(available - year) * 2 + (available > year))])
             rows.append((area, year, float(stored[nearest]), nearest))
-            if nearest != year:
-                used_for.append(f"{year} (used {nearest})")
-        if used_for:
-            filled.append(f"{boroughs.BY_CODE[area].name} {', '.join(used_for)}")
-    frame = pd.DataFrame(rows, columns=["area", "year", "young_people", "population_year"])
-    return frame, filled
+    return pd.DataFrame(rows, columns=["area", "year", "young_people", "population_year"])
 
 
 def build_panel(
@@ -204,7 +197,7 @@ def build_panel(
     grid["opportunities"] = grid["opportunities"].fillna(0.0)
     grid["year"] = [p.year for p in grid["period"]]
     years = sorted(set(grid["year"]) | {p.year for p in outcomes["period"]})
-    pop, filled = nearest_population(population, areas, years)
+    pop = nearest_population(population, areas, years)
     if pop.empty:
         raise RegistryError(
             f"No population aged {AGE_BAND} is stored for the boroughs with {measure} counts, so "
@@ -251,7 +244,20 @@ def build_panel(
         *dict.fromkeys(lag_column(lag) for lag in lags),
     ]
     frame = frame[list(dict.fromkeys(columns))].sort_values(["area", "period"])
-    return Panel(measure, frequency, frame.reset_index(drop=True), filled, notes)
+    frame = frame.reset_index(drop=True)
+    return Panel(measure, frequency, frame, _filled_years(frame), notes)
+
+
+def _filled_years(frame: pd.DataFrame) -> list[str]:
+    """Per borough, the years of the panel's rows whose population came from another year."""
+    years = pd.Series([p.year for p in frame["period"]], index=frame.index)
+    gaps = frame.assign(year=years)[years != frame["population_year"]]
+    out = []
+    for area, rows in gaps.groupby("area", sort=True):
+        pairs = rows[["year", "population_year"]].drop_duplicates().sort_values("year")
+        used = ", ".join(f"{y} (used {u})" for y, u in pairs.itertuples(index=False))
+        out.append(f"{boroughs.BY_CODE[str(area)].name} {used}")
+    return out
 
 
 def load_panel(
