@@ -164,3 +164,42 @@ def test_usage_errors_exit_2(seeded_url: str) -> None:
         ).exit_code
         == 2
     )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--outcome", "gun_crime", "--model", "poisson"], "Every count in this panel is zero"),
+        (["--outcome", "gun_crime", "--model", "fe"], "Every rate in this panel is zero"),
+        (
+            ["--outcome", "homicide", "--model", "fe", "--programme", "P1", "--to", "2021-12"],
+            "No variation in delivery_rate_lag1",
+        ),
+        (["--outcome", "homicide", "--model", "negbin", "--lag", "36"], "Too few periods"),
+    ],
+)
+def test_degenerate_inputs_exit_1_with_the_reason(db_url: str, args, message: str) -> None:
+    from tests.analysis_db import load_small
+
+    load_small(db_url)
+    result = run(db_url, "analyse", *args, "--json")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: ") and message in result.stderr
+    assert result.stdout == ""
+
+
+def test_no_population_exits_1(db_url: str) -> None:
+    from sqlalchemy import delete
+
+    from registry import db
+    from registry.models import Population
+    from tests.analysis_db import load_small
+
+    load_small(db_url)
+    engine = db.make_engine(db_url)
+    with db.session_scope(engine) as s:
+        s.execute(delete(Population))
+    engine.dispose()
+    result = run(db_url, "analyse", "--outcome", "homicide", "--model", "fe")
+    assert result.exit_code == 1
+    assert "No population aged 10-24 is stored" in result.stderr
