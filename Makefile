@@ -23,7 +23,7 @@ run: $(STAMP)
 
 ## Every test; on PostgreSQL too when VRU_TEST_POSTGRES_URL is set (CI sets it)
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -24,6 +24,7 @@ PAGES = [
     ("dashboards/users.py", "Users", ":material/manage_accounts:", "users.manage"),
     ("dashboards/audit_log.py", "Audit trail", ":material/history:", "audit.read"),
     ("dashboards/outcome_data.py", "Outcome data", ":material/upload_file:", "outcomes.import"),
+    ("dashboards/analysis.py", "Trends and models", ":material/query_stats:", "models.run"),
 ]
 
 who = principal()

@@ -364,4 +364,9 @@ def main() -> None:
     cli(prog_name="vru")
 
 
-from registry import cli_entry, cli_outcomes, cli_reports  # noqa: E402,F401  (registers commands)
+from registry import (  # noqa: E402,F401  (registers commands)
+    cli_analysis,
+    cli_entry,
+    cli_outcomes,
+    cli_reports,
+)

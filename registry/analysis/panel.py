@@ -1,0 +1,342 @@
+"""Borough × month (or quarter) panel: opportunities, delivery rate, outcome counts and rates.
+
+Definitions (stated the same way in the README and on the pages):
+
+- young people: a borough's population aged 10-24 for the calendar year containing the month
+  (nearest available year when a year is missing, said in the caveats);
+- delivery rate: opportunities per 1,000 young people; outcome rate: count per 100,000 young
+  people.
+
+The database does the grouping (deliveries summed per borough and month); pandas only joins the
+small result and, for quarters, adds three months together. Delivery is known from the first month
+the registry holds any delivery: a borough-month after that with no delivery row had none; months
+before it are unknown, so lags never invent zeros the registry cannot vouch for.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from registry import boroughs
+from registry.auth import Principal, require
+from registry.errors import NotFoundError, RegistryError
+from registry.models import (
+    Borough,
+    Delivery,
+    FundingStream,
+    OutcomeCount,
+    OutcomeMeasure,
+    Population,
+    Programme,
+)
+from registry.periods import add_months, format_month, month_start, quarter_start
+
+AGE_BAND = "10-24"
+FREQUENCIES = {"month": 1, "quarter": 3}
+
+
+@dataclass(frozen=True)
+class Panel:
+    """The assembled panel and what was learnt while building it.
+
+    ``frame`` has one row per borough and period with columns ``area`` (GSS code),
+    ``area_name``, ``period`` (first day of the month or quarter), ``opportunities``,
+    ``young_people``, ``population_year``, ``delivery_rate``, ``count``, ``rate`` and, for each
+    lag ``n`` asked for, ``delivery_rate_lag{n}`` (``delivery_rate_lag0`` is the same period).
+    """
+
+    measure: str
+    frequency: str
+    frame: pd.DataFrame
+    missing_population: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def n_areas(self) -> int:
+        return int(self.frame["area"].nunique())
+
+    @property
+    def n_periods(self) -> int:
+        return int(self.frame["period"].nunique())
+
+
+def lag_column(lag: int) -> str:
+    return f"delivery_rate_lag{lag}"
+
+
+def _as_date(value: object) -> dt.date:
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    return dt.date.fromisoformat(str(value)[:10])
+
+
+def measure_by_code(session: Session, code: str) -> OutcomeMeasure:
+    measure = session.scalar(select(OutcomeMeasure).where(OutcomeMeasure.code == code))
+    if measure is None:
+        known = ", ".join(
+            session.scalars(select(OutcomeMeasure.code).order_by(OutcomeMeasure.code))
+        )
+        raise NotFoundError(f"There is no outcome measure {code!r}; known measures: {known}.")
+    return measure
+
+
+def ids_by_name(
+    session: Session, model: type[Programme | FundingStream], names: Sequence[str]
+) -> list[int]:
+    wanted = {n.strip().lower(): n for n in names}
+    rows = session.execute(select(model.id, model.name)).all()
+    found = {name.lower(): id_ for id_, name in rows if name.lower() in wanted}
+    missing = [wanted[k] for k in wanted if k not in found]
+    if missing:
+        kind = "programme" if model is Programme else "funding stream"
+        raise NotFoundError(f"There is no {kind} called {', '.join(repr(m) for m in missing)}.")
+    return list(found.values())
+
+
+def borough_codes(names: Sequence[str]) -> list[str]:
+    """GSS codes of the boroughs named (names in any variant, or codes)."""
+    codes = []
+    for name in names:
+        try:
+            codes.append(boroughs.lookup(name).gss_code)
+        except boroughs.UnknownBoroughError as exc:
+            raise RegistryError(str(exc)) from exc
+    return codes
+
+
+def nearest_population(
+    population: pd.DataFrame, areas: Sequence[str], years: Sequence[int]
+) -> pd.DataFrame:
+    """People aged 10-24 for each area and year, using the nearest stored year when one is missing.
+
+    ``population`` has columns ``area``, ``year``, ``people``; ties go to the earlier year.
+    Returns ``area``, ``year``, ``young_people`` and ``population_year`` (the year used); areas
+    with no population at all are left out.
+    """
+    rows: list[tuple[str, int, float, int]] = []
+    by_area = {a: g.set_index("year")["people"] for a, g in population.groupby("area")}
+    for area in areas:
+        stored = by_area.get(area)
+        if stored is None or stored.empty:
+            continue
+        available = np.array(sorted(stored.index))
+        for year in years:
+            # Distance doubled, plus one for later years: ties go to the earlier year.
+            nearest = int(available[np.argmin(np.abs(available - year) * 2 + (available > year))])
+            rows.append((area, year, float(stored[nearest]), nearest))
+    return pd.DataFrame(rows, columns=["area", "year", "young_people", "population_year"])
+
+
+def build_panel(
+    delivery: pd.DataFrame,
+    outcomes: pd.DataFrame,
+    population: pd.DataFrame,
+    *,
+    measure: str,
+    known_from: dt.date,
+    lags: Sequence[int] = (1,),
+    frequency: str = "month",
+) -> Panel:
+    """Assemble the panel from monthly frames (pure: no database).
+
+    ``delivery``: ``area``, ``month``, ``opportunities`` (summed over the programmes chosen);
+    ``outcomes``: ``area``, ``month``, ``count``; ``population``: ``area``, ``year``, ``people``.
+    ``known_from`` is the first month delivery is known (months with no delivery row after it
+    had none).
+    """
+    if frequency not in FREQUENCIES:
+        raise RegistryError(
+            f"Frequency must be one of {', '.join(FREQUENCIES)}, not {frequency!r}."
+        )
+    if outcomes.empty:
+        raise RegistryError(f"No {measure} counts are stored for the boroughs and period asked.")
+    if population.empty:
+        raise RegistryError(
+            f"No population aged {AGE_BAND} is stored, so rates cannot be computed; "
+            "import population estimates first."
+        )
+    notes: list[str] = []
+    step = FREQUENCIES[frequency]
+    to_period = quarter_start if frequency == "quarter" else month_start
+    outcomes = outcomes.assign(period=[to_period(m) for m in outcomes["month"]])
+    if frequency == "quarter":
+        grouped = outcomes.groupby(["area", "period"], as_index=False).agg(
+            count=("count", "sum"), months=("count", "size")
+        )
+        partial = int((grouped["months"] < 3).sum())
+        if partial:
+            notes.append(f"{partial} borough-quarters with fewer than 3 months of counts left out.")
+        outcomes = grouped[grouped["months"] == 3].drop(columns="months")
+    else:
+        outcomes = outcomes[["area", "period", "count"]]
+    areas = sorted(outcomes["area"].unique())
+    first_period = to_period(known_from)
+    if frequency == "quarter" and first_period != known_from:
+        first_period = add_months(first_period, 3)  # only whole quarters of known delivery
+    last_period = max(outcomes["period"].max(), first_period)
+    n_steps = (
+        (last_period.year - first_period.year) * 12 + last_period.month - first_period.month
+    ) // step
+    periods = [add_months(first_period, i * step) for i in range(n_steps + 1)]
+    grid = pd.DataFrame([(a, p) for a in areas for p in periods], columns=["area", "period"])
+    if not delivery.empty:
+        monthly = delivery.assign(period=[to_period(m) for m in delivery["month"]])
+        summed = monthly.groupby(["area", "period"], as_index=False)["opportunities"].sum()
+        grid = grid.join(summed.set_index(["area", "period"]), on=["area", "period"])
+    else:
+        grid["opportunities"] = np.nan
+    grid["opportunities"] = grid["opportunities"].fillna(0.0)
+    grid["year"] = [p.year for p in grid["period"]]
+    years = sorted(set(grid["year"]) | {p.year for p in outcomes["period"]})
+    pop = nearest_population(population, areas, years)
+    if pop.empty:
+        raise RegistryError(
+            f"No population aged {AGE_BAND} is stored for the boroughs with {measure} counts, so "
+            "rates cannot be computed; import population estimates first."
+        )
+    no_pop = sorted(set(areas) - set(pop["area"]))
+    if no_pop:
+        names = ", ".join(boroughs.BY_CODE[a].name for a in no_pop)
+        notes.append(f"Left out for want of any population figure: {names}.")
+    grid = grid.join(pop.set_index(["area", "year"]), on=["area", "year"], how="inner")
+    grid["delivery_rate"] = grid["opportunities"] / grid["young_people"] * 1000.0
+    grid = grid.sort_values(["area", "period"]).reset_index(drop=True)
+    by_area = grid.groupby("area")["delivery_rate"]
+    for lag in sorted(set(lags)):
+        if lag < 0:
+            raise RegistryError(f"A lag must be 0 or more periods, not {lag}.")
+        grid[lag_column(lag)] = by_area.shift(lag) if lag else grid["delivery_rate"]
+    frame = outcomes.join(
+        grid.set_index(["area", "period"]), on=["area", "period"], how="inner"
+    ).drop(columns="year")
+    # Outcomes before delivery was known have no delivery rate: they cannot enter a model.
+    needed = [lag_column(lag) for lag in lags]
+    frame = frame.dropna(subset=needed)
+    if frame.empty or frame["period"].nunique() < 2:
+        have = outcomes["period"].nunique()
+        raise RegistryError(
+            f"Too few periods for a lag of {max(lags, default=0)}: delivery is known from "
+            f"{format_month(known_from)} and {have} {frequency}(s) of {measure} counts are "
+            "stored, leaving fewer than 2 periods with a lagged delivery rate."
+        )
+    frame["count"] = frame["count"].astype(int)
+    frame["rate"] = frame["count"] / frame["young_people"] * 100_000.0
+    frame["area_name"] = [boroughs.BY_CODE[a].name for a in frame["area"]]
+    columns = [
+        "area",
+        "area_name",
+        "period",
+        "opportunities",
+        "young_people",
+        "population_year",
+        "delivery_rate",
+        "count",
+        "rate",
+        *dict.fromkeys(lag_column(lag) for lag in lags),
+    ]
+    frame = frame[list(dict.fromkeys(columns))].sort_values(["area", "period"])
+    frame = frame.reset_index(drop=True)
+    return Panel(measure, frequency, frame, _filled_years(frame), notes)
+
+
+def _filled_years(frame: pd.DataFrame) -> list[str]:
+    """Per borough, the years of the panel's rows whose population came from another year."""
+    years = pd.Series([p.year for p in frame["period"]], index=frame.index)
+    gaps = frame.assign(year=years)[years != frame["population_year"]]
+    out = []
+    for area, rows in gaps.groupby("area", sort=True):
+        pairs = rows[["year", "population_year"]].drop_duplicates().sort_values("year")
+        used = ", ".join(f"{y} (used {u})" for y, u in pairs.itertuples(index=False))
+        out.append(f"{boroughs.BY_CODE[str(area)].name} {used}")
+    return out
+
+
+def load_panel(
+    session: Session,
+    *,
+    principal: Principal,
+    measure: str,
+    programmes: Sequence[str] = (),
+    funding_streams: Sequence[str] = (),
+    borough_names: Sequence[str] = (),
+    start: dt.date | None = None,
+    end: dt.date | None = None,
+    lags: Sequence[int] = (1,),
+    frequency: str = "month",
+) -> Panel:
+    """The borough panel for ``measure`` from the database, filtered as asked.
+
+    Deliveries count when not deleted (``deleted_at IS NULL``); programme and funding-stream
+    filters choose which deliveries are summed; the borough filter and period choose the rows.
+    """
+    require(principal, "models.run")
+    outcome = measure_by_code(session, measure)
+    codes = borough_codes(borough_names) if borough_names else None
+    code_of = dict(session.execute(select(Borough.id, Borough.gss_code)).tuples().all())
+
+    known = session.scalar(select(func.min(Delivery.month)).where(Delivery.deleted_at.is_(None)))
+    if known is None:
+        raise RegistryError("No delivery is recorded, so there is nothing to relate outcomes to.")
+    known_from = _as_date(known)
+    lead_in = max(lags, default=0) * FREQUENCIES.get(frequency, 1) + 2
+
+    stmt = (
+        select(Delivery.borough_id, Delivery.month, func.sum(Delivery.opportunities).label("opp"))
+        .join(Programme, Programme.id == Delivery.programme_id)
+        .where(Delivery.deleted_at.is_(None))
+        .group_by(Delivery.borough_id, Delivery.month)
+    )
+    if programmes:
+        stmt = stmt.where(Programme.id.in_(ids_by_name(session, Programme, programmes)))
+    if funding_streams:
+        ids = ids_by_name(session, FundingStream, funding_streams)
+        stmt = stmt.where(Programme.funding_stream_id.in_(ids))
+    if start is not None:
+        stmt = stmt.where(Delivery.month >= add_months(month_start(start), -lead_in))
+    if end is not None:
+        stmt = stmt.where(Delivery.month <= end)
+    delivery = pd.DataFrame(
+        [(code_of[b], _as_date(m), int(o)) for b, m, o in session.execute(stmt)],
+        columns=["area", "month", "opportunities"],
+    )
+
+    out_stmt = select(OutcomeCount.borough_id, OutcomeCount.month, OutcomeCount.count).where(
+        OutcomeCount.measure_id == outcome.id
+    )
+    if start is not None:
+        out_stmt = out_stmt.where(OutcomeCount.month >= start)
+    if end is not None:
+        out_stmt = out_stmt.where(OutcomeCount.month <= end)
+    outcomes = pd.DataFrame(
+        [(code_of[b], _as_date(m), int(c)) for b, m, c in session.execute(out_stmt)],
+        columns=["area", "month", "count"],
+    )
+    if codes is not None:
+        outcomes = outcomes[outcomes["area"].isin(codes)]
+        delivery = delivery[delivery["area"].isin(codes)]
+    pop_rows = session.execute(
+        select(Population.borough_id, Population.year, Population.people).where(
+            Population.age_band == AGE_BAND
+        )
+    )
+    population = pd.DataFrame(
+        [(code_of[b], int(y), int(p)) for b, y, p in pop_rows], columns=["area", "year", "people"]
+    )
+    return build_panel(
+        delivery,
+        outcomes,
+        population,
+        measure=measure,
+        known_from=known_from,
+        lags=lags,
+        frequency=frequency,
+    )

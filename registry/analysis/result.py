@@ -1,0 +1,177 @@
+"""Plain result objects every analysis returns, and the caveats written into them.
+
+Pages, reports and the CLI only render these: no statistics happen after a result is built.
+Numbers are kept at full precision; rounding is for display.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from registry.periods import format_month
+
+ASSOCIATION = (
+    "Association, not causation: the models show whether more delivery went with lower "
+    "outcome rates, not that delivery caused any change."
+)
+TARGETING = (
+    "Programmes are targeted where violence is high, so regression to the mean is expected: "
+    "high counts tend to fall back whatever is done, which can look like an effect of delivery."
+)
+DENOMINATOR = (
+    "Resident population is a poor denominator where many victims are visitors, as in "
+    "Westminster: rates there overstate the risk to the borough's own young people."
+)
+SMALL_COUNTS = (
+    "Small counts: {zero_share:.0%} of borough-periods have a count of zero and the mean is "
+    "{mean:.1f} per borough-period, so single events move rates a lot and intervals are wide."
+)
+SHORT_SERIES = (
+    "Short series: {n_periods} periods are too few to separate trend, season and any effect "
+    "with confidence."
+)
+MISSING_POPULATION = (
+    "Missing population years: {detail}; the nearest available year was used for these."
+)
+
+
+@dataclass(frozen=True)
+class ModelResult:
+    """One fitted model: the headline term with its interval, the sample, diagnostics, caveats.
+
+    ``extra`` holds model-specific figures (incidence rate ratios, the slope change of an
+    interrupted time series, an event study's coefficients, a permutation p-value).
+    """
+
+    model: str
+    outcome: str
+    term: str
+    estimate: float
+    std_error: float
+    ci_low: float
+    ci_high: float
+    p_value: float
+    n_obs: int
+    n_areas: int
+    n_periods: int
+    caveats: list[str]
+    diagnostics: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON shape of ``vru analyse --json``: the issue's keys first, then the extras."""
+        out: dict[str, Any] = {
+            "model": self.model,
+            "outcome": self.outcome,
+            "term": self.term,
+            "estimate": self.estimate,
+            "std_error": self.std_error,
+            "ci_low": self.ci_low,
+            "ci_high": self.ci_high,
+            "p_value": self.p_value,
+            "n_obs": self.n_obs,
+            "n_areas": self.n_areas,
+            "n_periods": self.n_periods,
+            "caveats": list(self.caveats),
+        }
+        out.update(jsonable(self.extra))
+        out["diagnostics"] = jsonable(self.diagnostics)
+        return out
+
+
+@dataclass(frozen=True)
+class WindowTotal:
+    """The total of a measure over a window of whole months."""
+
+    start: dt.date
+    end: dt.date
+    count: int
+    unallocated: int
+    months_with_data: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "start": format_month(self.start),
+            "end": format_month(self.end),
+            "count": self.count,
+            "unallocated": self.unallocated,
+        }
+
+
+@dataclass(frozen=True)
+class TrendChange:
+    """Change of a window's total against a baseline window, with an exact Poisson interval.
+
+    ``change`` and its interval are fractions (-0.25 is a 25% fall); ``p_value`` is the exact
+    conditional (binomial) test of equal rates in the two windows.
+    """
+
+    measure: str
+    area: str
+    window_months: int
+    current: WindowTotal
+    baseline: WindowTotal
+    change: float
+    ci_low: float
+    ci_high: float
+    p_value: float
+    caveats: list[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON shape of ``vru trend --json`` (change in percent, one decimal)."""
+        return {
+            "measure": self.measure,
+            "area": self.area,
+            "window_months": self.window_months,
+            "current": self.current.to_dict(),
+            "baseline": self.baseline.to_dict(),
+            "change_pct": _pct(self.change),
+            "ci_low": _pct(self.ci_low),
+            "ci_high": _pct(self.ci_high),
+        }
+
+
+def _pct(fraction: float) -> float | None:
+    if not math.isfinite(fraction):
+        return None
+    return round(100 * fraction, 1)
+
+
+def jsonable(value: Any) -> Any:
+    """Dates as ``YYYY-MM``, numpy scalars as Python numbers, NaN and infinities as null."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if isinstance(value, dt.date):
+        return format_month(value)
+    if hasattr(value, "item") and not isinstance(value, str):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def caveats_for(
+    *,
+    counts: list[int] | None = None,
+    n_periods: int | None = None,
+    missing_population: list[str] | None = None,
+    short_below: int = 36,
+) -> list[str]:
+    """The caveats in words that go with every fit, plus those this sample calls for."""
+    caveats = [ASSOCIATION, TARGETING]
+    if counts:
+        zero_share = sum(1 for c in counts if c == 0) / len(counts)
+        mean = sum(counts) / len(counts)
+        if zero_share >= 0.25 or mean < 10:
+            caveats.append(SMALL_COUNTS.format(zero_share=zero_share, mean=mean))
+    if n_periods is not None and n_periods < short_below:
+        caveats.append(SHORT_SERIES.format(n_periods=n_periods))
+    if missing_population:
+        caveats.append(MISSING_POPULATION.format(detail="; ".join(missing_population)))
+    caveats.append(DENOMINATOR)
+    return caveats

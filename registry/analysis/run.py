@@ -1,0 +1,171 @@
+"""``vru analyse`` and the analysis page's entry point: load the panel, fit the model asked for."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from registry.analysis.fixed_effects import fit_fe, permute_areas
+from registry.analysis.models import fit_count, fit_event_study, fit_its, lead_placebo
+from registry.analysis.panel import FREQUENCIES, ids_by_name, lag_column, load_panel
+from registry.analysis.result import ModelResult, caveats_for
+from registry.auth import Principal, require
+from registry.errors import RegistryError
+from registry.models import Borough, Delivery, OutcomeCount, OutcomeMeasure, Programme
+from registry.periods import format_month, month_start, quarter_start
+
+MODELS = ("fe", "poisson", "negbin", "its", "event")
+VRU_START = dt.date(2019, 9, 1)
+PERMUTATIONS = 199
+PERMUTATION_SEED = 20190901
+
+
+@dataclass(frozen=True)
+class AnalysisOptions:
+    """What the analysis page offers: measures (code, label), programmes, months with counts."""
+
+    measures: list[tuple[str, str]]
+    programmes: list[str]
+    first_month: dt.date | None
+    last_month: dt.date | None
+
+
+def analysis_options(session: Session, *, principal: Principal) -> AnalysisOptions:
+    require(principal, "models.run")
+    measures = [
+        (code, label)
+        for code, label in session.execute(
+            select(OutcomeMeasure.code, OutcomeMeasure.label)
+            .where(OutcomeMeasure.id.in_(select(OutcomeCount.measure_id).distinct()))
+            .order_by(OutcomeMeasure.id)
+        )
+    ]
+    first, last = session.execute(
+        select(func.min(OutcomeCount.month), func.max(OutcomeCount.month))
+    ).one()
+    return AnalysisOptions(
+        measures=measures,
+        programmes=list(session.scalars(select(Programme.name).order_by(Programme.name))),
+        first_month=_as_date(first) if first is not None else None,
+        last_month=_as_date(last) if last is not None else None,
+    )
+
+
+def _as_date(value: object) -> dt.date:
+    if isinstance(value, dt.date):
+        return value
+    return dt.date.fromisoformat(str(value)[:10])
+
+
+def first_deliveries(
+    session: Session, *, principal: Principal, programme: str
+) -> dict[str, dt.date]:
+    """Each borough's first month with opportunities delivered by ``programme``."""
+    require(principal, "models.run")
+    ids = ids_by_name(session, Programme, [programme])
+    rows = session.execute(
+        select(Borough.gss_code, func.min(Delivery.month))
+        .join(Borough, Borough.id == Delivery.borough_id)
+        .where(
+            Delivery.programme_id.in_(ids),
+            Delivery.deleted_at.is_(None),
+            Delivery.opportunities > 0,
+        )
+        .group_by(Borough.gss_code)
+    ).all()
+    return {code: _as_date(month) for code, month in rows}
+
+
+def run_model(
+    session: Session,
+    *,
+    principal: Principal,
+    outcome: str,
+    model: str,
+    lag: int = 1,
+    start: dt.date | None = None,
+    end: dt.date | None = None,
+    programme: str | None = None,
+    at: dt.date = VRU_START,
+    frequency: str = "month",
+    permutations: int = PERMUTATIONS,
+) -> ModelResult:
+    """Fit ``model`` relating ``programme``'s delivery (all programmes by default) to ``outcome``.
+
+    ``fe`` also runs the robustness checks: the lead placebo and permutation inference (delivery
+    series shuffled between boroughs, fixed seed). ``event`` needs a programme.
+    """
+    require(principal, "models.run")
+    if model not in MODELS:
+        raise RegistryError(f"Unknown model {model!r}; choose one of {', '.join(MODELS)}.")
+    if lag < 0:
+        raise RegistryError(f"A lag must be 0 or more periods, not {lag}.")
+    if model == "event" and not programme:
+        raise RegistryError("An event study needs a programme (--programme NAME).")
+    if start is not None and end is not None and end < start:
+        raise RegistryError(f"The period ends ({format_month(end)}) before it starts.")
+    panel = load_panel(
+        session,
+        principal=principal,
+        measure=outcome,
+        programmes=[programme] if programme and model != "event" else [],
+        start=start,
+        end=end,
+        lags=(lag,),
+        frequency=frequency,
+    )
+    frame = panel.frame
+    caveats = caveats_for(
+        counts=frame["count"].tolist(),
+        n_periods=panel.n_periods,
+        missing_population=panel.missing_population,
+        short_below=36 if frequency == "month" else 12,
+    )
+    caveats = [*caveats, *panel.notes]
+    x = lag_column(lag)
+    step = FREQUENCIES[frequency]
+    if model == "fe":
+        result = fit_fe(frame, x=x, outcome=outcome, caveats=caveats)
+        placebo = lead_placebo(frame, lag=lag, lead=1, months_per_period=step, caveats=caveats)
+        p_perm, draws = permute_areas(
+            frame, x=x, n_permutations=permutations, seed=PERMUTATION_SEED
+        )
+        return dataclasses.replace(
+            result,
+            extra={
+                **result.extra,
+                "permutation_p_value": p_perm,
+                "permutations": len(draws),
+                "permutation_seed": PERMUTATION_SEED,
+                "lead_placebo": {
+                    "term": placebo.term,
+                    "estimate": placebo.estimate,
+                    "std_error": placebo.std_error,
+                    "ci_low": placebo.ci_low,
+                    "ci_high": placebo.ci_high,
+                    "p_value": placebo.p_value,
+                },
+            },
+        )
+    if model in {"poisson", "negbin"}:
+        return fit_count(frame, family=model, x=x, outcome=outcome, caveats=caveats)
+    if model == "its":
+        return fit_its(
+            frame, at=month_start(at), months_per_period=step, outcome=outcome, caveats=caveats
+        )
+    assert programme is not None
+    firsts = first_deliveries(session, principal=principal, programme=programme)
+    if frequency == "quarter":
+        firsts = {a: quarter_start(m) for a, m in firsts.items()}
+    return fit_event_study(
+        frame,
+        first_delivery=firsts,
+        programme=programme,
+        months_per_period=step,
+        outcome=outcome,
+        caveats=caveats,
+    )

@@ -1,0 +1,205 @@
+"""`vru trend` and `vru analyse` on the demo data: JSON shapes, every model, one-line refusals."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from registry.cli import cli
+
+KEYS = [
+    "model",
+    "outcome",
+    "term",
+    "estimate",
+    "std_error",
+    "ci_low",
+    "ci_high",
+    "p_value",
+    "n_obs",
+    "n_areas",
+    "n_periods",
+    "caveats",
+]
+
+
+def run(url: str, *args: str):
+    return CliRunner().invoke(cli, ["--database-url", url, *args], catch_exceptions=False)
+
+
+def test_trend_json_shape(seeded_url: str) -> None:
+    result = run(
+        seeded_url,
+        "trend",
+        "--measure",
+        "knife_crime_injury_u25",
+        "--end",
+        "2025-12",
+        "--baseline-end",
+        "2019-12",
+        "--json",
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert list(data) == [
+        "measure",
+        "area",
+        "window_months",
+        "current",
+        "baseline",
+        "change_pct",
+        "ci_low",
+        "ci_high",
+    ]
+    assert data["area"] == "London" and data["window_months"] == 12
+    assert data["current"]["start"] == "2025-01" and data["baseline"]["end"] == "2019-12"
+    assert set(data["current"]) == {"start", "end", "count", "unallocated"}
+    assert data["current"]["unallocated"] > 0
+    assert data["ci_low"] <= data["change_pct"] <= data["ci_high"]
+    assert round(data["change_pct"], 1) == data["change_pct"]
+    text = run(
+        seeded_url,
+        "trend",
+        "--measure",
+        "homicide",
+        "--end",
+        "2025-12",
+        "--baseline-end",
+        "2019-12",
+        "--borough",
+        "Westminster",
+    )
+    assert text.exit_code == 0 and text.stdout.startswith("homicide, Westminster:")
+    assert "Baseline sensitivity" in text.stdout
+    assert "12 months to 2025-12 vs 2018-01 to 2018-12" in text.stdout
+    london = run(
+        seeded_url,
+        "trend",
+        "--measure",
+        "gun_crime",
+        "--end",
+        "2025-12",
+        "--baseline-end",
+        "2019-12",
+    )
+    assert "significant after Holm's correction for 32 tests" in london.stdout
+
+
+@pytest.mark.parametrize("model", ["fe", "poisson", "negbin", "its", "event"])
+def test_every_model_runs_on_the_demo_data(seeded_url: str, model: str) -> None:
+    args = ["analyse", "--outcome", "knife_crime_injury_u25", "--model", model, "--json"]
+    args += ["--from", "2017-01", "--to", "2022-12"]
+    if model == "event":
+        args += ["--programme", "Street Mentors"]
+    result = run(seeded_url, *args)
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert list(data)[: len(KEYS)] == KEYS
+    assert data["model"] == model and data["n_areas"] == 32
+    assert data["ci_low"] <= data["estimate"] <= data["ci_high"]
+    assert isinstance(data["estimate"], float) and isinstance(data["n_obs"], int)
+    assert any(c.startswith("Association, not causation") for c in data["caveats"])
+    assert any("Westminster" in c for c in data["caveats"])
+    if model == "fe":
+        assert data["term"] == "delivery_rate_lag1"
+        assert 0 < data["permutation_p_value"] <= 1
+        assert data["lead_placebo"]["term"] == "delivery_rate_lead1"
+    if model in {"poisson", "negbin"}:
+        assert data["irr_ci_low"] <= data["irr"] <= data["irr_ci_high"]
+    if model == "its":
+        assert data["interruption"] == "2019-09" and "slope_change" in data
+    if model == "event":
+        periods = [c["relative_period"] for c in data["coefficients"]]
+        assert -1 not in periods and 0 in periods
+
+
+def test_planted_demo_effect_points_the_right_way(seeded_url: str) -> None:
+    """The demo plants lower counts after more delivery (demo.PLANTED_EFFECT < 0)."""
+    result = run(seeded_url, "analyse", "--outcome", "gun_crime", "--model", "poisson", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["irr"] < 1
+
+
+def test_text_output_and_quarters(seeded_url: str) -> None:
+    result = run(
+        seeded_url,
+        "analyse",
+        "--outcome",
+        "homicide",
+        "--model",
+        "fe",
+        "--by",
+        "quarter",
+        "--lag",
+        "1",
+    )
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("fe model of homicide: delivery_rate_lag1 =")
+    assert "Caveats:" in result.stdout and "permutation p =" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--model", "fe", "--lag", "60", "--to", "2017-06"], "Too few periods for a lag of 60"),
+        (["--model", "event"], "An event study needs a programme"),
+        (["--model", "fe", "--programme", "Nope"], "There is no programme called 'Nope'"),
+        (["--model", "its", "--from", "2019-01", "--to", "2020-06"], "at least 12 periods"),
+    ],
+)
+def test_refusals_are_one_line_with_exit_1(seeded_url: str, args: list[str], message: str) -> None:
+    result = run(seeded_url, "analyse", "--outcome", "homicide", *args)
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: ") and message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_usage_errors_exit_2(seeded_url: str) -> None:
+    assert run(seeded_url, "analyse", "--outcome", "homicide", "--model", "ols").exit_code == 2
+    assert (
+        run(
+            seeded_url, "analyse", "--outcome", "homicide", "--model", "fe", "--from", "2019"
+        ).exit_code
+        == 2
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--outcome", "gun_crime", "--model", "poisson"], "Every count in this panel is zero"),
+        (["--outcome", "gun_crime", "--model", "fe"], "Every rate in this panel is zero"),
+        (
+            ["--outcome", "homicide", "--model", "fe", "--programme", "P1", "--to", "2021-12"],
+            "No variation in delivery_rate_lag1",
+        ),
+        (["--outcome", "homicide", "--model", "negbin", "--lag", "36"], "Too few periods"),
+    ],
+)
+def test_degenerate_inputs_exit_1_with_the_reason(db_url: str, args, message: str) -> None:
+    from tests.analysis_db import load_small
+
+    load_small(db_url)
+    result = run(db_url, "analyse", *args, "--json")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: ") and message in result.stderr
+    assert result.stdout == ""
+
+
+def test_no_population_exits_1(db_url: str) -> None:
+    from sqlalchemy import delete
+
+    from registry import db
+    from registry.models import Population
+    from tests.analysis_db import load_small
+
+    load_small(db_url)
+    engine = db.make_engine(db_url)
+    with db.session_scope(engine) as s:
+        s.execute(delete(Population))
+    engine.dispose()
+    result = run(db_url, "analyse", "--outcome", "homicide", "--model", "fe")
+    assert result.exit_code == 1
+    assert "No population aged 10-24 is stored" in result.stderr
