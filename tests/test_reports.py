@@ -344,3 +344,37 @@ def test_cli_report_writes_each_format_and_refuses_other_funders(small, db_url, 
     assert folder.exit_code == 0
     assert (tmp_path / "dir" / "delivery_by_borough.csv").exists()
     assert (tmp_path / "dir" / "notes.txt").exists()
+
+
+def test_headline_model_equals_the_analysis_engine(seeded_url) -> None:
+    from registry.analysis.run import run_model
+
+    engine = db.make_engine(seeded_url)
+    stream = "VRU Core Programme Fund"
+    with db.session_scope(engine) as s:
+        report = build_report(
+            s, principal=CITY_HALL, scope=Scope("funding_stream", stream), window=FY
+        )
+        direct = run_model(
+            s,
+            principal=ADMIN,
+            outcome="knife_crime_injury_u25",
+            model="fe",
+            lag=1,
+            end=FY.end,
+            funding_stream=stream,
+        )
+    engine.dispose()
+    row = report.tables["headline_model"].iloc[0]
+    assert row["estimate"] == round(direct.estimate, 4)
+    assert (row["ci_low"], row["ci_high"]) == (round(direct.ci_low, 4), round(direct.ci_high, 4))
+    assert row["n_areas"] == direct.n_areas and row["fitted_to"] == "2024-03"
+    assert "Association, not causation" in report.notes[-1]
+    text = "".join(p.extract_text() for p in PdfReader(io.BytesIO(render(report, "pdf"))).pages)
+    assert "Headline model" in text and f"{direct.estimate:+.3f}" in text
+
+
+def test_headline_model_explains_when_it_cannot_be_fitted(small) -> None:
+    report = _build(small)
+    assert report.tables["headline_model"].empty
+    assert report.notes[-1].startswith("Headline model caveats: The headline model could not")

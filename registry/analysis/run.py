@@ -90,11 +90,14 @@ def run_model(
     start: dt.date | None = None,
     end: dt.date | None = None,
     programme: str | None = None,
+    funding_stream: str | None = None,
     at: dt.date = VRU_START,
     frequency: str = "month",
     permutations: int = PERMUTATIONS,
 ) -> ModelResult:
-    """Fit ``model`` relating ``programme``'s delivery (all programmes by default) to ``outcome``.
+    """Fit ``model`` relating ``programme``'s (or ``funding_stream``'s) delivery to ``outcome``.
+
+    Delivery is every programme's by default.
 
     ``fe`` also runs the robustness checks: the lead placebo and permutation inference (delivery
     series shuffled between boroughs, fixed seed). ``event`` needs a programme.
@@ -113,6 +116,7 @@ def run_model(
         principal=principal,
         measure=outcome,
         programmes=[programme] if programme and model != "event" else [],
+        funding_streams=[funding_stream] if funding_stream and model != "event" else [],
         start=start,
         end=end,
         lags=(lag,),

@@ -40,6 +40,21 @@ from registry.periods import (
 from registry.reports.disclosure import TOTAL, SuppressedTable, suppress, with_margins
 
 VRU_MEASURES = ("homicide", "knife_crime_injury_u25", "gun_crime")
+HEADLINE_MEASURES = ("knife_crime_injury_u25", "homicide", "gun_crime")  # first with data wins
+HEADLINE_COLUMNS = [
+    "model",
+    "outcome",
+    "term",
+    "estimate",
+    "ci_low",
+    "ci_high",
+    "p_value",
+    "n_obs",
+    "n_areas",
+    "n_periods",
+    "fitted_to",
+    "explanation",
+]
 _SHORT = {"month": "month", "quarter": "quarter", "financial_year": "fy"}  # sheet names <= 31
 
 
@@ -286,6 +301,72 @@ def _sources(session: Session) -> pd.DataFrame:
     )
 
 
+def headline_model(
+    session: Session, scope: Scope, window: Window
+) -> tuple[pd.DataFrame, list[str]]:
+    """The two-way fixed-effects model for the scope's delivery, fitted up to the period's end.
+
+    Runs after the caller's scope check, on behalf of the registry (a funder may read this
+    result for their own streams without the right to run models at will). Returns the one-row
+    table and the model's caveats; a model that cannot be fitted says why instead.
+    """
+    from registry.analysis.run import run_model
+    from registry.auth import SYSTEM
+
+    available = set(
+        session.scalars(
+            select(OutcomeMeasure.code).where(
+                OutcomeMeasure.id.in_(select(OutcomeCount.measure_id).distinct())
+            )
+        )
+    )
+    measure = next((m for m in HEADLINE_MEASURES if m in available), None)
+    if measure is None:
+        return pd.DataFrame(columns=HEADLINE_COLUMNS), [
+            "No outcome counts are loaded, so no model was fitted."
+        ]
+    try:
+        result = run_model(
+            session,
+            principal=SYSTEM,
+            outcome=measure,
+            model="fe",
+            lag=1,
+            end=window.end,
+            programme=scope.name if scope.kind == "programme" else None,
+            funding_stream=scope.name if scope.kind == "funding_stream" else None,
+        )
+    except RegistryError as exc:
+        reason = f"The headline model could not be fitted: {exc}"
+        return pd.DataFrame(columns=HEADLINE_COLUMNS), [reason]
+    label = session.scalar(select(OutcomeMeasure.label).where(OutcomeMeasure.code == measure))
+    frame = pd.DataFrame(
+        [
+            {
+                "model": "two-way fixed effects (borough and month), borough-clustered errors",
+                "outcome": f"{label} per 100,000 aged 10-24",
+                "term": "opportunities per 1,000 aged 10-24, previous month",
+                "estimate": round(result.estimate, 4),
+                "ci_low": round(result.ci_low, 4),
+                "ci_high": round(result.ci_high, 4),
+                "p_value": round(result.p_value, 4),
+                "n_obs": result.n_obs,
+                "n_areas": result.n_areas,
+                "n_periods": result.n_periods,
+                "fitted_to": format_month(window.end),
+                "explanation": (
+                    "Each extra opportunity per 1,000 young people in a month goes with a change "
+                    f"of {result.estimate:+.3f} (95% interval {result.ci_low:+.3f} to "
+                    f"{result.ci_high:+.3f}) in the next month's rate per 100,000, comparing each "
+                    "borough with itself over time."
+                ),
+            }
+        ],
+        columns=HEADLINE_COLUMNS,
+    )
+    return frame, list(result.caveats)
+
+
 def build_report(
     session: Session,
     *,
@@ -328,6 +409,7 @@ def build_report(
     crosstab_shown = shown.reset_index().rename(columns={"index": "borough"})
     reached = sorted(rows.loc[rows["opportunities"] > 0, "borough"].unique())
     outcomes = _outcomes(session, [codes[b] for b in reached], window)
+    model_table, model_caveats = headline_model(session, scope, window)
 
     total = by_borough.iloc[-1]
     version = audit.data_version(session)
@@ -361,10 +443,14 @@ def build_report(
             f"delivery_by_{granularity}": by_period,
             f"participants_by_borough_{_SHORT[granularity]}": crosstab_shown,
             "outcomes": outcomes,
+            "headline_model": model_table,
             "programmes": pd.DataFrame({"programme": names}),
             "sources": _sources(session),
         },
-        notes=_notes(scope, window, version, synthetic, participants),
+        notes=[
+            *_notes(scope, window, version, synthetic, participants),
+            "Headline model caveats: " + " ".join(model_caveats),
+        ],
     )
 
 

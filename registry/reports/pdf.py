@@ -189,6 +189,23 @@ def to_pdf(report: Report) -> bytes:
                 ]
             )
         ]
+    model = report.tables["headline_model"]
+    story += [Paragraph("Headline model", styles["Heading2"])]
+    if model.empty:
+        story += [
+            Paragraph(report.notes[-1].removeprefix("Headline model caveats: "), styles["BodyText"])
+        ]
+    else:
+        row = model.iloc[0]
+        story += [
+            Paragraph(
+                f"{row['explanation']} Outcome: {row['outcome']}; {row['n_areas']} boroughs, "
+                f"{row['n_periods']} months to {row['fitted_to']} ({row['n_obs']:,} "
+                f"borough-months); p = {row['p_value']:.3f}.",
+                styles["BodyText"],
+            ),
+            Paragraph(report.notes[-1], small),
+        ]
     by_borough = (
         report.tables["delivery_by_borough"]
         .drop(columns=["gss_code"])
