@@ -133,12 +133,25 @@ def _read_csv(content: bytes) -> Sheet:
             header=None,
             skipinitialspace=False,
         ).fillna("")
+    except pd.errors.EmptyDataError:
+        return _refuse("The file has no header row and no cells that CSV can read.")
     except pd.errors.ParserError as exc:
-        match = re.search(r"line (\d+)", str(exc))
-        row = int(match.group(1)) if match else None
-        return _refuse(
-            "The file is not a readable CSV table (a row has more cells than the header).",
-            row=row,
+        match = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(exc))
+        if not match:
+            return _refuse("The file is not a readable CSV table; save it again as CSV UTF-8.")
+        expected, row, seen = (int(g) for g in match.groups())
+        return Sheet(
+            pd.DataFrame(),
+            "",
+            [
+                Problem(
+                    row,
+                    _column_letter(expected),
+                    f"{seen} cells",
+                    f"This row has {seen} cells but the first row has {expected}: remove the extra "
+                    f"cells from column {_column_letter(expected)} on.",
+                )
+            ],
         )
     return _with_header(frame, "csv")
 
