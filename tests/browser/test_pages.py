@@ -15,19 +15,22 @@ ENTRY = {
     "Programmes": "Programmes",
     "Returns and sign-off": "Returns and sign-off",
 }
+MODELS = {"Trends and models": "Trends and models"}
 PAGES_BY_ROLE = {
     "admin": {
         "Home": HOME,
         "Downloads": "Opportunities",
         **ENTRY,
+        **MODELS,
         "Users": "Users",
         "Audit trail": "Audit trail",
         "Outcome data": "Outcome data",
     },
-    "staff": {"Home": HOME, "Downloads": "Opportunities", **ENTRY},
+    "staff": {"Home": HOME, "Downloads": "Opportunities", **ENTRY, **MODELS},
     "commissioner": {
         "Home": HOME,
         "Downloads": "Opportunities",
+        **MODELS,
         "Programmes": "Programmes",
         "Returns and sign-off": "Returns and sign-off",
     },
