@@ -89,6 +89,19 @@ class VruGroup(click.Group):
 pass_ctx = click.make_pass_decorator(Context)
 
 
+def shared_group(name: str, help_text: str) -> click.Group:
+    """The top-level group ``name`` (``import``, ``export``) that several modules extend."""
+    existing = cli.commands.get(name)
+    if isinstance(existing, click.Group):
+        return existing
+
+    @cli.group(name, help=help_text)
+    def group() -> None:
+        pass
+
+    return group
+
+
 @click.group(cls=VruGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--database-url",

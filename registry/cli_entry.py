@@ -14,25 +14,12 @@ from pathlib import Path
 import click
 
 from registry import deliveries, programmes
-from registry.cli import Context, cli, pass_ctx
+from registry.cli import Context, cli, pass_ctx, shared_group
 from registry.periods import parse_month
 from registry.uploads import template_frame, write_table
 
-
-def _shared_group(name: str, help_text: str) -> click.Group:
-    existing = cli.commands.get(name)
-    if isinstance(existing, click.Group):
-        return existing
-
-    @cli.group(name, help=help_text)
-    def group() -> None:
-        pass
-
-    return group
-
-
-import_group = _shared_group("import", "Load data files into the registry (validated first).")
-export_group = _shared_group("export", "Write registry data to CSV or XLSX files.")
+import_group = shared_group("import", "Load data files into the registry (validated first).")
+export_group = shared_group("export", "Write registry data to CSV or XLSX files.")
 
 
 def _date(value: str | None) -> dt.date | None:

@@ -12,26 +12,12 @@ from typing import Any
 
 import click
 
-from registry.cli import Context, cli, pass_ctx
+from registry.cli import Context, cli, pass_ctx, shared_group
 from registry.outcomes import mapping, measures, store
 from registry.outcomes.common import Source
 from registry.periods import PeriodError, parse_month
 
-
-def _group(name: str, help_text: str) -> click.Group:
-    """The shared ``import``/``export`` style group if another module made it, else a new one."""
-    existing = cli.commands.get(name)
-    if isinstance(existing, click.Group):
-        return existing
-
-    @cli.group(name, help=help_text)
-    def group() -> None:
-        pass
-
-    return group
-
-
-import_group = _group(
+import_group = shared_group(
     "import", "Load files into the registry (each validated first, then one transaction)."
 )
 
