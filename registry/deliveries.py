@@ -416,7 +416,9 @@ def _existing(
         t.c.month.between(index_month(lo_mi), index_month(hi_mi)),
     )
     if lock:
-        stmt = stmt.with_for_update()
+        # Rows are locked in one order (by id) in every transaction, so two saves that touch
+        # the same rows wait for each other instead of deadlocking.
+        stmt = stmt.order_by(t.c.id).with_for_update()
     got = session.execute(stmt).all()
     frame = pd.DataFrame(
         got,
@@ -752,6 +754,8 @@ def _write_changes(
     mis = merged["mi"].to_numpy(dtype=np.int64)
     months = {int(m): index_month(int(m)) for m in np.unique(mis)}
     new = np.flatnonzero(merged["now_id"].isna().to_numpy())
+    # New rows go in key order, so two saves adding the same keys wait instead of deadlocking.
+    new = new[np.lexsort((mis[new], bid[new], pid[new]))]
     if len(new):
         _insert_new(
             session,
