@@ -754,8 +754,6 @@ def _write_changes(
     mis = merged["mi"].to_numpy(dtype=np.int64)
     months = {int(m): index_month(int(m)) for m in np.unique(mis)}
     new = np.flatnonzero(merged["now_id"].isna().to_numpy())
-    # New rows go in key order, so two saves adding the same keys wait instead of deadlocking.
-    new = new[np.lexsort((mis[new], bid[new], pid[new]))]
     if len(new):
         _insert_new(
             session,
