@@ -9,12 +9,13 @@ from typing import TypeVar
 
 import streamlit as st
 from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from registry import audit, db, demo
 from registry.auth import Principal, allowed
 from registry.config import get_settings
-from registry.errors import RegistryError
+from registry.errors import RegistryError, database_error_message
 
 log = logging.getLogger("vru.app")
 T = TypeVar("T")
@@ -33,9 +34,18 @@ def engine() -> Engine:
 
 @contextmanager
 def session() -> Iterator[Session]:
-    """A transaction: committed when the block succeeds, rolled back on any error."""
-    with db.session_scope(engine()) as s:
-        yield s
+    """A transaction: committed when the block succeeds, rolled back on any error.
+
+    An error from the database itself (read-only, disk full, a clash with another writer) is
+    shown as one plain message and the page stops there, instead of a traceback.
+    """
+    try:
+        with db.session_scope(engine()) as s:
+            yield s
+    except DBAPIError as exc:
+        log.warning("database error: %s", exc)
+        st.error(database_error_message(exc))
+        st.stop()
 
 
 def principal() -> Principal | None:

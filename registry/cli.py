@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from registry import audit, auth, db, demo
 from registry.config import ConfigError, get_settings
-from registry.errors import RegistryError
+from registry.errors import RegistryError, database_error_message
 
 APP_FILE = Path(__file__).resolve().parent.parent / "streamlit_app.py"
 
@@ -77,7 +77,7 @@ class VruGroup(click.Group):
         except (RegistryError, ConfigError) as exc:
             fail(str(exc))
         except DBAPIError as exc:
-            fail(f"The database refused the change: {str(exc.orig).splitlines()[0]}")
+            fail(database_error_message(exc))
         except SQLAlchemyError as exc:
             fail(f"Database error: {str(exc).splitlines()[0]}")
         except OSError as exc:

@@ -6,6 +6,9 @@ database), and the Streamlit app caches its own with ``st.cache_resource``.
 
 from __future__ import annotations
 
+import os
+import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,6 +24,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from registry.config import get_settings
 
 ALEMBIC_DIR = Path(__file__).resolve().parent.parent / "alembic"
+# Test hook for the fault-injection tests (tests/test_faults.py); inert unless set. See
+# :func:`_fault_pause`.
+FAULT_PAUSE_VARIABLE = "VRU_FAULT_PAUSE_AT"
+FAULT_PAUSE_MARKER = "VRU-FAULT-PAUSED-AT"
+FAULT_PAUSE_SECONDS = 120
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -49,11 +57,27 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(bind=engine, expire_on_commit=False)
 
 
+def _fault_pause(point: str) -> None:
+    """Pause at ``point`` when ``$VRU_FAULT_PAUSE_AT`` names it; otherwise do nothing.
+
+    Only the fault-injection tests set the variable: the process then prints a marker line on
+    stderr and sleeps, so the test can SIGKILL it at a known moment (at ``commit``: every row of
+    the transaction sent to the database, nothing committed) and check that the database holds
+    none of it. After the pause the transaction carries on as normal.
+    """
+    if os.environ.get(FAULT_PAUSE_VARIABLE) != point:
+        return
+    print(f"{FAULT_PAUSE_MARKER} {point}", file=sys.stderr, flush=True)
+    time.sleep(FAULT_PAUSE_SECONDS)
+
+
 @contextmanager
 def session_scope(engine: Engine) -> Iterator[Session]:
     """A session whose work is committed on success and rolled back on any error."""
     with make_session_factory(engine)() as session, session.begin():
         yield session
+        session.flush()
+        _fault_pause("commit")
 
 
 def alembic_config(engine: Engine | None = None) -> Config:

@@ -416,7 +416,9 @@ def _existing(
         t.c.month.between(index_month(lo_mi), index_month(hi_mi)),
     )
     if lock:
-        stmt = stmt.with_for_update()
+        # Rows are locked in one order (by id) in every transaction, so two saves that touch
+        # the same rows wait for each other instead of deadlocking.
+        stmt = stmt.order_by(t.c.id).with_for_update()
     got = session.execute(stmt).all()
     frame = pd.DataFrame(
         got,

@@ -159,3 +159,18 @@ def test_returns_page_and_admin_sign_off(url, monkeypatch) -> None:
     engine.dispose()
     staff = page(url, monkeypatch, "dashboards/completeness.py", principal=STAFF)
     assert not [b for b in staff.button if b.key == "sign_off"]
+
+
+def test_form_on_a_read_only_database_says_so(url, monkeypatch) -> None:
+    if not url.startswith("sqlite"):
+        pytest.skip("a read-only SQLite URL stands in for any read-only database")
+    read_only = f"sqlite:///file:{url.removeprefix('sqlite:///')}?mode=ro&uri=true"
+    at = page(read_only, monkeypatch, "dashboards/entry.py")
+    at.selectbox(key="form_programme").select(OPEN)
+    at.selectbox(key="form_borough").select("Camden")
+    at.text_input(key="form_month").input("2022-04").run()
+    next(n for n in at.number_input if n.key.startswith("form_opportunities_")).set_value(12)
+    at.button(key="FormSubmitter:delivery_form-Save").click().run()
+    assert not at.exception
+    assert at.error[0].value.startswith("The database is read-only, so nothing was saved.")
+    assert rows(url) == []
