@@ -140,7 +140,10 @@ class Delivery(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     programme_id: Mapped[int] = mapped_column(ForeignKey("programme.id"))
-    borough_id: Mapped[int] = mapped_column(ForeignKey("borough.id"), index=True)
+    # No index of its own: no query filters deliveries by borough alone (the unique key serves
+    # programme filters, ix_delivery_month the month ranges), boroughs are reference data that
+    # are never deleted, and each extra index costs every insert (see BENCHMARKS.md).
+    borough_id: Mapped[int] = mapped_column(ForeignKey("borough.id"))
     month: Mapped[dt.date] = mapped_column(Date, index=True)
     opportunities: Mapped[int]
     participants: Mapped[int | None]

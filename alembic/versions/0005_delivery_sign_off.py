@@ -33,9 +33,12 @@ def upgrade() -> None:
         batch_op.alter_column(
             "created_at", existing_type=sa.DateTime(timezone=True), nullable=False
         )
+        # Unused by every query, and it slows bulk imports (see BENCHMARKS.md, issue #4).
+        batch_op.drop_index(batch_op.f("ix_delivery_borough_id"))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("delivery", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_delivery_borough_id"), ["borough_id"], unique=False)
         batch_op.drop_column("created_at")
     op.drop_table("month_sign_off")
