@@ -268,7 +268,8 @@ def test_grid_saves_changed_and_new_rows_and_refuses_stale_ones(ready, engine) -
     assert list(original.columns) == list(deliveries.GRID_COLUMNS) and len(original) == 3
     edited = original.copy()
     edited.loc[0, "opportunities"] = 30
-    edited.loc[len(edited)] = ["Lambeth", "2022-02", 3, pd.NA, None, pd.NA]
+    new_row = pd.DataFrame([["Lambeth", "2022-02", 3, pd.NA, None, pd.NA]], columns=edited.columns)
+    edited = pd.concat([edited, new_row.astype(edited.dtypes.to_dict())], ignore_index=True)
     saved = deliveries.save_grid(
         ready, principal=STAFF, programme=OPEN, original=original, edited=edited
     )
