@@ -84,12 +84,15 @@ def record(
 
 
 def data_version(session: Session) -> int:
-    """A number that grows with every change to the registry.
+    """A number that grows with every change to the registry's data.
 
     Every write leaves an audit event in the same transaction, so the newest event's id names
-    the state of the data. Caches key on it; reports print it so a figure can be traced.
+    the state of the data. Events about accounts (users added, sign-ins, sign-in failures) change
+    no figure, so they are left out: signing in must not change a report's data version or empty
+    the pages' caches. Caches key on it; reports print it so a figure can be traced.
     """
-    return int(session.scalar(select(func.coalesce(func.max(AuditEvent.id), 0))) or 0)
+    stmt = select(func.coalesce(func.max(AuditEvent.id), 0)).where(AuditEvent.entity != "app_user")
+    return int(session.scalar(stmt) or 0)
 
 
 @dataclass(frozen=True)

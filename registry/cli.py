@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import click
+from alembic.util.exc import CommandError
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -80,6 +81,12 @@ class VruGroup(click.Group):
             fail(database_error_message(exc))
         except SQLAlchemyError as exc:
             fail(f"Database error: {str(exc).splitlines()[0]}")
+        except BrokenPipeError:
+            # The reader went away (``vru ... | head``): stop quietly, no message to nobody.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise SystemExit(1) from None
+        except CommandError as exc:
+            fail(f"Migration refused: {exc}")
         except OSError as exc:
             fail(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "))
         except Exception as exc:

@@ -63,6 +63,13 @@ def report(
         raise click.UsageError("Choose exactly one of --funding-stream, --programme or --all.")
     if bool(start) != bool(end):
         raise click.UsageError("Give both --from and --to, or neither.")
+    suffix = out.suffix.lower()
+    allowed = {"csv": {"", ".zip"}, "xlsx": {".xlsx"}, "pdf": {".pdf"}}[fmt]
+    if suffix not in allowed:
+        wanted = "a folder name or a .zip file" if fmt == "csv" else f"a .{fmt} file"
+        raise click.UsageError(f"--format {fmt} writes {wanted}; --out {out} does not match.")
+    if not out.parent.exists():
+        raise RegistryError(f"The folder {out.parent} does not exist; create it first.")
     scope = (
         Scope("funding_stream", funding_stream)
         if funding_stream

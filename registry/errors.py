@@ -53,4 +53,17 @@ def database_error_message(exc: BaseException) -> str:
             "Someone else was saving to the same data at the same moment, so nothing was saved. "
             f"Try again. ({text})"
         )
+    if (
+        family == "SQLITE_CANTOPEN"
+        or "unable to open database" in lowered
+        or (
+            code.startswith("08")  # PostgreSQL connection exceptions
+            or "connection refused" in lowered
+            or "could not connect" in lowered
+        )
+    ):
+        return (
+            "The database cannot be opened: check VRU_DATABASE_URL (or --database-url), that "
+            f"its folder exists and that the server is running. ({text})"
+        )
     return f"The database refused the change: {text}"

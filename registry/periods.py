@@ -10,12 +10,14 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 
+from registry.errors import RegistryError
+
 _MONTH_RE = re.compile(r"^\s*(\d{4})-(\d{2})\s*$", re.ASCII)
 _COMPACT_MONTH_RE = re.compile(r"^\s*(\d{4})(\d{2})\s*$", re.ASCII)
 _FY_RE = re.compile(r"^\s*(?:FY\s*)?(\d{4})\s*[-/]\s*(\d{2}|\d{4})\s*$", re.IGNORECASE | re.ASCII)
 
 
-class PeriodError(ValueError):
+class PeriodError(RegistryError, ValueError):
     """A month, quarter or financial year that cannot be read; the message says why."""
 
 

@@ -142,3 +142,14 @@ def test_acting_as_a_user_applies_their_role(db_url) -> None:
     assert result.exit_code == 1
     assert "sam (staff) may not do this" in result.stderr
     assert run(db_url, "--as", "sam", "seed").exit_code == 1
+
+
+def test_unknown_revision_and_unopenable_database_are_one_clear_line(db_url, tmp_path) -> None:
+    unknown = run(db_url, "db", "upgrade", "nosuch")
+    assert unknown.exit_code == 1
+    assert unknown.stderr.startswith("Error: Migration refused: Can't locate revision")
+    missing = CliRunner().invoke(
+        cli, ["--database-url", f"sqlite:///{tmp_path}/no/such/folder/x.db", "db", "current"]
+    )
+    assert missing.exit_code == 1
+    assert missing.stderr.startswith("Error: The database cannot be opened")

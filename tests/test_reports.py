@@ -167,13 +167,19 @@ def test_figures_equal_direct_queries_in_every_format(small) -> None:
 def test_small_participant_counts_are_suppressed_everywhere(small) -> None:
     report = _build(small)
     tables = _zip_tables(render(report, "csv"))
-    cross = {r["borough"]: r for r in tables["participants_by_borough_month"]}
-    assert cross["Camden"]["2023-05"] == "<10"
+    cells = {
+        (r["borough"], r["period"]): r["participants"]
+        for r in tables["participants_by_borough_month"]
+    }
+    assert cells[("Camden", "2023-05")] == "<10"
     # Camden's row would give 4 away as Total - 30; the smallest other cell goes too.
-    assert cross["Camden"]["2023-04"] == "[c]"
-    for line in [*cross.values()]:
-        cells = [v for k, v in line.items() if k != "borough"]
-        assert cells.count("<10") + cells.count("[c]") != 1
+    assert cells[("Camden", "2023-04")] == "[c]"
+    boroughs = {b for b, _ in cells}
+    periods = {p for _, p in cells}
+    lines = [[cells[(b, p)] for p in periods] for b in boroughs]
+    lines += [[cells[(b, p)] for b in boroughs] for p in periods]
+    for line in lines:  # no row or column holds a single hidden cell
+        assert line.count("<10") + line.count("[c]") != 1
     assert "4" not in [v for r in tables["participants_by_borough_month"] for v in r.values()]
     camden = next(r for r in tables["delivery_by_borough"] if r["borough"] == "Camden")
     # Lambeth's only recorded month (15) is hidden, so its total is too, and with it Camden's.
@@ -378,3 +384,56 @@ def test_headline_model_explains_when_it_cannot_be_fitted(small) -> None:
     report = _build(small)
     assert report.tables["headline_model"].empty
     assert report.notes[-1].startswith("Headline model caveats: The headline model could not")
+
+
+def test_signing_in_or_adding_a_user_does_not_change_a_rebuild(small) -> None:
+    from registry import auth
+
+    first = _build(small)
+    with db.session_scope(small) as s:
+        auth.add_user(
+            s, principal=ADMIN, username="newbie", role="staff", password="long-enough-pw"
+        )
+    auth.sign_in(small, username="newbie", password="long-enough-pw")
+    with pytest.raises(auth.SignInError):
+        auth.sign_in(small, username="newbie", password="wrong-password")
+    second = _build(small)
+    assert second.data_version == first.data_version
+    for fmt in ("csv", "xlsx"):
+        assert render(first, fmt) == render(second, fmt)
+
+
+def test_sources_leave_out_other_programmes_uploads_and_people(small) -> None:
+    sources = _build(small).tables["sources"]
+    assert "loaded_by" not in sources.columns
+    assert set(sources["kind"]) <= {"crime", "population", "seed", "deliveries"}
+
+
+def test_cli_report_refuses_a_mismatched_or_missing_output(small, db_url, tmp_path) -> None:
+    runner = CliRunner()
+    base = ["--database-url", db_url, "report", "--all", "--from", "2023-04", "--to", "2024-03"]
+    mismatch = runner.invoke(cli, [*base, "--format", "xlsx", "--out", str(tmp_path / "x.pdf")])
+    assert mismatch.exit_code == 2 and "does not match" in mismatch.stderr
+    missing = runner.invoke(
+        cli, [*base, "--format", "pdf", "--out", str(tmp_path / "nowhere" / "x.pdf")]
+    )
+    assert missing.exit_code == 1 and "does not exist" in missing.stderr
+    bad_month = runner.invoke(
+        cli,
+        [
+            "--database-url",
+            db_url,
+            "report",
+            "--all",
+            "--from",
+            "2024-13",
+            "--to",
+            "2025-01",
+            "--format",
+            "pdf",
+            "--out",
+            str(tmp_path / "y.pdf"),
+        ],
+    )
+    assert bad_month.exit_code == 1
+    assert bad_month.stderr.strip() == "Error: '2024-13' has month 13; months run from 01 to 12."

@@ -268,8 +268,36 @@ def _outcomes(session: Session, borough_codes: list[str], window: Window) -> pd.
     return pd.DataFrame(rows)
 
 
-def _sources(session: Session) -> pd.DataFrame:
-    batches = session.scalars(select(ImportBatch).order_by(ImportBatch.id))
+SOURCE_COLUMNS = [
+    "batch",
+    "kind",
+    "format",
+    "file",
+    "release",
+    "loaded_at",
+    "rows",
+    "sha256",
+    "synthetic",
+]
+
+
+def _sources(session: Session, programme_ids: list[int]) -> pd.DataFrame:
+    """The loads behind the summary: outcome and population data, and the scope's deliveries.
+
+    Other programmes' uploads and the names of the people who loaded files are left out: a
+    summary may be forwarded outside the VRU.
+    """
+    delivery_batches = select(Delivery.import_batch_id).where(
+        Delivery.programme_id.in_(programme_ids), Delivery.import_batch_id.is_not(None)
+    )
+    batches = session.scalars(
+        select(ImportBatch)
+        .where(
+            ImportBatch.kind.in_(("crime", "population", "seed"))
+            | ImportBatch.id.in_(delivery_batches)
+        )
+        .order_by(ImportBatch.id)
+    )
     return pd.DataFrame(
         [
             {
@@ -279,25 +307,13 @@ def _sources(session: Session) -> pd.DataFrame:
                 "file": b.file_name,
                 "release": b.release_label,
                 "loaded_at": b.created_at.strftime("%Y-%m-%d %H:%M UTC") if b.created_at else None,
-                "loaded_by": b.created_by,
                 "rows": b.rows_accepted,
                 "sha256": b.sha256,
                 "synthetic": b.synthetic,
             }
             for b in batches
         ],
-        columns=[
-            "batch",
-            "kind",
-            "format",
-            "file",
-            "release",
-            "loaded_at",
-            "loaded_by",
-            "rows",
-            "sha256",
-            "synthetic",
-        ],
+        columns=SOURCE_COLUMNS,
     )
 
 
@@ -406,7 +422,13 @@ def build_report(
     codes = rows.drop_duplicates("borough").set_index("borough")["gss_code"]
     by_borough.insert(1, "gss_code", [codes.get(b, "") for b in by_borough["borough"]])
     by_period = _by(rows, "period", shown.loc[TOTAL])
-    crosstab_shown = shown.reset_index().rename(columns={"index": "borough"})
+    # Tidy: one row per borough and period (totals included), the value as shown.
+    crosstab_shown = (
+        shown.rename_axis(index="borough", columns="period")
+        .stack(future_stack=True)
+        .rename("participants")
+        .reset_index()
+    )
     reached = sorted(rows.loc[rows["opportunities"] > 0, "borough"].unique())
     outcomes = _outcomes(session, [codes[b] for b in reached], window)
     model_table, model_caveats = headline_model(session, scope, window)
@@ -445,7 +467,7 @@ def build_report(
             "outcomes": outcomes,
             "headline_model": model_table,
             "programmes": pd.DataFrame({"programme": names}),
-            "sources": _sources(session),
+            "sources": _sources(session, [p.id for p in programmes]),
         },
         notes=[
             *_notes(scope, window, version, synthetic, participants),
