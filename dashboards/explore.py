@@ -1,0 +1,357 @@
+"""Explore: delivery against an outcome, borough by borough, with chance variation marked."""
+
+from __future__ import annotations
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from dashboards.common import (
+    OKABE_ITO,
+    attempt,
+    chart_with_table,
+    current_principal,
+    data_state,
+    keep_in_url,
+    query_defaults,
+    session,
+    table_download,
+)
+from registry.auth import Principal
+from registry.config import get_settings
+from registry.explore import (
+    FREQUENCIES,
+    ExploreData,
+    ExploreFilter,
+    ExploreOptions,
+    explore_data,
+    explore_options,
+    funnel,
+    tile_map,
+    trend_series,
+)
+from registry.explore import borough_table as borough_figures
+from registry.periods import format_month, month_range, parse_month
+
+FIGURES = {"counts": "Counts", "rates": "Rates per young people"}
+KEYS = ["measure", "borough", "programme", "stream", "start", "end", "figure", "freq", "detail"]
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def _options(url: str, version: int, _who: Principal) -> ExploreOptions:
+    with session() as s:
+        return explore_options(s, principal=_who)
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def _data(
+    url: str,
+    version: int,
+    measure: str,
+    programmes: tuple[str, ...],
+    streams: tuple[str, ...],
+    _who: Principal,
+) -> ExploreData:
+    with session() as s:
+        return explore_data(
+            s, principal=_who, measure=measure, programmes=programmes, funding_streams=streams
+        )
+
+
+st.title("Explore")
+who = current_principal()
+url = get_settings().database_url
+version, _ = data_state()
+options = _options(url, version, who)
+if options.empty:
+    st.info(
+        "No outcome counts are stored yet, so there is nothing to explore. An administrator can "
+        "load crime and population data on the Outcome data page (or `vru import ...`), or demo "
+        "data with `vru seed`."
+    )
+    st.stop()
+assert options.first_month is not None and options.last_month is not None
+months = [format_month(m) for m in month_range(options.first_month, options.last_month)]
+names = dict(options.areas)
+labels = dict(options.measures)
+query_defaults(
+    {
+        "measure": options.measures[0][0],
+        "borough": [],
+        "programme": [],
+        "stream": [],
+        "start": months[max(0, len(months) - 36)],
+        "end": months[-1],
+        "figure": "counts",
+        "freq": "month",
+        "detail": "",
+    },
+    {
+        "measure": list(labels),
+        "borough": list(names),
+        "programme": options.programmes,
+        "stream": options.funding_streams,
+        "start": months,
+        "end": months,
+        "figure": list(FIGURES),
+        "freq": list(FREQUENCIES),
+        "detail": ["", *names],
+    },
+)
+
+with st.sidebar:
+    st.header("Filters")
+    st.selectbox("Outcome", list(labels), format_func=labels.get, key="measure")
+    st.multiselect("Boroughs (all when empty)", list(names), format_func=names.get, key="borough")
+    st.multiselect("Programmes (all when empty)", options.programmes, key="programme")
+    st.multiselect("Funding streams (all when empty)", options.funding_streams, key="stream")
+    st.selectbox("From", months, key="start")
+    st.selectbox("To", months, key="end")
+    st.radio("Show", list(FIGURES), format_func=FIGURES.get, key="figure", horizontal=True)
+    st.selectbox("Periods", list(FREQUENCIES), format_func=FREQUENCIES.get, key="freq")
+keep_in_url(KEYS)
+
+state = st.session_state
+flt = attempt(
+    lambda: ExploreFilter(
+        parse_month(state["start"]),
+        parse_month(state["end"]),
+        tuple(state["borough"]),
+        state["freq"],
+        state["figure"] == "rates",
+    )
+)
+if flt is None:
+    st.stop()
+data = attempt(
+    lambda: _data(
+        url, version, state["measure"], tuple(state["programme"]), tuple(state["stream"]), who
+    )
+)
+if data is None:
+    st.stop()
+rates = flt.rates
+outcome = data.measure_label
+where = ", ".join(names[a] for a in flt.areas) if flt.areas else "all boroughs"
+span = f"{format_month(flt.start)} to {format_month(flt.end)}"
+st.write(
+    f"**{outcome}** and positive opportunities delivered, {where}, {span}, "
+    f"{FREQUENCIES[flt.frequency].lower()}."
+)
+st.caption(
+    "Rates: opportunities per 1,000 and offences per 100,000 people aged 10-24 over each "
+    "period (not annualised). Borough figures count offences the police place in a borough; "
+    "change compares the period with the same months one year earlier."
+)
+
+# Trend: delivery against the outcome --------------------------------------------------------
+st.subheader("Delivery against the outcome")
+trend = trend_series(data, flt)
+d_col, o_col = ("delivery_rate", "outcome_rate") if rates else ("opportunities", "count")
+d_title = "Opportunities per 1,000 aged 10-24" if rates else "Opportunities delivered"
+o_title = f"{outcome} per 100,000 aged 10-24" if rates else f"{outcome} (count)"
+if trend.empty:
+    st.info("No delivery or outcome figures are stored for this selection.")
+else:
+    base = alt.Chart(trend).encode(x=alt.X("period:T", title="Period"))
+    bars = base.mark_bar(opacity=0.6, color=OKABE_ITO[0]).encode(
+        y=alt.Y(f"{d_col}:Q", title=f"Bars: {d_title}"),
+        tooltip=["label", d_col],
+    )
+    line = base.mark_line(color=OKABE_ITO[1], point=alt.OverlayMarkDef(shape="diamond")).encode(
+        y=alt.Y(f"{o_col}:Q", title=f"Line: {o_title}"),
+        tooltip=["label", o_col],
+    )
+    chart = alt.layer(bars, line).resolve_scale(y="independent")
+    first, last = trend.iloc[0], trend.iloc[-1]
+    chart_with_table(
+        chart,
+        trend[list(dict.fromkeys(["label", "opportunities", "count", d_col, o_col]))],
+        summary=(
+            f"Bars show {d_title.lower()}, the line with diamonds {o_title}: "
+            f"{first['label']} {first[o_col]:,.1f} to {last['label']} {last[o_col]:,.1f} for the "
+            f"outcome; {trend['opportunities'].sum():,.0f} opportunities in all."
+        ),
+        name="trend",
+        key="trend",
+    )
+
+# Borough comparison --------------------------------------------------------------------------
+st.subheader("Borough comparison")
+table = borough_figures(data, flt)
+shown = table.rename(
+    columns={
+        "borough": "Borough",
+        "opportunities": "Opportunities",
+        "count": f"{outcome}",
+        "young_people": "People aged 10-24",
+        "count_year_earlier": "Same months a year earlier",
+        "delivery_rate": "Opportunities per 1,000",
+        "outcome_rate": "Rate per 100,000",
+        "change_pct": "Change on a year earlier (%)",
+    }
+).drop(columns="area")
+st.caption("Click a column heading to sort. Change is empty where the earlier count was zero.")
+st.dataframe(
+    shown,
+    hide_index=True,
+    key="boroughs_table",
+    column_config={
+        "Opportunities per 1,000": st.column_config.NumberColumn(format="%.1f"),
+        "Rate per 100,000": st.column_config.NumberColumn(format="%.1f"),
+        "Change on a year earlier (%)": st.column_config.NumberColumn(format="%+.1f"),
+        "People aged 10-24": st.column_config.NumberColumn(format="%d"),
+    },
+)
+table_download(shown, name="boroughs", key="boroughs_csv")
+
+# Funnel plot --------------------------------------------------------------------------------
+st.subheader("Borough rates against the London rate (funnel plot)")
+plot = attempt(lambda: funnel(data, flt))
+if plot is not None:
+    limits = plot.limits.assign(curve=plot.limits["limit"] + " " + plot.limits["side"])
+    lines = (
+        alt.Chart(limits)
+        .mark_line(color="#555555")
+        .encode(
+            x=alt.X("young_people:Q", title="People aged 10-24", scale=alt.Scale(type="log")),
+            y=alt.Y("rate:Q", title=f"{outcome} per 100,000 aged 10-24"),
+            detail="curve:N",
+            strokeDash=alt.StrokeDash(
+                "limit:N", title="Control limits", scale=alt.Scale(range=[[1, 0], [6, 4]])
+            ),
+        )
+    )
+    centre = (
+        alt.Chart(pd.DataFrame({"rate": [plot.london_rate]}))
+        .mark_rule(color="#000000")
+        .encode(y="rate:Q")
+    )
+    bands = sorted(plot.points["band"].unique())
+    points = (
+        alt.Chart(plot.points)
+        .mark_point(filled=True, size=80)
+        .encode(
+            x="young_people:Q",
+            y="outcome_rate:Q",
+            shape=alt.Shape("band:N", title="Where the borough falls"),
+            color=alt.Color(
+                "band:N", scale=alt.Scale(domain=bands, range=list(OKABE_ITO[: len(bands)]))
+            ),
+            tooltip=["borough", "count", "outcome_rate", "expected", "band"],
+        )
+    )
+    outside = plot.points[~plot.points["band"].str.startswith("within")]
+    chart_with_table(
+        alt.layer(lines, centre, points),
+        plot.points,
+        summary=(
+            f"London rate {plot.london_rate:,.1f} per 100,000 (black line); "
+            f"{len(outside)} of {len(plot.points)} boroughs fall outside the 95% limits "
+            f"(solid lines; 99.8% dashed) — "
+            + (", ".join(f"{r.borough} ({r.band})" for r in outside.itertuples()) or "none")
+            + ". Inside the limits, differences are what chance alone would produce."
+        ),
+        name="funnel",
+        key="funnel",
+    )
+    for note in plot.notes:
+        st.caption(note)
+
+# Tile map -----------------------------------------------------------------------------------
+st.subheader("London map")
+figure = "outcome_rate" if rates else "count"
+figure_title = f"{outcome} per 100,000 aged 10-24" if rates else f"{outcome} (count)"
+tiles = tile_map(table).assign(value=lambda t: t[figure].round(1))
+if tiles.empty:
+    st.info("None of the areas chosen is a London borough, so there is no map to draw.")
+    selected = None
+else:
+    pick = alt.selection_point(fields=["area"], name="pick")
+    grid = alt.Chart(tiles).encode(
+        x=alt.X("col:O", axis=None), y=alt.Y("row:O", axis=None), tooltip=["borough", "value"]
+    )
+    tile_chart = alt.layer(
+        grid.mark_rect(stroke="white", strokeWidth=2)
+        .encode(color=alt.Color("value:Q", title=figure_title, scale=alt.Scale(scheme="viridis")))
+        .add_params(pick),
+        grid.mark_text(baseline="bottom", dy=-1, fontWeight="bold").encode(
+            text="short:N",
+            color=alt.condition("datum.value > 0", alt.value("white"), alt.value("black")),
+        ),
+        grid.mark_text(baseline="top", dy=2).encode(
+            text=alt.Text("value:Q", format=",.0f"), color=alt.value("white")
+        ),
+    ).properties(height=420)
+    top = tiles.sort_values("value", ascending=False).iloc[0]
+    event = chart_with_table(
+        tile_chart,
+        tiles[["borough", "short", "row", "col", "value"]],
+        summary=(
+            f"Each square is a borough placed roughly where it lies, labelled with its short "
+            f"name and {figure_title.lower()}; darker is lower. Highest: {top['borough']} "
+            f"({top['value']:,.1f})."
+        ),
+        name="map",
+        key="map",
+        on_select="rerun",
+        selection_mode="pick",
+    )
+    clicked = event.selection.get("pick", []) if event else []
+    if clicked and clicked[0].get("area") in names:
+        state["detail"] = clicked[0]["area"]
+
+# Borough detail -----------------------------------------------------------------------------
+st.subheader("Borough detail")
+st.selectbox(
+    "Borough (or click one on the map)",
+    ["", *names],
+    format_func=lambda c: names.get(c, "Choose a borough"),
+    key="detail",
+)
+keep_in_url(KEYS)
+if state["detail"]:
+    code = state["detail"]
+    row = table[table["area"] == code]
+    if not row.empty:
+        r = row.iloc[0]
+        left, mid, right = st.columns(3)
+        left.metric("Opportunities", f"{r['opportunities']:,.0f}")
+        mid.metric(
+            f"{outcome}",
+            "no data" if pd.isna(r["count"]) else f"{r['count']:,.0f}",
+            None if pd.isna(r["change_pct"]) else f"{r['change_pct']:+.1f}% on a year earlier",
+            delta_color="inverse",
+        )
+        right.metric(
+            "Rate per 100,000 aged 10-24",
+            "no data" if pd.isna(r["outcome_rate"]) else f"{r['outcome_rate']:,.1f}",
+        )
+    detail = trend_series(
+        data, ExploreFilter(flt.start, flt.end, (code,), flt.frequency, flt.rates)
+    )
+    if not detail.empty:
+        long = detail.melt(
+            id_vars=["period", "label"], value_vars=[d_col, o_col], var_name="series"
+        )
+        chart = (
+            alt.Chart(long)
+            .mark_line(point=True)
+            .encode(
+                x=alt.X("period:T", title="Period"),
+                y=alt.Y("value:Q", title=None),
+                color=alt.Color("series:N", scale=alt.Scale(range=list(OKABE_ITO[:2]))),
+                shape=alt.Shape("series:N"),
+                strokeDash=alt.StrokeDash("series:N"),
+                row=alt.Row("series:N", title=None),
+            )
+            .resolve_scale(y="independent")
+            .properties(height=160)
+        )
+        chart_with_table(
+            chart,
+            detail[["label", d_col, o_col]],
+            summary=f"{names[code]}: {d_title.lower()} and {o_title} per period, {span}.",
+            name=f"detail-{code}",
+            key="detail",
+        )
