@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
+import altair.utils.schemapi as alt_schema
 import pandas as pd
 import streamlit as st
 from sqlalchemy import Engine
@@ -94,6 +95,8 @@ def attempt(fn: Callable[[], T]) -> T | None:
     return None
 
 
+alt_schema.disable_debug_mode()  # no validation while a chart is being put together, either
+
 # Okabe-Ito: distinguishable with every common form of colour-blindness.
 OKABE_ITO = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000")
 
@@ -133,7 +136,7 @@ def keep_in_url(keys: list[str]) -> None:
 def _png(chart: Any) -> bytes:
     import vl_convert  # imported on demand: only a PNG download needs it
 
-    return vl_convert.vegalite_to_png(chart.to_dict(), scale=2)
+    return vl_convert.vegalite_to_png(chart.to_dict(validate=False), scale=2)
 
 
 def chart_with_table(
@@ -143,7 +146,10 @@ def chart_with_table(
 
     Returns the chart's selection event when ``select`` asks for one (``on_select=...``).
     """
-    event = st.altair_chart(chart, width="stretch", key=f"{key}_chart", **select)
+    # The spec goes to Streamlit as a dict built without Altair's JSON-schema validation, which
+    # costs more than everything else on a rerun (the charts are built by code, not typed in).
+    spec = chart.to_dict(validate=False)
+    event = st.vega_lite_chart(spec, width="stretch", key=f"{key}_chart", **select)
     st.caption(summary)
     st.dataframe(table, hide_index=True, key=f"{key}_table")
     left, right = st.columns(2)

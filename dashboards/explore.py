@@ -24,11 +24,14 @@ from registry.explore import (
     ExploreData,
     ExploreFilter,
     ExploreOptions,
-    explore_data,
+    area_names,
+    delivery_by_month,
     explore_options,
     funnel,
+    outcomes_by_month,
     tile_map,
     trend_series,
+    young_people,
 )
 from registry.explore import borough_table as borough_figures
 from registry.periods import format_month, month_range, parse_month
@@ -43,19 +46,44 @@ def _options(url: str, version: int, _who: Principal) -> ExploreOptions:
         return explore_options(s, principal=_who)
 
 
-@st.cache_data(max_entries=32, show_spinner=False)
-def _data(
-    url: str,
-    version: int,
-    measure: str,
-    programmes: tuple[str, ...],
-    streams: tuple[str, ...],
-    _who: Principal,
-) -> ExploreData:
+# Each part is cached on its own, keyed on the data version: a new measure does not reload
+# delivery, and a borough, period or frequency change reloads nothing.
+@st.cache_data(max_entries=16, show_spinner=False)
+def _delivery(
+    url: str, version: int, programmes: tuple[str, ...], streams: tuple[str, ...], _who: Principal
+) -> pd.DataFrame:
     with session() as s:
-        return explore_data(
-            s, principal=_who, measure=measure, programmes=programmes, funding_streams=streams
-        )
+        return delivery_by_month(s, principal=_who, programmes=programmes, funding_streams=streams)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _outcomes(url: str, version: int, measure: str, _who: Principal) -> pd.DataFrame:
+    with session() as s:
+        return outcomes_by_month(s, principal=_who, measure=measure)
+
+
+@st.cache_data(max_entries=4, show_spinner=False)
+def _people(url: str, version: int, first: int, last: int, _who: Principal) -> pd.DataFrame:
+    with session() as s:
+        return young_people(s, principal=_who, first_year=first, last_year=last)
+
+
+@st.cache_data(max_entries=4, show_spinner=False)
+def _areas(url: str, version: int, _who: Principal) -> pd.DataFrame:
+    with session() as s:
+        return area_names(s, principal=_who)
+
+
+def _data(measure: str, programmes: tuple[str, ...], streams: tuple[str, ...]) -> ExploreData:
+    assert options.first_month is not None and options.last_month is not None
+    return ExploreData(
+        measure,
+        labels[measure],
+        _areas(url, version, who),
+        _delivery(url, version, programmes, streams, who),
+        _outcomes(url, version, measure, who),
+        _people(url, version, options.first_month.year, options.last_month.year, who),
+    )
 
 
 st.title("Explore")
@@ -123,11 +151,7 @@ flt = attempt(
 )
 if flt is None:
     st.stop()
-data = attempt(
-    lambda: _data(
-        url, version, state["measure"], tuple(state["programme"]), tuple(state["stream"]), who
-    )
-)
+data = attempt(lambda: _data(state["measure"], tuple(state["programme"]), tuple(state["stream"])))
 if data is None:
     st.stop()
 rates = flt.rates

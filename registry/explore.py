@@ -126,7 +126,7 @@ class ExploreData:
     areas: pd.DataFrame  # area, area_name
     delivery: pd.DataFrame  # area, month, opportunities
     outcomes: pd.DataFrame  # area, month, count
-    population: pd.DataFrame  # area, year, people
+    population: pd.DataFrame  # area, year, young_people (every year of the data)
 
 
 @dataclass(frozen=True)
@@ -196,25 +196,29 @@ def explore_options(session: Session, *, principal: Principal) -> ExploreOptions
     )
 
 
-def explore_data(
-    session: Session,
-    *,
-    principal: Principal,
-    measure: str,
-    programmes: Sequence[str] = (),
-    funding_streams: Sequence[str] = (),
-) -> ExploreData:
-    """Delivery (for the programmes and funding streams chosen) and ``measure``, per area and month.
+def _code_of(session: Session) -> dict[int, str]:
+    return dict(session.execute(select(Borough.id, Borough.gss_code)).tuples().all())
 
-    Three grouped queries; nothing row-level leaves the database.
-    """
+
+def area_names(session: Session, *, principal: Principal) -> pd.DataFrame:
+    """Every area's code and name (``area``, ``area_name``)."""
     require(principal, "outcomes.read")
-    outcome = measure_by_code(session, measure)
-    code_of = dict(session.execute(select(Borough.id, Borough.gss_code)).tuples().all())
-    areas = pd.DataFrame(
+    return pd.DataFrame(
         session.execute(select(Borough.gss_code, Borough.name)).tuples().all(),
         columns=["area", "area_name"],
     )
+
+
+def delivery_by_month(
+    session: Session,
+    *,
+    principal: Principal,
+    programmes: Sequence[str] = (),
+    funding_streams: Sequence[str] = (),
+) -> pd.DataFrame:
+    """Opportunities summed by the database per area and month (``area``, ``month``,
+    ``opportunities``) for the programmes and funding streams chosen (all when empty)."""
+    require(principal, "outcomes.read")
     stmt = (
         select(Delivery.borough_id, Delivery.month, func.sum(Delivery.opportunities))
         .where(Delivery.deleted_at.is_(None))
@@ -227,28 +231,76 @@ def explore_data(
     if funding_streams:
         ids = ids_by_name(session, FundingStream, funding_streams)
         stmt = stmt.where(Programme.funding_stream_id.in_(ids))
-    delivery = pd.DataFrame(
+    code_of = _code_of(session)
+    return pd.DataFrame(
         [(code_of[b], _as_date(m), int(o)) for b, m, o in session.execute(stmt)],
         columns=["area", "month", "opportunities"],
     )
-    out_stmt = (
+
+
+def outcomes_by_month(session: Session, *, principal: Principal, measure: str) -> pd.DataFrame:
+    """``measure``'s counts per area and month (``area``, ``month``, ``count``)."""
+    require(principal, "outcomes.read")
+    outcome = measure_by_code(session, measure)
+    stmt = (
         select(OutcomeCount.borough_id, OutcomeCount.month, func.sum(OutcomeCount.count))
         .where(OutcomeCount.measure_id == outcome.id)
         .group_by(OutcomeCount.borough_id, OutcomeCount.month)
     )
-    outcomes = pd.DataFrame(
-        [(code_of[b], _as_date(m), int(c)) for b, m, c in session.execute(out_stmt)],
+    code_of = _code_of(session)
+    return pd.DataFrame(
+        [(code_of[b], _as_date(m), int(c)) for b, m, c in session.execute(stmt)],
         columns=["area", "month", "count"],
     )
-    pop_rows = session.execute(
+
+
+def young_people(
+    session: Session, *, principal: Principal, first_year: int, last_year: int
+) -> pd.DataFrame:
+    """People aged 10-24 per area and year from ``first_year`` to ``last_year`` (``area``,
+    ``year``, ``young_people``), the nearest stored year standing in for a missing one."""
+    require(principal, "outcomes.read")
+    code_of = _code_of(session)
+    rows = session.execute(
         select(Population.borough_id, Population.year, func.sum(Population.people))
         .where(Population.age_band == AGE_BAND)
         .group_by(Population.borough_id, Population.year)
     )
-    population = pd.DataFrame(
-        [(code_of[b], int(y), int(p)) for b, y, p in pop_rows], columns=["area", "year", "people"]
+    stored = pd.DataFrame(
+        [(code_of[b], int(y), int(p)) for b, y, p in rows], columns=["area", "year", "people"]
     )
-    return ExploreData(measure, outcome.label, areas, delivery, outcomes, population)
+    if stored.empty:
+        return pd.DataFrame(columns=["area", "year", "young_people"])
+    years = list(range(first_year, last_year + 1))
+    nearest = nearest_population(stored, sorted(stored["area"].unique()), years)
+    return nearest[["area", "year", "young_people"]]
+
+
+def explore_data(
+    session: Session,
+    *,
+    principal: Principal,
+    measure: str,
+    programmes: Sequence[str] = (),
+    funding_streams: Sequence[str] = (),
+) -> ExploreData:
+    """Everything Explore draws from, in four grouped queries; nothing row-level is loaded.
+
+    The page caches the parts separately (a new measure does not reload delivery).
+    """
+    options = explore_options(session, principal=principal)
+    first = options.first_month.year if options.first_month else 2000
+    last = options.last_month.year if options.last_month else first
+    return ExploreData(
+        measure,
+        measure_by_code(session, measure).label,
+        area_names(session, principal=principal),
+        delivery_by_month(
+            session, principal=principal, programmes=programmes, funding_streams=funding_streams
+        ),
+        outcomes_by_month(session, principal=principal, measure=measure),
+        young_people(session, principal=principal, first_year=first, last_year=last),
+    )
 
 
 def period_of(month: dt.date, frequency: str) -> tuple[dt.date, str]:
@@ -272,17 +324,10 @@ def _within(
 def _young_people(
     data: ExploreData, areas: Sequence[str], months: Sequence[dt.date]
 ) -> pd.DataFrame:
-    """People aged 10-24 per area and month (calendar-year figure, nearest stored year)."""
-    if data.population.empty or not len(months):
-        return pd.DataFrame(columns=["area", "month", "young_people"])
-    years = sorted({m.year for m in months})
-    pop = nearest_population(data.population, list(areas), years)
-    grid = pd.DataFrame(
-        [(a, m, m.year) for a in pop["area"].unique() for m in months],
-        columns=["area", "month", "year"],
-    )
-    grid = grid.join(pop.set_index(["area", "year"])["young_people"], on=["area", "year"])
-    return grid.drop(columns="year")
+    """People aged 10-24 per area and month (the month's calendar-year figure)."""
+    pop = data.population[data.population["area"].isin(list(areas))]
+    grid = pd.DataFrame({"month": list(months), "year": [m.year for m in months]})
+    return grid.merge(pop, on="year")[["area", "month", "young_people"]]
 
 
 def _months(start: dt.date, end: dt.date) -> list[dt.date]:
