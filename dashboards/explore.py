@@ -6,8 +6,8 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
+from dashboards import charts
 from dashboards.common import (
-    OKABE_ITO,
     attempt,
     chart_with_table,
     current_principal,
@@ -177,16 +177,7 @@ o_title = f"{outcome} per 100,000 aged 10-24" if rates else f"{outcome} (count)"
 if trend.empty:
     st.info("No delivery or outcome figures are stored for this selection.")
 else:
-    base = alt.Chart(trend).encode(x=alt.X("period:T", title="Period"))
-    bars = base.mark_bar(opacity=0.6, color=OKABE_ITO[0]).encode(
-        y=alt.Y(f"{d_col}:Q", title=f"Bars: {d_title}"),
-        tooltip=["label", d_col],
-    )
-    line = base.mark_line(color=OKABE_ITO[1], point=alt.OverlayMarkDef(shape="diamond")).encode(
-        y=alt.Y(f"{o_col}:Q", title=f"Line: {o_title}"),
-        tooltip=["label", o_col],
-    )
-    chart = alt.layer(bars, line).resolve_scale(y="independent")
+    chart = charts.with_data(charts.trend(d_col, o_col, d_title, o_title), trend)
     first, last = trend.iloc[0], trend.iloc[-1]
     chart_with_table(
         chart,
@@ -234,40 +225,15 @@ st.subheader("Borough rates against the London rate (funnel plot)")
 plot = attempt(lambda: funnel(data, flt))
 if plot is not None:
     limits = plot.limits.assign(curve=plot.limits["limit"] + " " + plot.limits["side"])
-    lines = (
-        alt.Chart(limits)
-        .mark_line(color="#555555")
-        .encode(
-            x=alt.X("young_people:Q", title="People aged 10-24", scale=alt.Scale(type="log")),
-            y=alt.Y("rate:Q", title=f"{outcome} per 100,000 aged 10-24"),
-            detail="curve:N",
-            strokeDash=alt.StrokeDash(
-                "limit:N", title="Control limits", scale=alt.Scale(range=[[1, 0], [6, 4]])
-            ),
-        )
-    )
-    centre = (
-        alt.Chart(pd.DataFrame({"rate": [plot.london_rate]}))
-        .mark_rule(color="#000000")
-        .encode(y="rate:Q")
-    )
-    bands = sorted(plot.points["band"].unique())
-    points = (
-        alt.Chart(plot.points)
-        .mark_point(filled=True, size=80)
-        .encode(
-            x="young_people:Q",
-            y="outcome_rate:Q",
-            shape=alt.Shape("band:N", title="Where the borough falls"),
-            color=alt.Color(
-                "band:N", scale=alt.Scale(domain=bands, range=list(OKABE_ITO[: len(bands)]))
-            ),
-            tooltip=["borough", "count", "outcome_rate", "expected", "band"],
-        )
+    lines, centre, points = charts.funnel(outcome)
+    funnel_chart = alt.layer(
+        charts.with_data(lines, limits),
+        charts.with_data(centre, pd.DataFrame({"rate": [plot.london_rate]})),
+        charts.with_data(points, plot.points),
     )
     outside = plot.points[~plot.points["band"].str.startswith("within")]
     chart_with_table(
-        alt.layer(lines, centre, points),
+        funnel_chart,
         plot.points,
         summary=(
             f"London rate {plot.london_rate:,.1f} per 100,000 (black line); "
@@ -291,22 +257,7 @@ if tiles.empty:
     st.info("None of the areas chosen is a London borough, so there is no map to draw.")
     selected = None
 else:
-    pick = alt.selection_point(fields=["area"], name="pick")
-    grid = alt.Chart(tiles).encode(
-        x=alt.X("col:O", axis=None), y=alt.Y("row:O", axis=None), tooltip=["borough", "value"]
-    )
-    tile_chart = alt.layer(
-        grid.mark_rect(stroke="white", strokeWidth=2)
-        .encode(color=alt.Color("value:Q", title=figure_title, scale=alt.Scale(scheme="viridis")))
-        .add_params(pick),
-        grid.mark_text(baseline="bottom", dy=-1, fontWeight="bold").encode(
-            text="short:N",
-            color=alt.condition("datum.value > 0", alt.value("white"), alt.value("black")),
-        ),
-        grid.mark_text(baseline="top", dy=2).encode(
-            text=alt.Text("value:Q", format=",.0f"), color=alt.value("white")
-        ),
-    ).properties(height=420)
+    tile_chart = charts.with_data(charts.tiles(figure_title), tiles)
     top = tiles.sort_values("value", ascending=False).iloc[0]
     event = chart_with_table(
         tile_chart,
@@ -358,20 +309,7 @@ if state["detail"]:
         long = detail.melt(
             id_vars=["period", "label"], value_vars=[d_col, o_col], var_name="series"
         )
-        chart = (
-            alt.Chart(long)
-            .mark_line(point=True)
-            .encode(
-                x=alt.X("period:T", title="Period"),
-                y=alt.Y("value:Q", title=None),
-                color=alt.Color("series:N", scale=alt.Scale(range=list(OKABE_ITO[:2]))),
-                shape=alt.Shape("series:N"),
-                strokeDash=alt.StrokeDash("series:N"),
-                row=alt.Row("series:N", title=None),
-            )
-            .resolve_scale(y="independent")
-            .properties(height=160)
-        )
+        chart = charts.with_data(charts.detail(), long)
         chart_with_table(
             chart,
             detail[["label", d_col, o_col]],

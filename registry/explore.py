@@ -216,8 +216,9 @@ def delivery_by_month(
     programmes: Sequence[str] = (),
     funding_streams: Sequence[str] = (),
 ) -> pd.DataFrame:
-    """Opportunities summed by the database per area and month (``area``, ``month``,
-    ``opportunities``) for the programmes and funding streams chosen (all when empty)."""
+    """Opportunities summed by the database per area and month (``area``, ``month`` as a
+    timestamp, ``opportunities``) for the programmes and funding streams chosen (all when empty).
+    """
     require(principal, "outcomes.read")
     stmt = (
         select(Delivery.borough_id, Delivery.month, func.sum(Delivery.opportunities))
@@ -235,7 +236,7 @@ def delivery_by_month(
     return pd.DataFrame(
         [(code_of[b], _as_date(m), int(o)) for b, m, o in session.execute(stmt)],
         columns=["area", "month", "opportunities"],
-    )
+    ).astype({"month": "datetime64[ns]"})
 
 
 def outcomes_by_month(session: Session, *, principal: Principal, measure: str) -> pd.DataFrame:
@@ -251,7 +252,7 @@ def outcomes_by_month(session: Session, *, principal: Principal, measure: str) -
     return pd.DataFrame(
         [(code_of[b], _as_date(m), int(c)) for b, m, c in session.execute(stmt)],
         columns=["area", "month", "count"],
-    )
+    ).astype({"month": "datetime64[ns]"})
 
 
 def young_people(
@@ -315,24 +316,20 @@ def period_of(month: dt.date, frequency: str) -> tuple[dt.date, str]:
 def _within(
     frame: pd.DataFrame, start: dt.date, end: dt.date, areas: Sequence[str]
 ) -> pd.DataFrame:
-    keep = (frame["month"] >= start) & (frame["month"] <= end)
+    month = frame["month"]
+    keep = (month >= pd.Timestamp(start)) & (month <= pd.Timestamp(end))
     if areas:
         keep &= frame["area"].isin(list(areas))
     return frame[keep]
 
 
-def _young_people(
-    data: ExploreData, areas: Sequence[str], months: Sequence[dt.date]
-) -> pd.DataFrame:
-    """People aged 10-24 per area and month (the month's calendar-year figure)."""
-    pop = data.population[data.population["area"].isin(list(areas))]
-    grid = pd.DataFrame({"month": list(months), "year": [m.year for m in months]})
-    return grid.merge(pop, on="year")[["area", "month", "young_people"]]
-
-
 def _months(start: dt.date, end: dt.date) -> list[dt.date]:
     n = (end.year - start.year) * 12 + end.month - start.month
     return [add_months(start, i) for i in range(n + 1)]
+
+
+def _people_by_year(data: ExploreData, areas: Sequence[str]) -> pd.DataFrame:
+    return data.population[data.population["area"].isin(list(areas))]
 
 
 def trend_series(data: ExploreData, flt: ExploreFilter) -> pd.DataFrame:
@@ -343,21 +340,27 @@ def trend_series(data: ExploreData, flt: ExploreFilter) -> pd.DataFrame:
     """
     areas = list(flt.areas) or list(data.areas["area"])
     months = _months(flt.start, flt.end)
-    frame = pd.DataFrame({"month": months})
-    delivery = _within(data.delivery, flt.start, flt.end, areas)
-    outcomes = _within(data.outcomes, flt.start, flt.end, areas)
+    frame = pd.DataFrame({"month": pd.to_datetime(months)})
+    delivery = _within(data.delivery, flt.start, flt.end, flt.areas)
+    outcomes = _within(data.outcomes, flt.start, flt.end, flt.areas)
     frame = frame.join(delivery.groupby("month")["opportunities"].sum(), on="month")
     frame = frame.join(outcomes.groupby("month")["count"].sum(), on="month")
-    people = _young_people(data, areas, months)
-    frame = frame.join(people.groupby("month")["young_people"].sum(), on="month")
+    people = _people_by_year(data, areas).groupby("year")["young_people"].sum()
+    frame["young_people"] = frame["month"].dt.year.map(people)
     # Months before any delivery or outcome is stored are unknown, not zero.
     frame = frame.dropna(subset=["opportunities", "count"], how="all")
-    frame[["period", "label"]] = [period_of(m, flt.frequency) for m in frame["month"]]
+    keys = {m: period_of(m, flt.frequency) for m in months}
+    periods = [keys[m.date()] for m in frame["month"]]
+    frame["period"] = [p for p, _ in periods]
+    frame["label"] = [label for _, label in periods]
     grouped = frame.groupby(["period", "label"], as_index=False).agg(
-        opportunities=("opportunities", lambda s: s.sum(min_count=1)),
-        count=("count", lambda s: s.sum(min_count=1)),
+        opportunities=("opportunities", "sum"),
+        count=("count", "sum"),
+        has_count=("count", "count"),
         young_people=("young_people", "mean"),
     )
+    grouped.loc[grouped["has_count"] == 0, "count"] = np.nan
+    grouped = grouped.drop(columns="has_count")
     grouped["delivery_rate"] = grouped["opportunities"] / grouped["young_people"] * PER_DELIVERY
     grouped["outcome_rate"] = grouped["count"] / grouped["young_people"] * PER_OUTCOME
     return grouped.sort_values("period").reset_index(drop=True)
@@ -366,11 +369,19 @@ def trend_series(data: ExploreData, flt: ExploreFilter) -> pd.DataFrame:
 def _area_totals(
     data: ExploreData, start: dt.date, end: dt.date, areas: Sequence[str]
 ) -> pd.DataFrame:
-    months = _months(start, end)
+    """Per area: opportunities, count (empty when none stored) and mean young people."""
     delivery = _within(data.delivery, start, end, areas).groupby("area")["opportunities"].sum()
     outcomes = _within(data.outcomes, start, end, areas).groupby("area")["count"].sum()
-    people = _young_people(data, areas, months).groupby("area")["young_people"].mean()
-    return pd.concat([delivery, outcomes, people], axis=1).reindex(list(areas))
+    weights = pd.Series([m.year for m in _months(start, end)]).value_counts()
+    pop = _people_by_year(data, areas)
+    pop = pop[pop["year"].isin(weights.index)]
+    weighted = pop["young_people"] * pop["year"].map(weights)
+    people = (
+        weighted.groupby(pop["area"]).sum() / pop["year"].map(weights).groupby(pop["area"]).sum()
+    )
+    return pd.concat([delivery, outcomes, people.rename("young_people")], axis=1).reindex(
+        list(areas)
+    )
 
 
 def borough_table(data: ExploreData, flt: ExploreFilter) -> pd.DataFrame:
@@ -383,9 +394,6 @@ def borough_table(data: ExploreData, flt: ExploreFilter) -> pd.DataFrame:
     now = _area_totals(data, flt.start, flt.end, areas)
     before = _area_totals(data, add_months(flt.start, -12), add_months(flt.end, -12), areas)
     names = data.areas.set_index("area")["area_name"]
-    stored_before = set(
-        _within(data.outcomes, add_months(flt.start, -12), add_months(flt.end, -12), areas)["area"]
-    )
     table = pd.DataFrame(
         {
             "area": areas,
@@ -393,9 +401,7 @@ def borough_table(data: ExploreData, flt: ExploreFilter) -> pd.DataFrame:
             "opportunities": now["opportunities"].fillna(0).astype(int).to_numpy(),
             "count": now["count"].to_numpy(),
             "young_people": now["young_people"].round(0).to_numpy(),
-            "count_year_earlier": [
-                before["count"].get(a) if a in stored_before else np.nan for a in areas
-            ],
+            "count_year_earlier": before["count"].to_numpy(),
         }
     )
     table["delivery_rate"] = table["opportunities"] / table["young_people"] * PER_DELIVERY
