@@ -447,7 +447,7 @@ def funnel(data: ExploreData, flt: ExploreFilter) -> Funnel:
             "there is no rate to plot."
         )
     london_rate = float(usable["count"].sum() / usable["young_people"].sum() * PER_OUTCOME)
-    chosen = set(flt.areas) if flt.areas else set(usable["area"])
+    chosen = set(flt.areas) if flt.areas else set(data.areas["area"])
     points = usable[usable["area"].isin(chosen)].copy()
     exposure = points["young_people"].to_numpy() / PER_OUTCOME
     points["expected"] = london_rate * exposure
