@@ -15,18 +15,25 @@ ENTRY = {
     "Programmes": "Programmes",
     "Returns and sign-off": "Returns and sign-off",
 }
+DASHBOARD = {
+    "Overview": "Opportunities delivered",
+    "Explore": "Borough comparison",
+    "Models": "Two-way fixed effects",
+}
 PAGES_BY_ROLE = {
     "admin": {
         "Home": HOME,
+        **DASHBOARD,
         "Downloads": "Opportunities",
         **ENTRY,
         "Users": "Users",
         "Audit trail": "Audit trail",
         "Outcome data": "Outcome data",
     },
-    "staff": {"Home": HOME, "Downloads": "Opportunities", **ENTRY},
+    "staff": {"Home": HOME, **DASHBOARD, "Downloads": "Opportunities", **ENTRY},
     "commissioner": {
         "Home": HOME,
+        **DASHBOARD,
         "Downloads": "Opportunities",
         "Programmes": "Programmes",
         "Returns and sign-off": "Returns and sign-off",
