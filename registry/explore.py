@@ -27,14 +27,15 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy import stats
-from sqlalchemy import func, select
+from sqlalchemy import Select, String, func, select, type_coerce
 from sqlalchemy.orm import Session
 
-from registry.analysis.panel import AGE_BAND, ids_by_name, measure_by_code, nearest_population
+from registry.analysis.panel import AGE_BAND, ids_by_name, measure_by_code
 from registry.analysis.trends import monthly_series, window_total
 from registry.auth import Principal, require
 from registry.errors import RegistryError
@@ -200,6 +201,30 @@ def _code_of(session: Session) -> dict[int, str]:
     return dict(session.execute(select(Borough.id, Borough.gss_code)).tuples().all())
 
 
+def _raw(column: Any) -> Any:
+    """The column as the driver returns it: no per-row date conversion in Python (tens of
+    thousands of rows); :func:`_by_area_month` converts the whole column at once."""
+    return type_coerce(column, String)
+
+
+def _by_area_month(session: Session, stmt: Select[Any], name: str) -> pd.DataFrame:
+    """``(borough id, month, value)`` rows as ``area``, ``month`` (timestamp), ``name``."""
+    # Tens of thousands of small rows: read them off the driver's cursor in one go rather than
+    # building a Row object for each (the columns are plain ints and date text or dates).
+    result = session.connection().execute(stmt)
+    try:
+        raw = pd.DataFrame(result.cursor.fetchall(), columns=["id", "month", name])
+    finally:
+        result.close()
+    return pd.DataFrame(
+        {
+            "area": raw["id"].map(_code_of(session)),
+            "month": pd.to_datetime(raw["month"].astype(str).str[:10], format="%Y-%m-%d"),
+            name: raw[name].astype("int64"),
+        }
+    )
+
+
 def area_names(session: Session, *, principal: Principal) -> pd.DataFrame:
     """Every area's code and name (``area``, ``area_name``)."""
     require(principal, "outcomes.read")
@@ -221,7 +246,7 @@ def delivery_by_month(
     """
     require(principal, "outcomes.read")
     stmt = (
-        select(Delivery.borough_id, Delivery.month, func.sum(Delivery.opportunities))
+        select(Delivery.borough_id, _raw(Delivery.month), func.sum(Delivery.opportunities))
         .where(Delivery.deleted_at.is_(None))
         .group_by(Delivery.borough_id, Delivery.month)
     )
@@ -232,11 +257,7 @@ def delivery_by_month(
     if funding_streams:
         ids = ids_by_name(session, FundingStream, funding_streams)
         stmt = stmt.where(Programme.funding_stream_id.in_(ids))
-    code_of = _code_of(session)
-    return pd.DataFrame(
-        [(code_of[b], _as_date(m), int(o)) for b, m, o in session.execute(stmt)],
-        columns=["area", "month", "opportunities"],
-    ).astype({"month": "datetime64[ns]"})
+    return _by_area_month(session, stmt, "opportunities")
 
 
 def outcomes_by_month(session: Session, *, principal: Principal, measure: str) -> pd.DataFrame:
@@ -244,15 +265,11 @@ def outcomes_by_month(session: Session, *, principal: Principal, measure: str) -
     require(principal, "outcomes.read")
     outcome = measure_by_code(session, measure)
     stmt = (
-        select(OutcomeCount.borough_id, OutcomeCount.month, func.sum(OutcomeCount.count))
+        select(OutcomeCount.borough_id, _raw(OutcomeCount.month), func.sum(OutcomeCount.count))
         .where(OutcomeCount.measure_id == outcome.id)
         .group_by(OutcomeCount.borough_id, OutcomeCount.month)
     )
-    code_of = _code_of(session)
-    return pd.DataFrame(
-        [(code_of[b], _as_date(m), int(c)) for b, m, c in session.execute(stmt)],
-        columns=["area", "month", "count"],
-    ).astype({"month": "datetime64[ns]"})
+    return _by_area_month(session, stmt, "count")
 
 
 def young_people(
@@ -272,9 +289,26 @@ def young_people(
     )
     if stored.empty:
         return pd.DataFrame(columns=["area", "year", "young_people"])
-    years = list(range(first_year, last_year + 1))
-    nearest = nearest_population(stored, sorted(stored["area"].unique()), years)
-    return nearest[["area", "year", "young_people"]]
+    # The same rule as the panel's nearest_population, vectorised over areas: for each year,
+    # the stored years in order of distance (ties to the earlier), first one an area has.
+    pivot = stored.pivot(index="area", columns="year", values="people")
+    stored_years = pivot.columns.to_numpy()
+    values = pivot.to_numpy(dtype=float)
+    frames = []
+    for year in range(first_year, last_year + 1):
+        order = np.argsort(np.abs(stored_years - year) * 2 + (stored_years > year), kind="stable")
+        ranked = values[:, order]
+        first = np.argmax(~np.isnan(ranked), axis=1)
+        frames.append(
+            pd.DataFrame(
+                {
+                    "area": pivot.index,
+                    "year": year,
+                    "young_people": ranked[np.arange(len(ranked)), first],
+                }
+            )
+        )
+    return pd.concat(frames, ignore_index=True)
 
 
 def explore_data(
