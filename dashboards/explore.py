@@ -222,7 +222,7 @@ table_download(shown, name="boroughs", key="boroughs_csv")
 
 # Funnel plot --------------------------------------------------------------------------------
 st.subheader("Borough rates against the London rate (funnel plot)")
-plot = attempt(lambda: funnel(data, flt))
+plot = attempt(lambda: funnel(data, flt, every=None if flt.areas else table))
 if plot is not None:
     limits = plot.limits.assign(curve=plot.limits["limit"] + " " + plot.limits["side"])
     lines, centre, points = charts.funnel(outcome)

@@ -24,6 +24,7 @@ divided by ``E``.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -466,13 +467,15 @@ class Funnel:
     notes: list[str] = field(default_factory=list)
 
 
-def funnel(data: ExploreData, flt: ExploreFilter) -> Funnel:
+def funnel(data: ExploreData, flt: ExploreFilter, every: pd.DataFrame | None = None) -> Funnel:
     """Borough outcome rates per 100,000 against the London rate with 95% and 99.8% limits.
 
     The London rate is over every area with counts and population (whatever the area filter);
-    the points are the areas chosen. ``band`` says where each point falls.
+    the points are the areas chosen. ``band`` says where each point falls. ``every`` is
+    :func:`borough_table` for every area over the same period, when the caller has it already.
     """
-    every = borough_table(data, ExploreFilter(flt.start, flt.end, (), flt.frequency, flt.rates))
+    if every is None:
+        every = borough_table(data, dataclasses.replace(flt, areas=()))
     usable = every.dropna(subset=["count", "young_people"])
     usable = usable[usable["young_people"] > 0]
     if usable.empty:
