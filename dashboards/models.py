@@ -154,6 +154,24 @@ def render_result(result: ModelResult) -> None:
     table_download(diagnostics, name=f"diagnostics-{result.model}", key="diagnostics_csv")
 
 
+def _lines(frame: pd.DataFrame, title: str) -> alt.Chart:
+    """One line per column after ``month``, told apart by colour, point shape and dash."""
+    long = frame.melt(id_vars="month", var_name="series").assign(
+        month=lambda t: pd.to_datetime(t["month"])
+    )
+    return (
+        alt.Chart(long)
+        .mark_line(point=True)
+        .encode(
+            x=alt.X("month:T", title="Month"),
+            y=alt.Y("value:Q", title=title),
+            color=alt.Color("series:N", scale=alt.Scale(range=list(OKABE_ITO))),
+            shape=alt.Shape("series:N"),
+            strokeDash=alt.StrokeDash("series:N"),
+        )
+    )
+
+
 def _scalars(extra: dict[str, object]) -> dict[str, object]:
     return {k: v for k, v in extra.items() if isinstance(v, int | float | str | dt.date)}
 
@@ -231,11 +249,31 @@ if compare:
             for caveat in report.change.caveats:
                 st.caption(caveat)
             st.subheader("Rolling 12-month totals")
-            st.line_chart(report.series.set_index("month")["rolling_12"])
+            rolling = report.series[["month", "count", "rolling_12"]]
+            chart_with_table(
+                _lines(rolling[["month", "rolling_12"]], "12-month total"),
+                rolling,
+                summary=(
+                    f"The total of each 12 months to the month shown, {area}: "
+                    f"{rolling['rolling_12'].dropna().iloc[-1]:,.0f} in the latest window."
+                    if rolling["rolling_12"].notna().any()
+                    else "No 12 months with data in a row yet."
+                ),
+                name="rolling-12",
+                key="rolling",
+            )
             if report.seasonal is not None:
                 st.subheader("Seasonal decomposition (STL)")
-                st.line_chart(report.seasonal.set_index("month")[["observed", "trend"]])
-                st.line_chart(report.seasonal.set_index("month")[["seasonal"]])
+                chart_with_table(
+                    _lines(report.seasonal[["month", "observed", "trend"]], "Count"),
+                    report.seasonal,
+                    summary=(
+                        "Observed monthly counts and the trend once the seasonal pattern "
+                        "(in the table) is taken out."
+                    ),
+                    name="stl",
+                    key="stl",
+                )
             if report.boroughs is not None:
                 st.subheader("Boroughs")
                 st.caption(

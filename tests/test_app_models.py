@@ -36,7 +36,9 @@ def test_trend_with_definitions_and_sensitivity(seeded_url, monkeypatch) -> None
     assert not at.exception
     assert not at.error
     assert any(m.label == "Change" for m in at.metric)
-    assert len(at.dataframe) == 2  # per-borough changes and the baseline-sensitivity table
+    # Rolling totals and STL (each chart's table), per-borough changes, baseline sensitivity.
+    assert len(at.dataframe) == 4
+    assert any("12 months to the month shown" in c.value for c in at.caption)
     assert "Seasonal decomposition (STL)" in [h.value for h in at.subheader]
 
 
