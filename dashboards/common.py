@@ -133,7 +133,7 @@ def keep_in_url(keys: list[str]) -> None:
         st.query_params.from_dict(wanted)
 
 
-def _png(chart: Any) -> bytes:
+def chart_png(chart: Any) -> bytes:
     import vl_convert  # imported on demand: only a PNG download needs it
 
     return vl_convert.vegalite_to_png(chart.to_dict(validate=False), scale=2)
@@ -163,10 +163,10 @@ def chart_with_table(
     )
     right.download_button(
         "Download chart (PNG)",
-        lambda: _png(chart),
+        lambda: chart_png(chart),
         file_name=f"{name}.png",
         mime="image/png",
-        key=f"{key}_png",
+        key=f"{key}chart_png",
         on_click="ignore",
     )
     return event
