@@ -9,23 +9,33 @@ from registry.auth import allowed
 
 st.set_page_config(page_title="VRU registry", page_icon=":material/diversity_3:", layout="wide")
 
-PAGES = [
-    # (file, title, icon, permission needed)
-    ("dashboards/home.py", "Home", ":material/home:", None),
-    ("dashboards/downloads.py", "Downloads", ":material/download:", "reports.read"),
-    ("dashboards/entry.py", "Record deliveries", ":material/edit_note:", "deliveries.write"),
-    ("dashboards/programmes.py", "Programmes", ":material/category:", "deliveries.read"),
-    (
-        "dashboards/completeness.py",
-        "Returns and sign-off",
-        ":material/fact_check:",
-        "deliveries.read",
-    ),
-    ("dashboards/users.py", "Users", ":material/manage_accounts:", "users.manage"),
-    ("dashboards/audit_log.py", "Audit trail", ":material/history:", "audit.read"),
-    ("dashboards/outcome_data.py", "Outcome data", ":material/upload_file:", "outcomes.import"),
-    ("dashboards/analysis.py", "Trends and models", ":material/query_stats:", "models.run"),
-]
+PAGES: dict[str, list[tuple[str, str, str, str | None]]] = {
+    # section -> (file, title, icon, permission needed)
+    "Registry": [("dashboards/home.py", "Home", ":material/home:", None)],
+    "Explore": [
+        ("dashboards/overview.py", "Overview", ":material/dashboard:", "outcomes.read"),
+        ("dashboards/explore.py", "Explore", ":material/explore:", "outcomes.read"),
+        ("dashboards/models.py", "Models", ":material/query_stats:", "models.run"),
+    ],
+    "Data entry": [
+        ("dashboards/entry.py", "Record deliveries", ":material/edit_note:", "deliveries.write"),
+        ("dashboards/programmes.py", "Programmes", ":material/category:", "deliveries.read"),
+        (
+            "dashboards/completeness.py",
+            "Returns and sign-off",
+            ":material/fact_check:",
+            "deliveries.read",
+        ),
+    ],
+    "Downloads": [
+        ("dashboards/downloads.py", "Downloads", ":material/download:", "reports.read"),
+    ],
+    "Administration": [
+        ("dashboards/outcome_data.py", "Outcome data", ":material/upload_file:", "outcomes.import"),
+        ("dashboards/users.py", "Users", ":material/manage_accounts:", "users.manage"),
+        ("dashboards/audit_log.py", "Audit trail", ":material/history:", "audit.read"),
+    ],
+}
 
 who = principal()
 if who is None:
@@ -33,12 +43,15 @@ if who is None:
         [st.Page("dashboards/sign_in.py", title="Sign in", icon=":material/login:")]
     )
 else:
-    pages = [
-        st.Page(path, title=title, icon=icon, default=(i == 0))
-        for i, (path, title, icon, permission) in enumerate(PAGES)
-        if permission is None or allowed(who, permission)
-    ]
-    page = st.navigation(pages)
+    sections = {
+        section: [
+            st.Page(path, title=title, icon=icon, default=(path == "dashboards/home.py"))
+            for path, title, icon, permission in pages
+            if permission is None or allowed(who, permission)
+        ]
+        for section, pages in PAGES.items()
+    }
+    page = st.navigation({section: pages for section, pages in sections.items() if pages})
     with st.sidebar:
         st.write(f"Signed in as **{who.username}** ({who.role})")
         if st.button("Sign out", key="sign_out"):

@@ -5,8 +5,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TypeVar
+from typing import Any, TypeVar
 
+import altair.utils.schemapi as alt_schema
+import pandas as pd
 import streamlit as st
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
@@ -101,3 +103,91 @@ def attempt(fn: Callable[[], T]) -> T | None:
     except RegistryError as exc:
         st.error(str(exc))
     return None
+
+
+alt_schema.disable_debug_mode()  # no validation while a chart is being put together, either
+
+# Okabe-Ito: distinguishable with every common form of colour-blindness.
+OKABE_ITO = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000")
+
+
+def query_defaults(defaults: dict[str, str | list[str]], allowed: dict[str, list[str]]) -> None:
+    """Seed widget state from the URL's query parameters the first time a page runs.
+
+    ``defaults`` maps a widget key (also the query parameter's name) to its default; list
+    defaults are multi-valued parameters. Values not in ``allowed[key]`` are dropped, so an
+    edited or stale URL falls back to the defaults. Widgets are then created with ``key=`` only.
+    """
+    for key, default in defaults.items():
+        if key in st.session_state:
+            continue
+        options = allowed[key]
+        if isinstance(default, list):
+            given = [v for v in st.query_params.get_all(key) if v in options]
+            st.session_state[key] = given or default
+        else:
+            value = st.query_params.get(key, default)
+            st.session_state[key] = value if value in options else default
+
+
+def keep_in_url(keys: list[str]) -> None:
+    """Write the widgets' current values into the URL so the view can be shared."""
+    wanted: dict[str, list[str]] = {}
+    for key in keys:
+        value = st.session_state.get(key)
+        if value is None or value == []:
+            continue
+        wanted[key] = [str(v) for v in value] if isinstance(value, list) else [str(value)]
+    current = {k: st.query_params.get_all(k) for k in st.query_params}
+    if current != wanted:
+        st.query_params.from_dict(wanted)
+
+
+def chart_png(chart: Any) -> bytes:
+    import vl_convert  # imported on demand: only a PNG download needs it
+
+    return vl_convert.vegalite_to_png(chart.to_dict(validate=False), scale=2)
+
+
+def chart_with_table(
+    chart: Any, table: pd.DataFrame, *, summary: str, name: str, key: str, **select: Any
+) -> Any:
+    """Draw ``chart``, a one-line summary, its data as a table, and CSV and PNG downloads.
+
+    Returns the chart's selection event when ``select`` asks for one (``on_select=...``).
+    """
+    # The spec goes to Streamlit as a dict built without Altair's JSON-schema validation, which
+    # costs more than everything else on a rerun (the charts are built by code, not typed in).
+    spec = chart.to_dict(validate=False)
+    event = st.vega_lite_chart(spec, width="stretch", key=f"{key}_chart", **select)
+    st.caption(summary)
+    st.dataframe(table, hide_index=True, key=f"{key}_table")
+    left, right = st.columns(2)
+    left.download_button(
+        "Download data (CSV)",
+        table.to_csv(index=False).encode(),
+        file_name=f"{name}.csv",
+        mime="text/csv",
+        key=f"{key}_csv",
+        on_click="ignore",
+    )
+    right.download_button(
+        "Download chart (PNG)",
+        lambda: chart_png(chart),
+        file_name=f"{name}.png",
+        mime="image/png",
+        key=f"{key}chart_png",
+        on_click="ignore",
+    )
+    return event
+
+
+def table_download(table: pd.DataFrame, *, name: str, key: str) -> None:
+    st.download_button(
+        "Download table (CSV)",
+        table.to_csv(index=False).encode(),
+        file_name=f"{name}.csv",
+        mime="text/csv",
+        key=key,
+        on_click="ignore",
+    )

@@ -11,13 +11,14 @@ from tests.conftest import ADMIN, COMMISSIONER, FUNDER, STAFF
 from tests.test_app_home import app_as
 
 ADMIN_PAGES = ["dashboards/users.py", "dashboards/audit_log.py", "dashboards/outcome_data.py"]
+DASHBOARD_PAGES = ["dashboards/overview.py", "dashboards/explore.py", "dashboards/models.py"]
 ENTRY_PAGES = ["dashboards/entry.py", "dashboards/programmes.py", "dashboards/completeness.py"]
 
 
 @pytest.mark.parametrize(
     "principal,page",
     [(p, page) for p in (STAFF, COMMISSIONER, FUNDER) for page in ADMIN_PAGES]
-    + [(FUNDER, page) for page in ENTRY_PAGES]
+    + [(FUNDER, page) for page in ENTRY_PAGES + DASHBOARD_PAGES]
     + [(COMMISSIONER, "dashboards/entry.py")],
 )
 def test_roles_cannot_reach_pages_beyond_them(db_url, monkeypatch, principal, page) -> None:
@@ -27,6 +28,14 @@ def test_roles_cannot_reach_pages_beyond_them(db_url, monkeypatch, principal, pa
     with pytest.raises(ValueError, match="Could not find a navigation page"):
         at.switch_page(page)
     # ... and the registry refuses the data behind it anyway (tests/test_auth.py, test_audit.py).
+
+
+@pytest.mark.parametrize("principal", [ADMIN, STAFF, COMMISSIONER])
+def test_readers_of_outcomes_reach_the_dashboard(db_url, monkeypatch, principal) -> None:
+    at = app_as(db_url, monkeypatch, principal)
+    for page in DASHBOARD_PAGES:
+        at.switch_page(page).run()
+        assert not at.exception
 
 
 def test_admin_adds_a_user_on_the_users_page(db_url, monkeypatch) -> None:

@@ -168,6 +168,22 @@ def fit_fe(
     low, high, p = term_summary(estimate, se, fit.df_t)
     used = frame.dropna(subset=[y, x, *controls])
     counts = used["count"].astype(int).tolist() if "count" in used else None
+    values = used[[y, x, *controls]].to_numpy(dtype=float)
+    area_codes, n_area = _codes(used[area])
+    period_codes, n_period = _codes(used[period])
+    within = demean(values, area_codes, n_area, period_codes, n_period)
+    residual = within[:, 0] - within[:, 1:] @ fit.params
+    fitted = (
+        pd.DataFrame(
+            {
+                "period": used[period].to_numpy(),
+                "observed": values[:, 0],
+                "fitted": values[:, 0] - residual,
+            }
+        )
+        .groupby("period", as_index=False)
+        .mean()
+    )
     return ModelResult(
         model="fe",
         outcome=outcome,
@@ -196,6 +212,8 @@ def fit_fe(
         }
         if controls
         else {},
+        fitted=fitted,
+        fitted_unit=f"mean {y} across boroughs",
     )
 
 

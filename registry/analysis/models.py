@@ -152,6 +152,12 @@ def _fit_count(
         caveats=notes,
         diagnostics=diagnostics,
         extra={"irr": math.exp(b), "irr_ci_low": math.exp(low), "irr_ci_high": math.exp(high)},
+        fitted=pd.DataFrame(
+            {"period": data["period"], "observed": y, "fitted": fitted.fittedvalues}
+        )
+        .groupby("period", as_index=False)
+        .sum(),
+        fitted_unit="count summed over boroughs",
     )
 
 
@@ -256,6 +262,14 @@ def fit_its(
             "slope_change_ci_high": float(ci.loc["slope_change", 1]),
             "slope_change_p_value": float(fitted.pvalues["slope_change"]),
         },
+        fitted=pd.DataFrame(
+            {
+                "period": series["period"].to_numpy(),
+                "observed": series["rate"].to_numpy(),
+                "fitted": np.asarray(fitted.fittedvalues),
+            }
+        ),
+        fitted_unit="London rate per 100,000 young people",
     )
 
 

@@ -11,6 +11,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+import pandas as pd
+
 from registry.periods import format_month
 
 ASSOCIATION = (
@@ -60,6 +62,10 @@ class ModelResult:
     caveats: list[str]
     diagnostics: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    # Per period: ``period``, ``observed`` and ``fitted`` (the model's own scale, summed or
+    # averaged over boroughs as ``fitted_unit`` says); for charts, not part of the JSON.
+    fitted: pd.DataFrame | None = field(default=None, compare=False, repr=False)
+    fitted_unit: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape of ``vru analyse --json``: the issue's keys first, then the extras."""

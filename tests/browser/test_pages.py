@@ -15,22 +15,26 @@ ENTRY = {
     "Programmes": "Programmes",
     "Returns and sign-off": "Returns and sign-off",
 }
-MODELS = {"Trends and models": "Trends and models"}
+DASHBOARD = {
+    "Overview": "Opportunities delivered",
+    "Explore": "Borough comparison",
+    "Models": "Two-way fixed effects",
+}
 PAGES_BY_ROLE = {
     "admin": {
         "Home": HOME,
+        **DASHBOARD,
         "Downloads": "Opportunities",
         **ENTRY,
-        **MODELS,
         "Users": "Users",
         "Audit trail": "Audit trail",
         "Outcome data": "Outcome data",
     },
-    "staff": {"Home": HOME, "Downloads": "Opportunities", **ENTRY, **MODELS},
+    "staff": {"Home": HOME, **DASHBOARD, "Downloads": "Opportunities", **ENTRY},
     "commissioner": {
         "Home": HOME,
+        **DASHBOARD,
         "Downloads": "Opportunities",
-        **MODELS,
         "Programmes": "Programmes",
         "Returns and sign-off": "Returns and sign-off",
     },

@@ -1,0 +1,319 @@
+"""Explore: delivery against an outcome, borough by borough, with chance variation marked."""
+
+from __future__ import annotations
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from dashboards import charts
+from dashboards.common import (
+    attempt,
+    chart_with_table,
+    current_principal,
+    data_state,
+    keep_in_url,
+    query_defaults,
+    session,
+    table_download,
+)
+from registry.auth import Principal
+from registry.config import get_settings
+from registry.explore import (
+    FREQUENCIES,
+    ExploreData,
+    ExploreFilter,
+    ExploreOptions,
+    area_names,
+    delivery_by_month,
+    explore_options,
+    funnel,
+    outcomes_by_month,
+    tile_map,
+    trend_series,
+    young_people,
+)
+from registry.explore import borough_table as borough_figures
+from registry.periods import format_month, month_range, parse_month
+
+FIGURES = {"counts": "Counts", "rates": "Rates per young people"}
+KEYS = ["measure", "borough", "programme", "stream", "start", "end", "figure", "freq", "detail"]
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def _options(url: str, version: int, _who: Principal) -> ExploreOptions:
+    with session() as s:
+        return explore_options(s, principal=_who)
+
+
+# Each part is cached on its own, keyed on the data version: a new measure does not reload
+# delivery, and a borough, period or frequency change reloads nothing.
+@st.cache_data(max_entries=16, show_spinner=False)
+def _delivery(
+    url: str, version: int, programmes: tuple[str, ...], streams: tuple[str, ...], _who: Principal
+) -> pd.DataFrame:
+    with session() as s:
+        return delivery_by_month(s, principal=_who, programmes=programmes, funding_streams=streams)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _outcomes(url: str, version: int, measure: str, _who: Principal) -> pd.DataFrame:
+    with session() as s:
+        return outcomes_by_month(s, principal=_who, measure=measure)
+
+
+@st.cache_data(max_entries=4, show_spinner=False)
+def _people(url: str, version: int, first: int, last: int, _who: Principal) -> pd.DataFrame:
+    with session() as s:
+        return young_people(s, principal=_who, first_year=first, last_year=last)
+
+
+@st.cache_data(max_entries=4, show_spinner=False)
+def _areas(url: str, version: int, _who: Principal) -> pd.DataFrame:
+    with session() as s:
+        return area_names(s, principal=_who)
+
+
+def _data(measure: str, programmes: tuple[str, ...], streams: tuple[str, ...]) -> ExploreData:
+    assert options.first_month is not None and options.last_month is not None
+    return ExploreData(
+        measure,
+        labels[measure],
+        _areas(url, version, who),
+        _delivery(url, version, programmes, streams, who),
+        _outcomes(url, version, measure, who),
+        _people(url, version, options.first_month.year, options.last_month.year, who),
+    )
+
+
+st.title("Explore")
+who = current_principal()
+url = get_settings().database_url
+version, _ = data_state()
+options = _options(url, version, who)
+if options.empty:
+    st.info(
+        "No outcome counts are stored yet, so there is nothing to explore. An administrator can "
+        "load crime and population data on the Outcome data page (or `vru import ...`), or demo "
+        "data with `vru seed`."
+    )
+    st.stop()
+assert options.first_month is not None and options.last_month is not None
+months = [format_month(m) for m in month_range(options.first_month, options.last_month)]
+names = dict(options.areas)
+labels = dict(options.measures)
+query_defaults(
+    {
+        "measure": options.measures[0][0],
+        "borough": [],
+        "programme": [],
+        "stream": [],
+        "start": months[max(0, len(months) - 36)],
+        "end": months[-1],
+        "figure": "counts",
+        "freq": "month",
+        "detail": "",
+    },
+    {
+        "measure": list(labels),
+        "borough": list(names),
+        "programme": options.programmes,
+        "stream": options.funding_streams,
+        "start": months,
+        "end": months,
+        "figure": list(FIGURES),
+        "freq": list(FREQUENCIES),
+        "detail": ["", *names],
+    },
+)
+
+with st.sidebar:
+    st.header("Filters")
+    st.selectbox("Outcome", list(labels), format_func=labels.get, key="measure")
+    st.multiselect("Boroughs (all when empty)", list(names), format_func=names.get, key="borough")
+    st.multiselect("Programmes (all when empty)", options.programmes, key="programme")
+    st.multiselect("Funding streams (all when empty)", options.funding_streams, key="stream")
+    st.selectbox("From", months, key="start")
+    st.selectbox("To", months, key="end")
+    st.radio("Show", list(FIGURES), format_func=FIGURES.get, key="figure", horizontal=True)
+    st.selectbox("Periods", list(FREQUENCIES), format_func=FREQUENCIES.get, key="freq")
+keep_in_url(KEYS)
+
+state = st.session_state
+flt = attempt(
+    lambda: ExploreFilter(
+        parse_month(state["start"]),
+        parse_month(state["end"]),
+        tuple(state["borough"]),
+        state["freq"],
+        state["figure"] == "rates",
+    )
+)
+if flt is None:
+    st.stop()
+data = attempt(lambda: _data(state["measure"], tuple(state["programme"]), tuple(state["stream"])))
+if data is None:
+    st.stop()
+rates = flt.rates
+outcome = data.measure_label
+where = ", ".join(names[a] for a in flt.areas) if flt.areas else "all boroughs"
+span = f"{format_month(flt.start)} to {format_month(flt.end)}"
+st.write(
+    f"**{outcome}** and positive opportunities delivered, {where}, {span}, "
+    f"{FREQUENCIES[flt.frequency].lower()}."
+)
+st.caption(
+    "Rates: opportunities per 1,000 and offences per 100,000 people aged 10-24 over each "
+    "period (not annualised). Borough figures count offences the police place in a borough; "
+    "change compares the period with the same months one year earlier."
+)
+
+# Trend: delivery against the outcome --------------------------------------------------------
+st.subheader("Delivery against the outcome")
+trend = trend_series(data, flt)
+d_col, o_col = ("delivery_rate", "outcome_rate") if rates else ("opportunities", "count")
+d_title = "Opportunities per 1,000 aged 10-24" if rates else "Opportunities delivered"
+o_title = f"{outcome} per 100,000 aged 10-24" if rates else f"{outcome} (count)"
+if trend.empty:
+    st.info("No delivery or outcome figures are stored for this selection.")
+else:
+    chart = charts.with_data(charts.trend(d_col, o_col, d_title, o_title), trend)
+    first, last = trend.iloc[0], trend.iloc[-1]
+    chart_with_table(
+        chart,
+        trend[list(dict.fromkeys(["label", "opportunities", "count", d_col, o_col]))],
+        summary=(
+            f"Bars show {d_title.lower()}, the line with diamonds {o_title}: "
+            f"{first['label']} {first[o_col]:,.1f} to {last['label']} {last[o_col]:,.1f} for the "
+            f"outcome; {trend['opportunities'].sum():,.0f} opportunities in all."
+        ),
+        name="trend",
+        key="trend",
+    )
+
+# Borough comparison --------------------------------------------------------------------------
+st.subheader("Borough comparison")
+table = borough_figures(data, flt)
+shown = table.rename(
+    columns={
+        "borough": "Borough",
+        "opportunities": "Opportunities",
+        "count": f"{outcome}",
+        "young_people": "People aged 10-24",
+        "count_year_earlier": "Same months a year earlier",
+        "delivery_rate": "Opportunities per 1,000",
+        "outcome_rate": "Rate per 100,000",
+        "change_pct": "Change on a year earlier (%)",
+    }
+).drop(columns="area")
+st.caption("Click a column heading to sort. Change is empty where the earlier count was zero.")
+st.dataframe(
+    shown,
+    hide_index=True,
+    key="boroughs_table",
+    column_config={
+        "Opportunities per 1,000": st.column_config.NumberColumn(format="%.1f"),
+        "Rate per 100,000": st.column_config.NumberColumn(format="%.1f"),
+        "Change on a year earlier (%)": st.column_config.NumberColumn(format="%+.1f"),
+        "People aged 10-24": st.column_config.NumberColumn(format="%d"),
+    },
+)
+table_download(shown, name="boroughs", key="boroughs_csv")
+
+# Funnel plot --------------------------------------------------------------------------------
+st.subheader("Borough rates against the London rate (funnel plot)")
+plot = attempt(lambda: funnel(data, flt, every=None if flt.areas else table))
+if plot is not None:
+    limits = plot.limits.assign(curve=plot.limits["limit"] + " " + plot.limits["side"])
+    lines, centre, points = charts.funnel(outcome)
+    funnel_chart = alt.layer(
+        charts.with_data(lines, limits),
+        charts.with_data(centre, pd.DataFrame({"rate": [plot.london_rate]})),
+        charts.with_data(points, plot.points),
+    )
+    outside = plot.points[~plot.points["band"].str.startswith("within")]
+    chart_with_table(
+        funnel_chart,
+        plot.points,
+        summary=(
+            f"London rate {plot.london_rate:,.1f} per 100,000 (black line); "
+            f"{len(outside)} of {len(plot.points)} boroughs fall outside the 95% limits "
+            f"(solid lines; 99.8% dashed) — "
+            + (", ".join(f"{r.borough} ({r.band})" for r in outside.itertuples()) or "none")
+            + ". Inside the limits, differences are what chance alone would produce."
+        ),
+        name="funnel",
+        key="funnel",
+    )
+    for note in plot.notes:
+        st.caption(note)
+
+# Tile map -----------------------------------------------------------------------------------
+st.subheader("London map")
+figure = "outcome_rate" if rates else "count"
+figure_title = f"{outcome} per 100,000 aged 10-24" if rates else f"{outcome} (count)"
+tiles = tile_map(table).assign(value=lambda t: t[figure].round(1))
+if tiles.empty:
+    st.info("None of the areas chosen is a London borough, so there is no map to draw.")
+    selected = None
+else:
+    tile_chart = charts.with_data(charts.tiles(figure_title), tiles)
+    top = tiles.sort_values("value", ascending=False).iloc[0]
+    event = chart_with_table(
+        tile_chart,
+        tiles[["borough", "short", "row", "col", "value"]],
+        summary=(
+            f"Each square is a borough placed roughly where it lies, labelled with its short "
+            f"name and {figure_title.lower()}; darker is lower. Highest: {top['borough']} "
+            f"({top['value']:,.1f})."
+        ),
+        name="map",
+        key="map",
+        on_select="rerun",
+        selection_mode="pick",
+    )
+    clicked = event.selection.get("pick", []) if event else []
+    if clicked and clicked[0].get("area") in names:
+        state["detail"] = clicked[0]["area"]
+
+# Borough detail -----------------------------------------------------------------------------
+st.subheader("Borough detail")
+st.selectbox(
+    "Borough (or click one on the map)",
+    ["", *names],
+    format_func=lambda c: names.get(c, "Choose a borough"),
+    key="detail",
+)
+keep_in_url(KEYS)
+if state["detail"]:
+    code = state["detail"]
+    row = table[table["area"] == code]
+    if not row.empty:
+        r = row.iloc[0]
+        left, mid, right = st.columns(3)
+        left.metric("Opportunities", f"{r['opportunities']:,.0f}")
+        mid.metric(
+            f"{outcome}",
+            "no data" if pd.isna(r["count"]) else f"{r['count']:,.0f}",
+            None if pd.isna(r["change_pct"]) else f"{r['change_pct']:+.1f}% on a year earlier",
+            delta_color="inverse",
+        )
+        right.metric(
+            "Rate per 100,000 aged 10-24",
+            "no data" if pd.isna(r["outcome_rate"]) else f"{r['outcome_rate']:,.1f}",
+        )
+    detail = trend_series(
+        data, ExploreFilter(flt.start, flt.end, (code,), flt.frequency, flt.rates)
+    )
+    if not detail.empty:
+        long = detail.melt(
+            id_vars=["period", "label"], value_vars=[d_col, o_col], var_name="series"
+        )
+        chart = charts.with_data(charts.detail(), long)
+        chart_with_table(
+            chart,
+            detail[["label", d_col, o_col]],
+            summary=f"{names[code]}: {d_title.lower()} and {o_title} per period, {span}.",
+            name=f"detail-{code}",
+            key="detail",
+        )

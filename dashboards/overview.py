@@ -1,0 +1,158 @@
+"""Overview: headline figures for the period chosen, with every comparison window stated."""
+
+from __future__ import annotations
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from dashboards.common import (
+    OKABE_ITO,
+    attempt,
+    chart_with_table,
+    current_principal,
+    data_state,
+    keep_in_url,
+    query_defaults,
+    session,
+)
+from registry.auth import Principal
+from registry.config import get_settings
+from registry.explore import ExploreOptions, Overview, explore_options, overview
+from registry.periods import format_month, month_range, parse_month
+
+KEYS = ["ov_start", "ov_end"]
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def _options(url: str, version: int, _who: Principal) -> ExploreOptions:
+    with session() as s:
+        return explore_options(s, principal=_who)
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def _overview(url: str, version: int, start: str, end: str, _who: Principal) -> Overview:
+    with session() as s:
+        return overview(s, principal=_who, start=parse_month(start), end=parse_month(end))
+
+
+st.title("Overview")
+who = current_principal()
+url = get_settings().database_url
+version, _ = data_state()
+options = _options(url, version, who)
+if options.empty:
+    st.info(
+        "No outcome counts are stored yet, so there are no headline figures. An administrator "
+        "can load crime and population data on the Outcome data page (or `vru import ...`), or "
+        "demo data with `vru seed`."
+    )
+    st.stop()
+assert options.first_month is not None and options.last_month is not None
+months = [format_month(m) for m in month_range(options.first_month, options.last_month)]
+query_defaults(
+    {"ov_start": months[max(0, len(months) - 12)], "ov_end": months[-1]},
+    {"ov_start": months, "ov_end": months},
+)
+left, right = st.columns(2)
+left.selectbox("Period from", months, key="ov_start")
+right.selectbox("Period to", months, key="ov_end")
+keep_in_url(KEYS)
+
+figures = attempt(
+    lambda: _overview(url, version, st.session_state["ov_start"], st.session_state["ov_end"], who)
+)
+if figures is None:
+    st.stop()
+span = f"{format_month(figures.start)} to {format_month(figures.end)}"
+one, two = st.columns(2)
+one.metric("Opportunities delivered", f"{figures.opportunities:,}", help=f"{span}.")
+one.caption(f"Positive opportunities delivered {span}, every programme and borough.")
+two.metric("Programmes delivering", f"{figures.programmes_delivering:,}")
+two.caption(f"Programmes with any delivery recorded {span}.")
+
+st.subheader("Outcomes: the 12 months to the end of the period")
+st.caption(
+    "London totals (every borough plus offences the police place in no borough), so they match "
+    "the publisher's. Each change is against the same 12 months a year earlier and against "
+    "calendar year 2019 (January to December 2019), the last full year before the pandemic. A "
+    "fall is shown as a negative change; no colour carries the meaning alone."
+)
+rows = []
+for column, tile in zip(st.columns(max(1, len(figures.outcomes))), figures.outcomes, strict=False):
+    window = f"{format_month(tile.window_start)} to {format_month(tile.window_end)}"
+    year = (
+        f"{tile.change_year_pct:+.1f}% on a year earlier"
+        if tile.change_year_pct is not None
+        else None
+    )
+    column.metric(tile.label, f"{tile.count:,}", year, delta_color="inverse")
+    earlier = (
+        f"{format_month(tile.window_start.replace(year=tile.window_start.year - 1))} to "
+        f"{format_month(tile.window_end.replace(year=tile.window_end.year - 1))}"
+    )
+    column.caption(
+        f"{window}. A year earlier ({earlier}): "
+        + (f"{tile.year_earlier:,}" if tile.year_earlier is not None else "not fully stored")
+        + ". 2019: "
+        + (
+            f"{tile.count_2019:,} ({tile.change_2019_pct:+.1f}%)."
+            if tile.count_2019 is not None and tile.change_2019_pct is not None
+            else "not fully stored."
+        )
+    )
+    rows.append(
+        {
+            "measure": tile.label,
+            "window": window,
+            "count": tile.count,
+            "a year earlier": tile.year_earlier,
+            "change on a year earlier (%)": tile.change_year_pct,
+            "2019": tile.count_2019,
+            "change on 2019 (%)": tile.change_2019_pct,
+        }
+    )
+if not rows:
+    st.info("No outcome counts are stored for the 12 months to the end of this period.")
+    st.stop()
+table = pd.DataFrame(rows)
+long = table.melt(
+    id_vars="measure",
+    value_vars=["change on a year earlier (%)", "change on 2019 (%)"],
+    var_name="against",
+    value_name="change",
+).dropna()
+chart = (
+    alt.Chart(long)
+    .mark_bar()
+    .encode(
+        y=alt.Y("measure:N", title=None),
+        yOffset="against:N",
+        x=alt.X("change:Q", title="Change (%)"),
+        color=alt.Color("against:N", scale=alt.Scale(range=list(OKABE_ITO[:2]))),
+        tooltip=["measure", "against", alt.Tooltip("change:Q", format="+.1f")],
+    )
+)
+labels = chart.mark_text(align="left", dx=3).encode(
+    text=alt.Text("change:Q", format="+.1f"), color=alt.value("black")
+)
+chart_with_table(
+    alt.layer(chart, labels),
+    table,
+    summary=(
+        "Change of each outcome's last 12 months, against a year earlier and against 2019, "
+        "bars labelled with the percentage: "
+        + "; ".join(
+            f"{r['measure']} {r['count']:,}"
+            + (
+                f" ({r['change on a year earlier (%)']:+.1f}% on a year earlier)"
+                if pd.notna(r["change on a year earlier (%)"])
+                else ""
+            )
+            for r in rows
+        )
+        + "."
+    ),
+    name="overview",
+    key="overview",
+)

@@ -1,0 +1,91 @@
+"""registry/explore.py: funnel limits, periods and the borough table, without Streamlit."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pytest
+from scipy import stats
+from sqlalchemy import func, select
+
+from registry import demo
+from registry.auth import SYSTEM
+from registry.boroughs import BOROUGHS
+from registry.errors import PermissionDenied, RegistryError
+from registry.explore import (
+    BOROUGH_TILES,
+    ExploreFilter,
+    borough_table,
+    explore_data,
+    funnel,
+    period_of,
+    poisson_limit,
+    tile_map,
+    trend_series,
+)
+from registry.models import Delivery
+from tests.conftest import COMMISSIONER, FUNDER
+
+
+def test_tile_grid_places_every_borough_once() -> None:
+    assert set(BOROUGH_TILES) == {b.gss_code for b in BOROUGHS}
+    cells = [(row, col) for row, col, _ in BOROUGH_TILES.values()]
+    assert len(set(cells)) == 33
+
+
+def test_poisson_limits_are_exact_and_near_the_normal_ones_for_large_counts() -> None:
+    mu = np.array([4.0, 50.0, 2_000.0])
+    for p in (0.001, 0.025, 0.975, 0.999):
+        limit = poisson_limit(mu, p)
+        # Interpolated between the quantile and the count below it.
+        assert np.all(limit <= stats.poisson.ppf(p, mu))
+        assert np.all(limit >= stats.poisson.ppf(p, mu) - 1)
+    upper = poisson_limit(np.array([2_000.0]), 0.975)[0]
+    assert upper == pytest.approx(2_000 + 1.96 * np.sqrt(2_000), abs=2)
+
+
+def test_periods_are_months_quarters_and_financial_years() -> None:
+    march = dt.date(2024, 3, 1)
+    assert period_of(march, "month") == (march, "2024-03")
+    assert period_of(march, "quarter")[0] == dt.date(2024, 1, 1)
+    assert period_of(march, "financial_year") == (dt.date(2023, 4, 1), "2023-24")
+
+
+def test_filter_refuses_a_period_that_ends_before_it_starts() -> None:
+    with pytest.raises(RegistryError, match="before it starts"):
+        ExploreFilter(dt.date(2024, 5, 1), dt.date(2024, 1, 1))
+    with pytest.raises(RegistryError, match="Frequency"):
+        ExploreFilter(dt.date(2024, 1, 1), dt.date(2024, 5, 1), frequency="weekly")
+
+
+def test_explore_figures_on_demo_data(session) -> None:
+    demo.load(session, principal=SYSTEM)
+    data = explore_data(session, principal=COMMISSIONER, measure="knife_crime_injury_u25")
+    start, end = dt.date(2023, 4, 1), dt.date(2024, 3, 1)
+    table = borough_table(data, ExploreFilter(start, end))
+    assert len(table) == 33
+    total = session.scalar(
+        select(func.sum(Delivery.opportunities)).where(
+            Delivery.deleted_at.is_(None), Delivery.month.between(start, end)
+        )
+    )
+    assert table["opportunities"].sum() == total
+    year = trend_series(data, ExploreFilter(start, end, frequency="financial_year"))
+    assert list(year["label"]) == ["2023-24"]
+    assert year["opportunities"].iloc[0] == total
+    plot = funnel(data, ExploreFilter(start, end))
+    assert plot.london_rate > 0
+    assert {"95%", "99.8%"} == set(plot.limits["limit"])
+    # The wider limits lie outside the narrower ones.
+    wide = plot.limits[plot.limits["limit"] == "99.8%"].set_index(["young_people", "side"])
+    narrow = plot.limits[plot.limits["limit"] == "95%"].set_index(["young_people", "side"])
+    assert (
+        wide.xs("upper", level="side")["rate"] >= narrow.xs("upper", level="side")["rate"]
+    ).all()
+    assert len(tile_map(table)) == 33
+
+
+def test_funders_cannot_explore(session) -> None:
+    with pytest.raises(PermissionDenied):
+        explore_data(session, principal=FUNDER, measure="homicide")
