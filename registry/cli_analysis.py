@@ -133,12 +133,19 @@ def _print_model(result: ModelResult) -> None:
             f"at {format_month(extra['interruption'])}"
         )
     if "permutation_p_value" in extra:
-        placebo = extra["lead_placebo"]
         click.echo(
             f"  permutation p = {extra['permutation_p_value']:.3g} "
-            f"({extra['permutations']} shuffles); lead placebo {placebo['estimate']:.4g} "
+            f"({extra['permutations']} shuffles)"
+        )
+    if "lead_placebo" in extra:
+        placebo = extra["lead_placebo"]
+        click.echo(
+            f"  lead placebo {placebo['estimate']:.4g} "
             f"({placebo['ci_low']:.4g} to {placebo['ci_high']:.4g})"
         )
+    for key in ("permutation", "lead_placebo"):
+        if key in result.diagnostics:
+            click.echo(f"  {result.diagnostics[key]}")
     if "coefficients" in extra:
         click.echo(f"  pre-trend p = {extra['pre_trend_p_value']:.3g}; by period from delivery:")
         for c in extra["coefficients"]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 from click.testing import CliRunner
@@ -173,7 +174,7 @@ def test_usage_errors_exit_2(seeded_url: str) -> None:
         (["--outcome", "gun_crime", "--model", "fe"], "Every rate in this panel is zero"),
         (
             ["--outcome", "homicide", "--model", "fe", "--programme", "P1", "--to", "2021-12"],
-            "No variation in delivery_rate_lag1",
+            "No variation in delivery 1 period earlier",
         ),
         (["--outcome", "homicide", "--model", "negbin", "--lag", "36"], "Too few periods"),
     ],
@@ -186,6 +187,46 @@ def test_degenerate_inputs_exit_1_with_the_reason(db_url: str, args, message: st
     assert result.exit_code == 1
     assert result.stderr.startswith("Error: ") and message in result.stderr
     assert result.stdout == ""
+
+
+def test_a_placebo_that_cannot_be_fitted_keeps_the_main_result(db_url: str) -> None:
+    """June-November 2021: Hackney's delivery starts in June, so the lag varies, but delivery
+    one month later is the same every month, so the lead placebo has nothing to estimate."""
+    from tests.analysis_db import load_small
+
+    load_small(db_url)
+    args = ["analyse", "--outcome", "homicide", "--model", "fe"]
+    args += ["--from", "2021-06", "--to", "2021-12"]
+    result = run(db_url, *args, "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert math.isfinite(data["estimate"]) and data["term"] == "delivery_rate_lag1"
+    reason = data["diagnostics"]["lead_placebo"]
+    assert reason.startswith("lead placebo not estimable: No variation in delivery 1 period later")
+    assert "delivery_rate" not in reason
+    assert "lead_placebo" not in {k for k in data if k != "diagnostics"}
+    assert 0 < data["permutation_p_value"] <= 1
+    text = run(db_url, *args)
+    assert text.exit_code == 0 and "lead placebo not estimable: No variation" in text.stdout
+
+
+def test_a_permutation_that_fails_keeps_the_main_result(db_url: str, monkeypatch) -> None:
+    from registry.analysis import run as run_module
+    from registry.errors import RegistryError
+    from tests.analysis_db import load_small
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise RegistryError("Too few boroughs to shuffle.")
+
+    monkeypatch.setattr(run_module, "permute_areas", refuse)
+    load_small(db_url)
+    result = run(db_url, "analyse", "--outcome", "homicide", "--model", "fe", "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["diagnostics"]["permutation"] == (
+        "permutation inference not estimable: Too few boroughs to shuffle."
+    )
+    assert "permutation_p_value" not in data and math.isfinite(data["estimate"])
 
 
 def test_no_population_exits_1(db_url: str) -> None:

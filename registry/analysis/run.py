@@ -6,6 +6,7 @@ import dataclasses
 import datetime as dt
 from dataclasses import dataclass
 
+import pandas as pd
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -80,6 +81,50 @@ def first_deliveries(
     return {code: _as_date(month) for code, month in rows}
 
 
+def _with_robustness(
+    result: ModelResult,
+    frame: pd.DataFrame,
+    *,
+    x: str,
+    lag: int,
+    months_per_period: int,
+    permutations: int,
+) -> ModelResult:
+    """Add the lead placebo and permutation inference to a fixed-effects ``result``.
+
+    A check that cannot be fitted (a lead indistinguishable from the lag, say) never hides the
+    main estimate: the reason goes into the diagnostics instead.
+    """
+    extra = dict(result.extra)
+    diagnostics = dict(result.diagnostics)
+    try:
+        placebo = lead_placebo(
+            frame, lag=lag, lead=1, months_per_period=months_per_period, caveats=[]
+        )
+    except RegistryError as exc:
+        diagnostics["lead_placebo"] = f"lead placebo not estimable: {exc}"
+    else:
+        extra["lead_placebo"] = {
+            "term": placebo.term,
+            "estimate": placebo.estimate,
+            "std_error": placebo.std_error,
+            "ci_low": placebo.ci_low,
+            "ci_high": placebo.ci_high,
+            "p_value": placebo.p_value,
+        }
+    try:
+        p_perm, draws = permute_areas(
+            frame, x=x, n_permutations=permutations, seed=PERMUTATION_SEED
+        )
+    except RegistryError as exc:
+        diagnostics["permutation"] = f"permutation inference not estimable: {exc}"
+    else:
+        extra["permutation_p_value"] = p_perm
+        extra["permutations"] = len(draws)
+        extra["permutation_seed"] = PERMUTATION_SEED
+    return dataclasses.replace(result, extra=extra, diagnostics=diagnostics)
+
+
 def run_model(
     session: Session,
     *,
@@ -133,27 +178,13 @@ def run_model(
     x = lag_column(lag)
     step = FREQUENCIES[frequency]
     if model == "fe":
-        result = fit_fe(frame, x=x, outcome=outcome, caveats=caveats)
-        placebo = lead_placebo(frame, lag=lag, lead=1, months_per_period=step, caveats=caveats)
-        p_perm, draws = permute_areas(
-            frame, x=x, n_permutations=permutations, seed=PERMUTATION_SEED
-        )
-        return dataclasses.replace(
-            result,
-            extra={
-                **result.extra,
-                "permutation_p_value": p_perm,
-                "permutations": len(draws),
-                "permutation_seed": PERMUTATION_SEED,
-                "lead_placebo": {
-                    "term": placebo.term,
-                    "estimate": placebo.estimate,
-                    "std_error": placebo.std_error,
-                    "ci_low": placebo.ci_low,
-                    "ci_high": placebo.ci_high,
-                    "p_value": placebo.p_value,
-                },
-            },
+        return _with_robustness(
+            fit_fe(frame, x=x, outcome=outcome, caveats=caveats),
+            frame,
+            x=x,
+            lag=lag,
+            months_per_period=step,
+            permutations=permutations,
         )
     if model in {"poisson", "negbin"}:
         return fit_count(frame, family=model, x=x, outcome=outcome, caveats=caveats)
