@@ -167,6 +167,26 @@ def test_usage_errors_exit_2(seeded_url: str) -> None:
     )
 
 
+def test_count_model_text_shows_dispersion(db_url: str) -> None:
+    from tests.analysis_db import load_small
+
+    load_small(db_url)
+    outputs = {}
+    for model in ("poisson", "negbin"):
+        result = run(db_url, "analyse", "--outcome", "homicide", "--model", model)
+        assert result.exit_code == 0, result.output
+        diagnostics = json.loads(
+            run(db_url, "analyse", "--outcome", "homicide", "--model", model, "--json").stdout
+        )["diagnostics"]
+        chi2 = f"Poisson Pearson chi2/df = {diagnostics['pearson_chi2_per_df']:.3f}: "
+        assert chi2 in result.stdout
+        flag = "overdispersion flagged" if diagnostics["overdispersed"] else "no overdispersion"
+        assert f"{chi2}{flag}" in result.stdout
+        outputs[model] = result.stdout
+    assert "alpha" not in outputs["poisson"]
+    assert "negative binomial dispersion alpha = " in outputs["negbin"]
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
