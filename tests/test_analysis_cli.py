@@ -123,6 +123,32 @@ def test_planted_demo_effect_points_the_right_way(seeded_url: str) -> None:
     assert json.loads(result.stdout)["irr"] < 1
 
 
+def test_demo_data_is_said_to_be_synthetic(seeded_url: str) -> None:
+    from registry.demo import SYNTHETIC_NOTE
+
+    model = run(seeded_url, "analyse", "--outcome", "homicide", "--model", "its", "--json")
+    assert model.exit_code == 0, model.output
+    assert json.loads(model.stdout)["caveats"][0] == SYNTHETIC_NOTE
+    args = ["trend", "--measure", "homicide", "--end", "2025-12", "--baseline-end", "2019-12"]
+    trend = run(seeded_url, *args, "--borough", "Camden")
+    assert trend.exit_code == 0, trend.output
+    assert f"Note: {SYNTHETIC_NOTE}" in trend.stderr
+
+
+def test_real_data_carries_no_synthetic_note(db_url: str) -> None:
+    from registry.demo import SYNTHETIC_NOTE
+    from tests.analysis_db import load_small
+
+    load_small(db_url)
+    model = run(db_url, "analyse", "--outcome", "homicide", "--model", "poisson", "--json")
+    assert model.exit_code == 0, model.output
+    assert SYNTHETIC_NOTE not in json.loads(model.stdout)["caveats"]
+    args = ["trend", "--measure", "homicide", "--end", "2022-12", "--baseline-end", "2021-12"]
+    trend = run(db_url, *args)
+    assert trend.exit_code == 0, trend.output
+    assert SYNTHETIC_NOTE not in trend.stderr
+
+
 def test_text_output_and_quarters(seeded_url: str) -> None:
     result = run(
         seeded_url,

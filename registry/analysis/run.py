@@ -15,6 +15,7 @@ from registry.analysis.models import fit_count, fit_event_study, fit_its, lead_p
 from registry.analysis.panel import FREQUENCIES, ids_by_name, lag_column, load_panel
 from registry.analysis.result import ModelResult, caveats_for
 from registry.auth import Principal, require
+from registry.demo import SYNTHETIC_NOTE, is_synthetic
 from registry.errors import RegistryError
 from registry.models import Borough, Delivery, OutcomeCount, OutcomeMeasure, Programme
 from registry.periods import format_month, month_start, quarter_start
@@ -175,6 +176,8 @@ def run_model(
         short_below=36 if frequency == "month" else 12,
     )
     caveats = [*caveats, *panel.notes]
+    if is_synthetic(session):
+        caveats = [SYNTHETIC_NOTE, *caveats]
     x = lag_column(lag)
     step = FREQUENCIES[frequency]
     if model == "fe":
