@@ -149,6 +149,29 @@ def test_real_data_carries_no_synthetic_note(db_url: str) -> None:
     assert SYNTHETIC_NOTE not in trend.stderr
 
 
+def test_a_lag_reaching_before_from_is_stated(db_url: str) -> None:
+    from tests.analysis_db import load_small
+
+    load_small(db_url)
+    args = ["analyse", "--outcome", "homicide", "--lag", "12", "--from", "2022-07", "--json"]
+    for model in ("fe", "poisson"):
+        result = run(db_url, *args, "--model", model)
+        assert result.exit_code == 0, result.output
+        caveats = json.loads(result.stdout)["caveats"]
+        assert "delivery from up to 12 months before 2022-07 is used for the lag" in " ".join(
+            caveats
+        )
+    by_quarter = ["analyse", "--outcome", "homicide", "--model", "poisson", "--by", "quarter"]
+    quarters = run(db_url, *by_quarter, "--from", "2021-04")
+    assert quarters.exit_code == 0, quarters.output
+    assert "delivery from up to 3 months before 2021-04" in quarters.stdout
+    message = run(db_url, *by_quarter, "--from", "2022-07")
+    assert message.exit_code == 1
+    assert "No variation in delivery 1 period earlier" in message.stderr
+    whole = run(db_url, "analyse", "--outcome", "homicide", "--model", "poisson", "--json")
+    assert "is used for the lag" not in whole.stdout
+
+
 def test_text_output_and_quarters(seeded_url: str) -> None:
     result = run(
         seeded_url,

@@ -24,6 +24,10 @@ MODELS = ("fe", "poisson", "negbin", "its", "event")
 VRU_START = dt.date(2019, 9, 1)
 PERMUTATIONS = 199
 PERMUTATION_SEED = 20190901
+LAG_BEFORE_START = (
+    "Lag before the window: delivery from up to {months} months before {start} is used for the "
+    "lag, so the first outcomes in the window are set against delivery from before it."
+)
 
 
 @dataclass(frozen=True)
@@ -176,10 +180,12 @@ def run_model(
         short_below=36 if frequency == "month" else 12,
     )
     caveats = [*caveats, *panel.notes]
+    step = FREQUENCIES[frequency]
+    if start is not None and lag > 0 and model in {"fe", "poisson", "negbin"}:
+        caveats.append(LAG_BEFORE_START.format(months=lag * step, start=format_month(start)))
     if is_synthetic(session):
         caveats = [SYNTHETIC_NOTE, *caveats]
     x = lag_column(lag)
-    step = FREQUENCIES[frequency]
     if model == "fe":
         return _with_robustness(
             fit_fe(frame, x=x, outcome=outcome, caveats=caveats),
