@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from registry.analysis.models import OVERDISPERSION_THRESHOLD
 from registry.analysis.result import ModelResult, TrendChange
 from registry.analysis.run import MODELS, VRU_START, run_model
 from registry.analysis.trends import TrendReport, trend_report
@@ -111,6 +112,23 @@ def trend(
         click.echo(f"Note: {caveat}", err=True)
 
 
+def _print_dispersion(diagnostics: dict[str, Any]) -> None:
+    """A count model's dispersion, so a Poisson and a negative-binomial fit can be told apart."""
+    if "pearson_chi2_per_df" not in diagnostics:
+        return
+    flagged = (
+        f"overdispersion flagged (above {OVERDISPERSION_THRESHOLD:g})"
+        if diagnostics["overdispersed"]
+        else f"no overdispersion flagged (at most {OVERDISPERSION_THRESHOLD:g})"
+    )
+    click.echo(f"  Poisson Pearson chi2/df = {diagnostics['pearson_chi2_per_df']:.3f}: {flagged}")
+    if "alpha" in diagnostics:
+        click.echo(
+            f"  negative binomial dispersion alpha = {diagnostics['alpha']:.4g} "
+            f"(its Pearson chi2/df = {diagnostics['nb_pearson_chi2_per_df']:.3f})"
+        )
+
+
 def _print_model(result: ModelResult) -> None:
     click.echo(
         f"{result.model} model of {result.outcome}: {result.term} = {result.estimate:.4g} "
@@ -126,6 +144,7 @@ def _print_model(result: ModelResult) -> None:
             f"  incidence rate ratio per extra opportunity per 1,000 young people: "
             f"{extra['irr']:.4f} ({extra['irr_ci_low']:.4f} to {extra['irr_ci_high']:.4f})"
         )
+    _print_dispersion(result.diagnostics)
     if "slope_change" in extra:
         click.echo(
             f"  slope change per period: {extra['slope_change']:.4g} "
@@ -133,12 +152,19 @@ def _print_model(result: ModelResult) -> None:
             f"at {format_month(extra['interruption'])}"
         )
     if "permutation_p_value" in extra:
-        placebo = extra["lead_placebo"]
         click.echo(
             f"  permutation p = {extra['permutation_p_value']:.3g} "
-            f"({extra['permutations']} shuffles); lead placebo {placebo['estimate']:.4g} "
+            f"({extra['permutations']} shuffles)"
+        )
+    if "lead_placebo" in extra:
+        placebo = extra["lead_placebo"]
+        click.echo(
+            f"  lead placebo {placebo['estimate']:.4g} "
             f"({placebo['ci_low']:.4g} to {placebo['ci_high']:.4g})"
         )
+    for key in ("permutation", "lead_placebo"):
+        if key in result.diagnostics:
+            click.echo(f"  {result.diagnostics[key]}")
     if "coefficients" in extra:
         click.echo(f"  pre-trend p = {extra['pre_trend_p_value']:.3g}; by period from delivery:")
         for c in extra["coefficients"]:

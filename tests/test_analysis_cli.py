@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 from click.testing import CliRunner
@@ -122,6 +123,55 @@ def test_planted_demo_effect_points_the_right_way(seeded_url: str) -> None:
     assert json.loads(result.stdout)["irr"] < 1
 
 
+def test_demo_data_is_said_to_be_synthetic(seeded_url: str) -> None:
+    from registry.demo import SYNTHETIC_NOTE
+
+    model = run(seeded_url, "analyse", "--outcome", "homicide", "--model", "its", "--json")
+    assert model.exit_code == 0, model.output
+    assert json.loads(model.stdout)["caveats"][0] == SYNTHETIC_NOTE
+    args = ["trend", "--measure", "homicide", "--end", "2025-12", "--baseline-end", "2019-12"]
+    trend = run(seeded_url, *args, "--borough", "Camden")
+    assert trend.exit_code == 0, trend.output
+    assert f"Note: {SYNTHETIC_NOTE}" in trend.stderr
+
+
+def test_real_data_carries_no_synthetic_note(db_url: str) -> None:
+    from registry.demo import SYNTHETIC_NOTE
+    from tests.analysis_db import load_small
+
+    load_small(db_url)
+    model = run(db_url, "analyse", "--outcome", "homicide", "--model", "poisson", "--json")
+    assert model.exit_code == 0, model.output
+    assert SYNTHETIC_NOTE not in json.loads(model.stdout)["caveats"]
+    args = ["trend", "--measure", "homicide", "--end", "2022-12", "--baseline-end", "2021-12"]
+    trend = run(db_url, *args)
+    assert trend.exit_code == 0, trend.output
+    assert SYNTHETIC_NOTE not in trend.stderr
+
+
+def test_a_lag_reaching_before_from_is_stated(db_url: str) -> None:
+    from tests.analysis_db import load_small
+
+    load_small(db_url)
+    args = ["analyse", "--outcome", "homicide", "--lag", "12", "--from", "2022-07", "--json"]
+    for model in ("fe", "poisson"):
+        result = run(db_url, *args, "--model", model)
+        assert result.exit_code == 0, result.output
+        caveats = json.loads(result.stdout)["caveats"]
+        assert "delivery from up to 12 months before 2022-07 is used for the lag" in " ".join(
+            caveats
+        )
+    by_quarter = ["analyse", "--outcome", "homicide", "--model", "poisson", "--by", "quarter"]
+    quarters = run(db_url, *by_quarter, "--from", "2021-04")
+    assert quarters.exit_code == 0, quarters.output
+    assert "delivery from up to 3 months before 2021-04" in quarters.stdout
+    message = run(db_url, *by_quarter, "--from", "2022-07")
+    assert message.exit_code == 1
+    assert "No variation in delivery 1 period earlier" in message.stderr
+    whole = run(db_url, "analyse", "--outcome", "homicide", "--model", "poisson", "--json")
+    assert "is used for the lag" not in whole.stdout
+
+
 def test_text_output_and_quarters(seeded_url: str) -> None:
     result = run(
         seeded_url,
@@ -166,6 +216,26 @@ def test_usage_errors_exit_2(seeded_url: str) -> None:
     )
 
 
+def test_count_model_text_shows_dispersion(db_url: str) -> None:
+    from tests.analysis_db import load_small
+
+    load_small(db_url)
+    outputs = {}
+    for model in ("poisson", "negbin"):
+        result = run(db_url, "analyse", "--outcome", "homicide", "--model", model)
+        assert result.exit_code == 0, result.output
+        diagnostics = json.loads(
+            run(db_url, "analyse", "--outcome", "homicide", "--model", model, "--json").stdout
+        )["diagnostics"]
+        chi2 = f"Poisson Pearson chi2/df = {diagnostics['pearson_chi2_per_df']:.3f}: "
+        assert chi2 in result.stdout
+        flag = "overdispersion flagged" if diagnostics["overdispersed"] else "no overdispersion"
+        assert f"{chi2}{flag}" in result.stdout
+        outputs[model] = result.stdout
+    assert "alpha" not in outputs["poisson"]
+    assert "negative binomial dispersion alpha = " in outputs["negbin"]
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -173,7 +243,7 @@ def test_usage_errors_exit_2(seeded_url: str) -> None:
         (["--outcome", "gun_crime", "--model", "fe"], "Every rate in this panel is zero"),
         (
             ["--outcome", "homicide", "--model", "fe", "--programme", "P1", "--to", "2021-12"],
-            "No variation in delivery_rate_lag1",
+            "No variation in delivery 1 period earlier",
         ),
         (["--outcome", "homicide", "--model", "negbin", "--lag", "36"], "Too few periods"),
     ],
@@ -186,6 +256,46 @@ def test_degenerate_inputs_exit_1_with_the_reason(db_url: str, args, message: st
     assert result.exit_code == 1
     assert result.stderr.startswith("Error: ") and message in result.stderr
     assert result.stdout == ""
+
+
+def test_a_placebo_that_cannot_be_fitted_keeps_the_main_result(db_url: str) -> None:
+    """June-November 2021: Hackney's delivery starts in June, so the lag varies, but delivery
+    one month later is the same every month, so the lead placebo has nothing to estimate."""
+    from tests.analysis_db import load_small
+
+    load_small(db_url)
+    args = ["analyse", "--outcome", "homicide", "--model", "fe"]
+    args += ["--from", "2021-06", "--to", "2021-12"]
+    result = run(db_url, *args, "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert math.isfinite(data["estimate"]) and data["term"] == "delivery_rate_lag1"
+    reason = data["diagnostics"]["lead_placebo"]
+    assert reason.startswith("lead placebo not estimable: No variation in delivery 1 period later")
+    assert "delivery_rate" not in reason
+    assert "lead_placebo" not in {k for k in data if k != "diagnostics"}
+    assert 0 < data["permutation_p_value"] <= 1
+    text = run(db_url, *args)
+    assert text.exit_code == 0 and "lead placebo not estimable: No variation" in text.stdout
+
+
+def test_a_permutation_that_fails_keeps_the_main_result(db_url: str, monkeypatch) -> None:
+    from registry.analysis import run as run_module
+    from registry.errors import RegistryError
+    from tests.analysis_db import load_small
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise RegistryError("Too few boroughs to shuffle.")
+
+    monkeypatch.setattr(run_module, "permute_areas", refuse)
+    load_small(db_url)
+    result = run(db_url, "analyse", "--outcome", "homicide", "--model", "fe", "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["diagnostics"]["permutation"] == (
+        "permutation inference not estimable: Too few boroughs to shuffle."
+    )
+    assert "permutation_p_value" not in data and math.isfinite(data["estimate"])
 
 
 def test_no_population_exits_1(db_url: str) -> None:

@@ -126,7 +126,7 @@ def test_one_borough_is_refused() -> None:
 def test_no_variation_in_delivery_is_refused() -> None:
     frame = linear_panel(1, n_areas=5, n_periods=12)
     frame["delivery_rate"] = 3.0
-    with pytest.raises(RegistryError, match="No variation in delivery_rate"):
+    with pytest.raises(RegistryError, match="No variation in delivery in the same period"):
         fit_fe(frame, x="delivery_rate")
 
 
@@ -135,3 +135,20 @@ def test_all_zero_outcome_is_refused() -> None:
     frame["rate"] = 0.0
     with pytest.raises(RegistryError, match="zero"):
         fit_fe(frame, x="delivery_rate")
+
+
+def test_indistinguishable_lead_and_lag_are_named_in_words() -> None:
+    # Delivery rising in a straight line in every borough: one period later and one period
+    # earlier differ by a borough constant, which the borough effects take out.
+    frame = linear_panel(41, n_areas=6, n_periods=12)
+    frame = frame.sort_values(["area", "period"]).reset_index(drop=True)
+    step = frame.groupby("area").cumcount().astype(float)
+    frame["delivery_rate"] = frame["area"].str[1:].astype(float) * step
+    frame["count"] = 1
+    with pytest.raises(RegistryError) as caught:
+        lead_placebo(frame, lag=1, lead=1)
+    message = str(caught.value)
+    assert message.startswith(
+        "Delivery 1 period later and delivery 1 period earlier cannot be told apart"
+    )
+    assert "delivery_rate" not in message

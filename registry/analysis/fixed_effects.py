@@ -47,6 +47,21 @@ class WithinFit:
         return np.sqrt(np.diag(self.cov))
 
 
+def describe_term(name: str) -> str:
+    """A panel column's name in words for messages: ``delivery_rate_lag3`` is "delivery 3
+    periods earlier", ``delivery_rate_lead1`` "delivery 1 period later"."""
+    for suffix, word in (("_lag", "earlier"), ("_lead", "later")):
+        stem, found, digits = name.rpartition(suffix)
+        if found and stem == "delivery_rate" and digits.isdigit():
+            n = int(digits)
+            if n == 0:
+                return "delivery in the same period"
+            return f"delivery {n} period{'s' if n != 1 else ''} {word}"
+    if name == "delivery_rate":
+        return "delivery in the same period"
+    return name.replace("_", " ")
+
+
 def _codes(values: pd.Series) -> tuple[np.ndarray, int]:
     codes, uniques = pd.factorize(values, sort=True)
     return codes.astype(np.intp), len(uniques)
@@ -119,13 +134,15 @@ def fit_within(
         spread = float(np.sum(xd[:, j] ** 2))
         if spread <= 1e-10 * (1 + float(np.sum(values[:, 1 + j] ** 2))):
             raise RegistryError(
-                f"No variation in {name} within boroughs over time once borough and period "
-                "effects are removed, so its association with the outcome cannot be estimated."
+                f"No variation in {describe_term(name)} within boroughs over time once borough "
+                "and period effects are removed, so its association with the outcome cannot be "
+                "estimated."
             )
     if np.linalg.matrix_rank(xd) < xd.shape[1]:
         raise RegistryError(
-            f"The terms {', '.join(x)} cannot be told apart from each other once borough and "
-            "period effects are removed."
+            f"{_and_list([describe_term(name) for name in x]).capitalize()} cannot be told "
+            "apart from each other once each borough's average and each period's average are "
+            "taken out, so their separate associations with the outcome cannot be estimated."
         )
     n, k = xd.shape
     fitted = sm.OLS(yd, xd).fit()
@@ -137,6 +154,12 @@ def fit_within(
         )
     cov = np.atleast_2d(raw) * (n_area / (n_area - 1)) * ((n - 1) / (n - big_k))
     return WithinFit(list(x), np.asarray(fitted.params), cov, n, n_area, n_period, n_area - 1)
+
+
+def _and_list(items: Sequence[str]) -> str:
+    if len(items) <= 1:
+        return "".join(items)
+    return f"{', '.join(items[:-1])} and {items[-1]}"
 
 
 def term_summary(

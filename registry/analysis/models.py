@@ -16,7 +16,7 @@ import statsmodels.api as sm
 from scipy import stats
 from threadpoolctl import threadpool_limits
 
-from registry.analysis.fixed_effects import fit_within, term_summary
+from registry.analysis.fixed_effects import describe_term, fit_within, term_summary
 from registry.analysis.result import ModelResult, caveats_for
 from registry.errors import RegistryError
 from registry.periods import add_months, format_month
@@ -87,8 +87,8 @@ def _fit_count(
         raise RegistryError("Too few boroughs or periods with any counts to fit a count model.")
     if data.groupby("area")[x].transform("std").fillna(0).max() == 0:
         raise RegistryError(
-            f"No variation in {x} within boroughs over time, so its association with the "
-            "outcome cannot be estimated."
+            f"No variation in {describe_term(x)} within boroughs over time, so its association "
+            "with the outcome cannot be estimated."
         )
     design = pd.concat(
         [data[[x]].astype(float), _dummies(data, "area"), _dummies(data, "period")], axis=1

@@ -6,6 +6,7 @@ import dataclasses
 import datetime as dt
 from dataclasses import dataclass
 
+import pandas as pd
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -14,6 +15,7 @@ from registry.analysis.models import fit_count, fit_event_study, fit_its, lead_p
 from registry.analysis.panel import FREQUENCIES, ids_by_name, lag_column, load_panel
 from registry.analysis.result import ModelResult, caveats_for
 from registry.auth import Principal, require
+from registry.demo import SYNTHETIC_NOTE, is_synthetic
 from registry.errors import RegistryError
 from registry.models import Borough, Delivery, OutcomeCount, OutcomeMeasure, Programme
 from registry.periods import format_month, month_start, quarter_start
@@ -22,6 +24,10 @@ MODELS = ("fe", "poisson", "negbin", "its", "event")
 VRU_START = dt.date(2019, 9, 1)
 PERMUTATIONS = 199
 PERMUTATION_SEED = 20190901
+LAG_BEFORE_START = (
+    "Lag before the window: delivery from up to {months} months before {start} is used for the "
+    "lag, so the first outcomes in the window are set against delivery from before it."
+)
 
 
 @dataclass(frozen=True)
@@ -80,6 +86,50 @@ def first_deliveries(
     return {code: _as_date(month) for code, month in rows}
 
 
+def _with_robustness(
+    result: ModelResult,
+    frame: pd.DataFrame,
+    *,
+    x: str,
+    lag: int,
+    months_per_period: int,
+    permutations: int,
+) -> ModelResult:
+    """Add the lead placebo and permutation inference to a fixed-effects ``result``.
+
+    A check that cannot be fitted (a lead indistinguishable from the lag, say) never hides the
+    main estimate: the reason goes into the diagnostics instead.
+    """
+    extra = dict(result.extra)
+    diagnostics = dict(result.diagnostics)
+    try:
+        placebo = lead_placebo(
+            frame, lag=lag, lead=1, months_per_period=months_per_period, caveats=[]
+        )
+    except RegistryError as exc:
+        diagnostics["lead_placebo"] = f"lead placebo not estimable: {exc}"
+    else:
+        extra["lead_placebo"] = {
+            "term": placebo.term,
+            "estimate": placebo.estimate,
+            "std_error": placebo.std_error,
+            "ci_low": placebo.ci_low,
+            "ci_high": placebo.ci_high,
+            "p_value": placebo.p_value,
+        }
+    try:
+        p_perm, draws = permute_areas(
+            frame, x=x, n_permutations=permutations, seed=PERMUTATION_SEED
+        )
+    except RegistryError as exc:
+        diagnostics["permutation"] = f"permutation inference not estimable: {exc}"
+    else:
+        extra["permutation_p_value"] = p_perm
+        extra["permutations"] = len(draws)
+        extra["permutation_seed"] = PERMUTATION_SEED
+    return dataclasses.replace(result, extra=extra, diagnostics=diagnostics)
+
+
 def run_model(
     session: Session,
     *,
@@ -130,30 +180,20 @@ def run_model(
         short_below=36 if frequency == "month" else 12,
     )
     caveats = [*caveats, *panel.notes]
-    x = lag_column(lag)
     step = FREQUENCIES[frequency]
+    if start is not None and lag > 0 and model in {"fe", "poisson", "negbin"}:
+        caveats.append(LAG_BEFORE_START.format(months=lag * step, start=format_month(start)))
+    if is_synthetic(session):
+        caveats = [SYNTHETIC_NOTE, *caveats]
+    x = lag_column(lag)
     if model == "fe":
-        result = fit_fe(frame, x=x, outcome=outcome, caveats=caveats)
-        placebo = lead_placebo(frame, lag=lag, lead=1, months_per_period=step, caveats=caveats)
-        p_perm, draws = permute_areas(
-            frame, x=x, n_permutations=permutations, seed=PERMUTATION_SEED
-        )
-        return dataclasses.replace(
-            result,
-            extra={
-                **result.extra,
-                "permutation_p_value": p_perm,
-                "permutations": len(draws),
-                "permutation_seed": PERMUTATION_SEED,
-                "lead_placebo": {
-                    "term": placebo.term,
-                    "estimate": placebo.estimate,
-                    "std_error": placebo.std_error,
-                    "ci_low": placebo.ci_low,
-                    "ci_high": placebo.ci_high,
-                    "p_value": placebo.p_value,
-                },
-            },
+        return _with_robustness(
+            fit_fe(frame, x=x, outcome=outcome, caveats=caveats),
+            frame,
+            x=x,
+            lag=lag,
+            months_per_period=step,
+            permutations=permutations,
         )
     if model in {"poisson", "negbin"}:
         return fit_count(frame, family=model, x=x, outcome=outcome, caveats=caveats)

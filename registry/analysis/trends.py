@@ -15,6 +15,7 @@ window lengths), so a Clopper-Pearson interval for ``p`` becomes one for the rat
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from registry import boroughs
 from registry.analysis.panel import borough_codes, measure_by_code
 from registry.analysis.result import TrendChange, WindowTotal
 from registry.auth import Principal, require
+from registry.demo import SYNTHETIC_NOTE, is_synthetic
 from registry.errors import RegistryError
 from registry.models import Borough, OutcomeCount, UnallocatedCount
 from registry.periods import add_months, format_month, month_range, rolling_window
@@ -306,9 +308,12 @@ def trend_change(
         session, principal=principal, measure=measure, borough=borough, start=first, end=end
     )
     area = boroughs.lookup(borough).name if borough else LONDON
-    return compare_windows(
+    change = compare_windows(
         series, measure=measure, area=area, end=end, baseline_end=baseline_end, months=window
     )
+    if is_synthetic(session):
+        change = dataclasses.replace(change, caveats=[SYNTHETIC_NOTE, *change.caveats])
+    return change
 
 
 @dataclass(frozen=True)
