@@ -26,7 +26,13 @@ sys.path.insert(0, str(ROOT))
 
 from registry import db, demo  # noqa: E402
 from registry.auth import SYSTEM  # noqa: E402
-from tests.browser.conftest import CHROMIUM, CHROMIUM_FLAGS, free_port, start_app  # noqa: E402
+from tests.browser.conftest import (  # noqa: E402
+    CHROMIUM,
+    CHROMIUM_FLAGS,
+    free_port,
+    settle,
+    start_app,
+)
 
 
 def _visit(page: object, title: str) -> float:
@@ -35,10 +41,7 @@ def _visit(page: object, title: str) -> float:
     started = time.perf_counter()
     nav = page.locator('[data-testid="stSidebarNavLink"]')  # type: ignore[attr-defined]
     nav.filter(has_text=re.compile(f"{re.escape(title)}$")).click()
-    page.wait_for_timeout(50)  # type: ignore[attr-defined]
-    page.locator('[data-testid="stStatusWidget"]').wait_for(  # type: ignore[attr-defined]
-        state="hidden", timeout=120_000
-    )
+    settle(page)
     if page.locator('[data-testid="stException"]').count():  # type: ignore[attr-defined]
         raise RuntimeError(f"{title} showed an exception")
     return time.perf_counter() - started

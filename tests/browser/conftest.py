@@ -3,6 +3,7 @@ by Playwright. Skipped where Chromium or Playwright is missing (CI installs both
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -12,6 +13,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -36,6 +38,25 @@ CHROMIUM_FLAGS = [
 playwright_api = pytest.importorskip("playwright.sync_api")
 if not Path(CHROMIUM).exists():
     pytest.skip("Debian's chromium is not installed", allow_module_level=True)
+
+
+_STATE = (
+    "document.querySelector('[data-test-script-state]')?.getAttribute('data-test-script-state')"
+)
+
+
+def settle(page: Any, started_run: bool = True) -> None:
+    """Wait until Streamlit has run the page's script to the end.
+
+    The app element's ``data-test-script-state`` goes to ``running`` when the server starts the
+    script and back to ``notRunning`` when it has finished; after a click, first wait (briefly)
+    for the run to start, so a page that has not begun is not taken as finished.
+    """
+    if started_run:
+        # The run may already have finished (or never needed to start): then this times out.
+        with contextlib.suppress(playwright_api.TimeoutError):
+            page.wait_for_function(f"() => {_STATE} !== 'notRunning'", timeout=3_000)
+    page.wait_for_function(f"() => {_STATE} === 'notRunning'", timeout=120_000)
 
 
 def free_port() -> int:

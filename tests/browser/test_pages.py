@@ -7,6 +7,7 @@ import re
 import pytest
 
 from registry.demo import DEMO_USERS
+from tests.browser.conftest import settle
 
 # Page title in the navigation -> text that must be visible on it (a key figure or heading).
 HOME = "Positive opportunities delivered to date"
@@ -49,12 +50,6 @@ def sign_in(page, base: str, username: str) -> None:
     page.get_by_label("Password", exact=True).fill(PASSWORDS[username])
     page.get_by_role("button", name="Sign in").click()
     page.get_by_text(f"Signed in as {username}").wait_for(timeout=30_000)
-
-
-def settle(page) -> None:
-    """Wait until Streamlit has finished running the page's script."""
-    page.wait_for_timeout(300)
-    page.locator('[data-testid="stStatusWidget"]').wait_for(state="hidden", timeout=60_000)
 
 
 @pytest.mark.parametrize("role", sorted(PAGES_BY_ROLE))
