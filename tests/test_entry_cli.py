@@ -264,3 +264,14 @@ def test_funders_see_only_their_own_streams_and_programmes(db_url) -> None:
     streams = run(db_url, "--as", "fran", "funding-streams", "list", "--json")
     assert [s["name"] for s in json.loads(streams.stdout)] == ["Fund A"]
     assert "PB" not in run(db_url, "--as", "fran", "programmes", "list").stdout
+
+
+def test_export_to_a_missing_folder_is_one_plain_line(db_url, tmp_path) -> None:
+    result = run(db_url, "export", "deliveries", str(tmp_path / "nowhere" / "x.csv"))
+    assert result.exit_code == 1
+    assert "the folder" in result.stderr and "does not exist" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "Errno" not in result.stderr and "Cannot save file" not in result.stderr
+    (tmp_path / "afile").write_text("x")
+    result = run(db_url, "export", "deliveries", str(tmp_path / "afile" / "x.xlsx"))
+    assert result.exit_code == 1 and "is not a folder" in result.stderr
