@@ -27,7 +27,7 @@ COLUMNS = ("measure", "borough", "month", "count")
 
 def parse(source: Source, measures: set[str], progress: Progress = no_progress) -> ParsedCrime:
     progress(0.0, f"Reading {source.name}")
-    frame = read_csv_text(source)
+    frame = read_csv_text(source, "long")
     header = [clean(c) for c in frame.columns]
     frame = frame.set_axis([c.lower() for c in header], axis=1)
     missing = [c for c in COLUMNS if c not in frame.columns]

@@ -79,7 +79,7 @@ def _columns(source: Source, columns: list[str]) -> tuple[str, str, str, list[st
 def parse(source: Source, mapper: Mapper, progress: Progress = no_progress) -> ParsedCrime:
     """Read one file; refuse it (nothing parsed) if any cell or area is wrong."""
     progress(0.0, f"Reading {source.name}")
-    frame = read_csv_text(source)
+    frame = read_csv_text(source, "mps-borough")
     frame = frame.set_axis([clean(c) for c in frame.columns], axis=1)
     area_col, major_col, minor_col, month_cols = _columns(source, list(frame.columns))
     # Rows of nothing at all (a stray ",,,," line) are not data.

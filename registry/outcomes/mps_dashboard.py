@@ -70,7 +70,7 @@ def _read(source: Source) -> pd.DataFrame:
         frame = pd.read_excel(source.open(), dtype=object, engine="openpyxl")
         frame = frame.astype(object).where(frame.notna(), "")
     else:
-        frame = read_csv_text(source)
+        frame = read_csv_text(source, "mps-dashboard")
     frame = frame.set_axis([RENAMED.get(clean(c), clean(c)) for c in frame.columns], axis=1)
     return frame
 

@@ -33,6 +33,7 @@ from registry.outcomes.common import (
     no_progress,
     parser_refusal,
     refuse,
+    require_text,
 )
 from registry.outcomes.detect import describe, header_of
 from registry.outcomes.mapping import Mapper
@@ -157,6 +158,7 @@ def parse(
         raise refuse("police.uk import", "no files given")
     hashes = {}
     for source in sources:
+        require_text(source, "police-uk")
         columns = header_of(source)
         missing = [c for c in COLUMNS if c not in columns]
         if missing:
