@@ -35,7 +35,7 @@ def parse(source: Source, measures: set[str], progress: Progress = no_progress) 
         raise refuse(
             source.name,
             f"missing column(s) {', '.join(missing)}; a long file has the header "
-            "'measure,borough,month,count'" + describe(header),
+            "'measure,borough,month,count'" + describe(header, command="crime", fmt="long"),
         )
     frame = frame.loc[~frame.map(lambda v: clean(v) == "").all(axis=1)]
     parsed = ParsedCrime(

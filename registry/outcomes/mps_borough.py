@@ -66,7 +66,8 @@ def _columns(source: Source, columns: list[str]) -> tuple[str, str, str, list[st
             source.name,
             "this is not an MPS borough-level crime file: expected a header such as "
             "'MajorText,MinorText,BoroughName,201004,...' or "
-            "'Borough,Major Category,Minor Category,200801,...'" + describe(columns),
+            "'Borough,Major Category,Minor Category,200801,...'"
+            + describe(columns, command="crime", fmt="mps-borough"),
         )
     area = next(c for c in AREA_COLUMNS if c in columns)
     if layout == "LSOA-level":

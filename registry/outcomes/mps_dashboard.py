@@ -83,7 +83,7 @@ def parse(source: Source, mapper: Mapper, progress: Progress = no_progress) -> P
         raise refuse(
             source.name,
             f"missing column(s) {', '.join(missing)} of the Met crime dashboard file"
-            + describe(list(frame.columns)),
+            + describe(list(frame.columns), command="crime", fmt="mps-dashboard"),
         )
     blank = frame.map(lambda v: clean(v) == "").all(axis=1)
     frame = frame.loc[~blank]

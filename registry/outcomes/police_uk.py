@@ -165,7 +165,7 @@ def parse(
             raise refuse(
                 source.name,
                 f"missing column(s) {', '.join(missing)} of a data.police.uk street-level file"
-                + describe(columns),
+                + describe(columns, command="crime", fmt="police-uk"),
             )
         digest = source.sha256()
         if digest in hashes:

@@ -71,7 +71,7 @@ def parse_ons(source: Source, year: int | None) -> ParsedPopulation:
         raise refuse(
             source.name,
             f"missing column(s) {', '.join(missing)} of the ONS single-year-of-age file"
-            + describe(list(frame.columns)),
+            + describe(list(frame.columns), command="population", fmt="ons-single-year"),
         )
     parsed = ParsedPopulation(
         format="ons-single-year",
@@ -122,7 +122,8 @@ def parse_long(source: Source) -> ParsedPopulation:
         raise refuse(
             source.name,
             f"missing column(s) {', '.join(missing)}; a long population file has the header "
-            "'borough,year,age_band,people'" + describe(list(frame.columns)),
+            "'borough,year,age_band,people'"
+            + describe(list(frame.columns), command="population", fmt="long"),
         )
     parsed = ParsedPopulation(
         format="long", file_name=source.name, sha256=source.sha256(), rows_read=len(frame)
