@@ -14,7 +14,7 @@ from registry.uploads import template_csv
 st.title("Record deliveries")
 who = current_principal()
 with session() as s:
-    names = [p["name"] for p in programmes.list_programmes(s)]
+    names = [p["name"] for p in programmes.list_programmes(s, principal=who)]
 if not names:
     st.info("There are no programmes yet; add one on the Programmes page first.")
     st.stop()

@@ -13,8 +13,8 @@ from registry import programmes
 st.title("Programmes")
 who = current_principal()
 with session() as s:
-    rows = programmes.list_programmes(s)
-    streams = programmes.list_funding_streams(s)
+    rows = programmes.list_programmes(s, principal=who)
+    streams = programmes.list_funding_streams(s, principal=who)
 
 st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", key="programmes_table")
 writer = can("programmes.write")

@@ -179,11 +179,21 @@ def _user_snapshot(user: AppUser) -> dict[str, object]:
     }
 
 
-def _check_role(role: str, funder: str | None) -> None:
+def _check_role(session: Session, role: str, funder: str | None) -> None:
     if role not in ROLES:
         raise RegistryError(f"Unknown role {role!r}; choose one of {', '.join(ROLES)}.")
-    if role == "funder" and not funder:
+    if role != "funder":
+        return
+    if not funder:
         raise RegistryError("A funder account needs --funder: the funder whose streams it sees.")
+    # A funder sees the streams whose funder is spelt exactly so; a name no stream has would see
+    # nothing. Before any stream exists, funder accounts may still be set up first.
+    funders = sorted(set(session.scalars(select(FundingStream.funder))))
+    if funders and funder not in funders:
+        raise RegistryError(
+            f"No funding stream is paid for by {funder!r}; the funders are "
+            f"{', '.join(repr(f) for f in funders)}."
+        )
 
 
 def get_user(session: Session, username: str) -> AppUser:
@@ -215,7 +225,7 @@ def add_user(
             f"{username!r} is not a valid username: use 2-100 letters, digits, "
             "'.', '_', '-' or '@'."
         )
-    _check_role(role, funder)
+    _check_role(session, role, funder)
     if session.scalar(select(AppUser.id).where(AppUser.username == username)) is not None:
         raise ConflictError(f"A user called {username!r} already exists.")
     if email:
@@ -249,7 +259,7 @@ def set_role(
     session: Session, *, principal: Principal, username: str, role: str, funder: str | None = None
 ) -> AppUser:
     user = get_user(session, username)
-    _check_role(role, funder or user.funder)
+    _check_role(session, role, funder or user.funder)
     before = _user_snapshot(user)
     if user.role == "admin" and role != "admin":
         _ensure_other_admin(session, user)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -64,8 +65,8 @@ def funding_streams_add(obj: Context, name: str, funder: str) -> None:
 @pass_ctx
 def funding_streams_list(obj: Context, as_json: bool) -> None:
     """List funding streams with their funder and number of programmes."""
-    with obj.session() as (session, _principal):
-        rows = programmes.list_funding_streams(session)
+    with obj.session() as (session, principal):
+        rows = programmes.list_funding_streams(session, principal=principal)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
@@ -136,8 +137,8 @@ def programmes_close(obj: Context, name: str, end: str) -> None:
 @pass_ctx
 def programmes_list(obj: Context, as_json: bool) -> None:
     """List programmes with their funding stream, dates and status."""
-    with obj.session() as (session, _principal):
-        rows = programmes.list_programmes(session)
+    with obj.session() as (session, principal):
+        rows = programmes.list_programmes(session, principal=principal)
     if as_json:
         click.echo(json.dumps(rows, indent=2, default=str))
         return
@@ -178,28 +179,42 @@ def import_deliveries(
         result = deliveries.import_file(
             session, principal=principal, content=content, file_name=file.name, dry_run=dry_run
         )
-    summary = result.summary()
+    # The issue's keys, plus "refused": the file itself was refused, so no row was read.
+    summary = result.summary() | {"refused": result.refused}
     if as_json:
         click.echo(json.dumps(summary))
     else:
-        verb = "Would add" if dry_run or not result.ok else "Added"
-        click.echo(
-            f"{verb} {summary['added']}, amend {summary['amended']}, leave {summary['unchanged']} "
-            f"unchanged; {summary['rejected']} row(s) rejected."
-        )
-        for p in result.problems:
-            where = f"row {p.row}" if p.row is not None else "file"
-            column = f", {p.column}" if p.column else ""
-            value = f" {p.value!r}" if p.value else ""
-            click.echo(f"  {where}{column}:{value} {p.reason}", err=True)
-        for w in result.warnings:
-            click.echo(f"  warning, row {w.row}: {w.reason}")
-        if result.ok and not dry_run:
-            click.echo("Saved.")
-        elif not result.ok:
-            click.echo("Nothing was written.", err=True)
+        _echo_import_summary(result, summary, dry_run)
     if not result.ok:
         raise SystemExit(1)
+
+
+def _echo_import_summary(
+    result: deliveries.Preview, summary: dict[str, Any], dry_run: bool
+) -> None:
+    added, amended, unchanged = summary["added"], summary["amended"], summary["unchanged"]
+    if result.refused:
+        click.echo("File refused:", err=True)
+    elif not result.ok:
+        click.echo(
+            f"Would add {added}, amend {amended}, leave {unchanged} unchanged; "
+            f"{summary['rejected']} row(s) rejected."
+        )
+    elif not added and not amended:
+        click.echo("Nothing to change.")
+    elif dry_run:
+        click.echo(f"Would add {added}, amend {amended}, leave {unchanged} unchanged.")
+    else:
+        click.echo(f"Added {added}, amended {amended}, left {unchanged} unchanged.")
+    for p in result.problems:
+        where = f"row {p.row}" if p.row is not None else "file"
+        column = f", {p.column}" if p.column else ""
+        value = f" {p.value!r}" if p.value else ""
+        click.echo(f"  {where}{column}:{value} {p.reason}", err=True)
+    for w in result.warnings:
+        click.echo(f"  warning, row {w.row}: {w.reason}")
+    if not result.ok:
+        click.echo("Nothing was written.", err=True)
 
 
 @export_group.command("deliveries")

@@ -22,26 +22,47 @@ import_group = shared_group(
 )
 
 
-def _sources(paths: tuple[Path, ...]) -> list[Source]:
-    """Files as given; a folder stands for the CSV and XLSX files in it, in name order."""
+def _sources(paths: tuple[Path, ...], fmt: str) -> tuple[list[Source], list[str]]:
+    """Files as given, and the names of files a folder held that were left out.
+
+    A folder stands for the CSV and XLSX files in it, in name order; for police-uk only its
+    ``*-street.csv`` files, since a data.police.uk download also holds outcomes and
+    stop-and-search files in the same folder.
+    """
     files: list[Path] = []
+    ignored: list[str] = []
     for path in paths:
         if path.is_dir():
             found = sorted(
                 p for p in path.iterdir() if p.is_file() and p.suffix.lower() in {".csv", ".xlsx"}
             )
+            if fmt == "police-uk":
+                ignored += [p.name for p in found if not p.name.lower().endswith("-street.csv")]
+                found = [p for p in found if p.name.lower().endswith("-street.csv")]
+                if not found:
+                    raise click.UsageError(f"{path} holds no data.police.uk *-street.csv files.")
             if not found:
                 raise click.UsageError(f"{path} holds no .csv or .xlsx files.")
             files += found
         else:
             files.append(path)
-    return [Source.from_path(p) for p in files]
+    return [Source.from_path(p) for p in files], ignored
 
 
-def _print_report(report: store.ImportReport, as_json: bool) -> None:
+def _print_report(
+    report: store.ImportReport, as_json: bool, ignored: list[str] | None = None
+) -> None:
+    ignored_key = "files in the folder that are not *-street.csv (ignored)"
     if as_json:
-        click.echo(json.dumps(report.as_json()))
+        shown = report.as_json()
+        if ignored:
+            shown["skipped"] = shown["skipped"] | {ignored_key: len(ignored)}
+        click.echo(json.dumps(shown))
         return
+    if ignored:
+        click.echo(
+            f"Ignored {len(ignored)} file(s) that are not *-street.csv: {', '.join(ignored)}"
+        )
     verb = "Would write" if report.dry_run else "Wrote"
     where = f" (layout: {report.layout})" if report.layout else ""
     if report.already_imported:
@@ -93,13 +114,13 @@ def import_crime(
     as_json: bool,
 ) -> None:
     """Import crime counts (admins). A refused file writes nothing and exits 1."""
-    sources = _sources(files)
+    sources, ignored = _sources(files, fmt)
     with obj.session() as (session, principal):
         reports = store.import_crime(
             session, principal=principal, sources=sources, fmt=fmt, release=release, dry_run=dry_run
         )
     for report in reports:
-        _print_report(report, as_json)
+        _print_report(report, as_json, ignored)
 
 
 @import_group.command("population")

@@ -346,6 +346,8 @@ class Preview:
     sha256: str | None = None
     format: str | None = None
     kind: str = "upload"
+    #: True when the file itself was refused (unreadable, empty, wrong header): no row was read.
+    refused: bool = False
 
     def count(self, status: str) -> int:
         return int((self.rows["status"] == status).sum()) if len(self.rows) else 0
@@ -603,7 +605,15 @@ def preview_upload(
     digest = hashlib.sha256(content).hexdigest()
     if sheet.problems:
         return Preview(
-            _empty_rows(), sheet.problems, [], 0, 0, file_name, digest, sheet.format or None
+            _empty_rows(),
+            sheet.problems,
+            [],
+            0,
+            0,
+            file_name,
+            digest,
+            sheet.format or None,
+            refused=True,
         )
     checked = check_rows(session, sheet.frame)
     return preview(session, checked, file_name=file_name, sha256=digest, fmt=sheet.format)
@@ -698,6 +708,10 @@ def commit(session: Session, *, principal: Principal, preview: Preview) -> SaveR
     rows = preview.rows
     changes = rows[rows["status"] != "unchanged"] if len(rows) else rows
     batch_id: int | None = None
+    if not len(changes):
+        # Saving figures the registry already holds changes nothing: no batch, no event, so the
+        # data version stays the same.
+        return SaveResult(0, 0, preview.count("unchanged"), None, preview.warnings)
     if preview.kind == "upload":
         batch = ImportBatch(
             kind="deliveries",
@@ -712,8 +726,7 @@ def commit(session: Session, *, principal: Principal, preview: Preview) -> SaveR
         session.add(batch)
         session.flush()
         batch_id = batch.id
-    if len(changes):
-        _write_changes(session, principal, changes, batch_id, preview.kind)
+    _write_changes(session, principal, changes, batch_id, preview.kind)
     counts = {s: preview.count(s) for s in STATUSES}
     if preview.kind == "upload":
         audit.record(

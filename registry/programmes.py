@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from registry import audit
+from registry import audit, auth
 from registry.auth import Principal, write_action
 from registry.errors import ConflictError, NotFoundError, RegistryError
 from registry.models import Delivery, FundingStream, Programme
@@ -104,7 +104,12 @@ def add_funding_stream(
     return stream
 
 
-def list_funding_streams(session: Session) -> list[dict[str, Any]]:
+def list_funding_streams(session: Session, *, principal: Principal) -> list[dict[str, Any]]:
+    """Funding streams with their programme counts: all of them, or a funder's own only."""
+    visible = auth.visible_funding_stream_ids(session, principal)
+    stmt = select(FundingStream).order_by(FundingStream.name)
+    if visible is not None:
+        stmt = stmt.where(FundingStream.id.in_(visible))
     counts = dict(
         session.execute(
             select(Programme.funding_stream_id, func.count()).group_by(Programme.funding_stream_id)
@@ -114,7 +119,7 @@ def list_funding_streams(session: Session) -> list[dict[str, Any]]:
     )
     return [
         {"name": s.name, "funder": s.funder, "programmes": counts.get(s.id, 0)}
-        for s in session.scalars(select(FundingStream).order_by(FundingStream.name))
+        for s in session.scalars(stmt)
     ]
 
 
@@ -260,13 +265,18 @@ def close_programme(
     return edit_programme(session, principal=principal, name=name, changes={"end_date": end})
 
 
-def list_programmes(session: Session) -> list[dict[str, Any]]:
+def list_programmes(session: Session, *, principal: Principal) -> list[dict[str, Any]]:
+    """Programmes with their funding stream: all of them, or those of a funder's own streams."""
     today = dt.date.today()
-    rows = session.execute(
+    visible = auth.visible_funding_stream_ids(session, principal)
+    stmt = (
         select(Programme, FundingStream.name)
         .join(FundingStream, Programme.funding_stream_id == FundingStream.id)
         .order_by(Programme.name)
-    ).all()
+    )
+    if visible is not None:
+        stmt = stmt.where(FundingStream.id.in_(visible))
+    rows = session.execute(stmt).all()
     return [
         {
             "name": p.name,

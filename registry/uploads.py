@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from registry.config import get_settings
+from registry.errors import RegistryError
 
 TEMPLATE_COLUMNS = ("programme", "borough", "month", "opportunities", "participants", "spend_gbp")
 REQUIRED_COLUMNS = ("programme", "borough", "month", "opportunities")
@@ -297,11 +298,16 @@ def read_upload(content: bytes, file_name: str) -> Sheet:
 def write_table(frame: pd.DataFrame, path: Path) -> None:
     """Write ``frame`` as CSV (UTF-8) or XLSX, chosen by ``path``'s extension."""
     suffix = path.suffix.lower()
+    folder = path.parent
+    if not folder.is_dir():
+        what = "is not a folder" if folder.exists() else "does not exist"
+        raise RegistryError(
+            f"Cannot write {path.name}: the folder {str(folder)!r} {what}. "
+            "Choose a folder that exists."
+        )
     if suffix == ".csv":
         frame.to_csv(path, index=False, encoding="utf-8", lineterminator="\n")
     elif suffix == ".xlsx":
         frame.to_excel(path, index=False, engine="openpyxl")
     else:
-        from registry.errors import RegistryError
-
         raise RegistryError(f"Choose a file name ending .csv or .xlsx, not {path.name!r}.")

@@ -153,3 +153,22 @@ def test_unknown_revision_and_unopenable_database_are_one_clear_line(db_url, tmp
     )
     assert missing.exit_code == 1
     assert missing.stderr.startswith("Error: The database cannot be opened")
+
+def test_a_funder_account_must_name_an_existing_funder(db_url) -> None:
+    password = ["--password", "funder-password-1"]
+    # No funding streams yet: admins may set users up first.
+    early = run(
+        db_url, "users", "add", "f1", "--role", "funder", "--funder", "Nobody Org", *password
+    )
+    assert early.exit_code == 0, early.output
+    run(db_url, "funding-streams", "add", "Fund A", "--funder", "City Hall")
+    run(db_url, "funding-streams", "add", "Fund B", "--funder", "Home Office")
+    refused = run(
+        db_url, "users", "add", "f2", "--role", "funder", "--funder", "Nobody Org", *password
+    )
+    assert refused.exit_code == 1
+    assert "No funding stream is paid for by 'Nobody Org'" in refused.stderr
+    assert "'City Hall', 'Home Office'" in refused.stderr
+    assert run(db_url, "users", "set-role", "f1", "funder", "--funder", "Nobody").exit_code == 1
+    ok = run(db_url, "users", "add", "f3", "--role", "funder", "--funder", "City Hall", *password)
+    assert ok.exit_code == 0, ok.output

@@ -9,12 +9,13 @@ import json
 import pytest
 from click.testing import CliRunner
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from registry import db, programmes
 from registry.cli import cli
 from registry.errors import ConflictError, RegistryError
 from registry.models import AuditEvent, Delivery, Programme
-from tests.conftest import STAFF
+from tests.conftest import ADMIN, COMMISSIONER, FUNDER, STAFF
 from tests.entry_helpers import OPEN, add_programmes, dump
 
 
@@ -51,7 +52,7 @@ def test_programme_names_are_unique_and_edits_are_audited(session) -> None:
         select(AuditEvent).where(AuditEvent.entity == "programme", AuditEvent.action == "amend")
     ).all()[-1]
     assert event.before["end_date"] is None and event.after["end_date"] == "2023-03-31"
-    listed = {p["name"]: p for p in programmes.list_programmes(session)}
+    listed = {p["name"]: p for p in programmes.list_programmes(session, principal=ADMIN)}
     assert listed[OPEN]["status"] == "closed"
 
 
@@ -112,6 +113,7 @@ def test_import_json_dry_run_and_rejection(db_url, tmp_path) -> None:
         "unchanged": 0,
         "rejected": 0,
         "errors": [],
+        "refused": False,
     }
     with engine.connect() as conn:
         assert conn.scalar(select(func.count()).select_from(Delivery)) == 0
@@ -140,12 +142,40 @@ def test_import_json_dry_run_and_rejection(db_url, tmp_path) -> None:
                 "Did you mean 'Brent'?",
             }
         ],
+        "refused": False,
     }
     assert dump(engine) == before
     text = run(db_url, "import", "deliveries", str(bad))
     assert text.exit_code == 1 and "row 3, borough: 'Brnt'" in text.stderr
     assert "Nothing was written." in text.stderr
     engine.dispose()
+
+
+def test_import_summary_wording(db_url, tmp_path) -> None:
+    engine = db.make_engine(db_url)
+    with db.make_session_factory(engine)() as s:
+        add_programmes(s)
+    engine.dispose()
+    good = tmp_path / "good.csv"
+    good.write_text(f"programme,borough,month,opportunities\n{OPEN},Camden,2022-01,4\n")
+    dry = run(db_url, "import", "deliveries", str(good), "--dry-run")
+    assert dry.stdout.splitlines()[0] == "Would add 1, amend 0, leave 0 unchanged."
+    saved = run(db_url, "import", "deliveries", str(good))
+    assert saved.stdout.splitlines()[0] == "Added 1, amended 0, left 0 unchanged."
+    assert run(db_url, "import", "deliveries", str(good)).stdout.strip() == "Nothing to change."
+    for name, content in [
+        ("header.csv", b"programme,place,month\nX,Camden,2022-01\n"),
+        ("empty.csv", b""),
+        ("binary.csv", bytes(range(256)) * 4),
+    ]:
+        path = tmp_path / name
+        path.write_bytes(content)
+        refused = run(db_url, "import", "deliveries", str(path))
+        assert refused.exit_code == 1
+        assert refused.stderr.startswith("File refused:\n  ")
+        assert "Would add" not in refused.output and "row(s) rejected" not in refused.output
+        summary = json.loads(run(db_url, "import", "deliveries", str(path), "--json").stdout)
+        assert summary["refused"] is True and summary["errors"]
 
 
 def test_template_and_export_round_trip(seeded_url, tmp_path) -> None:
@@ -200,3 +230,48 @@ def test_months_sign_off_reopen_and_missing(db_url, tmp_path) -> None:
     missing = run(db_url, "months", "missing", "--from", "2022-01", "--to", "2022-03")
     assert missing.exit_code == 0
     assert "2022-02 Youth Mentoring" in missing.output and "missing" in missing.output
+
+
+def test_funders_see_only_their_own_streams_and_programmes(db_url) -> None:
+    run(db_url, "funding-streams", "add", "Fund A", "--funder", "City Hall")
+    run(db_url, "funding-streams", "add", "Fund B", "--funder", "Other Trust")
+    run(db_url, "programmes", "add", "PA", "--funding-stream", "Fund A", "--start", "2020-01-01")
+    run(db_url, "programmes", "add", "PB", "--funding-stream", "Fund B", "--start", "2020-01-01")
+    engine = db.make_engine(db_url)
+    with Session(engine) as session:
+        assert [s["name"] for s in programmes.list_funding_streams(session, principal=FUNDER)] == [
+            "Fund A"
+        ]
+        assert [p["name"] for p in programmes.list_programmes(session, principal=FUNDER)] == ["PA"]
+        assert len(programmes.list_programmes(session, principal=STAFF)) == 2
+        assert len(programmes.list_funding_streams(session, principal=COMMISSIONER)) == 2
+    engine.dispose()
+    run(
+        db_url,
+        "users",
+        "add",
+        "fran",
+        "--role",
+        "funder",
+        "--funder",
+        "City Hall",
+        "--password",
+        "funder-password-1",
+    )
+    listed = run(db_url, "--as", "fran", "programmes", "list", "--json")
+    assert listed.exit_code == 0
+    assert [p["name"] for p in json.loads(listed.stdout)] == ["PA"]
+    streams = run(db_url, "--as", "fran", "funding-streams", "list", "--json")
+    assert [s["name"] for s in json.loads(streams.stdout)] == ["Fund A"]
+    assert "PB" not in run(db_url, "--as", "fran", "programmes", "list").stdout
+
+
+def test_export_to_a_missing_folder_is_one_plain_line(db_url, tmp_path) -> None:
+    result = run(db_url, "export", "deliveries", str(tmp_path / "nowhere" / "x.csv"))
+    assert result.exit_code == 1
+    assert "the folder" in result.stderr and "does not exist" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "Errno" not in result.stderr and "Cannot save file" not in result.stderr
+    (tmp_path / "afile").write_text("x")
+    result = run(db_url, "export", "deliveries", str(tmp_path / "afile" / "x.xlsx"))
+    assert result.exit_code == 1 and "is not a folder" in result.stderr

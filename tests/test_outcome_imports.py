@@ -180,6 +180,10 @@ def test_cli_takes_a_folder_of_police_uk_files(db_url, tmp_path) -> None:
 
     for path in FIXTURES.glob("2023-01-*-street.csv"):
         shutil.copy(path, tmp_path / path.name)
+    # A data.police.uk download also holds outcomes files: the folder import leaves them out.
+    outcomes = tmp_path / "2023-01-surrey-outcomes.csv"
+    shutil.copy(FIXTURES / "2023-01-surrey-street.csv", outcomes)
+    (tmp_path / "notes.csv").write_text("a,b\n1,2\n")
     result = CliRunner().invoke(
         cli,
         [
@@ -199,3 +203,34 @@ def test_cli_takes_a_folder_of_police_uk_files(db_url, tmp_path) -> None:
     assert report["rows_read"] == sum(
         len(pd.read_csv(p)) for p in FIXTURES.glob("2023-01-*-street.csv")
     )
+    assert report["skipped"]["files in the folder that are not *-street.csv (ignored)"] == 2
+    text = CliRunner().invoke(
+        cli,
+        ["--database-url", db_url, "import", "crime", str(tmp_path), "--format", "police-uk"],
+        catch_exceptions=False,
+    )
+    assert "2023-01-surrey-outcomes.csv, notes.csv" in text.output
+
+
+def test_a_workbook_or_binary_file_given_to_a_csv_format_says_so(db_url, tmp_path) -> None:
+    from click.testing import CliRunner
+
+    from registry.cli import cli
+
+    workbook = tmp_path / "t.xlsx"
+    pd.DataFrame({"Borough": ["Camden"], "Count": [1]}).to_excel(workbook, index=False)
+    binary = tmp_path / "t.csv"
+    binary.write_bytes(b"\x00\x01\x02\xff" * 100)
+
+    def run(*args: str) -> str:
+        result = CliRunner().invoke(cli, ["--database-url", db_url, *args])
+        assert result.exit_code == 1
+        return result.stderr
+
+    for fmt in ("mps-borough", "police-uk", "long"):
+        message = run("import", "crime", str(workbook), "--format", fmt)
+        assert f"This is an Excel workbook; --format {fmt} takes the CSV file" in message
+        assert "cells where the header" not in message
+        assert "not a text file" in run("import", "crime", str(binary), "--format", fmt)
+    message = run("import", "population", str(workbook), "--format", "ons-single-year")
+    assert "This is an Excel workbook; --format ons-single-year takes the CSV file" in message

@@ -259,6 +259,30 @@ def test_wrong_format_refused_with_a_hint(db_url) -> None:
     assert result.exit_code == 2
 
 
+def test_wrong_format_hint_never_names_what_is_already_in_use(db_url) -> None:
+    long_population = str(FIXTURES / "long_population.csv")
+    result = run(
+        db_url,
+        "import",
+        "population",
+        long_population,
+        "--format",
+        "ons-single-year",
+        "--year",
+        "2020",
+    )
+    assert result.exit_code == 1
+    assert "it looks like a long population file (use --format long)" in result.stderr
+    assert "vru import population" not in result.stderr
+    result = run(db_url, "import", "crime", long_population, "--format", "long")
+    assert result.exit_code == 1
+    assert "(import it with `vru import population --format long`)" in result.stderr
+    long_crime = str(FIXTURES / "long_crime.csv")
+    result = run(db_url, "import", "population", long_crime, "--format", "long")
+    assert result.exit_code == 1
+    assert "(import it with `vru import crime --format long`)" in result.stderr
+
+
 def test_one_bad_file_among_many_writes_nothing(db_url, tmp_path) -> None:
     bad = _edit(tmp_path, "mps_lsoa.csv", "E09000033", "E09000099")
     _refused(

@@ -8,6 +8,7 @@ import io
 import re
 import unicodedata
 import warnings
+import zipfile
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -221,8 +222,44 @@ def parser_refusal(file_name: str, exc: Exception) -> ImportRefused:
     return refuse(file_name, f"not a readable CSV file ({str(exc).splitlines()[0]})")
 
 
-def read_csv_text(source: Source) -> pd.DataFrame:
-    """A whole CSV file as text cells (nothing guessed), refusing rows of the wrong width."""
+_ZIP_MAGIC = b"PK\x03\x04"
+_OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+
+
+def require_text(source: Source, fmt: str) -> None:
+    """Refuse a workbook or other binary file given to a format that reads CSV text.
+
+    Without this a workbook reaches the CSV parser and is refused for "2 cells where the header
+    has 1 columns", which sends the user looking for a comma instead of the right file.
+    """
+    with source.open() as stream:
+        head = stream.read(8192)
+    if head.startswith(_ZIP_MAGIC):
+        with source.open() as stream:
+            try:
+                names = zipfile.ZipFile(stream).namelist()
+            except zipfile.BadZipFile:
+                names = []
+        what = "an Excel workbook" if any(n.startswith("xl/") for n in names) else "a zip archive"
+        raise refuse(
+            source.name, f"This is {what}; --format {fmt} takes the CSV file (save it as CSV)"
+        )
+    if head.startswith(_OLE_MAGIC):
+        raise refuse(
+            source.name,
+            f"This is an old Excel (.xls) workbook; --format {fmt} takes the CSV file "
+            "(save it as CSV)",
+        )
+    if b"\x00" in head:
+        raise refuse(source.name, f"This is not a text file; --format {fmt} takes a CSV file")
+
+
+def read_csv_text(source: Source, fmt: str) -> pd.DataFrame:
+    """A whole CSV file as text cells (nothing guessed), refusing rows of the wrong width.
+
+    ``fmt`` names the import format, for the refusal of a file that is not text at all.
+    """
+    require_text(source, fmt)
     with warnings.catch_warnings():
         warnings.simplefilter("error", pd.errors.ParserWarning)
         try:

@@ -55,14 +55,28 @@ def detect(source: Source) -> str | None:
     return detect_columns(header_of(source))
 
 
-def describe(columns: list[str]) -> str:
-    """A hint for a refusal: which format the header looks like, if any."""
+_POPULATION_FORMATS = {"ons-single-year": "ons-single-year", "long-population": "long"}
+
+
+def describe(columns: list[str], *, command: str, fmt: str) -> str:
+    """A hint for a refusal: which format the header looks like, if any.
+
+    ``command`` (``crime`` or ``population``) and ``fmt`` are what the user ran, so the hint
+    names the other format or the other command, never the one already in use.
+    """
     found = detect_columns(columns)
-    if found is None:
+    if found in _POPULATION_FORMATS:
+        found_command, found_fmt = "population", _POPULATION_FORMATS[found]
+    else:
+        found_command, found_fmt = "crime", found
+    if found is None or (found_command, found_fmt) == (command, fmt):
         shown = ",".join(columns[:8]) + (",..." if len(columns) > 8 else "")
         return f"; its header is '{shown}'"
-    if found == "long-population":
-        return "; it looks like a population file (import it with `vru import population`)"
-    if found == "ons-single-year":
-        return "; it looks like an ONS population file (`vru import population`)"
-    return f"; it looks like a '{found}' file (use --format {found})"
+    kinds = {"ons-single-year": "an ONS population", "long-population": "a long population"}
+    kind = kinds.get(found, f"a '{found_fmt}'")
+    if found_command == command:
+        return f"; it looks like {kind} file (use --format {found_fmt})"
+    return (
+        f"; it looks like {kind} file (import it with "
+        f"`vru import {found_command} --format {found_fmt}`)"
+    )

@@ -27,7 +27,7 @@ COLUMNS = ("measure", "borough", "month", "count")
 
 def parse(source: Source, measures: set[str], progress: Progress = no_progress) -> ParsedCrime:
     progress(0.0, f"Reading {source.name}")
-    frame = read_csv_text(source)
+    frame = read_csv_text(source, "long")
     header = [clean(c) for c in frame.columns]
     frame = frame.set_axis([c.lower() for c in header], axis=1)
     missing = [c for c in COLUMNS if c not in frame.columns]
@@ -35,7 +35,7 @@ def parse(source: Source, measures: set[str], progress: Progress = no_progress) 
         raise refuse(
             source.name,
             f"missing column(s) {', '.join(missing)}; a long file has the header "
-            "'measure,borough,month,count'" + describe(header),
+            "'measure,borough,month,count'" + describe(header, command="crime", fmt="long"),
         )
     frame = frame.loc[~frame.map(lambda v: clean(v) == "").all(axis=1)]
     parsed = ParsedCrime(

@@ -66,7 +66,8 @@ def _columns(source: Source, columns: list[str]) -> tuple[str, str, str, list[st
             source.name,
             "this is not an MPS borough-level crime file: expected a header such as "
             "'MajorText,MinorText,BoroughName,201004,...' or "
-            "'Borough,Major Category,Minor Category,200801,...'" + describe(columns),
+            "'Borough,Major Category,Minor Category,200801,...'"
+            + describe(columns, command="crime", fmt="mps-borough"),
         )
     area = next(c for c in AREA_COLUMNS if c in columns)
     if layout == "LSOA-level":
@@ -79,7 +80,7 @@ def _columns(source: Source, columns: list[str]) -> tuple[str, str, str, list[st
 def parse(source: Source, mapper: Mapper, progress: Progress = no_progress) -> ParsedCrime:
     """Read one file; refuse it (nothing parsed) if any cell or area is wrong."""
     progress(0.0, f"Reading {source.name}")
-    frame = read_csv_text(source)
+    frame = read_csv_text(source, "mps-borough")
     frame = frame.set_axis([clean(c) for c in frame.columns], axis=1)
     area_col, major_col, minor_col, month_cols = _columns(source, list(frame.columns))
     # Rows of nothing at all (a stray ",,,," line) are not data.

@@ -70,7 +70,7 @@ def _read(source: Source) -> pd.DataFrame:
         frame = pd.read_excel(source.open(), dtype=object, engine="openpyxl")
         frame = frame.astype(object).where(frame.notna(), "")
     else:
-        frame = read_csv_text(source)
+        frame = read_csv_text(source, "mps-dashboard")
     frame = frame.set_axis([RENAMED.get(clean(c), clean(c)) for c in frame.columns], axis=1)
     return frame
 
@@ -83,7 +83,7 @@ def parse(source: Source, mapper: Mapper, progress: Progress = no_progress) -> P
         raise refuse(
             source.name,
             f"missing column(s) {', '.join(missing)} of the Met crime dashboard file"
-            + describe(list(frame.columns)),
+            + describe(list(frame.columns), command="crime", fmt="mps-dashboard"),
         )
     blank = frame.map(lambda v: clean(v) == "").all(axis=1)
     frame = frame.loc[~blank]

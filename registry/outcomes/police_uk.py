@@ -33,6 +33,7 @@ from registry.outcomes.common import (
     no_progress,
     parser_refusal,
     refuse,
+    require_text,
 )
 from registry.outcomes.detect import describe, header_of
 from registry.outcomes.mapping import Mapper
@@ -157,13 +158,14 @@ def parse(
         raise refuse("police.uk import", "no files given")
     hashes = {}
     for source in sources:
+        require_text(source, "police-uk")
         columns = header_of(source)
         missing = [c for c in COLUMNS if c not in columns]
         if missing:
             raise refuse(
                 source.name,
                 f"missing column(s) {', '.join(missing)} of a data.police.uk street-level file"
-                + describe(columns),
+                + describe(columns, command="crime", fmt="police-uk"),
             )
         digest = source.sha256()
         if digest in hashes:

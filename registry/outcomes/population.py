@@ -23,6 +23,7 @@ from registry.outcomes.common import (
     clean,
     read_csv_text,
     refuse,
+    require_text,
 )
 from registry.outcomes.detect import describe
 
@@ -45,14 +46,15 @@ def _number(text: str) -> int | None:
     return int(digits) if digits.isdigit() else None
 
 
-def _frame(source: Source) -> pd.DataFrame:
-    frame = read_csv_text(source)
+def _frame(source: Source, fmt: str) -> pd.DataFrame:
+    frame = read_csv_text(source, fmt)
     frame = frame.set_axis([clean(c) for c in frame.columns], axis=1)
     frame = frame.loc[:, [c for c in frame.columns if c and not c.startswith("Unnamed:")]]
     return frame.loc[~frame.map(lambda v: clean(v) == "").all(axis=1)]
 
 
 def parse_ons(source: Source, year: int | None) -> ParsedPopulation:
+    require_text(source, "ons-single-year")
     year = year or year_from_name(source.name)
     if year is None:
         raise refuse(
@@ -62,14 +64,14 @@ def parse_ons(source: Source, year: int | None) -> ParsedPopulation:
         )
     if not 1900 <= year <= 2200:
         raise refuse(source.name, f"{year} is not a plausible year")
-    frame = _frame(source)
+    frame = _frame(source, "ons-single-year")
     ages = [str(a) for a in range(10, 25)]
     missing = [c for c in (*ONS_COLUMNS, *ages) if c not in frame.columns]
     if missing:
         raise refuse(
             source.name,
             f"missing column(s) {', '.join(missing)} of the ONS single-year-of-age file"
-            + describe(list(frame.columns)),
+            + describe(list(frame.columns), command="population", fmt="ons-single-year"),
         )
     parsed = ParsedPopulation(
         format="ons-single-year",
@@ -113,14 +115,15 @@ def parse_ons(source: Source, year: int | None) -> ParsedPopulation:
 
 
 def parse_long(source: Source) -> ParsedPopulation:
-    frame = _frame(source)
+    frame = _frame(source, "long")
     frame = frame.set_axis([c.lower() for c in frame.columns], axis=1)
     missing = [c for c in LONG_COLUMNS if c not in frame.columns]
     if missing:
         raise refuse(
             source.name,
             f"missing column(s) {', '.join(missing)}; a long population file has the header "
-            "'borough,year,age_band,people'" + describe(list(frame.columns)),
+            "'borough,year,age_band,people'"
+            + describe(list(frame.columns), command="population", fmt="long"),
         )
     parsed = ParsedPopulation(
         format="long", file_name=source.name, sha256=source.sha256(), rows_read=len(frame)
