@@ -154,6 +154,7 @@ def test_unknown_revision_and_unopenable_database_are_one_clear_line(db_url, tmp
     assert missing.exit_code == 1
     assert missing.stderr.startswith("Error: The database cannot be opened")
 
+
 def test_a_funder_account_must_name_an_existing_funder(db_url) -> None:
     password = ["--password", "funder-password-1"]
     # No funding streams yet: admins may set users up first.
