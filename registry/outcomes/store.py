@@ -136,6 +136,24 @@ def import_crime(
     ]
 
 
+def _nothing_to_write(
+    session: Session, report: ImportReport, kind: str, sha256: str, dry_run: bool
+) -> bool:
+    """True when the import stops before writing: a dry run, or a file already imported.
+
+    A re-import that changes nothing points the report at the earlier batch and writes no new one.
+    """
+    if dry_run:
+        return True
+    if report.counts_written == 0:
+        earlier = _existing_batch(session, kind, sha256)
+        if earlier is not None:
+            report.batch = earlier
+            report.already_imported = True
+            return True
+    return False
+
+
 def _existing_batch(session: Session, kind: str, sha256: str) -> int | None:
     return session.scalar(
         select(ImportBatch.id)
@@ -253,14 +271,8 @@ def _store_crime(
         dry_run=dry_run,
         changes=changes[:PREVIEW_ROWS],
     )
-    if dry_run:
+    if _nothing_to_write(session, report, "crime", parsed.sha256, dry_run):
         return report
-    if report.counts_written == 0:
-        earlier = _existing_batch(session, "crime", parsed.sha256)
-        if earlier is not None:
-            report.batch = earlier
-            report.already_imported = True
-            return report
 
     batch = ImportBatch(
         kind="crime",
@@ -447,14 +459,8 @@ def import_population(
         dry_run=dry_run,
         changes=changes[:PREVIEW_ROWS],
     )
-    if dry_run:
+    if _nothing_to_write(session, report, "population", parsed.sha256, dry_run):
         return report
-    if report.counts_written == 0:
-        earlier = _existing_batch(session, "population", parsed.sha256)
-        if earlier is not None:
-            report.batch = earlier
-            report.already_imported = True
-            return report
     batch = ImportBatch(
         kind="population",
         format=parsed.format,
