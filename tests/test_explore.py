@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -43,6 +45,20 @@ def test_poisson_limits_are_exact_and_near_the_normal_ones_for_large_counts() ->
         assert np.all(limit >= stats.poisson.ppf(p, mu) - 1)
     upper = poisson_limit(np.array([2_000.0]), 0.975)[0]
     assert upper == pytest.approx(2_000 + 1.96 * np.sqrt(2_000), abs=2)
+
+
+def test_poisson_limit_equals_the_interpolation_of_scipy_stats_quantiles() -> None:
+    """The limits are built from scipy.special (to keep scipy.stats out of the page's imports);
+    they must equal the same interpolation done with scipy.stats, zero means included."""
+    mu = np.concatenate(
+        [[0.0, 1e-9, 0.3, 1.0, 7.5], np.random.default_rng(3).gamma(1.0, 40.0, 500)]
+    )
+    for p in (0.001, 0.025, 0.975, 0.999):
+        r = stats.poisson.ppf(p, mu)
+        upper, lower = stats.poisson.cdf(r, mu), stats.poisson.cdf(r - 1, mu)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            alpha = np.where(upper > lower, (upper - p) / (upper - lower), 0.0)
+        np.testing.assert_array_equal(poisson_limit(mu, p), np.maximum(r - alpha, 0.0))
 
 
 def test_periods_are_months_quarters_and_financial_years() -> None:
@@ -89,3 +105,16 @@ def test_explore_figures_on_demo_data(session) -> None:
 def test_funders_cannot_explore(session) -> None:
     with pytest.raises(PermissionDenied):
         explore_data(session, principal=FUNDER, measure="homicide")
+
+
+def test_explore_figures_do_not_import_statsmodels_or_scipy_stats() -> None:
+    """Overview and Explore need only sums and Poisson limits; statsmodels and scipy.stats cost
+    their first render about 0.7 s to import, so registry.explore must not pull them in."""
+    code = (
+        "import sys, registry.explore; "
+        "print(sorted(m for m in ('statsmodels', 'scipy.stats') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "[]"

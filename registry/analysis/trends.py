@@ -23,115 +23,18 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from scipy import stats
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.proportion import proportion_confint
 from statsmodels.tsa.seasonal import STL
 
 from registry import boroughs
-from registry.analysis.panel import borough_codes, measure_by_code
-from registry.analysis.result import TrendChange, WindowTotal
+from registry.analysis.result import TrendChange
+from registry.analysis.series import LONDON, monthly_series, rolling_totals, window_total
 from registry.auth import Principal, require
 from registry.demo import SYNTHETIC_NOTE, is_synthetic
 from registry.errors import RegistryError
-from registry.models import Borough, OutcomeCount, UnallocatedCount
-from registry.periods import add_months, format_month, month_range, rolling_window
-
-LONDON = "London"
-
-
-def _as_date(value: object) -> dt.date:
-    if isinstance(value, dt.datetime):
-        return value.date()
-    if isinstance(value, dt.date):
-        return value
-    return dt.date.fromisoformat(str(value)[:10])
-
-
-def _month_frame(rows: Sequence[Sequence[object]], name: str) -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "month": [_as_date(m) for m, _ in rows],
-            name: np.array([int(str(c)) for _, c in rows], dtype=np.int64),
-        }
-    ).set_index("month")
-
-
-def monthly_series(
-    session: Session,
-    *,
-    principal: Principal,
-    measure: str,
-    borough: str | None = None,
-    start: dt.date | None = None,
-    end: dt.date | None = None,
-) -> pd.DataFrame:
-    """Monthly totals of ``measure`` for London (default) or one borough, summed by the database.
-
-    Columns ``month``, ``boroughs``, ``unallocated`` and ``count`` (London: boroughs plus
-    unallocated; a borough: its own counts, unallocated 0). Only months with a stored count appear.
-    """
-    require(principal, "outcomes.read")
-    outcome = measure_by_code(session, measure)
-    flt = [OutcomeCount.measure_id == outcome.id]
-    if start is not None:
-        flt.append(OutcomeCount.month >= start)
-    if end is not None:
-        flt.append(OutcomeCount.month <= end)
-    stmt = select(OutcomeCount.month, func.sum(OutcomeCount.count)).where(*flt)
-    if borough is not None:
-        code = borough_codes([borough])[0]
-        stmt = stmt.join(Borough, Borough.id == OutcomeCount.borough_id).where(
-            Borough.gss_code == code
-        )
-    rows = session.execute(stmt.group_by(OutcomeCount.month)).all()
-    frame = _month_frame(rows, "boroughs")
-    if borough is None:
-        uflt = [UnallocatedCount.measure_id == outcome.id]
-        if start is not None:
-            uflt.append(UnallocatedCount.month >= start)
-        if end is not None:
-            uflt.append(UnallocatedCount.month <= end)
-        urows = session.execute(
-            select(UnallocatedCount.month, func.sum(UnallocatedCount.count))
-            .where(*uflt)
-            .group_by(UnallocatedCount.month)
-        ).all()
-        frame = frame.join(_month_frame(urows, "unallocated"), how="outer")
-    else:
-        frame["unallocated"] = 0
-    frame = frame.fillna(0).astype(int).sort_index()
-    frame["count"] = frame["boroughs"] + frame["unallocated"]
-    return frame.reset_index()
-
-
-def rolling_totals(series: pd.DataFrame, months: int = 12) -> pd.DataFrame:
-    """Rolling ``months``-month totals, given only where all ``months`` months have data.
-
-    ``series`` has ``month`` and ``count``; missing months are not treated as zero.
-    """
-    if series.empty:
-        return pd.DataFrame(columns=["month", "count", f"rolling_{months}"])
-    full = month_range(series["month"].min(), series["month"].max())
-    counts = series.set_index("month")["count"].reindex(full)
-    rolled = counts.rolling(months, min_periods=months).sum()
-    return pd.DataFrame(
-        {"month": full, "count": counts.to_numpy(), f"rolling_{months}": rolled.to_numpy()}
-    )
-
-
-def window_total(series: pd.DataFrame, end: dt.date, months: int) -> WindowTotal:
-    """Total of the ``months`` whole months ending with ``end``."""
-    window = rolling_window(end, months)
-    inside = series[(series["month"] >= window.start) & (series["month"] <= window.end)]
-    return WindowTotal(
-        start=window.start,
-        end=window.end,
-        count=int(inside["count"].sum()),
-        unallocated=int(inside["unallocated"].sum()) if "unallocated" in inside else 0,
-        months_with_data=int(inside["month"].nunique()),
-    )
+from registry.periods import add_months, format_month, month_range
 
 
 def change_interval(
