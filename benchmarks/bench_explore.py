@@ -5,7 +5,10 @@ GSS-like codes, benchmark-only), 120 programmes, 96 months of delivery (each pro
 areas: 276,480 rows), 3 measures × 180 months of outcome counts for every area (162,000 rows) and
 15 years of population. Then, in the same process:
 
-- first render: Explore under Streamlit's AppTest with empty caches (signed in, switch, run);
+- first render: Explore under Streamlit's AppTest with empty caches (signed in, switch, run),
+  once in a fresh process (paying for importing the page's modules, once per server process) and
+  then, median of 3, with the caches emptied in the warm process: what the first visitor after
+  any data change waits for, since the caches are keyed on the data version;
 - filter-change rerun, warm: the borough filter changed (median of 5), and a measure change
   (new outcome query, the rest cached);
 - baseline: what a page that loads whole tables does on every run: ``pandas.read_sql`` of the
@@ -211,7 +214,15 @@ def measure(url: str) -> dict[str, float]:
     at.session_state["principal"] = WHO
     at.run()
     at.switch_page("dashboards/explore.py")
-    first = timed_run(at)
+    fresh = timed_run(at)
+    # Every data change moves the data version the caches are keyed on, so each first visit to
+    # Explore after one runs with empty caches in a server process that has the page's modules
+    # imported already: clearing the caches here stands in for that.
+    cleared = []
+    for _ in range(3):
+        st.cache_data.clear()
+        cleared.append(timed_run(at))
+        timed_run(at)
     start = dt.datetime.strptime(at.selectbox(key="start").value, "%Y-%m").date()
     end = dt.datetime.strptime(at.selectbox(key="end").value, "%Y-%m").date()
     engine = db.make_engine(url)
@@ -228,7 +239,8 @@ def measure(url: str) -> dict[str, float]:
     measure_change = timed_run(at)
     base = [baseline(url, start, end, codes[i * 3 : i * 3 + 2]) for i in range(3)]
     return {
-        "first render": first,
+        "first render, fresh process": fresh,
+        "first render, caches emptied": statistics.median(cleared),
         "rerun (boroughs), median": statistics.median(reruns),
         "rerun (measure)": measure_change,
         "baseline run, median": statistics.median(base),
@@ -240,7 +252,8 @@ def report(name: str, figures: dict[str, float]) -> None:
     for label, seconds in figures.items():
         print(f"  {label:28s} {seconds:8.3f} s")
     b = figures["baseline run, median"]
-    print(f"  baseline / first render       {b / figures['first render']:8.1f}x")
+    print(f"  baseline / first (fresh)      {b / figures['first render, fresh process']:8.1f}x")
+    print(f"  baseline / first (emptied)    {b / figures['first render, caches emptied']:8.1f}x")
     print(f"  baseline / rerun (boroughs)   {b / figures['rerun (boroughs), median']:8.1f}x")
     print(f"  baseline / rerun (measure)    {b / figures['rerun (measure)']:8.1f}x")
 
