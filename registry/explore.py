@@ -51,6 +51,7 @@ from registry.models import (
 )
 from registry.periods import (
     add_months,
+    as_date,
     financial_year_label,
     financial_year_start,
     format_month,
@@ -153,14 +154,6 @@ class ExploreFilter:
             )
 
 
-def _as_date(value: object) -> dt.date:
-    if isinstance(value, dt.datetime):
-        return value.date()
-    if isinstance(value, dt.date):
-        return value
-    return dt.date.fromisoformat(str(value)[:10])
-
-
 def explore_options(session: Session, *, principal: Principal) -> ExploreOptions:
     require(principal, "outcomes.read")
     measures = [
@@ -179,8 +172,8 @@ def explore_options(session: Session, *, principal: Principal) -> ExploreOptions
             Delivery.deleted_at.is_(None)
         )
     ).one()
-    firsts = [_as_date(v) for v in (first, dfirst) if v is not None]
-    lasts = [_as_date(v) for v in (last, dlast) if v is not None]
+    firsts = [as_date(v) for v in (first, dfirst) if v is not None]
+    lasts = [as_date(v) for v in (last, dlast) if v is not None]
     return ExploreOptions(
         measures=measures,
         areas=[

@@ -21,6 +21,16 @@ class PeriodError(RegistryError, ValueError):
     """A month, quarter or financial year that cannot be read; the message says why."""
 
 
+def as_date(value: object) -> dt.date:
+    """A date column's value as a ``date``: drivers return a ``date`` (PostgreSQL), a ``datetime``
+    or ISO text (SQLite, under ``func.min`` or a raw column)."""
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    return dt.date.fromisoformat(str(value)[:10])
+
+
 def month_start(day: dt.date) -> dt.date:
     return day.replace(day=1)
 

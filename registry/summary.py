@@ -20,7 +20,7 @@ from registry.models import (
     Programme,
     UnallocatedCount,
 )
-from registry.periods import Window, rolling_window
+from registry.periods import Window, as_date, rolling_window
 
 
 @dataclass(frozen=True)
@@ -43,29 +43,18 @@ class HomeFigures:
     last_import_at: dt.datetime | None
 
 
-def _as_date(value: object) -> dt.date | None:
-    if value is None:
-        return None
-    if isinstance(value, dt.datetime):
-        return value.date()
-    if isinstance(value, dt.date):
-        return value
-    return dt.date.fromisoformat(str(value)[:10])
-
-
 def measure_last_12_months(session: Session, measure: OutcomeMeasure) -> MeasureTotal:
     """London total for the 12 months ending with the newest month holding data for ``measure``.
 
     London means boroughs plus London unallocated, so the total matches the publisher's; the
     unallocated part is reported beside it.
     """
-    latest = _as_date(
-        session.scalar(
-            select(func.max(OutcomeCount.month)).where(OutcomeCount.measure_id == measure.id)
-        )
+    stored = session.scalar(
+        select(func.max(OutcomeCount.month)).where(OutcomeCount.measure_id == measure.id)
     )
-    if latest is None:
+    if stored is None:
         return MeasureTotal(measure.code, measure.label, measure.unit, None, 0, 0)
+    latest = as_date(stored)
     window = rolling_window(latest, 12)
     boroughs = session.scalar(
         select(func.coalesce(func.sum(OutcomeCount.count), 0)).where(
@@ -103,8 +92,8 @@ def home_figures(session: Session, *, principal: Principal) -> HomeFigures:
     return HomeFigures(
         opportunities_to_date=int(opportunities or 0),
         programmes=int(session.scalar(select(func.count()).select_from(Programme)) or 0),
-        first_delivery_month=_as_date(first),
-        last_delivery_month=_as_date(last),
+        first_delivery_month=None if first is None else as_date(first),
+        last_delivery_month=None if last is None else as_date(last),
         measures=[measure_last_12_months(session, m) for m in measures],
         last_import_at=session.scalar(select(func.max(ImportBatch.created_at))),
     )

@@ -59,3 +59,17 @@ def test_rolling_window() -> None:
     with pytest.raises(p.PeriodError):
         p.rolling_window(dt.date(2024, 3, 1), 0)
     assert p.last_complete_month(dt.date(2026, 1, 15)) == dt.date(2025, 12, 1)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        dt.date(2024, 3, 1),
+        dt.datetime(2024, 3, 1, 12, 30),
+        "2024-03-01",
+        "2024-03-01 00:00:00.000000",
+    ],
+)
+def test_as_date_reads_what_either_driver_returns_for_a_date_column(value: object) -> None:
+    assert p.as_date(value) == dt.date(2024, 3, 1)
+    assert type(p.as_date(value)) is dt.date

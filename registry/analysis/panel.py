@@ -36,7 +36,7 @@ from registry.models import (
     Population,
     Programme,
 )
-from registry.periods import add_months, format_month, month_start, quarter_start
+from registry.periods import add_months, as_date, format_month, month_start, quarter_start
 
 AGE_BAND = "10-24"
 FREQUENCIES = {"month": 1, "quarter": 3}
@@ -69,14 +69,6 @@ class Panel:
 
 def lag_column(lag: int) -> str:
     return f"delivery_rate_lag{lag}"
-
-
-def _as_date(value: object) -> dt.date:
-    if isinstance(value, dt.datetime):
-        return value.date()
-    if isinstance(value, dt.date):
-        return value
-    return dt.date.fromisoformat(str(value)[:10])
 
 
 def measure_by_code(session: Session, code: str) -> OutcomeMeasure:
@@ -286,7 +278,7 @@ def load_panel(
     known = session.scalar(select(func.min(Delivery.month)).where(Delivery.deleted_at.is_(None)))
     if known is None:
         raise RegistryError("No delivery is recorded, so there is nothing to relate outcomes to.")
-    known_from = _as_date(known)
+    known_from = as_date(known)
     lead_in = max(lags, default=0) * FREQUENCIES.get(frequency, 1) + 2
 
     stmt = (
@@ -305,7 +297,7 @@ def load_panel(
     if end is not None:
         stmt = stmt.where(Delivery.month <= end)
     delivery = pd.DataFrame(
-        [(code_of[b], _as_date(m), int(o)) for b, m, o in session.execute(stmt)],
+        [(code_of[b], as_date(m), int(o)) for b, m, o in session.execute(stmt)],
         columns=["area", "month", "opportunities"],
     )
 
@@ -317,7 +309,7 @@ def load_panel(
     if end is not None:
         out_stmt = out_stmt.where(OutcomeCount.month <= end)
     outcomes = pd.DataFrame(
-        [(code_of[b], _as_date(m), int(c)) for b, m, c in session.execute(out_stmt)],
+        [(code_of[b], as_date(m), int(c)) for b, m, c in session.execute(out_stmt)],
         columns=["area", "month", "count"],
     )
     if codes is not None:

@@ -18,7 +18,7 @@ from registry.auth import Principal, require
 from registry.demo import SYNTHETIC_NOTE, is_synthetic
 from registry.errors import RegistryError
 from registry.models import Borough, Delivery, OutcomeCount, OutcomeMeasure, Programme
-from registry.periods import format_month, month_start, quarter_start
+from registry.periods import as_date, format_month, month_start, quarter_start
 
 MODELS = ("fe", "poisson", "negbin", "its", "event")
 VRU_START = dt.date(2019, 9, 1)
@@ -56,15 +56,9 @@ def analysis_options(session: Session, *, principal: Principal) -> AnalysisOptio
     return AnalysisOptions(
         measures=measures,
         programmes=list(session.scalars(select(Programme.name).order_by(Programme.name))),
-        first_month=_as_date(first) if first is not None else None,
-        last_month=_as_date(last) if last is not None else None,
+        first_month=as_date(first) if first is not None else None,
+        last_month=as_date(last) if last is not None else None,
     )
-
-
-def _as_date(value: object) -> dt.date:
-    if isinstance(value, dt.date):
-        return value
-    return dt.date.fromisoformat(str(value)[:10])
 
 
 def first_deliveries(
@@ -83,7 +77,7 @@ def first_deliveries(
         )
         .group_by(Borough.gss_code)
     ).all()
-    return {code: _as_date(month) for code, month in rows}
+    return {code: as_date(month) for code, month in rows}
 
 
 def _with_robustness(

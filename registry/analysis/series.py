@@ -19,23 +19,15 @@ from registry.analysis.panel import borough_codes, measure_by_code
 from registry.analysis.result import WindowTotal
 from registry.auth import Principal, require
 from registry.models import Borough, OutcomeCount, UnallocatedCount
-from registry.periods import month_range, rolling_window
+from registry.periods import as_date, month_range, rolling_window
 
 LONDON = "London"
-
-
-def _as_date(value: object) -> dt.date:
-    if isinstance(value, dt.datetime):
-        return value.date()
-    if isinstance(value, dt.date):
-        return value
-    return dt.date.fromisoformat(str(value)[:10])
 
 
 def _month_frame(rows: Sequence[Sequence[object]], name: str) -> pd.DataFrame:
     return pd.DataFrame(
         {
-            "month": [_as_date(m) for m, _ in rows],
+            "month": [as_date(m) for m, _ in rows],
             name: np.array([int(str(c)) for _, c in rows], dtype=np.int64),
         }
     ).set_index("month")
