@@ -22,7 +22,7 @@ from registry.models import (
     UnallocatedCount,
 )
 from registry.periods import add_months, parse_month
-from tests.conftest import COMMISSIONER, FUNDER, STAFF
+from tests.conftest import COMMISSIONER, FUNDER, STAFF, tables_without_csv
 
 APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
 PAGES = ["dashboards/overview.py", "dashboards/explore.py", "dashboards/models.py"]
@@ -104,11 +104,12 @@ def assert_matches(at: AppTest, expected: pd.DataFrame, outcome_column: str) -> 
 
 
 @pytest.mark.parametrize("page", PAGES)
-def test_pages_render_on_demo_data(seeded_url, monkeypatch, page) -> None:
+def test_pages_render_on_demo_data(seeded_url, monkeypatch, downloaded, page) -> None:
     at = open_page(seeded_url, monkeypatch, page)
     assert not at.exception
     assert not at.error
     assert at.title[0].value in {"Overview", "Explore", "Models"}
+    assert tables_without_csv(at, downloaded) == []
 
 
 @pytest.mark.parametrize("page", PAGES)
