@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -290,6 +291,27 @@ def test_explore_funnel_and_map_are_drawn_with_tables(seeded_url, monkeypatch) -
     assert "London rate" in captions and "Each square is a borough" in captions
     labels = [b.label for b in at.get("download_button")]
     assert labels.count("Download chart (PNG)") >= 3
+
+
+def test_explore_summaries_print_counts_whole_and_rates_to_one_decimal(
+    seeded_url, monkeypatch
+) -> None:
+    at = open_page(seeded_url, monkeypatch, "dashboards/explore.py")
+    for figure, column, number in [("counts", "count", ",.0f"), ("rates", "outcome_rate", ",.1f")]:
+        at.radio(key="figure").set_value(figure).run()
+        assert not at.exception
+        trend = trend_frame(at)
+        first, last = trend.iloc[0], trend.iloc[-1]
+        captions = "\n".join(c.value for c in at.caption)
+        assert (
+            f"{first['label']} {first[column]:{number}} to "
+            f"{last['label']} {last[column]:{number}} for the outcome"
+        ) in captions, figure
+        tiles = next(d.value for d in at.dataframe if "short" in d.value.columns)
+        top = tiles.sort_values("value", ascending=False).iloc[0]
+        assert f"Highest: {top['borough']} ({top['value']:{number}})." in captions, figure
+        if figure == "counts":
+            assert not re.search(r"\d\.0 to |\(\d[\d,]*\.0\)", captions)
 
 
 def test_shared_url_restores_the_filters(seeded_url, monkeypatch) -> None:
