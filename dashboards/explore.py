@@ -260,7 +260,18 @@ if tiles.empty:
 else:
     tile_chart = charts.with_data(charts.tiles(figure_title), tiles)
     top = tiles.sort_values("value", ascending=False).iloc[0]
-    event = chart_with_table(
+
+    def _pick_from_map() -> None:
+        """A click on a tile chooses its borough for the detail below.
+
+        Only a new click: the tile stays selected on the map across reruns, and the box must
+        still be able to choose another borough afterwards.
+        """
+        clicked = st.session_state["map_chart"].selection.get("pick", [])
+        if clicked and clicked[0].get("area") in names:
+            st.session_state["detail"] = clicked[0]["area"]
+
+    chart_with_table(
         tile_chart,
         tiles[["borough", "short", "row", "col", "value"]],
         summary=(
@@ -270,12 +281,9 @@ else:
         ),
         name="map",
         key="map",
-        on_select="rerun",
+        on_select=_pick_from_map,
         selection_mode="pick",
     )
-    clicked = event.selection.get("pick", []) if event else []
-    if clicked and clicked[0].get("area") in names:
-        state["detail"] = clicked[0]["area"]
 
 # Borough detail -----------------------------------------------------------------------------
 st.subheader("Borough detail")
