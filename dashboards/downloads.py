@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboards.common import current_principal, data_state, session
+from dashboards.common import current_principal, data_state, session, table_download
 from registry.auth import Principal
 from registry.errors import RegistryError
 from registry.periods import financial_year_window
@@ -114,8 +114,12 @@ d3.download_button(
 
 st.subheader("Outcomes in the boroughs reached")
 st.dataframe(built.tables["outcomes"], hide_index=True, width="stretch")
+table_download(built.tables["outcomes"], name=f"{stem}-outcomes", key="outcomes_csv")
 st.subheader("Delivery by borough")
 st.dataframe(built.tables["delivery_by_borough"], hide_index=True, width="stretch")
+table_download(
+    built.tables["delivery_by_borough"], name=f"{stem}-delivery-by-borough", key="delivery_csv"
+)
 st.subheader("Notes")
 for note in built.notes:
     st.markdown(f"- {note}")

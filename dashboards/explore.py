@@ -174,6 +174,7 @@ trend = trend_series(data, flt)
 d_col, o_col = ("delivery_rate", "outcome_rate") if rates else ("opportunities", "count")
 d_title = "Opportunities per 1,000 aged 10-24" if rates else "Opportunities delivered"
 o_title = f"{outcome} per 100,000 aged 10-24" if rates else f"{outcome} (count)"
+number = ",.1f" if rates else ",.0f"  # how a summary prints the figure shown: rate or count
 if trend.empty:
     st.info("No delivery or outcome figures are stored for this selection.")
 else:
@@ -184,8 +185,8 @@ else:
         trend[list(dict.fromkeys(["label", "opportunities", "count", d_col, o_col]))],
         summary=(
             f"Bars show {d_title.lower()}, the line with diamonds {o_title}: "
-            f"{first['label']} {first[o_col]:,.1f} to {last['label']} {last[o_col]:,.1f} for the "
-            f"outcome; {trend['opportunities'].sum():,.0f} opportunities in all."
+            f"{first['label']} {first[o_col]:{number}} to {last['label']} {last[o_col]:{number}} "
+            f"for the outcome; {trend['opportunities'].sum():,.0f} opportunities in all."
         ),
         name="trend",
         key="trend",
@@ -259,22 +260,30 @@ if tiles.empty:
 else:
     tile_chart = charts.with_data(charts.tiles(figure_title), tiles)
     top = tiles.sort_values("value", ascending=False).iloc[0]
-    event = chart_with_table(
+
+    def _pick_from_map() -> None:
+        """A click on a tile chooses its borough for the detail below.
+
+        Only a new click: the tile stays selected on the map across reruns, and the box must
+        still be able to choose another borough afterwards.
+        """
+        clicked = st.session_state["map_chart"].selection.get("pick", [])
+        if clicked and clicked[0].get("area") in names:
+            st.session_state["detail"] = clicked[0]["area"]
+
+    chart_with_table(
         tile_chart,
         tiles[["borough", "short", "row", "col", "value"]],
         summary=(
             f"Each square is a borough placed roughly where it lies, labelled with its short "
             f"name and {figure_title.lower()}; darker is lower. Highest: {top['borough']} "
-            f"({top['value']:,.1f})."
+            f"({top['value']:{number}})."
         ),
         name="map",
         key="map",
-        on_select="rerun",
+        on_select=_pick_from_map,
         selection_mode="pick",
     )
-    clicked = event.selection.get("pick", []) if event else []
-    if clicked and clicked[0].get("area") in names:
-        state["detail"] = clicked[0]["area"]
 
 # Borough detail -----------------------------------------------------------------------------
 st.subheader("Borough detail")

@@ -281,6 +281,9 @@ if compare:
                     "correction for testing every borough."
                 )
                 st.dataframe(report.boroughs, hide_index=True)
+                table_download(
+                    report.boroughs, name=f"boroughs-{measure}", key="trend_boroughs_csv"
+                )
             st.subheader("Baseline sensitivity")
             st.caption("The same current window against every other baseline year and length.")
             table = report.sensitivity.assign(
@@ -289,6 +292,7 @@ if compare:
                 ci_high=lambda t: (100 * t["ci_high"]).round(1),
             )
             st.dataframe(table, hide_index=True)
+            table_download(table, name=f"sensitivity-{measure}", key="sensitivity_csv")
 
 with model_tab:
     for code, sentence in MODEL_SENTENCES.items():

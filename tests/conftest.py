@@ -11,8 +11,9 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, create_engine, text
@@ -174,3 +175,44 @@ def seeded_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     name = f"vru_test_{WORKER}_{uuid.uuid4().hex[:10]}"
     yield create_pg_database(name, request.getfixturevalue("seeded_pg_template"))
     drop_pg_database(name)
+
+
+@pytest.fixture
+def downloaded(monkeypatch: pytest.MonkeyPatch) -> Callable[[Any, str], bytes]:
+    """``downloaded(at, key)``: the bytes the download button ``key`` offered in AppTest's last run.
+
+    AppTest keeps a download's data in an in-memory media store that it drops after each run;
+    this keeps the store, so a test can read the file the button points to.
+    """
+    from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+    from streamlit.testing.v1 import app_test
+
+    stores: list[MemoryMediaFileStorage] = []
+
+    class KeptStorage(MemoryMediaFileStorage):
+        def __init__(self, media_endpoint: str) -> None:
+            super().__init__(media_endpoint)
+            stores.append(self)
+
+    monkeypatch.setattr(app_test, "MemoryMediaFileStorage", KeptStorage)
+
+    def read(at: Any, key: str) -> bytes:
+        button = next(b for b in at.get("download_button") if b.key == key)
+        assert button.proto.url, f"{key} offers no file"
+        return stores[-1].get_file(button.proto.url.rsplit("/", 1)[-1]).content
+
+    return read
+
+
+def tables_without_csv(at: Any, downloaded: Callable[[Any, str], bytes]) -> list[list[str]]:
+    """The columns of every table on the page that no CSV download gives exactly as shown."""
+    files = {
+        downloaded(at, b.key)
+        for b in at.get("download_button")
+        if b.label.endswith("(CSV)") and b.key is not None
+    }
+    return [
+        list(d.value.columns)
+        for d in at.dataframe
+        if d.value.to_csv(index=False).encode() not in files
+    ]

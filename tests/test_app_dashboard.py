@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -22,7 +24,7 @@ from registry.models import (
     UnallocatedCount,
 )
 from registry.periods import add_months, parse_month
-from tests.conftest import COMMISSIONER, FUNDER, STAFF
+from tests.conftest import COMMISSIONER, FUNDER, STAFF, tables_without_csv
 
 APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
 PAGES = ["dashboards/overview.py", "dashboards/explore.py", "dashboards/models.py"]
@@ -104,11 +106,12 @@ def assert_matches(at: AppTest, expected: pd.DataFrame, outcome_column: str) -> 
 
 
 @pytest.mark.parametrize("page", PAGES)
-def test_pages_render_on_demo_data(seeded_url, monkeypatch, page) -> None:
+def test_pages_render_on_demo_data(seeded_url, monkeypatch, downloaded, page) -> None:
     at = open_page(seeded_url, monkeypatch, page)
     assert not at.exception
     assert not at.error
     assert at.title[0].value in {"Overview", "Explore", "Models"}
+    assert tables_without_csv(at, downloaded) == []
 
 
 @pytest.mark.parametrize("page", PAGES)
@@ -289,6 +292,63 @@ def test_explore_funnel_and_map_are_drawn_with_tables(seeded_url, monkeypatch) -
     assert "London rate" in captions and "Each square is a borough" in captions
     labels = [b.label for b in at.get("download_button")]
     assert labels.count("Download chart (PNG)") >= 3
+
+
+def test_explore_summaries_print_counts_whole_and_rates_to_one_decimal(
+    seeded_url, monkeypatch
+) -> None:
+    at = open_page(seeded_url, monkeypatch, "dashboards/explore.py")
+    for figure, column, number in [("counts", "count", ",.0f"), ("rates", "outcome_rate", ",.1f")]:
+        at.radio(key="figure").set_value(figure).run()
+        assert not at.exception
+        trend = trend_frame(at)
+        first, last = trend.iloc[0], trend.iloc[-1]
+        captions = "\n".join(c.value for c in at.caption)
+        assert (
+            f"{first['label']} {first[column]:{number}} to "
+            f"{last['label']} {last[column]:{number}} for the outcome"
+        ) in captions, figure
+        tiles = next(d.value for d in at.dataframe if "short" in d.value.columns)
+        top = tiles.sort_values("value", ascending=False).iloc[0]
+        assert f"Highest: {top['borough']} ({top['value']:{number}})." in captions, figure
+        if figure == "counts":
+            assert not re.search(r"\d\.0 to |\(\d[\d,]*\.0\)", captions)
+
+
+def click_tile(at: AppTest, area: str) -> AppTest:
+    """Run as the browser does after a click on ``area``'s tile: the map's selection event.
+
+    AppTest has no API for chart selections, so this sends the chart's widget state (the JSON
+    the frontend sends) with the other widgets' states for the next run.
+    """
+    chart = next(e for e in at.get("vega_lite_chart") if e.key == "map_chart")
+    states = at._tree.get_widget_states()
+    state = states.widgets.add()
+    state.id = chart.proto.id
+    state.string_value = json.dumps({"selection": {"pick": [{"area": area}]}})
+    return at._run(states)
+
+
+def test_clicking_a_tile_shows_its_borough_and_the_box_still_chooses(
+    seeded_url, monkeypatch
+) -> None:
+    at = open_page(seeded_url, monkeypatch, "dashboards/explore.py")
+    assert at.selectbox(key="detail").value == ""
+    click_tile(at, "E09000022")
+    assert not at.exception
+    assert at.selectbox(key="detail").value == "E09000022"
+    assert at.query_params["detail"] == "E09000022"  # the view can be shared
+    assert any("Lambeth:" in c.value for c in at.caption)
+    # The tile stays selected on the map; choosing in the box, or changing a filter, is not
+    # undone by that old click.
+    at.selectbox(key="detail").set_value("E09000012").run()
+    assert at.selectbox(key="detail").value == "E09000012"
+    at.radio(key="figure").set_value("rates").run()
+    assert at.selectbox(key="detail").value == "E09000012"
+    assert any("Hackney:" in c.value for c in at.caption)
+    # A click on another tile moves the detail again.
+    click_tile(at, "E09000030")
+    assert at.selectbox(key="detail").value == "E09000030"
 
 
 def test_shared_url_restores_the_filters(seeded_url, monkeypatch) -> None:

@@ -5,11 +5,11 @@ from __future__ import annotations
 from registry import db
 from registry.periods import financial_year_window
 from registry.reports.build import Scope, build_report
-from tests.conftest import ADMIN, FUNDER
+from tests.conftest import ADMIN, FUNDER, tables_without_csv
 from tests.test_app_home import app_as
 
 
-def test_funder_chooses_only_among_their_streams(seeded_url, monkeypatch) -> None:
+def test_funder_chooses_only_among_their_streams(seeded_url, monkeypatch, downloaded) -> None:
     at = app_as(seeded_url, monkeypatch, FUNDER)
     at.switch_page("dashboards/downloads.py").run()
     assert not at.exception
@@ -29,7 +29,10 @@ def test_funder_chooses_only_among_their_streams(seeded_url, monkeypatch) -> Non
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Opportunities"] == f"{expected.headline['opportunities']:,}"
     assert metrics["Boroughs reached"] == str(expected.headline["boroughs_reached"])
-    assert len(at.get("download_button")) == 3
+    # The summary as CSV (zip), Excel and PDF, and each table shown as a CSV of its own.
+    keys = [b.key for b in at.get("download_button")]
+    assert keys == ["dl_csv", "dl_xlsx", "dl_pdf", "outcomes_csv", "delivery_csv"]
+    assert tables_without_csv(at, downloaded) == []
 
 
 def test_changing_the_year_changes_the_figures(seeded_url, monkeypatch) -> None:

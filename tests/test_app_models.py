@@ -8,7 +8,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from registry.analysis import DEFINITIONS
-from tests.conftest import COMMISSIONER, FUNDER
+from tests.conftest import COMMISSIONER, FUNDER, tables_without_csv
 
 APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
 PAGE = "dashboards/models.py"
@@ -26,7 +26,7 @@ def page_as(url: str, monkeypatch: pytest.MonkeyPatch, principal) -> AppTest:
     return at.switch_page(PAGE).run()
 
 
-def test_trend_with_definitions_and_sensitivity(seeded_url, monkeypatch) -> None:
+def test_trend_with_definitions_and_sensitivity(seeded_url, monkeypatch, downloaded) -> None:
     at = page_as(seeded_url, monkeypatch, COMMISSIONER)
     assert not at.exception
     assert at.title[0].value == "Models"
@@ -40,9 +40,13 @@ def test_trend_with_definitions_and_sensitivity(seeded_url, monkeypatch) -> None
     assert len(at.dataframe) == 4
     assert any("12 months to the month shown" in c.value for c in at.caption)
     assert "Seasonal decomposition (STL)" in [h.value for h in at.subheader]
+    # Every table on the tab can be downloaded as shown, each from its own button.
+    assert tables_without_csv(at, downloaded) == []
+    files = [downloaded(at, k) for k in ["trend_boroughs_csv", "sensitivity_csv"]]
+    assert "borough" in files[0].decode().splitlines()[0] and files[0] != files[1]
 
 
-def test_model_fit_shows_estimate_and_caveats(seeded_url, monkeypatch) -> None:
+def test_model_fit_shows_estimate_and_caveats(seeded_url, monkeypatch, downloaded) -> None:
     at = page_as(seeded_url, monkeypatch, COMMISSIONER)
     at.selectbox(key="model_kind").set_value("fe")
     button(at, "Fit").click().run()
@@ -55,6 +59,7 @@ def test_model_fit_shows_estimate_and_caveats(seeded_url, monkeypatch) -> None:
     assert "Fitted against observed" in [h.value for h in at.subheader]
     assert any(d.value.columns.tolist() == ["period", "observed", "fitted"] for d in at.dataframe)
     assert any("95% interval" in c.value for c in at.caption)
+    assert tables_without_csv(at, downloaded) == []
 
 
 @pytest.mark.parametrize("model", ["poisson", "its"])
