@@ -31,16 +31,24 @@ def with_data(template: alt.TopLevelMixin, data: pd.DataFrame) -> alt.TopLevelMi
     return chart
 
 
+COUNTS = frozenset({"opportunities", "count"})
+
+
+def number_format(column: str) -> str:
+    """How a figure prints: counts whole, rates to one decimal."""
+    return ",.0f" if column in COUNTS else ",.1f"
+
+
 @functools.cache
 def trend(d_col: str, o_col: str, d_title: str, o_title: str) -> alt.LayerChart:
     base = alt.Chart().encode(x=alt.X("period:T", title="Period"))
     bars = base.mark_bar(opacity=0.6, color=OKABE_ITO[0]).encode(
         y=alt.Y(f"{d_col}:Q", title=f"Bars: {d_title}"),
-        tooltip=[alt.Tooltip("label:N"), alt.Tooltip(f"{d_col}:Q", format=",.1f")],
+        tooltip=[alt.Tooltip("label:N"), alt.Tooltip(f"{d_col}:Q", format=number_format(d_col))],
     )
     line = base.mark_line(color=OKABE_ITO[1], point=alt.OverlayMarkDef(shape="diamond")).encode(
         y=alt.Y(f"{o_col}:Q", title=f"Line: {o_title}"),
-        tooltip=[alt.Tooltip("label:N"), alt.Tooltip(f"{o_col}:Q", format=",.1f")],
+        tooltip=[alt.Tooltip("label:N"), alt.Tooltip(f"{o_col}:Q", format=number_format(o_col))],
     )
     return alt.layer(bars, line).resolve_scale(y="independent")
 
@@ -90,12 +98,12 @@ def funnel(outcome: str) -> tuple[alt.Chart, alt.Chart, alt.Chart]:
 
 
 @functools.cache
-def tiles(figure_title: str) -> alt.LayerChart:
+def tiles(figure_title: str, number: str) -> alt.LayerChart:
     pick = alt.selection_point(fields=["area"], name="pick")
     grid = alt.Chart().encode(
         x=alt.X("col:O", axis=None),
         y=alt.Y("row:O", axis=None),
-        tooltip=[alt.Tooltip("borough:N"), alt.Tooltip("value:Q", format=",.1f")],
+        tooltip=[alt.Tooltip("borough:N"), alt.Tooltip("value:Q", format=number)],
     )
     rect = (
         grid.mark_rect(stroke="white", strokeWidth=2)

@@ -174,7 +174,7 @@ trend = trend_series(data, flt)
 d_col, o_col = ("delivery_rate", "outcome_rate") if rates else ("opportunities", "count")
 d_title = "Opportunities per 1,000 aged 10-24" if rates else "Opportunities delivered"
 o_title = f"{outcome} per 100,000 aged 10-24" if rates else f"{outcome} (count)"
-number = ",.1f" if rates else ",.0f"  # how a summary prints the figure shown: rate or count
+number = charts.number_format(o_col)  # counts print whole, rates to one decimal
 if trend.empty:
     st.info("No delivery or outcome figures are stored for this selection.")
 else:
@@ -256,9 +256,8 @@ figure_title = f"{outcome} per 100,000 aged 10-24" if rates else f"{outcome} (co
 tiles = tile_map(table).assign(value=lambda t: t[figure].round(1))
 if tiles.empty:
     st.info("None of the areas chosen is a London borough, so there is no map to draw.")
-    selected = None
 else:
-    tile_chart = charts.with_data(charts.tiles(figure_title), tiles)
+    tile_chart = charts.with_data(charts.tiles(figure_title, number), tiles)
     top = tiles.sort_values("value", ascending=False).iloc[0]
 
     def _pick_from_map() -> None:

@@ -313,6 +313,14 @@ def test_explore_summaries_print_counts_whole_and_rates_to_one_decimal(
         assert f"Highest: {top['borough']} ({top['value']:{number}})." in captions, figure
         if figure == "counts":
             assert not re.search(r"\d\.0 to |\(\d[\d,]*\.0\)", captions)
+        # The charts' tooltips print the figures the same way.
+        specs = [(c.key, json.loads(c.proto.spec)) for c in at.get("vega_lite_chart")]
+        trend_spec = next(spec for _, spec in specs if "Bars: " in json.dumps(spec))
+        map_spec = next(spec for key, spec in specs if key == "map_chart")
+        for spec in (trend_spec, map_spec):
+            formats = re.findall(r'"format": "([^"]+)"', json.dumps(spec))
+            assert formats and set(formats) <= {",.0f", number}, (figure, formats)
+            assert number in formats, (figure, formats)
 
 
 def click_tile(at: AppTest, area: str) -> AppTest:
