@@ -72,7 +72,13 @@ for column, m in zip(columns, with_data, strict=False):
 without = [m.label for m in figures.measures if m.window is None]
 if without:
     st.caption("No counts loaded yet for: " + ", ".join(without) + ".")
-st.table(pd.DataFrame(rows).set_index("measure"))
+if rows:
+    st.table(pd.DataFrame(rows).set_index("measure"))
+else:
+    st.info(
+        "No outcome counts are loaded yet. An administrator can import them on the Outcome data "
+        "page or with `vru import crime`."
+    )
 
 st.subheader("Data freshness")
 last_import = (

@@ -12,6 +12,7 @@ from registry import db
 from registry.models import Delivery, OutcomeCount, OutcomeMeasure, UnallocatedCount
 from registry.periods import rolling_window
 from tests.conftest import ADMIN, COMMISSIONER, FUNDER
+from tests.entry_helpers import add_programmes
 
 APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
 
@@ -90,6 +91,17 @@ def test_home_on_an_empty_database_gives_guidance(db_url, monkeypatch) -> None:
     assert not at.exception
     assert "The registry is empty" in texts(at)
     assert "Synthetic demo data" not in texts(at)
+
+
+def test_home_with_programmes_but_no_outcome_counts_says_so(db_url, monkeypatch) -> None:
+    engine = db.make_engine(db_url)
+    with db.make_session_factory(engine)() as s:
+        add_programmes(s)
+    engine.dispose()
+    at = app_as(db_url, monkeypatch, ADMIN)
+    assert not at.exception
+    assert "No outcome counts are loaded yet" in texts(at)
+    assert "Programmes in the registry" in [m.label for m in at.metric]
 
 
 def test_funder_home_points_to_downloads(seeded_url, monkeypatch) -> None:
