@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from dashboards.common import attempt, can, current_principal, data_changed, session
+from dashboards.common import attempt, can, current_principal, data_changed, session, table_download
 from registry import deliveries
 from registry.periods import PeriodError, add_months, format_month, last_complete_month, parse_month
 
@@ -39,6 +39,7 @@ m2.metric("Late", int(counts.get("late", 0)))
 m3.metric("Missing", int(counts.get("missing", 0)))
 gaps = frame[frame["status"].isin(["missing", "late"])]
 st.dataframe(gaps, hide_index=True, width="stretch", key="completeness_gaps")
+table_download(gaps, name="missing-and-late-returns", key="gaps_csv")
 
 st.subheader("Signed-off months")
 st.dataframe(pd.DataFrame(signed), hide_index=True, key="signed_off_table")

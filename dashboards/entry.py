@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import streamlit as st
 
-from dashboards.common import attempt, can, current_principal, data_changed, session
+from dashboards.common import attempt, can, current_principal, data_changed, session, table_download
 from registry import deliveries, programmes
 from registry.boroughs import BOROUGHS
 from registry.periods import PeriodError, format_month, last_complete_month, parse_month
@@ -214,7 +216,12 @@ with upload_tab:
                         for p in checked.problems[:3]
                     )
                 )
-                st.dataframe(pd.DataFrame(summary["errors"]), hide_index=True, key="upload_errors")
+                errors = pd.DataFrame(summary["errors"])
+                st.dataframe(errors, hide_index=True, key="upload_errors")
+                # The whole list, to fix the file or send back to the partner who sent it.
+                table_download(
+                    errors, name=f"{Path(uploaded.name).stem}-problems", key="errors_csv"
+                )
             else:
                 st.dataframe(checked.table(), hide_index=True, key="upload_preview")
                 _show_warnings(checked.warnings[:20])

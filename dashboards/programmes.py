@@ -7,7 +7,14 @@ import datetime as dt
 import pandas as pd
 import streamlit as st
 
-from dashboards.common import attempt, can, current_principal, data_changed, session
+from dashboards.common import (
+    attempt,
+    can,
+    current_principal,
+    data_changed,
+    session,
+    table_download,
+)
 from registry import programmes
 
 st.title("Programmes")
@@ -16,7 +23,9 @@ with session() as s:
     rows = programmes.list_programmes(s, principal=who)
     streams = programmes.list_funding_streams(s, principal=who)
 
-st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", key="programmes_table")
+table = pd.DataFrame(rows)
+st.dataframe(table, hide_index=True, width="stretch", key="programmes_table")
+table_download(table, name="programmes", key="programmes_csv")
 writer = can("programmes.write")
 
 

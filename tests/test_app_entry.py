@@ -3,15 +3,17 @@ file's errors, the programmes page and the returns/sign-off page."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 
-from registry import db
+from registry import db, deliveries
 from registry.models import Delivery, MonthSignOff, Programme
-from tests.conftest import ADMIN, COMMISSIONER, STAFF
+from tests.conftest import ADMIN, COMMISSIONER, STAFF, tables_without_csv
 from tests.entry_helpers import OPEN, add_programmes
 
 APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
@@ -113,7 +115,7 @@ def test_upload_previews_then_saves(url, monkeypatch) -> None:
     assert len(rows(url)) == 2
 
 
-def test_bad_upload_shows_the_errors_and_writes_nothing(url, monkeypatch) -> None:
+def test_bad_upload_shows_the_errors_and_writes_nothing(url, monkeypatch, downloaded) -> None:
     content = (CORPUS / "31_mixture.csv").read_bytes()
     at = page(url, monkeypatch, "dashboards/entry.py")
     at.file_uploader(key="upload_file").set_value(("31_mixture.csv", content, "text/csv")).run()
@@ -122,6 +124,11 @@ def test_bad_upload_shows_the_errors_and_writes_nothing(url, monkeypatch) -> Non
     assert "row 2, programme: Unknown programme" in at.error[0].value
     assert not [b for b in at.button if b.key == "upload_confirm"]
     assert rows(url) == []
+    # The whole list of problems can be downloaded, to fix the file or send back.
+    problems = pd.read_csv(io.BytesIO(downloaded(at, "errors_csv")))
+    assert list(problems.columns) == ["row", "column", "value", "reason"]
+    assert len(problems) == 6
+    assert (problems["row"] == 2).any()
 
 
 def test_programmes_page_adds_a_programme(url, monkeypatch) -> None:
@@ -159,6 +166,23 @@ def test_returns_page_and_admin_sign_off(url, monkeypatch) -> None:
     engine.dispose()
     staff = page(url, monkeypatch, "dashboards/completeness.py", principal=STAFF)
     assert not [b for b in staff.button if b.key == "sign_off"]
+
+
+def test_missing_returns_and_programmes_download_as_shown(url, monkeypatch, downloaded) -> None:
+    engine = db.make_engine(url)
+    with db.session_scope(engine) as s:  # one return, so the months after it are due
+        deliveries.save_delivery(
+            s, principal=STAFF, programme=OPEN, borough="Camden", month="2022-01", opportunities=3
+        )
+    engine.dispose()
+    at = page(url, monkeypatch, "dashboards/completeness.py")
+    gaps = next(d.value for d in at.dataframe if "status" in d.value.columns)
+    assert len(gaps) > 0
+    assert set(gaps["status"]) <= {"missing", "late"}
+    assert downloaded(at, "gaps_csv") == gaps.to_csv(index=False).encode()
+    at = page(url, monkeypatch, "dashboards/programmes.py")
+    assert tables_without_csv(at, downloaded) == []
+    assert OPEN.encode() in downloaded(at, "programmes_csv")
 
 
 def test_form_on_a_read_only_database_says_so(url, monkeypatch) -> None:
