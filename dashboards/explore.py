@@ -19,11 +19,13 @@ from dashboards.common import (
 )
 from registry.auth import Principal
 from registry.config import get_settings
+from registry.errors import RegistryError
 from registry.explore import (
     FREQUENCIES,
     ExploreData,
     ExploreFilter,
     ExploreOptions,
+    Funnel,
     area_names,
     delivery_by_month,
     explore_options,
@@ -223,7 +225,15 @@ table_download(shown, name="boroughs", key="boroughs_csv")
 
 # Funnel plot --------------------------------------------------------------------------------
 st.subheader("Borough rates against the London rate (funnel plot)")
-plot = attempt(lambda: funnel(data, flt, every=None if flt.areas else table))
+try:
+    plot: Funnel | None = funnel(data, flt, every=None if flt.areas else table)
+except RegistryError as exc:  # a gap in the data, not a mistake: guidance, not an error box
+    plot = None
+    st.info(
+        f"{exc} Rates need outcome counts and the population aged 10-24: an administrator "
+        "loads them on the Outcome data page or with `vru import crime` and "
+        "`vru import population`."
+    )
 if plot is not None:
     limits = plot.limits.assign(curve=plot.limits["limit"] + " " + plot.limits["side"])
     lines, centre, points = charts.funnel(outcome)

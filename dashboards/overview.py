@@ -15,6 +15,7 @@ from dashboards.common import (
     keep_in_url,
     query_defaults,
     session,
+    table_download,
 )
 from registry.auth import Principal
 from registry.config import get_settings
@@ -122,6 +123,14 @@ long = table.melt(
     var_name="against",
     value_name="change",
 ).dropna()
+if long.empty:
+    st.info(
+        "Neither the same months a year earlier nor 2019 are fully stored, so there is no change "
+        "to chart; the counts are in the table."
+    )
+    st.dataframe(table, hide_index=True)
+    table_download(table, name="overview", key="overview_csv")
+    st.stop()
 chart = (
     alt.Chart(long)
     .mark_bar()

@@ -281,8 +281,14 @@ def young_people(
     stored = pd.DataFrame(
         [(code_of[b], int(y), int(p)) for b, y, p in rows], columns=["area", "year", "people"]
     )
-    if stored.empty:
-        return pd.DataFrame(columns=["area", "year", "young_people"])
+    if stored.empty:  # typed, so rates come out as NaN (not objects) where no one is counted
+        return pd.DataFrame(
+            {
+                "area": pd.Series(dtype=object),
+                "year": pd.Series(dtype="int64"),
+                "young_people": pd.Series(dtype=float),
+            }
+        )
     # The same rule as the panel's nearest_population, vectorised over areas: for each year,
     # the stored years in order of distance (ties to the earlier), first one an area has.
     pivot = stored.pivot(index="area", columns="year", values="people")

@@ -1,0 +1,63 @@
+"""Every page renders, with guidance rather than an error, while the registry is half-filled.
+
+Staff add programmes before any crime data arrives, outcome files are imported before any
+delivery, population may be missing: each state must give plain guidance, never an exception.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import delete
+from streamlit.testing.v1 import AppTest
+
+from registry import db
+from registry.models import Delivery, OutcomeCount, Population, UnallocatedCount
+from tests.analysis_db import load_small
+from tests.conftest import ADMIN
+
+APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
+PAGES = [
+    "dashboards/home.py",
+    "dashboards/overview.py",
+    "dashboards/explore.py",
+    "dashboards/models.py",
+    "dashboards/entry.py",
+    "dashboards/programmes.py",
+    "dashboards/completeness.py",
+    "dashboards/downloads.py",
+    "dashboards/outcome_data.py",
+    "dashboards/users.py",
+    "dashboards/audit_log.py",
+]
+# What each state removes from the small analysis registry.
+STATES = {
+    "programmes only": (Delivery, OutcomeCount, UnallocatedCount, Population),
+    "deliveries, no outcomes": (OutcomeCount, UnallocatedCount, Population),
+    "outcomes, no deliveries": (Delivery,),
+    "no population": (Population,),
+}
+
+
+@pytest.fixture(params=list(STATES))
+def partial_url(request: pytest.FixtureRequest, db_url: str) -> str:
+    load_small(db_url)
+    engine = db.make_engine(db_url)
+    with engine.begin() as conn:
+        for table in STATES[request.param]:
+            conn.execute(delete(table))
+    engine.dispose()
+    return db_url
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_page_renders_on_a_half_filled_registry(partial_url, monkeypatch, page) -> None:
+    monkeypatch.setenv("VRU_DATABASE_URL", partial_url)
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.session_state["principal"] = ADMIN
+    at.run()
+    assert not at.exception, at.exception
+    at.switch_page(page).run()
+    assert not at.exception, (page, at.exception)
+    assert not at.error, (page, [e.value for e in at.error])
