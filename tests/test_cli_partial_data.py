@@ -129,3 +129,25 @@ def test_command_on_a_half_filled_registry(
         assert len(lines) <= 3, result.stderr
         # A refusal writes nothing: no file, or no folder, left behind.
         assert not list(tmp_path.glob("out*")), result.output
+
+
+def run(url: str, *args: str):
+    return CliRunner().invoke(cli, ["--database-url", url, *args])
+
+
+@pytest.mark.parametrize("state_url", ["programmes only", "outcomes, no deliveries"], indirect=True)
+def test_months_missing_names_programmes_that_never_reported(state_url: str) -> None:
+    result = run(state_url, "months", "missing", "--from", "2021-01", "--to", "2023-06")
+    assert result.exit_code == 0, result.output
+    assert "0 missing, 0 late." in result.stdout
+    assert "Not counted: P1, P2 ran in this period but never reported a delivery" in result.stdout
+    # Before either programme started there is nobody to name.
+    early = run(state_url, "months", "missing", "--from", "2020-01", "--to", "2020-12")
+    assert early.stdout.strip() == "0 missing, 0 late."
+
+
+@pytest.mark.parametrize("state_url", ["no population"], indirect=True)
+def test_months_missing_names_no_programme_when_all_reported(state_url: str) -> None:
+    result = run(state_url, "months", "missing", "--from", "2021-01", "--to", "2023-06")
+    assert result.exit_code == 0, result.output
+    assert "Not counted" not in result.stdout
