@@ -151,3 +151,21 @@ def test_months_missing_names_no_programme_when_all_reported(state_url: str) -> 
     result = run(state_url, "months", "missing", "--from", "2021-01", "--to", "2023-06")
     assert result.exit_code == 0, result.output
     assert "Not counted" not in result.stdout
+
+
+@pytest.mark.parametrize("state_url", ["empty"], indirect=True)
+def test_report_on_an_empty_registry_says_so(state_url: str, tmp_path: Path) -> None:
+    out = tmp_path / "out.xlsx"
+    result = run(state_url, "report", "--all", *WINDOW, "--format", "xlsx", "--out", str(out))
+    assert result.exit_code == 1
+    assert result.stderr.strip() == "Error: There are no programmes to summarise yet."
+
+
+@pytest.mark.parametrize("state_url", ["no population"], indirect=True)
+def test_report_counts_one_borough_in_the_singular(state_url: str, tmp_path: Path) -> None:
+    out = tmp_path / "out.pdf"
+    result = run(
+        state_url, "report", "--programme", "P1", *WINDOW, "--format", "pdf", "--out", str(out)
+    )
+    assert result.exit_code == 0, result.output
+    assert "120 opportunities in 1 borough;" in result.stdout
