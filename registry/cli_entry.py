@@ -266,9 +266,15 @@ def months_missing(obj: Context, start: dt.date, end: dt.date) -> None:
     """List delivery returns that are missing or late between two months (YYYY-MM)."""
     with obj.session() as (session, principal):
         frame = deliveries.completeness(session, principal=principal, start=start, end=end)
+        silent = deliveries.never_reported(session, principal=principal, start=start, end=end)
     gaps = frame[frame["status"].isin(["missing", "late"])]
     for r in gaps.itertuples():
         click.echo(f"{r.month} {r.programme:<40} {r.borough:<24} {r.status}")
     click.echo(
         f"{(gaps['status'] == 'missing').sum()} missing, {(gaps['status'] == 'late').sum()} late."
     )
+    if silent:
+        click.echo(
+            f"Not counted: {', '.join(silent)} ran in this period but never reported a delivery, "
+            "so no borough's return is expected of them yet."
+        )

@@ -90,8 +90,9 @@ def report(
     if not built.tables["delivery_by_borough"]["opportunities"].iloc[-1]:
         raise RegistryError(f"{scope.title()} delivered nothing in {built.window.label()}.")
     paths = write(built, fmt, out)
+    reached = built.headline["boroughs_reached"]
     click.echo(
         f"{scope.title()}, {built.window.label()}: {built.headline['opportunities']:,} "
-        f"opportunities in {built.headline['boroughs_reached']} boroughs; data version "
+        f"opportunities in {reached} borough{'' if reached == 1 else 's'}; data version "
         f"{built.data_version}. Wrote {', '.join(str(p) for p in paths)}."
     )

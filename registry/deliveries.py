@@ -1401,6 +1401,29 @@ def completeness(
     return frame.sort_values(["month", "programme", "borough"]).reset_index(drop=True)
 
 
+def never_reported(
+    session: Session, *, principal: Principal, start: dt.date, end: dt.date
+) -> list[str]:
+    """Programmes running between ``start`` and ``end`` that have never reported a delivery.
+
+    :func:`completeness` expects returns only for boroughs a programme has reported in, so these
+    programmes have no expected return at all; callers name them rather than implying none is due.
+    """
+    require(principal, "deliveries.read")
+    reported = select(Delivery.programme_id).where(Delivery.deleted_at.is_(None))
+    return list(
+        session.scalars(
+            select(Programme.name)
+            .where(
+                Programme.id.not_in(reported),
+                Programme.start_date <= index_month(month_index(end) + 1) - dt.timedelta(days=1),
+                (Programme.end_date.is_(None)) | (Programme.end_date >= start),
+            )
+            .order_by(Programme.name)
+        )
+    )
+
+
 def signed_off_months(session: Session) -> list[dict[str, Any]]:
     return [
         {

@@ -405,6 +405,8 @@ def build_report(
     threshold = threshold or get_settings().suppression_threshold
     programmes = _programmes(session, principal, scope)
     if not programmes:
+        if scope.kind == "all":
+            raise RegistryError("There are no programmes to summarise yet.")
         raise RegistryError(f"{scope.title()} has no programmes to summarise.")
     rows = _delivery_rows(session, [p.id for p in programmes], window)
     rows["period"] = [_period_label(m, granularity) for m in rows["month"]]
