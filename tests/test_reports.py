@@ -256,6 +256,17 @@ def test_funder_sees_only_their_own_streams(small) -> None:
     with pytest.raises(PermissionDenied):
         _build(small, CITY_HALL, Scope("all"))
 
+    # Asking for another funder's stream or programme reads exactly like asking for one that
+    # does not exist, so names cannot be found out by guessing.
+    for kind, theirs in (("funding_stream", "Serious Violence"), ("programme", "Elsewhere")):
+        with pytest.raises(PermissionDenied) as other:
+            _build(small, CITY_HALL, Scope(kind, theirs))
+        with pytest.raises(PermissionDenied) as missing:
+            _build(small, CITY_HALL, Scope(kind, "No Such Name"))
+        assert str(other.value).replace(theirs, "X") == str(missing.value).replace(
+            "No Such Name", "X"
+        )
+
 
 def test_cli_report_writes_each_format_and_refuses_other_funders(small, db_url, tmp_path) -> None:
     runner = CliRunner()

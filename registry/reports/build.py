@@ -110,26 +110,32 @@ def default_window(session: Session) -> Window:
     return Window(dt.date(start_year, 4, 1), dt.date(start_year + 1, 3, 1))
 
 
+def _not_yours(principal: Principal, kind: str, name: str | None) -> str:
+    return (
+        f"{principal.username} has no {kind} called {name!r}; a funder sees summaries of its "
+        "own funding streams only."
+    )
+
+
 def _programmes(session: Session, principal: Principal, scope: Scope) -> list[Programme]:
     visible = visible_funding_stream_ids(session, principal)
     stmt = select(Programme).join(FundingStream).order_by(Programme.name)
+    # A funder asking for a stream or programme that is not theirs gets the same answer whether
+    # or not it exists, so other funders' names cannot be found out by guessing.
     if scope.kind == "funding_stream":
         stream = session.scalar(select(FundingStream).where(FundingStream.name == scope.name))
+        if visible is not None and (stream is None or stream.id not in visible):
+            raise PermissionDenied(_not_yours(principal, "funding stream", scope.name))
         if stream is None:
             raise NotFoundError(f"There is no funding stream called {scope.name!r}.")
-        if visible is not None and stream.id not in visible:
-            raise PermissionDenied(
-                f"{principal.username} may only see summaries of their own funding streams."
-            )
         stmt = stmt.where(Programme.funding_stream_id == stream.id)
     elif scope.kind == "programme":
         programme = session.scalar(select(Programme).where(Programme.name == scope.name))
+        hidden = programme is None or programme.funding_stream_id not in (visible or ())
+        if visible is not None and hidden:
+            raise PermissionDenied(_not_yours(principal, "programme", scope.name))
         if programme is None:
             raise NotFoundError(f"There is no programme called {scope.name!r}.")
-        if visible is not None and programme.funding_stream_id not in visible:
-            raise PermissionDenied(
-                f"{principal.username} may only see summaries of their own funding streams."
-            )
         stmt = stmt.where(Programme.id == programme.id)
     elif scope.kind == "all":
         if visible is not None:
