@@ -25,6 +25,7 @@ except PeriodError as exc:
 
 with session() as s:
     frame = attempt(lambda: deliveries.completeness(s, principal=who, start=start, end=end))
+    silent = deliveries.never_reported(s, principal=who, start=start, end=end)
     signed = deliveries.signed_off_months(s)
 if frame is None:
     st.stop()
@@ -37,6 +38,11 @@ m1, m2, m3 = st.columns(3)
 m1.metric("Received on time", int(counts.get("received", 0)))
 m2.metric("Late", int(counts.get("late", 0)))
 m3.metric("Missing", int(counts.get("missing", 0)))
+if silent:
+    st.warning(
+        f"Not counted: {', '.join(silent)} ran in this period but never reported a delivery, so "
+        "no borough's return is expected of them yet."
+    )
 gaps = frame[frame["status"].isin(["missing", "late"])]
 st.dataframe(gaps, hide_index=True, width="stretch", key="completeness_gaps")
 table_download(gaps, name="missing-and-late-returns", key="gaps_csv")

@@ -198,3 +198,10 @@ def test_form_on_a_read_only_database_says_so(url, monkeypatch) -> None:
     assert not at.exception
     assert at.error[0].value.startswith("The database is read-only, so nothing was saved.")
     assert rows(url) == []
+
+
+def test_returns_page_names_programmes_that_never_reported(url, monkeypatch) -> None:
+    at = page(url, monkeypatch, "dashboards/completeness.py")
+    assert {m.label: m.value for m in at.metric}["Missing"] == "0"
+    assert f"Not counted: {OPEN}" in at.warning[0].value
+    assert "never reported a delivery" in at.warning[0].value
