@@ -318,6 +318,8 @@ def users_list(obj: Context, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(users, default=str, indent=2))
         return
+    if not users:
+        click.echo("No users to list.")
     for u in users:
         flags = [
             f
@@ -372,6 +374,8 @@ def audit_cmd(
         csv_path.write_text(audit.events_csv(rows), encoding="utf-8")
         click.echo(f"Wrote {len(rows)} audit events to {csv_path}.")
         return
+    if not rows:
+        click.echo("No audit events match.")
     for r in rows:
         target = f"{r['entity']}#{r['entity_id']}" if r["entity_id"] else r["entity"]
         detail = f"  {r['detail']}" if r["detail"] else ""

@@ -70,6 +70,8 @@ def funding_streams_list(obj: Context, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
+    if not rows:
+        click.echo("No funding streams to list.")
     for r in rows:
         click.echo(f"{r['name']:<40} {r['funder']:<30} {r['programmes']} programme(s)")
 
@@ -142,6 +144,8 @@ def programmes_list(obj: Context, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(rows, indent=2, default=str))
         return
+    if not rows:
+        click.echo("No programmes to list.")
     for r in rows:
         dates = f"{r['start_date']} to {r['end_date'] or 'open'}"
         click.echo(f"{r['name']:<40} {r['funding_stream']:<30} {dates:<26} {r['status']}")

@@ -187,10 +187,12 @@ def outcomes_export(
     click.echo(f"Wrote {len(frame):,} counts to {file}.")
 
 
-def _table(rows: list[dict[str, Any]], columns: list[str], as_json: bool) -> None:
+def _table(rows: list[dict[str, Any]], columns: list[str], as_json: bool, empty: str) -> None:
     if as_json:
         click.echo(json.dumps(rows, default=str, indent=2))
         return
+    if not rows:
+        click.echo(empty)
     for row in rows:
         click.echo("  ".join(str(row[c]) for c in columns))
 
@@ -207,6 +209,7 @@ def outcomes_batches(obj: Context, kind: str | None, as_json: bool) -> None:
         rows,
         ["batch", "created_at", "kind", "format", "release", "file_name", "rows_read", "revised"],
         as_json,
+        empty="No imports of outcome or population data yet.",
     )
 
 
@@ -222,6 +225,7 @@ def outcomes_revisions(obj: Context, batch: int | None, as_json: bool) -> None:
         rows,
         ["measure", "area", "month", "old_count", "old_release", "new_count", "new_release"],
         as_json,
+        empty="No stored count has been revised by a newer release.",
     )
 
 

@@ -169,3 +169,26 @@ def test_report_counts_one_borough_in_the_singular(state_url: str, tmp_path: Pat
     )
     assert result.exit_code == 0, result.output
     assert "120 opportunities in 1 borough;" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (["programmes", "list"], "No programmes to list."),
+        (["funding-streams", "list"], "No funding streams to list."),
+        (["outcomes", "batches"], "No imports of outcome or population data yet."),
+        (["outcomes", "revisions"], "No stored count has been revised by a newer release."),
+        (["audit", "--actor", "nobody"], "No audit events match."),
+    ],
+)
+@pytest.mark.parametrize("state_url", ["empty"], indirect=True)
+def test_an_empty_list_says_so_in_words_and_is_an_empty_json_list(
+    state_url: str, args: list[str], line: str
+) -> None:
+    result = run(state_url, *args)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == line
+    if args[0] != "audit":
+        as_json = run(state_url, *args, "--json")
+        assert as_json.exit_code == 0, as_json.output
+        assert as_json.stdout.strip() == "[]"
