@@ -192,3 +192,13 @@ def test_an_empty_list_says_so_in_words_and_is_an_empty_json_list(
         as_json = run(state_url, *args, "--json")
         assert as_json.exit_code == 0, as_json.output
         assert as_json.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("state_url", ["empty", "programmes only"], indirect=True)
+def test_funder_asking_for_everything_is_told_to_choose_a_stream(
+    state_url: str, tmp_path: Path
+) -> None:
+    out = tmp_path / "out.zip"
+    result = run(state_url, "--as", "fran", "report", "--all", "--format", "csv", "--out", str(out))
+    assert result.exit_code == 1
+    assert "choose one" in result.stderr, result.stderr

@@ -402,6 +402,13 @@ def build_report(
     require(principal, "reports.read")
     if granularity not in ("month", "quarter", "financial_year"):
         raise RegistryError("Choose month, quarter or financial_year for the periods.")
+    # Who may see what comes first: a funder asking for everything is told to choose a stream
+    # of theirs, whatever state the registry is in.
+    programmes = _programmes(session, principal, scope)
+    if not programmes:
+        if scope.kind == "all":
+            raise RegistryError("There are no programmes to summarise yet.")
+        raise RegistryError(f"{scope.title()} has no programmes to summarise.")
     window = window or default_window(session)
     if window.end < window.start:
         raise RegistryError(
@@ -409,11 +416,6 @@ def build_report(
             f"({format_month(window.start)})."
         )
     threshold = threshold or get_settings().suppression_threshold
-    programmes = _programmes(session, principal, scope)
-    if not programmes:
-        if scope.kind == "all":
-            raise RegistryError("There are no programmes to summarise yet.")
-        raise RegistryError(f"{scope.title()} has no programmes to summarise.")
     rows = _delivery_rows(session, [p.id for p in programmes], window)
     rows["period"] = [_period_label(m, granularity) for m in rows["month"]]
 
