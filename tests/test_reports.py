@@ -162,6 +162,19 @@ def test_figures_equal_direct_queries_in_every_format(small) -> None:
         "1",
     )
     assert outcomes["current_start"] == "2023-04" and outcomes["baseline_end"] == "2023-03"
+    # Counts are stored for 2 of the 12 months this year and 1 of 12 a year earlier: no change is
+    # worked out from part-loaded windows (5 against 1 is not a rise of 400%), and the PDF says
+    # how much of each window is loaded.
+    assert (outcomes["current_months_with_data"], outcomes["baseline_months_with_data"]) == (
+        "2",
+        "1",
+    )
+    assert outcomes["change_pct"] == ""
+    assert "5 (2023-04 to 2024-03; 2 of 12 months loaded)" in pdf_text
+    # Gun crime has no count stored in either window: blank, never 0, and said in words.
+    gun = next(r for r in tables["outcomes"] if r["measure"] == "Gun crime")
+    assert (gun["current_count"], gun["baseline_count"]) == ("", "")
+    assert "no counts loaded (2023-04 to 2024-03)" in pdf_text
 
 
 def test_small_participant_counts_are_suppressed_everywhere(small) -> None:

@@ -251,10 +251,18 @@ def _outcomes(session: Session, borough_codes: list[str], window: Window) -> pd.
                     OutcomeCount.month.between(w.start, w.end),
                 )
             ).one()
-            figures[name] = (int(count), int(months))
-        current, baseline_count = figures["current"][0], figures["baseline"][0]
+            # A window with no stored month has no count (not a count of 0: nothing is known).
+            figures[name] = (int(count) if months else None, int(months))
+        (current, current_months), (baseline_count, baseline_months) = (
+            figures["current"],
+            figures["baseline"],
+        )
+        # Only whole windows are compared: a part-loaded window would read as a fall.
+        whole = current_months == window.months and baseline_months == baseline.months
         change = (
-            round((current - baseline_count) / baseline_count * 100, 1) if baseline_count else None
+            round((current - baseline_count) / baseline_count * 100, 1)
+            if whole and current is not None and baseline_count
+            else None
         )
         rows.append(
             {
@@ -263,15 +271,18 @@ def _outcomes(session: Session, borough_codes: list[str], window: Window) -> pd.
                 "current_start": format_month(window.start),
                 "current_end": format_month(window.end),
                 "current_count": current,
-                "current_months_with_data": figures["current"][1],
+                "current_months_with_data": current_months,
                 "baseline_start": format_month(baseline.start),
                 "baseline_end": format_month(baseline.end),
                 "baseline_count": baseline_count,
-                "baseline_months_with_data": figures["baseline"][1],
+                "baseline_months_with_data": baseline_months,
                 "change_pct": change,
             }
         )
-    return pd.DataFrame(rows)
+    frame = pd.DataFrame(rows)
+    if not frame.empty:
+        frame = frame.astype({"current_count": "Int64", "baseline_count": "Int64"})
+    return frame
 
 
 SOURCE_COLUMNS = [

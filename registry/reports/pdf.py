@@ -21,12 +21,23 @@ from reportlab.platypus import (
     TableStyle,
 )
 
+from registry.periods import months_between, parse_month
 from registry.reports.build import Report
 from registry.reports.disclosure import TOTAL
 
 # Okabe-Ito blue: distinguishable for the common forms of colour blindness.
 BAR_COLOUR = colors.HexColor("#0072B2")
 HEADER = colors.HexColor("#1D3557")
+
+
+def _window_count(count: Any, months: int, start: str, end: str) -> str:
+    """A window's count as a reader should take it: none loaded, part-loaded or whole."""
+    length = months_between(parse_month(start), parse_month(end)) + 1
+    if months == 0 or pd.isna(count):
+        return f"no counts loaded ({start} to {end})"
+    if months < length:
+        return f"{count:,} ({start} to {end}; {months} of {length} months loaded)"
+    return f"{count:,} ({start} to {end})"
 
 
 def _fmt(value: Any, money: bool = False) -> str:
@@ -161,18 +172,20 @@ def to_pdf(report: Report) -> bytes:
             {
                 "Measure": outcomes["measure"],
                 "This period": [
-                    f"{c:,} ({s} to {e})"
-                    for c, s, e in zip(
+                    _window_count(c, m, s, e)
+                    for c, m, s, e in zip(
                         outcomes["current_count"],
+                        outcomes["current_months_with_data"],
                         outcomes["current_start"],
                         outcomes["current_end"],
                         strict=True,
                     )
                 ],
                 "A year earlier": [
-                    f"{c:,} ({s} to {e})"
-                    for c, s, e in zip(
+                    _window_count(c, m, s, e)
+                    for c, m, s, e in zip(
                         outcomes["baseline_count"],
+                        outcomes["baseline_months_with_data"],
                         outcomes["baseline_start"],
                         outcomes["baseline_end"],
                         strict=True,

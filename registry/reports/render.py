@@ -101,7 +101,7 @@ def to_xlsx(report: Report) -> bytes:
 
 
 def _cell(value: Any) -> Any:
-    if value is None or (isinstance(value, float) and pd.isna(value)):
+    if value is None or value is pd.NA or (isinstance(value, float) and pd.isna(value)):
         return None
     if hasattr(value, "item"):  # numpy scalar to a plain number
         return value.item()
