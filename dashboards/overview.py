@@ -92,13 +92,19 @@ for column, tile in zip(st.columns(max(1, len(figures.outcomes))), figures.outco
         f"{format_month(tile.window_start.replace(year=tile.window_start.year - 1))} to "
         f"{format_month(tile.window_end.replace(year=tile.window_end.year - 1))}"
     )
+    stored = (
+        ""
+        if tile.months_with_data == 12
+        else f" Only {tile.months_with_data} of these 12 months are stored, so no change is given."
+    )
     column.caption(
-        f"{window}. A year earlier ({earlier}): "
+        f"{window}.{stored} A year earlier ({earlier}): "
         + (f"{tile.year_earlier:,}" if tile.year_earlier is not None else "not fully stored")
         + ". 2019: "
         + (
-            f"{tile.count_2019:,} ({tile.change_2019_pct:+.1f}%)."
-            if tile.count_2019 is not None and tile.change_2019_pct is not None
+            f"{tile.count_2019:,}"
+            + (f" ({tile.change_2019_pct:+.1f}%)." if tile.change_2019_pct is not None else ".")
+            if tile.count_2019 is not None
             else "not fully stored."
         )
     )
@@ -111,6 +117,7 @@ for column, tile in zip(st.columns(max(1, len(figures.outcomes))), figures.outco
             "change on a year earlier (%)": tile.change_year_pct,
             "2019": tile.count_2019,
             "change on 2019 (%)": tile.change_2019_pct,
+            "months stored": tile.months_with_data,
         }
     )
 if not rows:
@@ -125,8 +132,8 @@ long = table.melt(
 ).dropna()
 if long.empty:
     st.info(
-        "Neither the same months a year earlier nor 2019 are fully stored, so there is no change "
-        "to chart; the counts are in the table."
+        "No change can be worked out: it needs all 12 months stored in the window and in the "
+        "same months a year earlier or 2019. The counts are in the table."
     )
     st.dataframe(table, hide_index=True)
     table_download(table, name="overview", key="overview_csv")

@@ -403,9 +403,11 @@ def trend_series(data: ExploreData, flt: ExploreFilter) -> pd.DataFrame:
 def _area_totals(
     data: ExploreData, start: dt.date, end: dt.date, areas: Sequence[str]
 ) -> pd.DataFrame:
-    """Per area: opportunities, count (empty when none stored) and mean young people."""
+    """Per area: opportunities, count (empty when none stored), the number of months with a
+    stored count, and mean young people."""
     delivery = _within(data.delivery, start, end, areas).groupby("area")["opportunities"].sum()
-    outcomes = _within(data.outcomes, start, end, areas).groupby("area")["count"].sum()
+    stored = _within(data.outcomes, start, end, areas).groupby("area")
+    outcomes, months = stored["count"].sum(), stored["month"].nunique().rename("months_stored")
     weights = pd.Series([m.year for m in _months(start, end)]).value_counts()
     pop = _people_by_year(data, areas)
     pop = pop[pop["year"].isin(weights.index)]
@@ -413,7 +415,7 @@ def _area_totals(
     people = (
         weighted.groupby(pop["area"]).sum() / pop["year"].map(weights).groupby(pop["area"]).sum()
     )
-    return pd.concat([delivery, outcomes, people.rename("young_people")], axis=1).reindex(
+    return pd.concat([delivery, outcomes, months, people.rename("young_people")], axis=1).reindex(
         list(areas)
     )
 
@@ -421,8 +423,9 @@ def _area_totals(
 def borough_table(data: ExploreData, flt: ExploreFilter) -> pd.DataFrame:
     """One row per area: opportunities, count, young people, rates and change on a year earlier.
 
-    ``change_pct`` compares the period's count with the same months one year earlier (empty
-    when that earlier count is zero or not stored).
+    ``change_pct`` compares the period's count with the same months one year earlier; it is
+    empty unless every month of both windows has a stored count (a part-stored window would
+    read as a fall) and the earlier count is above zero.
     """
     areas = list(flt.areas) or list(data.areas["area"])
     now = _area_totals(data, flt.start, flt.end, areas)
@@ -440,7 +443,11 @@ def borough_table(data: ExploreData, flt: ExploreFilter) -> pd.DataFrame:
     )
     table["delivery_rate"] = table["opportunities"] / table["young_people"] * PER_DELIVERY
     table["outcome_rate"] = table["count"] / table["young_people"] * PER_OUTCOME
-    earlier = table["count_year_earlier"].where(table["count_year_earlier"] > 0)
+    length = len(_months(flt.start, flt.end))
+    whole = (now["months_stored"].to_numpy() == length) & (
+        before["months_stored"].to_numpy() == length
+    )
+    earlier = table["count_year_earlier"].where(whole & (table["count_year_earlier"] > 0))
     table["change_pct"] = (table["count"] - earlier) / earlier * 100.0
     return table.sort_values("borough").reset_index(drop=True)
 
@@ -563,6 +570,7 @@ class OutcomeTile:
     change_year_pct: float | None
     count_2019: int | None
     change_2019_pct: float | None
+    months_with_data: int = 12  # of the 12 in the window; a change needs all 12
 
 
 @dataclass(frozen=True)
@@ -616,6 +624,8 @@ def overview(session: Session, *, principal: Principal, start: dt.date, end: dt.
         y2019 = window_total(series, dt.date(2019, 12, 1), 12)
         year_earlier = earlier.count if earlier.months_with_data == 12 else None
         count_2019 = y2019.count if y2019.months_with_data == 12 else None
+        # A part-stored window (crime data usually arrives after delivery) would read as a fall.
+        whole = current.months_with_data == 12
         tiles.append(
             OutcomeTile(
                 code,
@@ -624,9 +634,10 @@ def overview(session: Session, *, principal: Principal, start: dt.date, end: dt.
                 current.end,
                 current.count,
                 year_earlier,
-                _pct(current.count, year_earlier),
+                _pct(current.count, year_earlier) if whole else None,
                 count_2019,
-                _pct(current.count, count_2019),
+                _pct(current.count, count_2019) if whole else None,
+                current.months_with_data,
             )
         )
     return Overview(start, end, int(opportunities or 0), int(programmes or 0), tiles)

@@ -11,7 +11,7 @@ import pytest
 from scipy import stats
 from sqlalchemy import func, select
 
-from registry import demo
+from registry import db, demo
 from registry.auth import SYSTEM
 from registry.boroughs import BOROUGHS
 from registry.errors import PermissionDenied, RegistryError
@@ -21,12 +21,14 @@ from registry.explore import (
     borough_table,
     explore_data,
     funnel,
+    overview,
     period_of,
     poisson_limit,
     tile_map,
     trend_series,
 )
 from registry.models import Delivery
+from tests.analysis_db import CAMDEN, FIRST, load_small
 from tests.conftest import COMMISSIONER, FUNDER
 
 
@@ -118,3 +120,27 @@ def test_explore_figures_do_not_import_statsmodels_or_scipy_stats() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert out.strip() == "[]"
+
+
+def test_changes_need_every_month_of_both_windows_stored(db_url) -> None:
+    """load_small stores no count for March 2022: a window holding it gives no change, on
+    Overview or in the borough table, while whole windows do (Overview's whole case is
+    test_app_dashboard's delta on the demo data)."""
+    load_small(db_url)
+    engine = db.make_engine(db_url)
+    with db.session_scope(engine) as s:
+        part = overview(s, principal=COMMISSIONER, start=FIRST, end=dt.date(2022, 12, 1))
+        data = explore_data(s, principal=COMMISSIONER, measure="homicide")
+    engine.dispose()
+    tile = next(t for t in part.outcomes if t.code == "homicide")
+    assert (tile.months_with_data, tile.change_year_pct) == (11, None)
+    assert tile.year_earlier is not None  # 2021 is whole; only the current window is not
+
+    def camden_change(start: dt.date, end: dt.date) -> float:
+        table = borough_table(data, ExploreFilter(start, end, areas=(CAMDEN,)))
+        return float(table.loc[table["area"] == CAMDEN, "change_pct"].iloc[0])
+
+    # 2022-01..06 holds March 2022: no change. 2022-07..12 against 2021-07..12: both whole,
+    # Camden's count is the month number, so the change is 0.
+    assert np.isnan(camden_change(dt.date(2022, 1, 1), dt.date(2022, 6, 1)))
+    assert camden_change(dt.date(2022, 7, 1), dt.date(2022, 12, 1)) == 0.0
