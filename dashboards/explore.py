@@ -181,14 +181,20 @@ if trend.empty:
     st.info("No delivery or outcome figures are stored for this selection.")
 else:
     chart = charts.with_data(charts.trend(d_col, o_col, d_title, o_title), trend)
-    first, last = trend.iloc[0], trend.iloc[-1]
+    # The outcome's first and last periods with a figure (counts may stop before delivery).
+    known = trend.dropna(subset=[o_col])
+    outcome_span = (
+        f"{known.iloc[0]['label']} {known.iloc[0][o_col]:{number}} to "
+        f"{known.iloc[-1]['label']} {known.iloc[-1][o_col]:{number}} for the outcome"
+        if len(known)
+        else "no outcome figures in this period"
+    )
     chart_with_table(
         chart,
         trend[list(dict.fromkeys(["label", "opportunities", "count", d_col, o_col]))],
         summary=(
-            f"Bars show {d_title.lower()}, the line with diamonds {o_title}: "
-            f"{first['label']} {first[o_col]:{number}} to {last['label']} {last[o_col]:{number}} "
-            f"for the outcome; {trend['opportunities'].sum():,.0f} opportunities in all."
+            f"Bars show {d_title.lower()}, the line with diamonds {o_title}: {outcome_span}; "
+            f"{trend['opportunities'].sum():,.0f} opportunities in all."
         ),
         name="trend",
         key="trend",
@@ -268,7 +274,12 @@ if tiles.empty:
     st.info("None of the areas chosen is a London borough, so there is no map to draw.")
 else:
     tile_chart = charts.with_data(charts.tiles(figure_title, number), tiles)
-    top = tiles.sort_values("value", ascending=False).iloc[0]
+    ranked = tiles.dropna(subset=["value"]).sort_values("value", ascending=False)
+    highest = (
+        f"Highest: {ranked.iloc[0]['borough']} ({ranked.iloc[0]['value']:{number}})."
+        if len(ranked)
+        else "No borough has a figure for this period."
+    )
 
     def _pick_from_map() -> None:
         """A click on a tile chooses its borough for the detail below.
@@ -285,8 +296,7 @@ else:
         tiles[["borough", "short", "row", "col", "value"]],
         summary=(
             f"Each square is a borough placed roughly where it lies, labelled with its short "
-            f"name and {figure_title.lower()}; darker is lower. Highest: {top['borough']} "
-            f"({top['value']:{number}})."
+            f"name and {figure_title.lower()}; darker is lower. {highest}"
         ),
         name="map",
         key="map",

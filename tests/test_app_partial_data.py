@@ -6,6 +6,7 @@ delivery, population may be missing: each state must give plain guidance, never 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -59,5 +60,22 @@ def test_page_renders_on_a_half_filled_registry(partial_url, monkeypatch, page) 
     at.run()
     assert not at.exception, at.exception
     at.switch_page(page).run()
+    check(at, page)
+    # Rates divide by a population that may be missing (the radio is absent when Explore has
+    # nothing to show and says so instead).
+    if any(r.key == "figure" for r in at.radio):
+        at.radio(key="figure").set_value("rates").run()
+        check(at, page)
+
+
+NOT_A_NUMBER = re.compile(r"\b(nan|NaN|NaT|inf|<NA>|None)\b")
+
+
+def check(at: AppTest, page: str) -> None:
+    """No exception, no error box, and no 'nan' (or None) printed where a figure should be."""
     assert not at.exception, (page, at.exception)
     assert not at.error, (page, [e.value for e in at.error])
+    texts = [e.value for e in (*at.caption, *at.markdown, *at.info, *at.warning)]
+    texts += [f"{m.label} {m.value} {m.delta or ''}" for m in at.metric]
+    printed = [t for t in texts if NOT_A_NUMBER.search(str(t))]
+    assert not printed, (page, printed)
