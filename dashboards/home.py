@@ -59,7 +59,12 @@ rows = []
 for column, m in zip(columns, with_data, strict=False):
     window = m.window.label() if m.window else ""
     column.metric(m.label, f"{m.total:,}", help=f"{m.unit.capitalize()}, {window}.")
-    column.caption(f"{window}; {m.unallocated:,} of them in no borough.")
+    part = (
+        ""
+        if m.months_with_data == 12
+        else f" Only {m.months_with_data} of these 12 months are stored, so this is part of a year."
+    )
+    column.caption(f"{window}; {m.unallocated:,} of them in no borough.{part}")
     rows.append(
         {
             "measure": m.label,
@@ -67,6 +72,7 @@ for column, m in zip(columns, with_data, strict=False):
             "London total": m.total,
             "of which unallocated": m.unallocated,
             "unit": m.unit,
+            "months stored": m.months_with_data,
         }
     )
 without = [m.label for m in figures.measures if m.window is None]

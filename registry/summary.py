@@ -31,6 +31,7 @@ class MeasureTotal:
     window: Window | None
     total: int
     unallocated: int
+    months_with_data: int = 0  # of the window's 12: fewer means the total is part of a year
 
 
 @dataclass(frozen=True)
@@ -56,12 +57,15 @@ def measure_last_12_months(session: Session, measure: OutcomeMeasure) -> Measure
         return MeasureTotal(measure.code, measure.label, measure.unit, None, 0, 0)
     latest = as_date(stored)
     window = rolling_window(latest, 12)
-    boroughs = session.scalar(
-        select(func.coalesce(func.sum(OutcomeCount.count), 0)).where(
+    boroughs, months = session.execute(
+        select(
+            func.coalesce(func.sum(OutcomeCount.count), 0),
+            func.count(func.distinct(OutcomeCount.month)),
+        ).where(
             OutcomeCount.measure_id == measure.id,
             OutcomeCount.month.between(window.start, window.end),
         )
-    )
+    ).one()
     unallocated = session.scalar(
         select(func.coalesce(func.sum(UnallocatedCount.count), 0)).where(
             UnallocatedCount.measure_id == measure.id,
@@ -75,6 +79,7 @@ def measure_last_12_months(session: Session, measure: OutcomeMeasure) -> Measure
         window,
         int(boroughs or 0) + int(unallocated or 0),
         int(unallocated or 0),
+        int(months),
     )
 
 

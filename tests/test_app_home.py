@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from streamlit.testing.v1 import AppTest
 
 from registry import db
 from registry.models import Delivery, OutcomeCount, OutcomeMeasure, UnallocatedCount
 from registry.periods import rolling_window
+from tests.analysis_db import load_small
 from tests.conftest import ADMIN, COMMISSIONER, FUNDER
 from tests.entry_helpers import add_programmes
 
@@ -102,6 +104,21 @@ def test_home_with_programmes_but_no_outcome_counts_says_so(db_url, monkeypatch)
     assert not at.exception
     assert "No outcome counts are loaded yet" in texts(at)
     assert "Programmes in the registry" in [m.label for m in at.metric]
+
+
+def test_home_says_when_the_last_12_months_are_only_partly_stored(db_url, monkeypatch) -> None:
+    load_small(db_url)  # counts to 2023-06; the window 2022-07..2023-06 then loses three months
+    engine = db.make_engine(db_url)
+    with engine.begin() as conn:
+        conn.execute(
+            delete(OutcomeCount).where(
+                OutcomeCount.month.between(dt.date(2023, 1, 1), dt.date(2023, 3, 1))
+            )
+        )
+    engine.dispose()
+    at = app_as(db_url, monkeypatch, ADMIN)
+    assert not at.exception
+    assert "Only 9 of these 12 months are stored, so this is part of a year." in texts(at)
 
 
 def test_funder_home_points_to_downloads(seeded_url, monkeypatch) -> None:
