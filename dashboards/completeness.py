@@ -25,10 +25,10 @@ except PeriodError as exc:
 
 with session() as s:
     frame = attempt(lambda: deliveries.completeness(s, principal=who, start=start, end=end))
+    if frame is None:
+        st.stop()
     silent = deliveries.never_reported(s, principal=who, start=start, end=end)
     signed = deliveries.signed_off_months(s)
-if frame is None:
-    st.stop()
 st.caption(
     "A programme is expected to report each month it runs for every borough it has reported in; "
     f"a return is due by day {deliveries.DUE_DAY} of the following month."

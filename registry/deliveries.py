@@ -1334,6 +1334,13 @@ def export_frame(session: Session, *, principal: Principal) -> pd.DataFrame:
 # --- completeness and sign-off ---------------------------------------------------------------
 
 
+def _check_period(start: dt.date, end: dt.date) -> None:
+    if end < start:
+        raise RegistryError(
+            f"The period ends ({format_month(end)}) before it starts ({format_month(start)})."
+        )
+
+
 def completeness(
     session: Session,
     *,
@@ -1350,6 +1357,7 @@ def completeness(
     ``not yet due``.
     """
     require(principal, "deliveries.read")
+    _check_period(start, end)
     today = today or dt.date.today()
     first, last = month_index(start), month_index(end)
     pairs = session.execute(
@@ -1410,6 +1418,7 @@ def never_reported(
     programmes have no expected return at all; callers name them rather than implying none is due.
     """
     require(principal, "deliveries.read")
+    _check_period(start, end)
     reported = select(Delivery.programme_id).where(Delivery.deleted_at.is_(None))
     return list(
         session.scalars(

@@ -205,3 +205,12 @@ def test_returns_page_names_programmes_that_never_reported(url, monkeypatch) -> 
     assert {m.label: m.value for m in at.metric}["Missing"] == "0"
     assert f"Not counted: {OPEN}" in at.warning[0].value
     assert "never reported a delivery" in at.warning[0].value
+
+
+def test_returns_page_refuses_a_period_that_ends_before_it_starts(url, monkeypatch) -> None:
+    at = page(url, monkeypatch, "dashboards/completeness.py")
+    at.text_input(key="complete_from").input("2023-06")
+    at.text_input(key="complete_to").input("2023-01").run()
+    assert not at.exception
+    assert "The period ends (2023-01) before it starts (2023-06)." in at.error[0].value
+    assert not at.metric and not at.warning

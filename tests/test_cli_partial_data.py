@@ -202,3 +202,10 @@ def test_funder_asking_for_everything_is_told_to_choose_a_stream(
     result = run(state_url, "--as", "fran", "report", "--all", "--format", "csv", "--out", str(out))
     assert result.exit_code == 1
     assert "choose one" in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("state_url", ["programmes only"], indirect=True)
+def test_months_missing_refuses_a_period_that_ends_before_it_starts(state_url: str) -> None:
+    result = run(state_url, "months", "missing", "--from", "2023-06", "--to", "2023-01")
+    assert result.exit_code == 1
+    assert result.stderr.strip() == "Error: The period ends (2023-01) before it starts (2023-06)."
