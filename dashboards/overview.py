@@ -68,7 +68,11 @@ if figures is None:
 span = f"{format_month(figures.start)} to {format_month(figures.end)}"
 one, two = st.columns(2)
 one.metric("Opportunities delivered", f"{figures.opportunities:,}", help=f"{span}.")
-one.caption(f"Positive opportunities delivered {span}, every programme and borough.")
+one.caption(
+    f"Positive opportunities delivered {span}, every programme and borough."
+    if figures.programmes_delivering
+    else f"No delivery is recorded {span}: 0 means none entered yet, not none delivered."
+)
 two.metric("Programmes delivering", f"{figures.programmes_delivering:,}")
 two.caption(f"Programmes with any delivery recorded {span}.")
 

@@ -79,3 +79,16 @@ def check(at: AppTest, page: str) -> None:
     texts += [f"{m.label} {m.value} {m.delta or ''}" for m in at.metric]
     printed = [t for t in texts if NOT_A_NUMBER.search(str(t))]
     assert not printed, (page, printed)
+
+
+@pytest.mark.parametrize("partial_url", ["outcomes, no deliveries"], indirect=True)
+def test_overview_says_no_delivery_is_recorded_rather_than_none_delivered(
+    partial_url, monkeypatch
+) -> None:
+    monkeypatch.setenv("VRU_DATABASE_URL", partial_url)
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.session_state["principal"] = ADMIN
+    at.run()
+    at.switch_page("dashboards/overview.py").run()
+    assert not at.exception
+    assert any("No delivery is recorded" in c.value for c in at.caption)
