@@ -5,6 +5,7 @@ from __future__ import annotations
 from registry import db
 from registry.periods import financial_year_window
 from registry.reports.build import Scope, build_report
+from tests.analysis_db import load_small
 from tests.conftest import ADMIN, FUNDER, tables_without_csv
 from tests.test_app_home import app_as
 
@@ -51,3 +52,17 @@ def test_empty_registry_gives_guidance(db_url, monkeypatch) -> None:
     at.switch_page("dashboards/downloads.py").run()
     assert not at.exception
     assert "no deliveries to summarise" in at.info[0].value
+
+
+def test_a_year_the_programme_did_not_deliver_in_gives_a_plain_error(db_url, monkeypatch) -> None:
+    load_small(db_url)  # P2 delivers from June 2021, so nothing in 2020-21
+    at = app_as(db_url, monkeypatch, ADMIN)
+    at.switch_page("dashboards/downloads.py").run()
+    at.radio(key="report_kind").set_value("Programme").run()
+    at.selectbox(key="report_programme").select("P2").run()
+    assert "2020-21" in at.selectbox(key="report_year").options  # P1 delivered then
+    at.selectbox(key="report_year").select("2020-21").run()
+    assert not at.exception, at.exception
+    errors = [e.value for e in at.error]
+    assert errors == ["Programme: P2 delivered nothing in 2020-04 to 2021-03."]
+    assert not at.metric and not at.get("download_button")

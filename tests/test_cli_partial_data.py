@@ -202,3 +202,17 @@ def test_funder_asking_for_everything_is_told_to_choose_a_stream(
     result = run(state_url, "--as", "fran", "report", "--all", "--format", "csv", "--out", str(out))
     assert result.exit_code == 1
     assert "choose one" in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("state_url", ["no population"], indirect=True)
+def test_report_on_a_period_the_scope_did_not_deliver_in_says_so(
+    state_url: str, tmp_path: Path
+) -> None:
+    out = tmp_path / "out.pdf"
+    window = ["--from", "2020-04", "--to", "2021-03"]  # P2 starts in June 2021
+    result = run(
+        state_url, "report", "--programme", "P2", *window, "--format", "pdf", "--out", str(out)
+    )
+    assert result.exit_code == 1
+    assert result.stderr.strip() == "Error: Programme: P2 delivered nothing in 2020-04 to 2021-03."
+    assert not out.exists()

@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 from registry import db
 from registry.auth import Principal
 from registry.cli import cli
-from registry.errors import PermissionDenied
+from registry.errors import PermissionDenied, RegistryError
 from registry.models import (
     Borough,
     Delivery,
@@ -461,3 +461,16 @@ def test_cli_report_refuses_a_mismatched_or_missing_output(small, db_url, tmp_pa
     )
     assert bad_month.exit_code == 1
     assert bad_month.stderr.strip() == "Error: '2024-13' has month 13; months run from 01 to 12."
+
+
+def test_a_scope_that_delivered_nothing_in_the_period_is_refused_in_words(small) -> None:
+    def build(principal: Principal, scope: Scope, start: dt.date, end: dt.date) -> None:
+        with db.session_scope(small) as s:
+            build_report(s, principal=principal, scope=scope, window=Window(start, end))
+
+    # Elsewhere delivered only in April 2023; Young Londoners nothing in 2021-22.
+    with pytest.raises(RegistryError) as elsewhere:
+        build(ADMIN, Scope("programme", "Elsewhere"), dt.date(2022, 4, 1), dt.date(2023, 3, 1))
+    assert str(elsewhere.value) == "Programme: Elsewhere delivered nothing in 2022-04 to 2023-03."
+    with pytest.raises(RegistryError, match="Young Londoners delivered nothing in 2021-04"):
+        build(CITY_HALL, YOUNG_LONDONERS, dt.date(2021, 4, 1), dt.date(2022, 3, 1))

@@ -428,6 +428,9 @@ def build_report(
         )
     threshold = threshold or get_settings().suppression_threshold
     rows = _delivery_rows(session, [p.id for p in programmes], window)
+    if not rows["opportunities"].sum():
+        # Refused here, not by each caller, so the CLI and the Downloads page say the same.
+        raise RegistryError(f"{scope.title()} delivered nothing in {window.label()}.")
     rows["period"] = [_period_label(m, granularity) for m in rows["month"]]
 
     crosstab = rows.pivot_table(
