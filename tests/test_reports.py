@@ -32,6 +32,7 @@ from registry.models import (
 from registry.periods import Window
 from registry.reports.build import Scope, build_report
 from registry.reports.disclosure import TOTAL, suppress, with_margins
+from registry.reports.pdf import _bar_chart
 from registry.reports.render import render
 from tests.conftest import ADMIN
 
@@ -474,3 +475,11 @@ def test_a_scope_that_delivered_nothing_in_the_period_is_refused_in_words(small)
     assert str(elsewhere.value) == "Programme: Elsewhere delivered nothing in 2022-04 to 2023-03."
     with pytest.raises(RegistryError, match="Young Londoners delivered nothing in 2021-04"):
         build(CITY_HALL, YOUNG_LONDONERS, dt.date(2021, 4, 1), dt.date(2022, 3, 1))
+
+
+def test_pdf_chart_of_no_periods_draws_without_error() -> None:
+    from reportlab.graphics import renderPDF
+
+    only_total = pd.DataFrame({"month": [TOTAL], "opportunities": [0]})
+    drawing = _bar_chart(only_total, "month", "Opportunities delivered by month")
+    assert renderPDF.drawToString(drawing).startswith(b"%PDF")
