@@ -30,7 +30,7 @@ from registry.models import (
     Programme,
 )
 from registry.periods import Window
-from registry.reports.build import Scope, build_report
+from registry.reports.build import Scope, _outcomes, build_report
 from registry.reports.disclosure import TOTAL, suppress, with_margins
 from registry.reports.pdf import _bar_chart
 from registry.reports.render import render
@@ -483,3 +483,12 @@ def test_pdf_chart_of_no_periods_draws_without_error() -> None:
     only_total = pd.DataFrame({"month": [TOTAL], "opportunities": [0]})
     drawing = _bar_chart(only_total, "month", "Opportunities delivered by month")
     assert renderPDF.drawToString(drawing).startswith(b"%PDF")
+
+
+def test_outcomes_of_no_boroughs_claim_nothing_about_what_is_loaded(small) -> None:
+    with db.session_scope(small) as s:
+        frame = _outcomes(s, [], FY)
+    # Counts are loaded (homicide, Camden): with no borough reached there is simply no row,
+    # never a row reading "no counts loaded".
+    assert frame.empty
+    assert "current_count" in frame.columns

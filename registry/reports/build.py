@@ -227,14 +227,37 @@ def _by(frame: pd.DataFrame, key: str, participants: pd.Series) -> pd.DataFrame:
     return out
 
 
+OUTCOME_COLUMNS = [
+    "measure",
+    "unit",
+    "current_start",
+    "current_end",
+    "current_count",
+    "current_months_with_data",
+    "baseline_start",
+    "baseline_end",
+    "baseline_count",
+    "baseline_months_with_data",
+    "change_pct",
+]
+
+
 def _outcomes(session: Session, borough_codes: list[str], window: Window) -> pd.DataFrame:
-    """The VRU's outcome measures in the boroughs reached: this window against a year earlier."""
+    """The VRU's outcome measures in the boroughs reached: this window against a year earlier.
+
+    With no borough reached there is nothing to compare: no rows, rather than rows reading as if
+    no counts were loaded.
+    """
     baseline = Window(add_months(window.start, -12), add_months(window.end, -12))
     rows = []
-    measures = session.scalars(
-        select(OutcomeMeasure)
-        .where(OutcomeMeasure.code.in_(VRU_MEASURES))
-        .order_by(OutcomeMeasure.id)
+    measures = (
+        session.scalars(
+            select(OutcomeMeasure)
+            .where(OutcomeMeasure.code.in_(VRU_MEASURES))
+            .order_by(OutcomeMeasure.id)
+        )
+        if borough_codes
+        else []
     )
     for measure in measures:
         figures = {}
@@ -279,10 +302,8 @@ def _outcomes(session: Session, borough_codes: list[str], window: Window) -> pd.
                 "change_pct": change,
             }
         )
-    frame = pd.DataFrame(rows)
-    if not frame.empty:
-        frame = frame.astype({"current_count": "Int64", "baseline_count": "Int64"})
-    return frame
+    frame = pd.DataFrame(rows, columns=OUTCOME_COLUMNS)
+    return frame.astype({"current_count": "Int64", "baseline_count": "Int64"})
 
 
 SOURCE_COLUMNS = [
