@@ -21,10 +21,6 @@ who = current_principal()
 with session() as s:
     choices = report_choices(s, principal=who)
 
-if not choices.financial_years:
-    st.info("There are no deliveries to summarise yet.")
-    st.stop()
-
 kinds = (
     (["Funding stream"] if choices.funding_streams else [])
     + (["Programme"] if choices.programmes else [])
@@ -32,6 +28,9 @@ kinds = (
 )
 if not kinds:
     st.info("Your account is not linked to any funding stream yet; ask an administrator.")
+    st.stop()
+if not choices.financial_years:  # the years the principal's own programmes delivered in
+    st.info("There are no deliveries to summarise yet.")
     st.stop()
 left, middle, right = st.columns(3)
 kind = left.radio("Summarise", kinds, key="report_kind")

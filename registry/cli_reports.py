@@ -87,8 +87,6 @@ def report(
             granularity=granularity,
             threshold=threshold,
         )
-    if not built.tables["delivery_by_borough"]["opportunities"].iloc[-1]:
-        raise RegistryError(f"{scope.title()} delivered nothing in {built.window.label()}.")
     paths = write(built, fmt, out)
     reached = built.headline["boroughs_reached"]
     click.echo(

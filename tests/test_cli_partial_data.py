@@ -209,3 +209,17 @@ def test_months_missing_refuses_a_period_that_ends_before_it_starts(state_url: s
     result = run(state_url, "months", "missing", "--from", "2023-06", "--to", "2023-01")
     assert result.exit_code == 1
     assert result.stderr.strip() == "Error: The period ends (2023-01) before it starts (2023-06)."
+
+
+@pytest.mark.parametrize("state_url", ["no population"], indirect=True)
+def test_report_on_a_period_the_scope_did_not_deliver_in_says_so(
+    state_url: str, tmp_path: Path
+) -> None:
+    out = tmp_path / "out.pdf"
+    window = ["--from", "2020-04", "--to", "2021-03"]  # P2 starts in June 2021
+    result = run(
+        state_url, "report", "--programme", "P2", *window, "--format", "pdf", "--out", str(out)
+    )
+    assert result.exit_code == 1
+    assert result.stderr.strip() == "Error: Programme: P2 delivered nothing in 2020-04 to 2021-03."
+    assert not out.exists()

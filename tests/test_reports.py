@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 from registry import db
 from registry.auth import Principal
 from registry.cli import cli
-from registry.errors import PermissionDenied
+from registry.errors import PermissionDenied, RegistryError
 from registry.models import (
     Borough,
     Delivery,
@@ -30,8 +30,9 @@ from registry.models import (
     Programme,
 )
 from registry.periods import Window
-from registry.reports.build import Scope, build_report
+from registry.reports.build import Scope, _outcomes, build_report, report_choices
 from registry.reports.disclosure import TOTAL, suppress, with_margins
+from registry.reports.pdf import _bar_chart
 from registry.reports.render import render
 from tests.conftest import ADMIN
 
@@ -461,3 +462,72 @@ def test_cli_report_refuses_a_mismatched_or_missing_output(small, db_url, tmp_pa
     )
     assert bad_month.exit_code == 1
     assert bad_month.stderr.strip() == "Error: '2024-13' has month 13; months run from 01 to 12."
+
+
+def test_a_scope_that_delivered_nothing_in_the_period_is_refused_in_words(small) -> None:
+    def build(principal: Principal, scope: Scope, start: dt.date, end: dt.date) -> None:
+        with db.session_scope(small) as s:
+            build_report(s, principal=principal, scope=scope, window=Window(start, end))
+
+    # Elsewhere delivered only in April 2023; Young Londoners nothing in 2021-22.
+    with pytest.raises(RegistryError) as elsewhere:
+        build(ADMIN, Scope("programme", "Elsewhere"), dt.date(2022, 4, 1), dt.date(2023, 3, 1))
+    assert str(elsewhere.value) == "Programme: Elsewhere delivered nothing in 2022-04 to 2023-03."
+    with pytest.raises(RegistryError, match="Young Londoners delivered nothing in 2021-04"):
+        build(CITY_HALL, YOUNG_LONDONERS, dt.date(2021, 4, 1), dt.date(2022, 3, 1))
+
+
+def test_pdf_chart_of_no_periods_draws_without_error() -> None:
+    from reportlab.graphics import renderPDF
+
+    only_total = pd.DataFrame({"month": [TOTAL], "opportunities": [0]})
+    drawing = _bar_chart(only_total, "month", "Opportunities delivered by month")
+    assert renderPDF.drawToString(drawing).startswith(b"%PDF")
+
+
+def test_outcomes_of_no_boroughs_claim_nothing_about_what_is_loaded(small) -> None:
+    with db.session_scope(small) as s:
+        frame = _outcomes(s, [], FY)
+    # Counts are loaded (homicide, Camden): with no borough reached there is simply no row,
+    # never a row reading "no counts loaded".
+    assert frame.empty
+    assert "current_count" in frame.columns
+
+
+def _deliver(engine, programme: str, month: dt.date, deleted: bool = False) -> None:
+    with db.session_scope(engine) as s:
+        s.add(
+            Delivery(
+                programme_id=s.scalar(select(Programme.id).where(Programme.name == programme)),
+                borough_id=s.scalar(select(Borough.id).where(Borough.name == "Westminster")),
+                month=month,
+                opportunities=7,
+                updated_by="t",
+                deleted_at=dt.datetime(2024, 1, 1, tzinfo=dt.UTC) if deleted else None,
+            )
+        )
+
+
+def test_a_funders_default_period_and_years_come_from_their_own_deliveries(small) -> None:
+    _deliver(small, "Elsewhere", dt.date(2025, 3, 1))  # another funder's, later than any of ours
+    _deliver(small, "Elsewhere", dt.date(2019, 6, 1))  # and earlier
+    with db.session_scope(small) as s:
+        mine = report_choices(s, principal=CITY_HALL)
+        everyone = report_choices(s, principal=ADMIN)
+        default = build_report(s, principal=CITY_HALL, scope=YOUNG_LONDONERS)
+    # City Hall delivered from May 2022 to May 2023: the years the Home Office's programme
+    # delivered in are not revealed, and the default period is City Hall's latest whole year.
+    assert mine.financial_years == ["2023-24", "2022-23"]
+    assert everyone.financial_years[0] == "2024-25" and everyone.financial_years[-1] == "2019-20"
+    assert default.window == Window(dt.date(2022, 4, 1), dt.date(2023, 3, 1))
+
+
+def test_default_period_is_the_scopes_own_and_ignores_deleted_deliveries(small) -> None:
+    # The formula programme delivered only in April and May 2023: no whole year is complete,
+    # so the default is the current (partial) one, not a year it delivered nothing in. A deleted
+    # delivery from 2019 must not make 2022-23 look like a year it ran through.
+    _deliver(small, INJECTION, dt.date(2019, 6, 1), deleted=True)
+    with db.session_scope(small) as s:
+        built = build_report(s, principal=ADMIN, scope=Scope("programme", INJECTION))
+    assert built.window == FY
+    assert built.headline["opportunities"] == 60

@@ -96,16 +96,37 @@ class Report:
         return f"vru-summary-{slug}-{start}-to-{end}"
 
 
-def default_window(session: Session) -> Window:
-    """The latest complete financial year of delivery data (or the current, partial one)."""
-    last = session.scalar(select(func.max(Delivery.month)).where(Delivery.deleted_at.is_(None)))
-    if last is None:
-        raise RegistryError("There are no deliveries to summarise yet.")
+def _delivery_range(
+    session: Session, programme_ids: list[int] | None
+) -> tuple[dt.date, dt.date] | None:
+    """The first and last months of the live deliveries of these programmes (``None``: all)."""
+    stmt = select(func.min(Delivery.month), func.max(Delivery.month)).where(
+        Delivery.deleted_at.is_(None)
+    )
+    if programme_ids is not None:
+        stmt = stmt.where(Delivery.programme_id.in_(programme_ids))
+    first, last = session.execute(stmt).one()
+    if first is None or last is None:
+        return None
+    first = first if isinstance(first, dt.date) else dt.date.fromisoformat(str(first)[:10])
     last = last if isinstance(last, dt.date) else dt.date.fromisoformat(str(last)[:10])
+    return first, last
+
+
+def default_window(session: Session, programme_ids: list[int] | None = None) -> Window:
+    """The latest complete financial year of these programmes' deliveries (or the current one).
+
+    Worked out from the summarised programmes only: a funder's default period must not reveal
+    when other funders' programmes delivered.
+    """
+    found = _delivery_range(session, programme_ids)
+    if found is None:
+        raise RegistryError("There are no deliveries to summarise yet.")
+    first, last = found
     start_year = financial_year_start(last)
     if last.month != 3:  # the financial year containing `last` is not complete
         start_year -= 1
-    if start_year < financial_year_start(session.scalar(select(func.min(Delivery.month))) or last):
+    if start_year < financial_year_start(first):
         start_year += 1
     return Window(dt.date(start_year, 4, 1), dt.date(start_year + 1, 3, 1))
 
@@ -227,14 +248,37 @@ def _by(frame: pd.DataFrame, key: str, participants: pd.Series) -> pd.DataFrame:
     return out
 
 
+OUTCOME_COLUMNS = [
+    "measure",
+    "unit",
+    "current_start",
+    "current_end",
+    "current_count",
+    "current_months_with_data",
+    "baseline_start",
+    "baseline_end",
+    "baseline_count",
+    "baseline_months_with_data",
+    "change_pct",
+]
+
+
 def _outcomes(session: Session, borough_codes: list[str], window: Window) -> pd.DataFrame:
-    """The VRU's outcome measures in the boroughs reached: this window against a year earlier."""
+    """The VRU's outcome measures in the boroughs reached: this window against a year earlier.
+
+    With no borough reached there is nothing to compare: no rows, rather than rows reading as if
+    no counts were loaded.
+    """
     baseline = Window(add_months(window.start, -12), add_months(window.end, -12))
     rows = []
-    measures = session.scalars(
-        select(OutcomeMeasure)
-        .where(OutcomeMeasure.code.in_(VRU_MEASURES))
-        .order_by(OutcomeMeasure.id)
+    measures = (
+        session.scalars(
+            select(OutcomeMeasure)
+            .where(OutcomeMeasure.code.in_(VRU_MEASURES))
+            .order_by(OutcomeMeasure.id)
+        )
+        if borough_codes
+        else []
     )
     for measure in measures:
         figures = {}
@@ -279,10 +323,8 @@ def _outcomes(session: Session, borough_codes: list[str], window: Window) -> pd.
                 "change_pct": change,
             }
         )
-    frame = pd.DataFrame(rows)
-    if not frame.empty:
-        frame = frame.astype({"current_count": "Int64", "baseline_count": "Int64"})
-    return frame
+    frame = pd.DataFrame(rows, columns=OUTCOME_COLUMNS)
+    return frame.astype({"current_count": "Int64", "baseline_count": "Int64"})
 
 
 SOURCE_COLUMNS = [
@@ -420,7 +462,7 @@ def build_report(
         if scope.kind == "all":
             raise RegistryError("There are no programmes to summarise yet.")
         raise RegistryError(f"{scope.title()} has no programmes to summarise.")
-    window = window or default_window(session)
+    window = window or default_window(session, [p.id for p in programmes])
     if window.end < window.start:
         raise RegistryError(
             f"The period ends ({format_month(window.end)}) before it starts "
@@ -428,6 +470,9 @@ def build_report(
         )
     threshold = threshold or get_settings().suppression_threshold
     rows = _delivery_rows(session, [p.id for p in programmes], window)
+    if not rows["opportunities"].sum():
+        # Refused here, not by each caller, so the CLI and the Downloads page say the same.
+        raise RegistryError(f"{scope.title()} delivered nothing in {window.label()}.")
     rows["period"] = [_period_label(m, granularity) for m in rows["month"]]
 
     crosstab = rows.pivot_table(
@@ -542,15 +587,18 @@ def report_choices(session: Session, *, principal: Principal) -> ReportChoices:
     if visible is not None:
         streams = streams.where(FundingStream.id.in_(visible))
         programmes = programmes.where(Programme.funding_stream_id.in_(visible))
-    first, last = session.execute(
-        select(func.min(Delivery.month), func.max(Delivery.month)).where(
-            Delivery.deleted_at.is_(None)
+    # The years the principal's own programmes delivered in, not the whole registry's.
+    visible_programmes = (
+        None
+        if visible is None
+        else list(
+            session.scalars(select(Programme.id).where(Programme.funding_stream_id.in_(visible)))
         )
-    ).one()
+    )
+    found = _delivery_range(session, visible_programmes)
     years: list[str] = []
-    if first is not None and last is not None:
-        first = first if isinstance(first, dt.date) else dt.date.fromisoformat(str(first)[:10])
-        last = last if isinstance(last, dt.date) else dt.date.fromisoformat(str(last)[:10])
+    if found is not None:
+        first, last = found
         years = [
             f"{y}-{(y + 1) % 100:02d}"
             for y in range(financial_year_start(last), financial_year_start(first) - 1, -1)

@@ -81,6 +81,11 @@ def _cell(value: Any) -> str:
 def _bar_chart(frame: pd.DataFrame, key: str, title: str) -> Drawing:
     data = frame[frame[key] != TOTAL]
     drawing = Drawing(170 * mm, 70 * mm)
+    heading = String(15 * mm, 64 * mm, title, fontSize=9, fontName="Helvetica-Bold")
+    if data.empty:  # reportlab cannot draw a chart of no bars
+        drawing.add(String(15 * mm, 40 * mm, "Nothing was delivered in this period.", fontSize=8))
+        drawing.add(heading)
+        return drawing
     chart = VerticalBarChart()
     chart.x, chart.y = 15 * mm, 12 * mm
     chart.width, chart.height = 150 * mm, 48 * mm
@@ -97,7 +102,7 @@ def _bar_chart(frame: pd.DataFrame, key: str, title: str) -> Drawing:
     chart.categoryAxis.labels.angle = 45
     chart.categoryAxis.labels.boxAnchor = "ne"
     drawing.add(chart)
-    drawing.add(String(15 * mm, 64 * mm, title, fontSize=9, fontName="Helvetica-Bold"))
+    drawing.add(heading)
     return drawing
 
 
