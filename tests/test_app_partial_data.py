@@ -52,14 +52,18 @@ def partial_url(request: pytest.FixtureRequest, db_url: str) -> str:
     return db_url
 
 
-@pytest.mark.parametrize("page", PAGES)
-def test_page_renders_on_a_half_filled_registry(partial_url, monkeypatch, page) -> None:
-    monkeypatch.setenv("VRU_DATABASE_URL", partial_url)
+def open_as_admin(url: str, monkeypatch: pytest.MonkeyPatch, page: str) -> AppTest:
+    monkeypatch.setenv("VRU_DATABASE_URL", url)
     at = AppTest.from_file(APP, default_timeout=60)
     at.session_state["principal"] = ADMIN
     at.run()
     assert not at.exception, at.exception
-    at.switch_page(page).run()
+    return at.switch_page(page).run()
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_page_renders_on_a_half_filled_registry(partial_url, monkeypatch, page) -> None:
+    at = open_as_admin(partial_url, monkeypatch, page)
     check(at, page)
     # Rates divide by a population that may be missing (the radio is absent when Explore has
     # nothing to show and says so instead).
@@ -85,10 +89,6 @@ def check(at: AppTest, page: str) -> None:
 def test_overview_says_no_delivery_is_recorded_rather_than_none_delivered(
     partial_url, monkeypatch
 ) -> None:
-    monkeypatch.setenv("VRU_DATABASE_URL", partial_url)
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.session_state["principal"] = ADMIN
-    at.run()
-    at.switch_page("dashboards/overview.py").run()
+    at = open_as_admin(partial_url, monkeypatch, "dashboards/overview.py")
     assert not at.exception
     assert any("No delivery is recorded" in c.value for c in at.caption)
