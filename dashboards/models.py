@@ -278,7 +278,9 @@ if compare:
                 st.subheader("Boroughs")
                 st.caption(
                     "Each borough's change with its exact test; 'significant' after Holm's "
-                    "correction for testing every borough."
+                    "correction for testing every borough tested. A borough is tested only when "
+                    "every month of both windows is stored ('tested'); a part-stored window's "
+                    "total is short."
                 )
                 st.dataframe(report.boroughs, hide_index=True)
                 table_download(

@@ -55,10 +55,14 @@ def _print_sensitivity(report: TrendReport) -> None:
     if report.boroughs is not None:
         changed = report.boroughs[report.boroughs["significant"]]
         names = ", ".join(f"{r.borough} ({100 * r.change:+.1f}%)" for r in changed.itertuples())
+        tested = int(report.boroughs["tested"].sum())
         click.echo(
             f"Boroughs whose change is significant after Holm's correction for "
-            f"{len(report.boroughs)} tests: {names or 'none'}"
+            f"{tested} tests: {names or 'none'}"
         )
+        untested = report.boroughs.loc[~report.boroughs["tested"], "borough"]
+        if len(untested):
+            click.echo(f"Not tested, a window only partly stored: {', '.join(untested)}.")
     table = report.sensitivity
     if table.empty:
         return

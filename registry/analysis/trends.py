@@ -290,7 +290,9 @@ def borough_changes(
     """Which boroughs changed significantly, corrected for multiple comparisons.
 
     One exact test per borough (see :func:`change_interval`), then statsmodels
-    ``multipletests`` (Holm by default) across the boroughs tested.
+    ``multipletests`` (Holm by default) across the boroughs tested. A borough is tested only when
+    every month of both windows has a stored count (``tested``): a part-stored window's total is
+    short and would read as a fall. Part-stored boroughs are listed, untested.
     """
     require(principal, "outcomes.read")
     rows = []
@@ -316,12 +318,21 @@ def borough_changes(
                 "ci_low": change.ci_low,
                 "ci_high": change.ci_high,
                 "p_value": change.p_value,
+                "current_months": change.current.months_with_data,
+                "baseline_months": change.baseline.months_with_data,
             }
         )
     if not rows:
         raise RegistryError(f"No borough has {measure} counts in both windows.")
     frame = pd.DataFrame(rows)
-    reject, adjusted, _, _ = multipletests(frame["p_value"], alpha=0.05, method=method)
-    frame["p_adjusted"] = adjusted
-    frame["significant"] = reject
+    frame["tested"] = (frame["current_months"] == window) & (frame["baseline_months"] == window)
+    frame["p_adjusted"] = np.nan
+    frame["significant"] = False
+    if frame["tested"].any():
+        tested = frame["tested"]
+        reject, adjusted, _, _ = multipletests(
+            frame.loc[tested, "p_value"], alpha=0.05, method=method
+        )
+        frame.loc[tested, "p_adjusted"] = adjusted
+        frame.loc[tested, "significant"] = reject
     return frame
