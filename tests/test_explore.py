@@ -111,9 +111,10 @@ def test_funders_cannot_explore(session) -> None:
 
 def test_explore_figures_do_not_import_statsmodels_or_scipy_stats() -> None:
     """Overview and Explore need only sums and Poisson limits; statsmodels and scipy.stats cost
-    their first render about 0.7 s to import, so registry.explore must not pull them in."""
+    their first render about 0.7 s to import, so neither registry.explore nor the page helpers
+    may pull them in."""
     code = (
-        "import sys, registry.explore; "
+        "import sys, registry.explore, dashboards.charts, dashboards.common; "
         "print(sorted(m for m in ('statsmodels', 'scipy.stats') if m in sys.modules))"
     )
     out = subprocess.run(

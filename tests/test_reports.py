@@ -34,6 +34,7 @@ from registry.reports.build import Scope, _outcomes, build_report, report_choice
 from registry.reports.disclosure import TOTAL, suppress, with_margins
 from registry.reports.pdf import _bar_chart
 from registry.reports.render import render
+from tests.analysis_db import load_small
 from tests.conftest import ADMIN
 
 FY = Window(dt.date(2023, 4, 1), dt.date(2024, 3, 1))
@@ -531,3 +532,22 @@ def test_default_period_is_the_scopes_own_and_ignores_deleted_deliveries(small) 
         built = build_report(s, principal=ADMIN, scope=Scope("programme", INJECTION))
     assert built.window == FY
     assert built.headline["opportunities"] == 60
+
+
+def test_outcome_change_is_given_when_both_windows_are_whole(db_url) -> None:
+    """load_small: Camden's count is the month number every year (March 2022 aside), so
+    July-December 2022 against July-December 2021 is whole on both sides and unchanged."""
+    load_small(db_url)
+    engine = db.make_engine(db_url)
+    with db.session_scope(engine) as s:
+        report = build_report(
+            s,
+            principal=ADMIN,
+            scope=Scope("programme", "P1"),
+            window=Window(dt.date(2022, 7, 1), dt.date(2022, 12, 1)),
+        )
+    engine.dispose()
+    homicide = report.tables["outcomes"].set_index("measure").loc["Homicide"]
+    assert (homicide["current_count"], homicide["baseline_count"]) == (57, 57)
+    assert (homicide["current_months_with_data"], homicide["baseline_months_with_data"]) == (6, 6)
+    assert homicide["change_pct"] == 0.0
