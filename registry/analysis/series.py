@@ -81,6 +81,40 @@ def monthly_series(
     return frame.reset_index()
 
 
+def borough_series(
+    session: Session,
+    *,
+    principal: Principal,
+    measure: str,
+    start: dt.date,
+    end: dt.date,
+) -> dict[str, pd.DataFrame]:
+    """Every borough's :func:`monthly_series` from ``start`` to ``end``, keyed by GSS code, from
+    one grouped query (a borough with no stored count is absent)."""
+    require(principal, "outcomes.read")
+    outcome = measure_by_code(session, measure)
+    rows = session.execute(
+        select(Borough.gss_code, OutcomeCount.month, func.sum(OutcomeCount.count))
+        .join(Borough, Borough.id == OutcomeCount.borough_id)
+        .where(OutcomeCount.measure_id == outcome.id, OutcomeCount.month.between(start, end))
+        .group_by(Borough.gss_code, OutcomeCount.month)
+        .order_by(Borough.gss_code, OutcomeCount.month)
+    ).all()
+    frame = pd.DataFrame(
+        {
+            "area": [code for code, _, _ in rows],
+            "month": [as_date(m) for _, m, _ in rows],
+            "boroughs": np.array([int(c) for _, _, c in rows], dtype=np.int64),
+        }
+    )
+    frame["unallocated"] = 0
+    frame["count"] = frame["boroughs"]
+    return {
+        code: part.drop(columns="area").reset_index(drop=True)
+        for code, part in frame.groupby("area", sort=False)
+    }
+
+
 def rolling_totals(series: pd.DataFrame, months: int = 12) -> pd.DataFrame:
     """Rolling ``months``-month totals, given only where all ``months`` months have data.
 

@@ -30,8 +30,14 @@ from statsmodels.tsa.seasonal import STL
 
 from registry import boroughs
 from registry.analysis.result import TrendChange
-from registry.analysis.series import LONDON, monthly_series, rolling_totals, window_total
-from registry.auth import Principal, require
+from registry.analysis.series import (
+    LONDON,
+    borough_series,
+    monthly_series,
+    rolling_totals,
+    window_total,
+)
+from registry.auth import Principal
 from registry.demo import SYNTHETIC_NOTE, is_synthetic
 from registry.errors import RegistryError
 from registry.periods import add_months, format_month, month_range
@@ -193,6 +199,31 @@ def stl_decompose(series: pd.DataFrame, *, period: int = 12, robust: bool = True
     )
 
 
+def _first_month(end: dt.date, baseline_end: dt.date, window: int) -> dt.date:
+    """The first month either window covers (refusing a window of no months)."""
+    if window < 1:
+        raise RegistryError(f"A window needs at least one month, not {window}.")
+    return add_months(min(end, baseline_end), -(window - 1))
+
+
+def _change(
+    series: pd.DataFrame,
+    *,
+    synthetic: bool,
+    measure: str,
+    area: str,
+    end: dt.date,
+    baseline_end: dt.date,
+    window: int,
+) -> TrendChange:
+    change = compare_windows(
+        series, measure=measure, area=area, end=end, baseline_end=baseline_end, months=window
+    )
+    if synthetic:
+        change = dataclasses.replace(change, caveats=[SYNTHETIC_NOTE, *change.caveats])
+    return change
+
+
 def trend_change(
     session: Session,
     *,
@@ -204,19 +235,19 @@ def trend_change(
     borough: str | None = None,
 ) -> TrendChange:
     """``vru trend``: a window's total against a baseline window's, from the database."""
-    if window < 1:
-        raise RegistryError(f"A window needs at least one month, not {window}.")
-    first = add_months(min(end, baseline_end), -(window - 1))
+    first = _first_month(end, baseline_end, window)
     series = monthly_series(
         session, principal=principal, measure=measure, borough=borough, start=first, end=end
     )
-    area = boroughs.lookup(borough).name if borough else LONDON
-    change = compare_windows(
-        series, measure=measure, area=area, end=end, baseline_end=baseline_end, months=window
+    return _change(
+        series,
+        synthetic=is_synthetic(session),
+        measure=measure,
+        area=boroughs.lookup(borough).name if borough else LONDON,
+        end=end,
+        baseline_end=baseline_end,
+        window=window,
     )
-    if is_synthetic(session):
-        change = dataclasses.replace(change, caveats=[SYNTHETIC_NOTE, *change.caveats])
-    return change
 
 
 @dataclass(frozen=True)
@@ -246,16 +277,18 @@ def trend_report(
     For London it also tests each borough's change, Holm-corrected (:func:`borough_changes`).
     The STL decomposition is included when the series allows one (two whole years, no gaps).
     """
-    change = trend_change(
-        session,
-        principal=principal,
+    _first_month(end, baseline_end, window)
+    # One series serves the change, the sensitivity table and the rolling totals.
+    series = monthly_series(session, principal=principal, measure=measure, borough=borough, end=end)
+    change = _change(
+        series,
+        synthetic=is_synthetic(session),
         measure=measure,
+        area=boroughs.lookup(borough).name if borough else LONDON,
         end=end,
         baseline_end=baseline_end,
         window=window,
-        borough=borough,
     )
-    series = monthly_series(session, principal=principal, measure=measure, borough=borough, end=end)
     lengths = sorted({6, 12, 24, 36, window})
     sensitivity = baseline_sensitivity(
         series, end=end, window_lengths=lengths, measure=measure, area=change.area
@@ -294,21 +327,30 @@ def borough_changes(
     every month of both windows has a stored count (``tested``): a part-stored window's total is
     short and would read as a fall. Part-stored boroughs are listed, untested.
     """
-    require(principal, "outcomes.read")
+    by_borough = borough_series(
+        session,
+        principal=principal,
+        measure=measure,
+        start=_first_month(end, baseline_end, window),
+        end=end,
+    )
+    synthetic = is_synthetic(session)
     rows = []
     for info in boroughs.BOROUGHS:
+        if info.gss_code not in by_borough:
+            continue  # no counts stored (the City in Met data): nothing to test
         try:
-            change = trend_change(
-                session,
-                principal=principal,
+            change = _change(
+                by_borough[info.gss_code],
+                synthetic=synthetic,
                 measure=measure,
+                area=info.name,
                 end=end,
                 baseline_end=baseline_end,
                 window=window,
-                borough=info.gss_code,
             )
         except RegistryError:
-            continue  # no counts (the City in Met data) or a zero baseline: nothing to test
+            continue  # none in a window, or a zero baseline: nothing to test
         rows.append(
             {
                 "borough": info.name,
