@@ -36,7 +36,7 @@ from scipy import special
 from sqlalchemy import Select, String, func, select, type_coerce
 from sqlalchemy.orm import Session
 
-from registry.analysis.panel import AGE_BAND, ids_by_name, measure_by_code
+from registry.analysis.panel import AGE_BAND, ids_by_name, measure_by_code, stored_measures
 from registry.analysis.series import monthly_series, window_total
 from registry.auth import Principal, require
 from registry.errors import RegistryError
@@ -156,14 +156,7 @@ class ExploreFilter:
 
 def explore_options(session: Session, *, principal: Principal) -> ExploreOptions:
     require(principal, "outcomes.read")
-    measures = [
-        (code, label)
-        for code, label in session.execute(
-            select(OutcomeMeasure.code, OutcomeMeasure.label)
-            .where(OutcomeMeasure.id.in_(select(OutcomeCount.measure_id).distinct()))
-            .order_by(OutcomeMeasure.id)
-        )
-    ]
+    measures = stored_measures(session)
     first, last = session.execute(
         select(func.min(OutcomeCount.month), func.max(OutcomeCount.month))
     ).one()

@@ -71,6 +71,18 @@ def lag_column(lag: int) -> str:
     return f"delivery_rate_lag{lag}"
 
 
+def stored_measures(session: Session) -> list[tuple[str, str]]:
+    """``(code, label)`` of every measure with at least one stored count, in measure order."""
+    return [
+        (code, label)
+        for code, label in session.execute(
+            select(OutcomeMeasure.code, OutcomeMeasure.label)
+            .where(OutcomeMeasure.id.in_(select(OutcomeCount.measure_id).distinct()))
+            .order_by(OutcomeMeasure.id)
+        )
+    ]
+
+
 def measure_by_code(session: Session, code: str) -> OutcomeMeasure:
     measure = session.scalar(select(OutcomeMeasure).where(OutcomeMeasure.code == code))
     if measure is None:

@@ -12,12 +12,18 @@ from sqlalchemy.orm import Session
 
 from registry.analysis.fixed_effects import fit_fe, permute_areas
 from registry.analysis.models import fit_count, fit_event_study, fit_its, lead_placebo
-from registry.analysis.panel import FREQUENCIES, ids_by_name, lag_column, load_panel
+from registry.analysis.panel import (
+    FREQUENCIES,
+    ids_by_name,
+    lag_column,
+    load_panel,
+    stored_measures,
+)
 from registry.analysis.result import ModelResult, caveats_for
 from registry.auth import Principal, require
 from registry.demo import SYNTHETIC_NOTE, is_synthetic
 from registry.errors import RegistryError
-from registry.models import Borough, Delivery, OutcomeCount, OutcomeMeasure, Programme
+from registry.models import Borough, Delivery, OutcomeCount, Programme
 from registry.periods import as_date, format_month, month_start, quarter_start
 
 MODELS = ("fe", "poisson", "negbin", "its", "event")
@@ -42,14 +48,7 @@ class AnalysisOptions:
 
 def analysis_options(session: Session, *, principal: Principal) -> AnalysisOptions:
     require(principal, "models.run")
-    measures = [
-        (code, label)
-        for code, label in session.execute(
-            select(OutcomeMeasure.code, OutcomeMeasure.label)
-            .where(OutcomeMeasure.id.in_(select(OutcomeCount.measure_id).distinct()))
-            .order_by(OutcomeMeasure.id)
-        )
-    ]
+    measures = stored_measures(session)
     first, last = session.execute(
         select(func.min(OutcomeCount.month), func.max(OutcomeCount.month))
     ).one()
