@@ -17,6 +17,7 @@ from dashboards.common import (
     session,
     table_download,
 )
+from dashboards.figures import cached_explore_options
 from registry.auth import Principal
 from registry.config import get_settings
 from registry.errors import RegistryError
@@ -24,11 +25,9 @@ from registry.explore import (
     FREQUENCIES,
     ExploreData,
     ExploreFilter,
-    ExploreOptions,
     Funnel,
     area_names,
     delivery_by_month,
-    explore_options,
     funnel,
     outcomes_by_month,
     tile_map,
@@ -40,12 +39,6 @@ from registry.periods import format_month, month_range, parse_month
 
 FIGURES = {"counts": "Counts", "rates": "Rates per young people"}
 KEYS = ["measure", "borough", "programme", "stream", "start", "end", "figure", "freq", "detail"]
-
-
-@st.cache_data(max_entries=8, show_spinner=False)
-def _options(url: str, version: int, _who: Principal) -> ExploreOptions:
-    with session() as s:
-        return explore_options(s, principal=_who)
 
 
 # Each part is cached on its own, keyed on the data version: a new measure does not reload
@@ -92,7 +85,7 @@ st.title("Explore")
 who = current_principal()
 url = get_settings().database_url
 version, _ = data_state()
-options = _options(url, version, who)
+options = cached_explore_options(url, version, who)
 if options.empty:
     st.info(
         "No outcome counts are stored yet, so there is nothing to explore. An administrator can "

@@ -17,18 +17,13 @@ from dashboards.common import (
     session,
     table_download,
 )
+from dashboards.figures import cached_explore_options
 from registry.auth import Principal
 from registry.config import get_settings
-from registry.explore import ExploreOptions, Overview, explore_options, overview
+from registry.explore import Overview, overview
 from registry.periods import format_month, month_range, parse_month
 
 KEYS = ["ov_start", "ov_end"]
-
-
-@st.cache_data(max_entries=8, show_spinner=False)
-def _options(url: str, version: int, _who: Principal) -> ExploreOptions:
-    with session() as s:
-        return explore_options(s, principal=_who)
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
@@ -41,7 +36,7 @@ st.title("Overview")
 who = current_principal()
 url = get_settings().database_url
 version, _ = data_state()
-options = _options(url, version, who)
+options = cached_explore_options(url, version, who)
 if options.empty:
     st.info(
         "No outcome counts are stored yet, so there are no headline figures. An administrator "
