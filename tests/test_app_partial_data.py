@@ -6,6 +6,7 @@ delivery, population may be missing: each state must give plain guidance, never 
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from pathlib import Path
 
@@ -92,3 +93,24 @@ def test_overview_says_no_delivery_is_recorded_rather_than_none_delivered(
     at = open_as_admin(partial_url, monkeypatch, "dashboards/overview.py")
     assert not at.exception
     assert any("No delivery is recorded" in c.value for c in at.caption)
+
+
+def test_overview_says_when_its_12_months_are_only_partly_stored(db_url, monkeypatch) -> None:
+    load_small(db_url)  # counts and delivery to 2023-06: the default window is 2022-07..2023-06
+    engine = db.make_engine(db_url)
+    with engine.begin() as conn:  # a release holds borough and unallocated counts together
+        for table in (OutcomeCount, UnallocatedCount):
+            conn.execute(
+                delete(table).where(table.month.between(dt.date(2023, 1, 1), dt.date(2023, 3, 1)))
+            )
+    engine.dispose()
+    at = open_as_admin(db_url, monkeypatch, "dashboards/overview.py")
+    check(at, "dashboards/overview.py")
+    homicide = next(m for m in at.metric if m.label == "Homicide")
+    assert not homicide.delta  # no change from a part-stored window
+    assert any(
+        "Only 9 of these 12 months are stored, so no change is given." in c.value
+        for c in at.caption
+    )
+    table = next(d.value for d in at.dataframe if "months stored" in d.value.columns)
+    assert set(table["months stored"]) == {9}
