@@ -36,7 +36,7 @@ from scipy import special
 from sqlalchemy import Select, String, func, select, type_coerce
 from sqlalchemy.orm import Session
 
-from registry.analysis.panel import AGE_BAND, ids_by_name, measure_by_code, stored_measures
+from registry.analysis.panel import AGE_BAND, ids_by_name, stored_measures
 from registry.analysis.series import monthly_series, window_total
 from registry.auth import Principal, require
 from registry.errors import RegistryError
@@ -49,6 +49,7 @@ from registry.models import (
     Population,
     Programme,
 )
+from registry.outcomes.measures import get_measure
 from registry.periods import (
     add_months,
     as_date,
@@ -250,7 +251,7 @@ def delivery_by_month(
 def outcomes_by_month(session: Session, *, principal: Principal, measure: str) -> pd.DataFrame:
     """``measure``'s counts per area and month (``area``, ``month``, ``count``)."""
     require(principal, "outcomes.read")
-    outcome = measure_by_code(session, measure)
+    outcome = get_measure(session, measure)
     stmt = (
         select(OutcomeCount.borough_id, _raw(OutcomeCount.month), func.sum(OutcomeCount.count))
         .where(OutcomeCount.measure_id == outcome.id)
@@ -321,7 +322,7 @@ def explore_data(
     last = options.last_month.year if options.last_month else first
     return ExploreData(
         measure,
-        measure_by_code(session, measure).label,
+        get_measure(session, measure).label,
         area_names(session, principal=principal),
         delivery_by_month(
             session, principal=principal, programmes=programmes, funding_streams=funding_streams

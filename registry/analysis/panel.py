@@ -36,6 +36,7 @@ from registry.models import (
     Population,
     Programme,
 )
+from registry.outcomes.measures import get_measure
 from registry.periods import add_months, as_date, format_month, month_start, quarter_start
 
 AGE_BAND = "10-24"
@@ -81,16 +82,6 @@ def stored_measures(session: Session) -> list[tuple[str, str]]:
             .order_by(OutcomeMeasure.id)
         )
     ]
-
-
-def measure_by_code(session: Session, code: str) -> OutcomeMeasure:
-    measure = session.scalar(select(OutcomeMeasure).where(OutcomeMeasure.code == code))
-    if measure is None:
-        known = ", ".join(
-            session.scalars(select(OutcomeMeasure.code).order_by(OutcomeMeasure.code))
-        )
-        raise NotFoundError(f"There is no outcome measure {code!r}; known measures: {known}.")
-    return measure
 
 
 def ids_by_name(
@@ -283,7 +274,7 @@ def load_panel(
     filters choose which deliveries are summed; the borough filter and period choose the rows.
     """
     require(principal, "models.run")
-    outcome = measure_by_code(session, measure)
+    outcome = get_measure(session, measure)
     codes = borough_codes(borough_names) if borough_names else None
     code_of = dict(session.execute(select(Borough.id, Borough.gss_code)).tuples().all())
 

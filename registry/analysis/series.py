@@ -15,10 +15,11 @@ import pandas as pd
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from registry.analysis.panel import borough_codes, measure_by_code
+from registry.analysis.panel import borough_codes
 from registry.analysis.result import WindowTotal
 from registry.auth import Principal, require
 from registry.models import Borough, OutcomeCount, UnallocatedCount
+from registry.outcomes.measures import get_measure
 from registry.periods import as_date, month_range, rolling_window
 
 LONDON = "London"
@@ -48,7 +49,7 @@ def monthly_series(
     unallocated; a borough: its own counts, unallocated 0). Only months with a stored count appear.
     """
     require(principal, "outcomes.read")
-    outcome = measure_by_code(session, measure)
+    outcome = get_measure(session, measure)
     flt = [OutcomeCount.measure_id == outcome.id]
     if start is not None:
         flt.append(OutcomeCount.month >= start)
@@ -92,7 +93,7 @@ def borough_series(
     """Every borough's :func:`monthly_series` from ``start`` to ``end``, keyed by GSS code, from
     one grouped query (a borough with no stored count is absent)."""
     require(principal, "outcomes.read")
-    outcome = measure_by_code(session, measure)
+    outcome = get_measure(session, measure)
     rows = session.execute(
         select(Borough.gss_code, OutcomeCount.month, func.sum(OutcomeCount.count))
         .join(Borough, Borough.id == OutcomeCount.borough_id)
