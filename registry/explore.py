@@ -616,10 +616,8 @@ def overview(session: Session, *, principal: Principal, start: dt.date, end: dt.
             continue
         earlier = window_total(series, add_months(window.end, -12), 12)
         y2019 = window_total(series, dt.date(2019, 12, 1), 12)
-        year_earlier = earlier.count if earlier.months_with_data == 12 else None
-        count_2019 = y2019.count if y2019.months_with_data == 12 else None
-        # A part-stored window (crime data usually arrives after delivery) would read as a fall.
-        whole = current.months_with_data == 12
+        year_earlier = earlier.count if earlier.whole else None
+        count_2019 = y2019.count if y2019.whole else None
         tiles.append(
             OutcomeTile(
                 code,
@@ -628,9 +626,9 @@ def overview(session: Session, *, principal: Principal, start: dt.date, end: dt.
                 current.end,
                 current.count,
                 year_earlier,
-                _pct(current.count, year_earlier) if whole else None,
+                _pct(current.count, year_earlier) if current.whole else None,
                 count_2019,
-                _pct(current.count, count_2019) if whole else None,
+                _pct(current.count, count_2019) if current.whole else None,
                 current.months_with_data,
             )
         )

@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from registry.periods import format_month
+from registry.periods import format_month, months_between
 
 ASSOCIATION = (
     "Association, not causation: the models show whether more delivery went with lower "
@@ -97,6 +97,12 @@ class WindowTotal:
     count: int
     unallocated: int
     months_with_data: int
+
+    @property
+    def whole(self) -> bool:
+        """Every month of the window has a stored count: only then is the total comparable
+        (crime data usually arrives after delivery, and a short total reads as a fall)."""
+        return self.months_with_data == months_between(self.start, self.end) + 1
 
     def to_dict(self) -> dict[str, Any]:
         return {

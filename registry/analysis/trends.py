@@ -90,7 +90,7 @@ def compare_windows(
                 f"No {measure} counts are stored for {area} in the {name} window "
                 f"({format_month(w.start)} to {format_month(w.end)})."
             )
-        if w.months_with_data < months:
+        if not w.whole:
             caveats.append(
                 f"The {name} window ({format_month(w.start)} to {format_month(w.end)}) has "
                 f"counts for {w.months_with_data} of its {months} months; its total is short."
@@ -120,7 +120,7 @@ def baseline_sensitivity(
     rows = []
     for months in window_lengths:
         current = window_total(series, end, months)
-        if current.months_with_data < months:
+        if not current.whole:
             continue
         years = 1
         while True:
@@ -129,7 +129,7 @@ def baseline_sensitivity(
             baseline = window_total(series, baseline_end, months)
             if baseline.end < series["month"].min():
                 break
-            if baseline.end >= current.start or baseline.months_with_data < months:
+            if baseline.end >= current.start or not baseline.whole:
                 continue
             if baseline.count == 0:
                 continue
@@ -362,12 +362,12 @@ def borough_changes(
                 "p_value": change.p_value,
                 "current_months": change.current.months_with_data,
                 "baseline_months": change.baseline.months_with_data,
+                "tested": change.current.whole and change.baseline.whole,
             }
         )
     if not rows:
         raise RegistryError(f"No borough has {measure} counts in both windows.")
     frame = pd.DataFrame(rows)
-    frame["tested"] = (frame["current_months"] == window) & (frame["baseline_months"] == window)
     frame["p_adjusted"] = np.nan
     frame["significant"] = False
     if frame["tested"].any():
