@@ -10,16 +10,13 @@ from dashboards import charts
 from dashboards.common import (
     attempt,
     chart_with_table,
-    current_principal,
-    data_state,
     keep_in_url,
     query_defaults,
     session,
     table_download,
 )
-from dashboards.figures import cached_explore_options
+from dashboards.figures import outcome_page_start
 from registry.auth import Principal
-from registry.config import get_settings
 from registry.errors import RegistryError
 from registry.explore import (
     FREQUENCIES,
@@ -35,7 +32,7 @@ from registry.explore import (
     young_people,
 )
 from registry.explore import borough_table as borough_figures
-from registry.periods import format_month, month_range, parse_month
+from registry.periods import format_month, parse_month
 
 FIGURES = {"counts": "Counts", "rates": "Rates per young people"}
 KEYS = ["measure", "borough", "programme", "stream", "start", "end", "figure", "freq", "detail"]
@@ -82,19 +79,7 @@ def _data(measure: str, programmes: tuple[str, ...], streams: tuple[str, ...]) -
 
 
 st.title("Explore")
-who = current_principal()
-url = get_settings().database_url
-version, _ = data_state()
-options = cached_explore_options(url, version, who)
-if options.empty:
-    st.info(
-        "No outcome counts are stored yet, so there is nothing to explore. An administrator can "
-        "load crime and population data on the Outcome data page (or `vru import ...`), or demo "
-        "data with `vru seed`."
-    )
-    st.stop()
-assert options.first_month is not None and options.last_month is not None
-months = [format_month(m) for m in month_range(options.first_month, options.last_month)]
+who, url, version, options, months = outcome_page_start("there is nothing to explore")
 names = dict(options.areas)
 labels = dict(options.measures)
 query_defaults(

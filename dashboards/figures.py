@@ -3,11 +3,15 @@ Explore (or back) does not query the same options again."""
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import streamlit as st
 
-from dashboards.common import session
+from dashboards.common import current_principal, data_state, session
 from registry.auth import Principal
+from registry.config import get_settings
 from registry.explore import ExploreOptions, explore_options
+from registry.periods import format_month, month_range
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
@@ -15,3 +19,31 @@ def cached_explore_options(url: str, version: int, _who: Principal) -> ExploreOp
     """:func:`registry.explore.explore_options`, keyed on the database and its data version."""
     with session() as s:
         return explore_options(s, principal=_who)
+
+
+class PageStart(NamedTuple):
+    """What Overview and Explore both begin with: who, which data, and the months to offer."""
+
+    who: Principal
+    url: str
+    version: int
+    options: ExploreOptions
+    months: list[str]  # YYYY-MM, first to last month with delivery or outcome data
+
+
+def outcome_page_start(nothing: str) -> PageStart:
+    """The signed-in user's options, or guidance and a stop when no outcome count is stored
+    (``nothing`` says what the page cannot show, e.g. "there is nothing to explore")."""
+    who = current_principal()
+    url = get_settings().database_url
+    version, _ = data_state()
+    options = cached_explore_options(url, version, who)
+    if options.empty or options.first_month is None or options.last_month is None:
+        st.info(
+            f"No outcome counts are stored yet, so {nothing}. An administrator can load crime "
+            "and population data on the Outcome data page (or `vru import ...`), or demo data "
+            "with `vru seed`."
+        )
+        st.stop()
+    months = [format_month(m) for m in month_range(options.first_month, options.last_month)]
+    return PageStart(who, url, version, options, months)

@@ -10,18 +10,15 @@ from dashboards.common import (
     OKABE_ITO,
     attempt,
     chart_with_table,
-    current_principal,
-    data_state,
     keep_in_url,
     query_defaults,
     session,
     table_download,
 )
-from dashboards.figures import cached_explore_options
+from dashboards.figures import outcome_page_start
 from registry.auth import Principal
-from registry.config import get_settings
 from registry.explore import Overview, overview
-from registry.periods import format_month, month_range, parse_month
+from registry.periods import format_month, parse_month
 
 KEYS = ["ov_start", "ov_end"]
 
@@ -33,19 +30,7 @@ def _overview(url: str, version: int, start: str, end: str, _who: Principal) -> 
 
 
 st.title("Overview")
-who = current_principal()
-url = get_settings().database_url
-version, _ = data_state()
-options = cached_explore_options(url, version, who)
-if options.empty:
-    st.info(
-        "No outcome counts are stored yet, so there are no headline figures. An administrator "
-        "can load crime and population data on the Outcome data page (or `vru import ...`), or "
-        "demo data with `vru seed`."
-    )
-    st.stop()
-assert options.first_month is not None and options.last_month is not None
-months = [format_month(m) for m in month_range(options.first_month, options.last_month)]
+who, url, version, options, months = outcome_page_start("there are no headline figures")
 query_defaults(
     {"ov_start": months[max(0, len(months) - 12)], "ov_end": months[-1]},
     {"ov_start": months, "ov_end": months},
