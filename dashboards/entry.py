@@ -7,7 +7,16 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from dashboards.common import attempt, can, current_principal, data_changed, session, table_download
+from dashboards.common import (
+    attempt,
+    can,
+    current_principal,
+    data_changed,
+    md,
+    session,
+    show_error,
+    table_download,
+)
 from registry import deliveries, programmes
 from registry.boroughs import BOROUGHS
 from registry.periods import PeriodError, format_month, last_complete_month, parse_month
@@ -25,7 +34,7 @@ writer = can("deliveries.write")
 
 def _show_warnings(warnings: list) -> None:
     for w in warnings:
-        st.warning(f"Row {w.row}: {w.reason}")
+        st.warning(md(f"Row {w.row}: {w.reason}"))
 
 
 form_tab, grid_tab, upload_tab = st.tabs(["One return", "Grid", "Upload a spreadsheet"])
@@ -40,7 +49,7 @@ with form_tab:
     try:
         month = parse_month(month_text)
     except PeriodError as exc:
-        st.error(str(exc))
+        show_error(exc)
         st.stop()
     key = (programme, borough, format_month(month))
     # Remember the figures as first shown, so a save made after someone else's is refused.
@@ -104,7 +113,7 @@ with form_tab:
             data_changed()
             st.session_state.pop("form_read_key", None)
             what = "Amended" if saved.amended else "Added" if saved.added else "No change to"
-            st.success(f"{what} the figures for {programme}, {borough}, {key[2]}.")
+            st.success(md(f"{what} the figures for {programme}, {borough}, {key[2]}."))
             _show_warnings(saved.warnings)
     if read and writer:
         with st.expander("Delete these figures"):
