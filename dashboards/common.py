@@ -182,7 +182,7 @@ def chart_with_table(
     # costs more than everything else on a rerun (the charts are built by code, not typed in).
     spec = chart.to_dict(validate=False)
     event = st.vega_lite_chart(spec, width="stretch", key=f"{key}_chart", **select)
-    st.caption(summary)
+    st.caption(md(summary))
     st.dataframe(table, hide_index=True, key=f"{key}_table")
     left, right = st.columns(2)
     left.download_button(
