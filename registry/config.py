@@ -47,6 +47,7 @@ class Settings:
     """The registry's settings. Build one with :func:`get_settings`."""
 
     database_url: str
+    migration_database_url: str | None = None
     suppression_threshold: int = 10
     max_upload_bytes: int = 50 * 1024 * 1024
     max_upload_rows: int = 500_000
@@ -78,8 +79,10 @@ def _int_env(name: str, default: int, minimum: int = 0) -> int:
 def get_settings(database_url: str | None = None) -> Settings:
     """Read settings from the environment; ``database_url`` overrides ``VRU_DATABASE_URL``."""
     url = database_url or os.environ.get("VRU_DATABASE_URL") or default_database_url()
+    migration = os.environ.get("VRU_MIGRATION_DATABASE_URL", "").strip()
     return Settings(
         database_url=normalise_database_url(url),
+        migration_database_url=normalise_database_url(migration) if migration else None,
         suppression_threshold=_int_env("VRU_SUPPRESSION_THRESHOLD", 10, minimum=1),
         max_upload_bytes=_int_env("VRU_MAX_UPLOAD_BYTES", 50 * 1024 * 1024, minimum=1),
         max_upload_rows=_int_env("VRU_MAX_UPLOAD_ROWS", 500_000, minimum=1),

@@ -36,7 +36,6 @@ from registry import audit, boroughs
 from registry.auth import Principal, require, write_action
 from registry.errors import ConflictError, NotFoundError, RegistryError
 from registry.models import (
-    AuditEvent,
     Borough,
     Delivery,
     ImportBatch,
@@ -850,8 +849,8 @@ def _write_changes(
     now_live = merged["now_live"].to_numpy()
     programmes = merged["programme"].to_numpy()
     names = merged["borough"].to_numpy()
-    session.execute(
-        insert(AuditEvent.__table__),
+    audit.record_many(
+        session,
         [
             {
                 "occurred_at": now,

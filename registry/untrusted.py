@@ -26,13 +26,16 @@ from __future__ import annotations
 import io
 import logging
 import multiprocessing
+import os
 import re
 import resource
 import time
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from multiprocessing import forkserver, popen_forkserver, reduction, spawn, util
 from multiprocessing.connection import Connection
+from multiprocessing.context import ForkServerProcess, set_spawning_popen
 from typing import IO, Any, TypeVar
 
 from registry.config import Settings, get_settings
@@ -141,11 +144,6 @@ def first_line(text: str) -> str:
     """The header row of CSV text (up to its first line break; quotes in headers are rare)."""
     end = text.find("\n")
     return text if end < 0 else text[:end]
-
-
-def error_cell(value: object) -> bool:
-    """Whether a cell holds a spreadsheet error (``#DIV/0!``...) rather than a value."""
-    return isinstance(value, str) and value.strip() in ERROR_CODES
 
 
 def error_reason(value: str) -> str:
@@ -322,12 +320,48 @@ def _child(
         conn.close()
 
 
+class _Popen(popen_forkserver.Popen):
+    """The fork server's launcher, without re-running the parent's main script in the child.
+
+    multiprocessing asks every child to run the parent's ``__main__`` again (Streamlit's or
+    ``vru``'s script, importing most of the app: most of a second per file), and Python 3.11's
+    fork server never preloads it (it looks for a ``main_path`` key that is not there). The
+    functions run here are importable from the registry, so the child does not need it.
+    """
+
+    def _launch(self, process_obj: Any) -> None:
+        prep_data = spawn.get_preparation_data(process_obj._name)
+        prep_data.pop("init_main_from_path", None)
+        prep_data.pop("init_main_from_name", None)
+        buf = io.BytesIO()
+        set_spawning_popen(self)
+        try:
+            reduction.dump(prep_data, buf)
+            reduction.dump(process_obj, buf)
+        finally:
+            set_spawning_popen(None)
+        self.sentinel, w = forkserver.connect_to_new_process(self._fds)
+        _parent_w = os.dup(w)
+        self.finalizer = util.Finalize(self, util.close_fds, (_parent_w, self.sentinel))
+        with open(w, "wb", closefd=True) as f:  # noqa: PTH123 - a file descriptor
+            f.write(buf.getbuffer())
+        self.pid = forkserver.read_signed(self.sentinel)
+
+
+class _Process(ForkServerProcess):
+    @staticmethod
+    def _Popen(process_obj: Any) -> _Popen:  # noqa: N802 - multiprocessing's name
+        return _Popen(process_obj)
+
+
 def _context() -> multiprocessing.context.BaseContext:
     """A fork server: children forked from a small single-threaded process that has already
     imported pandas and openpyxl, so a child starts in milliseconds and never inherits the
     server's threads or database connections."""
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["registry.untrusted", "registry.uploads", "pandas"])
+    context.set_forkserver_preload(
+        ["registry.untrusted", "registry.uploads", "registry.outcomes.store"]
+    )
     return context
 
 
@@ -346,7 +380,7 @@ def run_limited(
     """
     context = _context()
     receiver, sender = context.Pipe(duplex=False)
-    process = context.Process(
+    process = _Process(
         target=_child, args=(sender, fn, args, limits, progress is not None), daemon=True
     )
     started = time.monotonic()

@@ -26,12 +26,12 @@ import pandas as pd
 from registry.config import get_settings
 from registry.errors import RegistryError
 from registry.untrusted import (
+    ERROR_CODES,
     FileRefused,
     Limits,
     check_header_columns,
     check_no_nul,
     check_xlsx,
-    error_cell,
     error_reason,
     first_line,
     run_limited,
@@ -252,7 +252,7 @@ def _with_header(raw: pd.DataFrame, fmt: str) -> Sheet:
     if problems:
         return Sheet(pd.DataFrame(), fmt, problems)
     for position, name in enumerate(header):
-        failed = data[position].map(error_cell).to_numpy(dtype=bool)
+        failed = data[position].isin(ERROR_CODES).to_numpy(dtype=bool)
         problems += [
             Problem(int(row), name, value, error_reason(value))
             for row, value in zip(data["row"][failed], data[position][failed], strict=True)

@@ -350,7 +350,7 @@ def refuse_error_cells(file_name: str, frame: pd.DataFrame) -> None:
     problems = []
     for column in frame.columns:
         values = frame[column]
-        failed = values.map(lambda v: isinstance(v, str) and v.strip() in ERROR_CODES)
+        failed = values.isin(ERROR_CODES)
         for position in failed.to_numpy().nonzero()[0][:MAX_PROBLEMS_SHOWN]:
             value = str(values.iloc[position])
             problems.append(
