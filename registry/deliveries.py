@@ -32,7 +32,7 @@ from sqlalchemy import and_, bindparam, column, insert, select, table, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from registry import audit, boroughs
+from registry import audit, boroughs, db
 from registry.auth import Principal, require, write_action
 from registry.errors import ConflictError, NotFoundError, RegistryError
 from registry.models import (
@@ -491,6 +491,17 @@ def _signed_off(session: Session) -> set[int]:
     return {month_index(m) for m in session.scalars(select(MonthSignOff.month))}
 
 
+def _signed_off_locked(session: Session) -> set[int]:
+    """The signed-off months, read under the sign-off lock held until this write commits.
+
+    Writers share the lock; signing off or reopening takes it alone. So a month cannot be signed
+    off between this check and the commit of the change it lets through (on PostgreSQL, where
+    transactions run side by side; SQLite has one writer at a time).
+    """
+    db.advisory_lock(session, db.SIGN_OFF_LOCK, shared=True)
+    return _signed_off(session)
+
+
 def _plausibility(history: pd.DataFrame, rows: pd.DataFrame) -> list[str]:
     """A reason in words for each row whose opportunities are far from its recent months.
 
@@ -777,7 +788,7 @@ def _write_changes(
     )
     if stale.any():
         raise ConflictError(_conflict_message(merged[stale].assign(kind=kind)))
-    signed = _signed_off(session)
+    signed = _signed_off_locked(session)
     if signed and merged["mi"].isin(signed).any():
         raise ConflictError(
             "A month in these changes was signed off meanwhile; an admin must reopen it first."
@@ -1262,7 +1273,7 @@ def delete_delivery(
         raise NotFoundError(
             f"{prog.name} has no figures for {info.name} in {format_month(month)} to delete."
         )
-    if month_index(month) in _signed_off(session):
+    if month_index(month) in _signed_off_locked(session):
         raise ConflictError(
             f"{format_month(month)} is signed off: an admin must reopen it before it can change."
         )
@@ -1452,6 +1463,7 @@ def sign_off_month(
     month = month.replace(day=1)
     if month_index(month) > _current_mi():
         raise RegistryError(f"{format_month(month)} has not happened yet; it cannot be signed off.")
+    db.advisory_lock(session, db.SIGN_OFF_LOCK)  # waits for writes in progress to commit
     if session.scalar(select(MonthSignOff).where(MonthSignOff.month == month)) is not None:
         raise ConflictError(f"{format_month(month)} is already signed off.")
     sign_off = MonthSignOff(month=month, signed_off_by=principal.username, note=note or None)
@@ -1474,6 +1486,7 @@ def reopen_month(session: Session, *, principal: Principal, month: dt.date, reas
     if not (reason or "").strip():
         raise RegistryError("Give a reason for reopening the month.")
     month = month.replace(day=1)
+    db.advisory_lock(session, db.SIGN_OFF_LOCK)
     sign_off = session.scalar(select(MonthSignOff).where(MonthSignOff.month == month))
     if sign_off is None:
         raise NotFoundError(f"{format_month(month)} is not signed off.")
