@@ -25,7 +25,7 @@ from registry.config import get_settings
 
 ALEMBIC_DIR = Path(__file__).resolve().parent.parent / "alembic"
 # Test hook for the fault-injection tests (tests/test_faults.py); inert unless set. See
-# :func:`_fault_pause`.
+# :func:`fault_pause`.
 FAULT_PAUSE_VARIABLE = "VRU_FAULT_PAUSE_AT"
 FAULT_PAUSE_MARKER = "VRU-FAULT-PAUSED-AT"
 FAULT_PAUSE_SECONDS = 120
@@ -57,13 +57,14 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(bind=engine, expire_on_commit=False)
 
 
-def _fault_pause(point: str) -> None:
+def fault_pause(point: str) -> None:
     """Pause at ``point`` when ``$VRU_FAULT_PAUSE_AT`` names it; otherwise do nothing.
 
     Only the fault-injection tests set the variable: the process then prints a marker line on
     stderr and sleeps, so the test can SIGKILL it at a known moment (at ``commit``: every row of
-    the transaction sent to the database, nothing committed) and check that the database holds
-    none of it. After the pause the transaction carries on as normal.
+    the transaction sent to the database, nothing committed; at ``sign_off_checked``: a write has
+    just checked that its months are not signed off) and check what the database holds. After
+    the pause the transaction carries on as normal.
     """
     if os.environ.get(FAULT_PAUSE_VARIABLE) != point:
         return
@@ -77,7 +78,7 @@ def session_scope(engine: Engine) -> Iterator[Session]:
     with make_session_factory(engine)() as session, session.begin():
         yield session
         session.flush()
-        _fault_pause("commit")
+        fault_pause("commit")
 
 
 # Keys of the PostgreSQL transaction-scoped advisory locks the registry takes. Each is held

@@ -499,7 +499,9 @@ def _signed_off_locked(session: Session) -> set[int]:
     transactions run side by side; SQLite has one writer at a time).
     """
     db.advisory_lock(session, db.SIGN_OFF_LOCK, shared=True)
-    return _signed_off(session)
+    signed = _signed_off(session)
+    db.fault_pause("sign_off_checked")
+    return signed
 
 
 def _plausibility(history: pd.DataFrame, rows: pd.DataFrame) -> list[str]:
