@@ -733,7 +733,10 @@ def commit(session: Session, *, principal: Principal, preview: Preview) -> SaveR
             rows_read=preview.rows_read,
             rows_accepted=len(rows),
             created_by=principal.username,
-            details={s: preview.count(s) for s in STATUSES},
+            # The programmes the file carried: a summary of one programme must not name a file
+            # that also held others' figures (registry.reports.build._shared_uploads).
+            details={s: preview.count(s) for s in STATUSES}
+            | {"programmes": sorted(int(p) for p in rows["programme_id"].unique())},
         )
         session.add(batch)
         session.flush()

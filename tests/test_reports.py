@@ -480,6 +480,35 @@ def test_sources_leave_out_other_programmes_uploads_and_people(small) -> None:
     assert set(sources["kind"]) <= {"crime", "population", "seed", "deliveries"}
 
 
+def test_sources_do_not_name_an_upload_that_also_held_other_funders_figures(small) -> None:
+    """Issue #19: a funder's summary listed other funders' upload file names."""
+    from registry import deliveries
+    from tests.conftest import STAFF
+
+    def upload(name: str, rows: str) -> None:
+        content = ("programme,borough,month,opportunities\n" + rows).encode()
+        with db.session_scope(small) as s:
+            assert deliveries.import_file(s, principal=STAFF, content=content, file_name=name).ok
+
+    upload(
+        "home-office-and-city-hall.csv", "Mentors,Camden,2023-06,30\nElsewhere,Camden,2023-06,9\n"
+    )
+    upload("mentors-july.csv", "Mentors,Camden,2023-07,31\n")
+    for principal in (CITY_HALL, ADMIN):
+        sources = _build(small, principal=principal).tables["sources"]
+        files = set(sources["file"].dropna())
+        assert "mentors-july.csv" in files
+        assert "home-office-and-city-hall.csv" not in files
+        shared = sources[sources["file"].str.contains("other programmes", na=False)].iloc[0]
+        assert shared["rows"] == 1 and shared["sha256"] is None  # this scope's row only
+    report = _build(small, principal=CITY_HALL)
+    tables = _zip_tables(render(report, "csv"))
+    assert not any("home-office" in v for t in tables.values() for r in t for v in r.values())
+    pdf = PdfReader(io.BytesIO(render(report, "pdf")))
+    pdf_text = "".join(p.extract_text() for p in pdf.pages)
+    assert "mentors-july" in pdf_text and "home-office" not in pdf_text
+
+
 def test_cli_report_refuses_a_mismatched_or_missing_output(small, db_url, tmp_path) -> None:
     runner = CliRunner()
     base = ["--database-url", db_url, "report", "--all", "--from", "2023-04", "--to", "2024-03"]

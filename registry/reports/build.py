@@ -349,36 +349,79 @@ def _sources(session: Session, programme_ids: list[int]) -> pd.DataFrame:
     """The loads behind the summary: outcome and population data, and the scope's deliveries.
 
     Other programmes' uploads and the names of the people who loaded files are left out: a
-    summary may be forwarded outside the VRU.
+    summary may be forwarded outside the VRU. An upload that also carried other programmes'
+    figures is listed without its file name, fingerprint or size (:func:`_shared_uploads`).
     """
     delivery_batches = select(Delivery.import_batch_id).where(
         Delivery.programme_id.in_(programme_ids), Delivery.import_batch_id.is_not(None)
     )
-    batches = session.scalars(
-        select(ImportBatch)
-        .where(
-            ImportBatch.kind.in_(("crime", "population", "seed"))
-            | ImportBatch.id.in_(delivery_batches)
+    batches = list(
+        session.scalars(
+            select(ImportBatch)
+            .where(
+                ImportBatch.kind.in_(("crime", "population", "seed"))
+                | ImportBatch.id.in_(delivery_batches)
+            )
+            .order_by(ImportBatch.id)
         )
-        .order_by(ImportBatch.id)
     )
+    shared = _shared_uploads(session, programme_ids, [b for b in batches if b.kind == "deliveries"])
     return pd.DataFrame(
         [
             {
                 "batch": b.id,
                 "kind": b.kind,
                 "format": b.format,
-                "file": b.file_name,
+                "file": SHARED_UPLOAD if b.id in shared else b.file_name,
                 "release": b.release_label,
                 "loaded_at": b.created_at.strftime("%Y-%m-%d %H:%M UTC") if b.created_at else None,
-                "rows": b.rows_accepted,
-                "sha256": b.sha256,
+                "rows": shared.get(b.id, b.rows_accepted),
+                "sha256": None if b.id in shared else b.sha256,
                 "synthetic": b.synthetic,
             }
             for b in batches
         ],
         columns=SOURCE_COLUMNS,
     )
+
+
+SHARED_UPLOAD = "(an upload that also held other programmes' figures)"
+
+
+def _shared_uploads(
+    session: Session, programme_ids: list[int], batches: list[ImportBatch]
+) -> dict[int, int]:
+    """The delivery uploads that carried figures of programmes outside ``programme_ids``, with
+    the number of this scope's rows each set: their file names (often another funder's or
+    partner's) and sizes are not this summary's to show.
+
+    An upload records its programmes (``details["programmes"]``); an older one that does not is
+    treated as shared unless every row it set is still this scope's.
+    """
+    if not batches:
+        return {}
+    ids = [b.id for b in batches]
+    mine = dict(
+        session.execute(
+            select(Delivery.import_batch_id, func.count())
+            .where(Delivery.import_batch_id.in_(ids), Delivery.programme_id.in_(programme_ids))
+            .group_by(Delivery.import_batch_id)
+        )
+        .tuples()
+        .all()
+    )
+    scope = set(programme_ids)
+    shared = {}
+    for batch in batches:
+        recorded = (batch.details or {}).get("programmes")
+        whole = (
+            set(recorded) <= scope
+            if recorded is not None
+            else mine.get(batch.id, 0) == batch.rows_accepted
+        )
+        if not whole:
+            shared[batch.id] = mine.get(batch.id, 0)
+    return shared
 
 
 def headline_model(
