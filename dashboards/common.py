@@ -47,7 +47,7 @@ def session() -> Iterator[Session]:
             yield s
     except DBAPIError as exc:
         log.warning("database error: %s", exc)
-        st.error(database_error_message(exc))
+        st.error(md(database_error_message(exc)))
         st.stop()
 
 

@@ -64,7 +64,8 @@ with form_tab:
     read = st.session_state.get("form_read")
     if read:
         st.caption(
-            f"Recorded figures (version {read['version']}, last saved by {read['updated_by']}); "
+            f"Recorded figures (version {read['version']}, last saved by "
+            f"{md(read['updated_by'])}); "
             "saving new ones is an amendment, kept in the audit trail."
         )
     else:
@@ -218,11 +219,13 @@ with upload_tab:
             c4.metric("Rejected", summary["rejected"])
             if checked.problems:
                 st.error(
-                    f"The file has {len(checked.problems)} problem(s); nothing can be saved "
-                    "until they are fixed. The first: "
-                    + "; ".join(
-                        f"row {p.row}, {p.column or 'file'}: {p.reason}"
-                        for p in checked.problems[:3]
+                    md(
+                        f"The file has {len(checked.problems)} problem(s); nothing can be saved "
+                        "until they are fixed. The first: "
+                        + "; ".join(
+                            f"row {p.row}, {p.column or 'file'}: {p.reason}"
+                            for p in checked.problems[:3]
+                        )
                     )
                 )
                 errors = pd.DataFrame(summary["errors"])
@@ -245,6 +248,8 @@ with upload_tab:
                     if saved is not None:
                         data_changed()
                         st.success(
-                            f"Saved {uploaded.name}: {saved.added} added, {saved.amended} "
-                            f"amended, {saved.unchanged} unchanged."
+                            md(
+                                f"Saved {uploaded.name}: {saved.added} added, {saved.amended} "
+                                f"amended, {saved.unchanged} unchanged."
+                            )
                         )

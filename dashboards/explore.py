@@ -242,7 +242,7 @@ if plot is not None:
         key="funnel",
     )
     for note in plot.notes:
-        st.caption(note)
+        st.caption(md(note))
 
 # Tile map -----------------------------------------------------------------------------------
 st.subheader("London map")
