@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboards.common import PRINCIPAL_KEY, data_state, demo_banner, principal
+from dashboards.common import PRINCIPAL_KEY, data_state, demo_banner, md, principal
 from registry.auth import allowed
 
 st.set_page_config(page_title="VRU registry", page_icon=":material/diversity_3:", layout="wide")
@@ -53,7 +53,7 @@ else:
     }
     page = st.navigation({section: pages for section, pages in sections.items() if pages})
     with st.sidebar:
-        st.write(f"Signed in as **{who.username}** ({who.role})")
+        st.write(f"Signed in as **{md(who.username)}** ({who.role})")
         if st.button("Sign out", key="sign_out"):
             del st.session_state[PRINCIPAL_KEY]
             if getattr(st.user, "is_logged_in", False):

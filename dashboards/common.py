@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -46,8 +47,29 @@ def session() -> Iterator[Session]:
             yield s
     except DBAPIError as exc:
         log.warning("database error: %s", exc)
-        st.error(database_error_message(exc))
+        st.error(md(database_error_message(exc)))
         st.stop()
+
+
+# Characters that start Markdown or HTML markup Streamlit would render: links and images need
+# brackets, raw HTML needs angle brackets, code needs backticks, LaTeX needs dollars.
+_MARKUP = re.compile(r"([\\`*_~\[\]<>$|])")
+_AUTOLINK = re.compile(r"(?i)\b(https?|ftp|mailto)(:)|\b(www)(\.)")
+
+
+def md(text: object) -> str:
+    """``text`` (anything a user typed: a name, a file name, a message quoting them) made safe
+    for a Streamlit Markdown string: it shows as typed and never becomes a link, an image, HTML
+    or formatting. The one place page text is escaped; every page uses it.
+    """
+    escaped = _MARKUP.sub(r"\\\1", str(text)).replace("\r", " ").replace("\n", " ")
+    # GitHub-flavoured Markdown turns bare addresses into links; a backslash stops that.
+    return _AUTOLINK.sub(lambda m: f"{m[1] or m[3]}\\{m[2] or m[4]}", escaped)
+
+
+def show_error(exc: BaseException | str) -> None:
+    """A refusal as one message box, its text escaped (it often quotes what the user typed)."""
+    st.error(md(exc))
 
 
 def principal() -> Principal | None:
@@ -101,7 +123,7 @@ def attempt(fn: Callable[[], T]) -> T | None:
     try:
         return fn()
     except RegistryError as exc:
-        st.error(str(exc))
+        show_error(exc)
     return None
 
 
@@ -160,7 +182,7 @@ def chart_with_table(
     # costs more than everything else on a rerun (the charts are built by code, not typed in).
     spec = chart.to_dict(validate=False)
     event = st.vega_lite_chart(spec, width="stretch", key=f"{key}_chart", **select)
-    st.caption(summary)
+    st.caption(md(summary))
     st.dataframe(table, hide_index=True, key=f"{key}_table")
     left, right = st.columns(2)
     left.download_button(

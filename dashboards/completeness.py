@@ -5,7 +5,16 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from dashboards.common import attempt, can, current_principal, data_changed, session, table_download
+from dashboards.common import (
+    attempt,
+    can,
+    current_principal,
+    data_changed,
+    md,
+    session,
+    show_error,
+    table_download,
+)
 from registry import deliveries
 from registry.periods import PeriodError, add_months, format_month, last_complete_month, parse_month
 
@@ -20,7 +29,7 @@ end_text = c2.text_input("To month (YYYY-MM)", value=format_month(latest), key="
 try:
     start, end = parse_month(start_text), parse_month(end_text)
 except PeriodError as exc:
-    st.error(str(exc))
+    show_error(exc)
     st.stop()
 
 with session() as s:
@@ -68,9 +77,9 @@ if can("months.sign_off"):
             try:
                 done = attempt(run)
             except PeriodError as exc:
-                st.error(str(exc))
+                show_error(exc)
                 done = None
             if done:
                 data_changed()
-                st.success(f"{month_text}: {label.lower()} done.")
+                st.success(md(f"{month_text}: {label.lower()} done."))
                 st.rerun()

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboards.common import current_principal, data_state, session, table_download
+from dashboards.common import (
+    current_principal,
+    data_state,
+    md,
+    session,
+    show_error,
+    table_download,
+)
 from registry.auth import Principal
 from registry.errors import RegistryError
 from registry.periods import financial_year_window
@@ -70,7 +77,7 @@ def _build(
 
 result = _build(scope, year, granularity, who, version, who.username)
 if isinstance(result, str):
-    st.error(result)
+    show_error(result)
     st.stop()
 built, files = result
 
@@ -88,7 +95,18 @@ cols[3].metric(
     else f"£{h['cost_per_opportunity_gbp']:,.2f}",
 )
 st.caption(
-    f"{built.scope.title()}, {built.window.label()}; registry data version {built.data_version}."
+    md(
+        f"{built.scope.title()}, {built.window.label()}; "
+        f"registry data version {built.data_version}."
+    )
+)
+st.info(
+    f"Small numbers are protected in every file: participant counts below {built.threshold} are "
+    "hidden at the finest grain (programme, borough and month) and every participant figure is "
+    "worked out from the protected counts, so a total that includes a hidden count shows as a "
+    "range (for example 120 to 155). No combination of downloads can work a hidden count out; "
+    "the Notes below and in each file say more.",
+    icon=":material/shield:",
 )
 
 stem = built.file_stem()
@@ -121,5 +139,5 @@ table_download(
 )
 st.subheader("Notes")
 for note in built.notes:
-    st.markdown(f"- {note}")
-st.caption("Programmes covered: " + ", ".join(built.programmes) + ".")
+    st.markdown(f"- {md(note)}")
+st.caption(md("Programmes covered: " + ", ".join(built.programmes) + "."))

@@ -7,7 +7,16 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from dashboards.common import attempt, can, current_principal, data_changed, session, table_download
+from dashboards.common import (
+    attempt,
+    can,
+    current_principal,
+    data_changed,
+    md,
+    session,
+    show_error,
+    table_download,
+)
 from registry import deliveries, programmes
 from registry.boroughs import BOROUGHS
 from registry.periods import PeriodError, format_month, last_complete_month, parse_month
@@ -25,7 +34,7 @@ writer = can("deliveries.write")
 
 def _show_warnings(warnings: list) -> None:
     for w in warnings:
-        st.warning(f"Row {w.row}: {w.reason}")
+        st.warning(md(f"Row {w.row}: {w.reason}"))
 
 
 form_tab, grid_tab, upload_tab = st.tabs(["One return", "Grid", "Upload a spreadsheet"])
@@ -40,7 +49,7 @@ with form_tab:
     try:
         month = parse_month(month_text)
     except PeriodError as exc:
-        st.error(str(exc))
+        show_error(exc)
         st.stop()
     key = (programme, borough, format_month(month))
     # Remember the figures as first shown, so a save made after someone else's is refused.
@@ -55,7 +64,8 @@ with form_tab:
     read = st.session_state.get("form_read")
     if read:
         st.caption(
-            f"Recorded figures (version {read['version']}, last saved by {read['updated_by']}); "
+            f"Recorded figures (version {read['version']}, last saved by "
+            f"{md(read['updated_by'])}); "
             "saving new ones is an amendment, kept in the audit trail."
         )
     else:
@@ -104,7 +114,7 @@ with form_tab:
             data_changed()
             st.session_state.pop("form_read_key", None)
             what = "Amended" if saved.amended else "Added" if saved.added else "No change to"
-            st.success(f"{what} the figures for {programme}, {borough}, {key[2]}.")
+            st.success(md(f"{what} the figures for {programme}, {borough}, {key[2]}."))
             _show_warnings(saved.warnings)
     if read and writer:
         with st.expander("Delete these figures"):
@@ -209,11 +219,13 @@ with upload_tab:
             c4.metric("Rejected", summary["rejected"])
             if checked.problems:
                 st.error(
-                    f"The file has {len(checked.problems)} problem(s); nothing can be saved "
-                    "until they are fixed. The first: "
-                    + "; ".join(
-                        f"row {p.row}, {p.column or 'file'}: {p.reason}"
-                        for p in checked.problems[:3]
+                    md(
+                        f"The file has {len(checked.problems)} problem(s); nothing can be saved "
+                        "until they are fixed. The first: "
+                        + "; ".join(
+                            f"row {p.row}, {p.column or 'file'}: {p.reason}"
+                            for p in checked.problems[:3]
+                        )
                     )
                 )
                 errors = pd.DataFrame(summary["errors"])
@@ -236,6 +248,8 @@ with upload_tab:
                     if saved is not None:
                         data_changed()
                         st.success(
-                            f"Saved {uploaded.name}: {saved.added} added, {saved.amended} "
-                            f"amended, {saved.unchanged} unchanged."
+                            md(
+                                f"Saved {uploaded.name}: {saved.added} added, {saved.amended} "
+                                f"amended, {saved.unchanged} unchanged."
+                            )
                         )

@@ -11,6 +11,7 @@ from dashboards.common import (
     attempt,
     chart_with_table,
     keep_in_url,
+    md,
     query_defaults,
     session,
     table_download,
@@ -139,7 +140,7 @@ outcome = data.measure_label
 where = ", ".join(names[a] for a in flt.areas) if flt.areas else "all boroughs"
 span = f"{format_month(flt.start)} to {format_month(flt.end)}"
 st.write(
-    f"**{outcome}** and positive opportunities delivered, {where}, {span}, "
+    f"**{md(outcome)}** and positive opportunities delivered, {md(where)}, {span}, "
     f"{FREQUENCIES[flt.frequency].lower()}."
 )
 st.caption(
@@ -241,7 +242,7 @@ if plot is not None:
         key="funnel",
     )
     for note in plot.notes:
-        st.caption(note)
+        st.caption(md(note))
 
 # Tile map -----------------------------------------------------------------------------------
 st.subheader("London map")

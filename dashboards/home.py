@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from dashboards.common import can, current_principal, session
+from dashboards.common import can, current_principal, md, session
 from registry.periods import format_month
 from registry.summary import home_figures
 
@@ -58,7 +58,7 @@ columns = st.columns(max(1, len(with_data)))
 rows = []
 for column, m in zip(columns, with_data, strict=False):
     window = m.window.label() if m.window else ""
-    column.metric(m.label, f"{m.total:,}", help=f"{m.unit.capitalize()}, {window}.")
+    column.metric(md(m.label), f"{m.total:,}", help=md(f"{m.unit.capitalize()}, {window}."))
     part = (
         ""
         if m.months_with_data == 12
@@ -67,17 +67,17 @@ for column, m in zip(columns, with_data, strict=False):
     column.caption(f"{window}; {m.unallocated:,} of them in no borough.{part}")
     rows.append(
         {
-            "measure": m.label,
+            "measure": md(m.label),
             "window": window,
             "London total": m.total,
             "of which unallocated": m.unallocated,
-            "unit": m.unit,
+            "unit": md(m.unit),
             "months stored": m.months_with_data,
         }
     )
 without = [m.label for m in figures.measures if m.window is None]
 if without:
-    st.caption("No counts loaded yet for: " + ", ".join(without) + ".")
+    st.caption(md("No counts loaded yet for: " + ", ".join(without) + "."))
 if rows:
     st.table(pd.DataFrame(rows).set_index("measure"))
 else:

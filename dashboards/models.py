@@ -13,6 +13,7 @@ from dashboards.common import (
     attempt,
     chart_with_table,
     current_principal,
+    md,
     session,
     table_download,
 )
@@ -83,7 +84,7 @@ def render_result(result: ModelResult) -> None:
             )
     with caveats:
         st.markdown("**Read with these caveats**")
-        st.markdown("\n".join(f"- {c}" for c in result.caveats))
+        st.markdown("\n".join(f"- {md(c)}" for c in result.caveats))
     terms = pd.DataFrame(
         [
             {
@@ -247,7 +248,7 @@ if compare:
                 )
             )
             for caveat in report.change.caveats:
-                st.caption(caveat)
+                st.caption(md(caveat))
             st.subheader("Rolling 12-month totals")
             rolling = report.series[["month", "count", "rolling_12"]]
             chart_with_table(

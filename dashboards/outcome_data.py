@@ -6,7 +6,14 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from dashboards.common import attempt, current_principal, data_changed, session
+from dashboards.common import (
+    attempt,
+    current_principal,
+    data_changed,
+    md,
+    session,
+    show_error,
+)
 from registry.errors import RegistryError
 from registry.outcomes import mapping, measures, store
 from registry.outcomes.common import ImportRefused, Source
@@ -117,7 +124,7 @@ with tab_import:
         try:
             reports = run()
         except ImportRefused as exc:
-            st.error(f"{exc.file_name} was refused; nothing was imported.")
+            st.error(md(f"{exc.file_name} was refused; nothing was imported."))
             st.dataframe(
                 pd.DataFrame(
                     [
@@ -129,7 +136,7 @@ with tab_import:
                 width="stretch",
             )
         except RegistryError as exc:
-            st.error(str(exc))
+            show_error(exc)
         bar.empty()
         if reports is not None:
             if commit:

@@ -11,6 +11,7 @@ from dashboards.common import (
     attempt,
     chart_with_table,
     keep_in_url,
+    md,
     query_defaults,
     session,
     table_download,
@@ -71,7 +72,7 @@ for column, tile in zip(st.columns(max(1, len(figures.outcomes))), figures.outco
         if tile.change_year_pct is not None
         else None
     )
-    column.metric(tile.label, f"{tile.count:,}", year, delta_color="inverse")
+    column.metric(md(tile.label), f"{tile.count:,}", year, delta_color="inverse")
     earlier = (
         f"{format_month(tile.window_start.replace(year=tile.window_start.year - 1))} to "
         f"{format_month(tile.window_end.replace(year=tile.window_end.year - 1))}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboards.common import PRINCIPAL_KEY, engine
+from dashboards.common import PRINCIPAL_KEY, engine, show_error
 from registry import auth
 
 
@@ -28,7 +28,7 @@ def _password_form() -> None:
     try:
         who = auth.sign_in(engine(), username=username, password=password)
     except auth.SignInError as exc:
-        st.error(str(exc))
+        show_error(exc)
         return
     st.session_state[PRINCIPAL_KEY] = who
     st.rerun()
@@ -40,7 +40,7 @@ def _single_sign_on() -> None:
         try:
             who = auth.sign_in(engine(), email=str(user.get("email")))
         except auth.SignInError as exc:
-            st.error(str(exc))
+            show_error(exc)
             st.button("Sign out of single sign-on", on_click=st.logout)
             return
         st.session_state[PRINCIPAL_KEY] = who

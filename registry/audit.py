@@ -3,24 +3,45 @@
 Every write function in the registry calls :func:`record` inside the same transaction as its
 change, so the change and its audit event are stored together or not at all. Audit events are
 append-only: the application has no function that edits or deletes them, and database triggers
-refuse an UPDATE or DELETE on the table (migration 0003).
+refuse an UPDATE or DELETE on the table (migration 0003) and, on SQLite, an ``INSERT OR REPLACE``
+of an existing event (migration 0008). On PostgreSQL the application's role may only insert and
+read audit events when the tables belong to a separate migration role (README, "Database roles").
+
+Events are hash-chained: each event stores the SHA-256 of its own content and of the previous
+event's hash (:func:`event_hash`), so an event edited or removed by someone who can write to the
+database file or server directly breaks the chain, and :func:`verify_chain` (``vru audit verify``)
+names where. Appends take a lock on PostgreSQL (one chain, in id order); SQLite has one writer at
+a time anyway. A forger who rewrites every later event too is caught by comparing the chain's head
+with one noted earlier (``vru audit verify --head ID:HASH``).
 """
 
 from __future__ import annotations
 
 import csv
 import datetime as dt
+import hashlib
 import io
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select
+from sqlalchemy import (
+    JSON,
+    Connection,
+    DateTime,
+    column,
+    func,
+    insert,
+    inspect,
+    select,
+    table,
+)
 from sqlalchemy.orm import Session
 
-from registry.models import AuditEvent
+from registry.db import AUDIT_CHAIN_LOCK, advisory_lock
+from registry.models import AuditEvent, utcnow
 
 if TYPE_CHECKING:
     from registry.auth import Principal
@@ -40,7 +61,10 @@ ACTIONS = (
     "sign_off",
     "reopen",
     "seed",
+    "migrate",
 )
+GENESIS = "0" * 64  # the "previous hash" of the first event
+_CHAINED = ("occurred_at", "actor", "action", "entity", "entity_id", "before", "after", "detail")
 
 
 def _jsonable(value: Any) -> Any:
@@ -53,6 +77,41 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_jsonable(v) for v in value]
     return value
+
+
+def _instant(value: dt.datetime) -> str:
+    """A timestamp as the chain hashes it: UTC, microseconds (SQLite returns naive UTC)."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def event_hash(prev_hash: str, event: Mapping[str, Any]) -> str:
+    """The SHA-256 of an event's content (the columns in ``_CHAINED``) and the previous hash."""
+    content = [prev_hash, *(event[c] for c in _CHAINED)]
+    content[1] = _instant(event["occurred_at"])
+    payload = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+def _chain_tail(session: Session) -> str:
+    """Lock the chain (PostgreSQL) and return the newest event's hash, or :data:`GENESIS`."""
+    advisory_lock(session, AUDIT_CHAIN_LOCK)
+    last = session.scalar(select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1))
+    return last or GENESIS
+
+
+def record_many(session: Session, events: Iterable[Mapping[str, Any]]) -> None:
+    """Append many events (each a dict of the ``_CHAINED`` columns) in one statement, chained."""
+    rows = []
+    prev = _chain_tail(session)
+    for event in events:
+        row = dict(event)
+        row["prev_hash"] = prev
+        row["hash"] = prev = event_hash(prev, row)
+        rows.append(row)
+    if rows:
+        session.execute(insert(AuditEvent.__table__), rows)
 
 
 def record(
@@ -69,15 +128,18 @@ def record(
     """Add an audit event to ``session``'s transaction and return it."""
     if action not in ACTIONS:
         raise ValueError(f"Unknown audit action {action!r}.")
-    event = AuditEvent(
-        actor=actor if isinstance(actor, str) else actor.username,
-        action=action,
-        entity=entity,
-        entity_id=None if entity_id is None else str(entity_id),
-        before=_jsonable(before) if before is not None else None,
-        after=_jsonable(after) if after is not None else None,
-        detail=detail,
-    )
+    fields: dict[str, Any] = {
+        "occurred_at": utcnow(),
+        "actor": actor if isinstance(actor, str) else actor.username,
+        "action": action,
+        "entity": entity,
+        "entity_id": None if entity_id is None else str(entity_id),
+        "before": _jsonable(before) if before is not None else None,
+        "after": _jsonable(after) if after is not None else None,
+        "detail": detail,
+    }
+    prev = _chain_tail(session)
+    event = AuditEvent(**fields, prev_hash=prev, hash=event_hash(prev, fields))
     session.add(event)
     session.flush()
     return event
@@ -176,3 +238,95 @@ def _neutralise(value: Any) -> Any:
     if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
         return "'" + value
     return value
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    """What :func:`verify_chain` found: ``problems`` empty means the chain is whole."""
+
+    events: int
+    head_id: int | None
+    head_hash: str | None
+    problems: list[str]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def verify_chain(
+    session: Session, *, principal: Principal, head: tuple[int, str] | None = None
+) -> ChainReport:
+    """Recompute every event's hash in id order and check each links to the one before.
+
+    ``head`` is an ``(id, hash)`` noted earlier: that event must still be in the chain with that
+    hash (which catches a forger who rewrote every event after the one they changed, or removed
+    the newest events).
+    """
+    from registry.auth import require
+
+    require(principal, "audit.read")
+    problems: list[str] = []
+    previous, previous_id, count = GENESIS, None, 0
+    seen_head = head is None
+    columns = [getattr(AuditEvent, c) for c in ("id", *_CHAINED, "prev_hash", "hash")]
+    for row in session.execute(select(*columns).order_by(AuditEvent.id)).yield_per(2000):
+        count += 1
+        event = row._mapping
+        where = f"event #{event['id']}"
+        if event["hash"] is None:
+            problems.append(f"{where} has no hash: it was written past the registry.")
+        elif event_hash(event["prev_hash"] or "", event) != event["hash"]:
+            problems.append(
+                f"{where} was changed after it was written: its content no longer matches its hash."
+            )
+        if event["prev_hash"] != previous:
+            after = f"#{previous_id}" if previous_id is not None else "the start of the trail"
+            problems.append(
+                f"The chain breaks between {after} and {where}: an event between them was "
+                "removed or replaced."
+            )
+        if head is not None and event["id"] == head[0]:
+            seen_head = True
+            if event["hash"] != head[1]:
+                problems.append(
+                    f"{where} is not the event noted earlier (its hash was {head[1][:16]}..., "
+                    f"now {str(event['hash'])[:16]}...): the trail was rewritten."
+                )
+        previous, previous_id = event["hash"] or "", event["id"]
+        if len(problems) >= 20:
+            problems.append("(stopped after 20 problems)")
+            break
+    if not seen_head and head is not None:
+        problems.append(f"Event #{head[0]}, noted earlier, is no longer in the trail.")
+    return ChainReport(count, previous_id, previous or None, problems)
+
+
+def record_migration(
+    connection: Connection, *, actor: str, start: str | None, end: str | None, target: str
+) -> None:
+    """Record a ``vru db upgrade``/``downgrade`` in the migration's own transaction.
+
+    Called after an upgrade (the schema is the new one) and before a downgrade (still the old
+    one). A schema from before the hash chain gets a plain event; one with no audit table, none.
+    """
+    inspector = inspect(connection)
+    if not inspector.has_table("audit_event"):
+        return
+    fields = {
+        "actor": actor,
+        "action": "migrate",
+        "entity": "schema",
+        "entity_id": None,
+        "before": {"revision": start},
+        "after": {"revision": end if end is not None else target},
+        "detail": f"vru db {'upgrade' if end is not None else 'downgrade'} to {target}",
+    }
+    columns = {c["name"] for c in inspector.get_columns("audit_event")}
+    with Session(bind=connection) as session:
+        if {"prev_hash", "hash"} <= columns:
+            record(session, **{k: v for k, v in fields.items() if k != "entity_id"})
+            return
+        typed = {"before": JSON, "after": JSON, "occurred_at": DateTime(timezone=True)}
+        plain = table("audit_event", *(column(c, typed.get(c)) for c in ("occurred_at", *fields)))
+        session.execute(insert(plain).values(occurred_at=utcnow(), **fields))

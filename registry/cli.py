@@ -21,7 +21,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from registry import audit, auth, db, demo
+from registry import audit, auth, db, demo, roles
 from registry.config import ConfigError, get_settings
 from registry.errors import RegistryError, database_error_message
 
@@ -134,8 +134,30 @@ def cli(ctx: click.Context, database_url: str | None, acting_as: str | None) -> 
 
 
 @cli.group("db")
-def db_group() -> None:
-    """Create and migrate the database schema."""
+@pass_ctx
+def db_group(obj: Context) -> None:
+    """Create and migrate the database schema (the local operator only; audited)."""
+    if obj.acting_as:
+        raise RegistryError(
+            "`vru db` commands are for the operator of this machine, not for registry users: "
+            "run them without --as (and without VRU_USER)."
+        )
+
+
+def _migration_engine(obj: Context) -> Engine:
+    """The engine migrations run on: ``VRU_MIGRATION_DATABASE_URL`` (the role that owns the
+    tables) when set, else the app's database URL (see README, "Database roles")."""
+    url = get_settings(obj.database_url).migration_database_url
+    return db.make_engine(url) if url else obj.engine
+
+
+def _record(revision: str) -> Callable[[Any, str | None, str | None], None]:
+    operator = auth.cli_operator().username
+
+    def hook(connection: Any, start: str | None, end: str | None) -> None:
+        audit.record_migration(connection, actor=operator, start=start, end=end, target=revision)
+
+    return hook
 
 
 @db_group.command("upgrade")
@@ -143,8 +165,10 @@ def db_group() -> None:
 @pass_ctx
 def db_upgrade(obj: Context, revision: str) -> None:
     """Migrate the database to REVISION (default: the newest)."""
-    db.upgrade(obj.engine, revision)
-    click.echo(f"Database at revision {db.current_revision(obj.engine)}.")
+    engine = _migration_engine(obj)
+    db.upgrade(engine, revision, after=_record(revision))
+    granted = roles.grant_app_role(engine, get_settings(obj.database_url))
+    click.echo(f"Database at revision {db.current_revision(engine)}." + granted)
 
 
 @db_group.command("downgrade")
@@ -152,8 +176,9 @@ def db_upgrade(obj: Context, revision: str) -> None:
 @pass_ctx
 def db_downgrade(obj: Context, revision: str) -> None:
     """Migrate the database down to REVISION ('base' removes every table)."""
-    db.downgrade(obj.engine, revision)
-    click.echo(f"Database at revision {db.current_revision(obj.engine) or 'base'}.")
+    engine = _migration_engine(obj)
+    db.downgrade(engine, revision, before=_record(revision))
+    click.echo(f"Database at revision {db.current_revision(engine) or 'base'}.")
 
 
 @db_group.command("current")
@@ -333,7 +358,7 @@ def users_list(obj: Context, as_json: bool) -> None:
 # --- audit -------------------------------------------------------------------------------------
 
 
-@cli.command("audit")
+@cli.group("audit", invoke_without_command=True)
 @click.option("--actor", help="Only events by this user.")
 @click.option("--action", type=click.Choice(audit.ACTIONS), help="Only this kind of event.")
 @click.option("--entity", help="Only events about this entity (delivery, programme, app_user...).")
@@ -346,9 +371,9 @@ def users_list(obj: Context, as_json: bool) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write the events as CSV to this file instead of printing them.",
 )
-@pass_ctx
+@click.pass_context
 def audit_cmd(
-    obj: Context,
+    ctx: click.Context,
     actor: str | None,
     action: str | None,
     entity: str | None,
@@ -357,8 +382,12 @@ def audit_cmd(
     limit: int,
     csv_path: Path | None,
 ) -> None:
-    """List the audit trail, newest first (admins only)."""
+    """List the audit trail, newest first (admins only); `vru audit verify` checks its chain."""
     import datetime as dt
+
+    if ctx.invoked_subcommand is not None:
+        return
+    obj: Context = ctx.obj
 
     flt = audit.AuditFilter(
         actor=actor,
@@ -382,6 +411,38 @@ def audit_cmd(
         click.echo(
             f"{r['id']:>6} {r['occurred_at']} {r['actor']:<18} {r['action']:<15} {target}{detail}"
         )
+
+
+@audit_cmd.command("verify")
+@click.option(
+    "--head",
+    metavar="ID:HASH",
+    help="An event id and hash printed by an earlier verify: check it is still in the trail.",
+)
+@pass_ctx
+def audit_verify(obj: Context, head: str | None) -> None:
+    """Check the audit trail's hash chain: no event edited, removed or replaced (admins only)."""
+    expected = None
+    if head:
+        number, _, digest = head.partition(":")
+        if not number.isdigit() or len(digest) != 64:
+            raise click.UsageError("--head takes ID:HASH, as printed by `vru audit verify`.")
+        expected = (int(number), digest)
+    with obj.session() as (session, principal):
+        report = audit.verify_chain(session, principal=principal, head=expected)
+    if not report.ok:
+        for problem in report.problems:
+            click.echo(f"Error: {problem}", err=True)
+        raise SystemExit(1)
+    if report.head_id is None:
+        click.echo("The audit trail is empty.")
+        return
+    click.echo(
+        f"The audit trail is whole: {report.events:,} events, each linked to the one before. "
+        f"Head: {report.head_id}:{report.head_hash}. Keep this line somewhere the database "
+        "cannot reach; `vru audit verify --head` with it later shows nothing up to it was "
+        "rewritten."
+    )
 
 
 def main() -> None:

@@ -42,7 +42,8 @@ from registry.reports.render import FORMATS, write
 @click.option(
     "--threshold",
     type=click.IntRange(1, None),
-    help="Suppress participant counts below this (default 10).",
+    help="Hide participant counts below this: admins only, and never below the configured "
+    "threshold (VRU_SUPPRESSION_THRESHOLD, default 10).",
 )
 @pass_ctx
 def report(

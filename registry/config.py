@@ -47,9 +47,14 @@ class Settings:
     """The registry's settings. Build one with :func:`get_settings`."""
 
     database_url: str
+    migration_database_url: str | None = None
     suppression_threshold: int = 10
     max_upload_bytes: int = 50 * 1024 * 1024
     max_upload_rows: int = 500_000
+    max_upload_columns: int = 1_000
+    max_unzipped_bytes: int = 512 * 1024 * 1024
+    parse_memory_mb: int = 1_024
+    parse_seconds: int = 300
     lockout_attempts: int = 5
     lockout_minutes: int = 15
 
@@ -74,11 +79,17 @@ def _int_env(name: str, default: int, minimum: int = 0) -> int:
 def get_settings(database_url: str | None = None) -> Settings:
     """Read settings from the environment; ``database_url`` overrides ``VRU_DATABASE_URL``."""
     url = database_url or os.environ.get("VRU_DATABASE_URL") or default_database_url()
+    migration = os.environ.get("VRU_MIGRATION_DATABASE_URL", "").strip()
     return Settings(
         database_url=normalise_database_url(url),
+        migration_database_url=normalise_database_url(migration) if migration else None,
         suppression_threshold=_int_env("VRU_SUPPRESSION_THRESHOLD", 10, minimum=1),
         max_upload_bytes=_int_env("VRU_MAX_UPLOAD_BYTES", 50 * 1024 * 1024, minimum=1),
         max_upload_rows=_int_env("VRU_MAX_UPLOAD_ROWS", 500_000, minimum=1),
+        max_upload_columns=_int_env("VRU_MAX_UPLOAD_COLUMNS", 1_000, minimum=6),
+        max_unzipped_bytes=_int_env("VRU_MAX_UNZIPPED_BYTES", 512 * 1024 * 1024, minimum=1),
+        parse_memory_mb=_int_env("VRU_PARSE_MEMORY_MB", 1_024, minimum=64),
+        parse_seconds=_int_env("VRU_PARSE_SECONDS", 300, minimum=1),
         lockout_attempts=_int_env("VRU_LOCKOUT_ATTEMPTS", 5, minimum=1),
         lockout_minutes=_int_env("VRU_LOCKOUT_MINUTES", 15, minimum=1),
     )

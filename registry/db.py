@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -18,14 +18,14 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from registry.config import get_settings
 
 ALEMBIC_DIR = Path(__file__).resolve().parent.parent / "alembic"
 # Test hook for the fault-injection tests (tests/test_faults.py); inert unless set. See
-# :func:`_fault_pause`.
+# :func:`fault_pause`.
 FAULT_PAUSE_VARIABLE = "VRU_FAULT_PAUSE_AT"
 FAULT_PAUSE_MARKER = "VRU-FAULT-PAUSED-AT"
 FAULT_PAUSE_SECONDS = 120
@@ -57,13 +57,14 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(bind=engine, expire_on_commit=False)
 
 
-def _fault_pause(point: str) -> None:
+def fault_pause(point: str) -> None:
     """Pause at ``point`` when ``$VRU_FAULT_PAUSE_AT`` names it; otherwise do nothing.
 
     Only the fault-injection tests set the variable: the process then prints a marker line on
     stderr and sleeps, so the test can SIGKILL it at a known moment (at ``commit``: every row of
-    the transaction sent to the database, nothing committed) and check that the database holds
-    none of it. After the pause the transaction carries on as normal.
+    the transaction sent to the database, nothing committed; at ``sign_off_checked``: a write has
+    just checked that its months are not signed off) and check what the database holds. After
+    the pause the transaction carries on as normal.
     """
     if os.environ.get(FAULT_PAUSE_VARIABLE) != point:
         return
@@ -77,7 +78,25 @@ def session_scope(engine: Engine) -> Iterator[Session]:
     with make_session_factory(engine)() as session, session.begin():
         yield session
         session.flush()
-        _fault_pause("commit")
+        fault_pause("commit")
+
+
+# Keys of the PostgreSQL transaction-scoped advisory locks the registry takes. Each is held
+# until its transaction ends; SQLite needs none (it has one writer at a time).
+AUDIT_CHAIN_LOCK = 19_001
+SIGN_OFF_LOCK = 19_002
+
+
+def advisory_lock(session: Session, key: int, *, shared: bool = False) -> None:
+    """Take the transaction-scoped advisory lock ``key`` on PostgreSQL (a no-op on SQLite).
+
+    Shared holders run together; an exclusive holder waits for every shared one and blocks new
+    ones until its transaction ends.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    function = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
+    session.execute(text(f"SELECT {function}(:key)"), {"key": key})
 
 
 def alembic_config(engine: Engine | None = None) -> Config:
@@ -93,20 +112,31 @@ def alembic_config(engine: Engine | None = None) -> Config:
     return cfg
 
 
-def _run(engine: Engine, fn: Any, *args: Any) -> None:
+Hook = Callable[[Connection, str | None, str | None], None]
+
+
+def _run(engine: Engine, fn: Any, revision: str, before: Hook | None, after: Hook | None) -> None:
+    """Run an Alembic command in one transaction; ``before``/``after`` run in it too, given the
+    connection and the revisions before and after (``after`` is ``None`` before it has run)."""
     with engine.begin() as connection:
+        start = MigrationContext.configure(connection).get_current_revision()
+        if before is not None:
+            before(connection, start, None)
         cfg = alembic_config(engine)
         cfg.attributes["connection"] = connection
-        fn(cfg, *args)
+        fn(cfg, revision)
+        if after is not None:
+            end = MigrationContext.configure(connection).get_current_revision()
+            after(connection, start, end)
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
+def upgrade(engine: Engine, revision: str = "head", *, after: Hook | None = None) -> None:
     """Migrate the database to ``revision`` (default: the newest)."""
-    _run(engine, command.upgrade, revision)
+    _run(engine, command.upgrade, revision, None, after)
 
 
-def downgrade(engine: Engine, revision: str) -> None:
-    _run(engine, command.downgrade, revision)
+def downgrade(engine: Engine, revision: str, *, before: Hook | None = None) -> None:
+    _run(engine, command.downgrade, revision, before, None)
 
 
 def head_revision() -> str:

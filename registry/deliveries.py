@@ -32,11 +32,10 @@ from sqlalchemy import and_, bindparam, column, insert, select, table, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from registry import audit, boroughs
+from registry import audit, boroughs, db
 from registry.auth import Principal, require, write_action
 from registry.errors import ConflictError, NotFoundError, RegistryError
 from registry.models import (
-    AuditEvent,
     Borough,
     Delivery,
     ImportBatch,
@@ -492,6 +491,19 @@ def _signed_off(session: Session) -> set[int]:
     return {month_index(m) for m in session.scalars(select(MonthSignOff.month))}
 
 
+def _signed_off_locked(session: Session) -> set[int]:
+    """The signed-off months, read under the sign-off lock held until this write commits.
+
+    Writers share the lock; signing off or reopening takes it alone. So a month cannot be signed
+    off between this check and the commit of the change it lets through (on PostgreSQL, where
+    transactions run side by side; SQLite has one writer at a time).
+    """
+    db.advisory_lock(session, db.SIGN_OFF_LOCK, shared=True)
+    signed = _signed_off(session)
+    db.fault_pause("sign_off_checked")
+    return signed
+
+
 def _plausibility(history: pd.DataFrame, rows: pd.DataFrame) -> list[str]:
     """A reason in words for each row whose opportunities are far from its recent months.
 
@@ -721,7 +733,10 @@ def commit(session: Session, *, principal: Principal, preview: Preview) -> SaveR
             rows_read=preview.rows_read,
             rows_accepted=len(rows),
             created_by=principal.username,
-            details={s: preview.count(s) for s in STATUSES},
+            # The programmes the file carried: a summary of one programme must not name a file
+            # that also held others' figures (registry.reports.build._shared_uploads).
+            details={s: preview.count(s) for s in STATUSES}
+            | {"programmes": sorted(int(p) for p in rows["programme_id"].unique())},
         )
         session.add(batch)
         session.flush()
@@ -778,7 +793,7 @@ def _write_changes(
     )
     if stale.any():
         raise ConflictError(_conflict_message(merged[stale].assign(kind=kind)))
-    signed = _signed_off(session)
+    signed = _signed_off_locked(session)
     if signed and merged["mi"].isin(signed).any():
         raise ConflictError(
             "A month in these changes was signed off meanwhile; an admin must reopen it first."
@@ -850,8 +865,8 @@ def _write_changes(
     now_live = merged["now_live"].to_numpy()
     programmes = merged["programme"].to_numpy()
     names = merged["borough"].to_numpy()
-    session.execute(
-        insert(AuditEvent.__table__),
+    audit.record_many(
+        session,
         [
             {
                 "occurred_at": now,
@@ -1263,7 +1278,7 @@ def delete_delivery(
         raise NotFoundError(
             f"{prog.name} has no figures for {info.name} in {format_month(month)} to delete."
         )
-    if month_index(month) in _signed_off(session):
+    if month_index(month) in _signed_off_locked(session):
         raise ConflictError(
             f"{format_month(month)} is signed off: an admin must reopen it before it can change."
         )
@@ -1453,6 +1468,7 @@ def sign_off_month(
     month = month.replace(day=1)
     if month_index(month) > _current_mi():
         raise RegistryError(f"{format_month(month)} has not happened yet; it cannot be signed off.")
+    db.advisory_lock(session, db.SIGN_OFF_LOCK)  # waits for writes in progress to commit
     if session.scalar(select(MonthSignOff).where(MonthSignOff.month == month)) is not None:
         raise ConflictError(f"{format_month(month)} is already signed off.")
     sign_off = MonthSignOff(month=month, signed_off_by=principal.username, note=note or None)
@@ -1475,6 +1491,7 @@ def reopen_month(session: Session, *, principal: Principal, month: dt.date, reas
     if not (reason or "").strip():
         raise RegistryError("Give a reason for reopening the month.")
     month = month.replace(day=1)
+    db.advisory_lock(session, db.SIGN_OFF_LOCK)
     sign_off = session.scalar(select(MonthSignOff).where(MonthSignOff.month == month))
     if sign_off is None:
         raise NotFoundError(f"{format_month(month)} is not signed off.")

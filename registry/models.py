@@ -331,6 +331,10 @@ class AuditEvent(Base):
     before: Mapped[dict[str, Any] | None]
     after: Mapped[dict[str, Any] | None]
     detail: Mapped[str | None] = mapped_column(Text)
+    # The hash chain (registry.audit): each event's SHA-256 covers its content and the hash of
+    # the event before it, so an edited or removed event breaks the chain (`vru audit verify`).
+    prev_hash: Mapped[str | None] = mapped_column(String(64))
+    hash: Mapped[str | None] = mapped_column(String(64))
 
 
 __all__ = [

@@ -6,6 +6,9 @@ the row checks in :mod:`registry.deliveries` can quote exactly what the user typ
 
 Excel writes CSV as UTF-8 (with or without a byte-order mark) or as Windows-1252, so those three are
 accepted; anything else (UTF-16, binary) is refused with advice.
+
+The file is parsed in a child process within the size, shape, memory and time limits of
+:mod:`registry.untrusted`; only the cheap checks of the name, size and first bytes run here.
 """
 
 from __future__ import annotations
@@ -14,7 +17,6 @@ import csv
 import datetime as dt
 import io
 import re
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +25,18 @@ import pandas as pd
 
 from registry.config import get_settings
 from registry.errors import RegistryError
+from registry.untrusted import (
+    ERROR_CODES,
+    FileRefused,
+    Limits,
+    check_header_columns,
+    check_no_nul,
+    check_xlsx,
+    error_reason,
+    first_line,
+    run_limited,
+    xlsx_rows,
+)
 
 TEMPLATE_COLUMNS = ("programme", "borough", "month", "opportunities", "participants", "spend_gbp")
 REQUIRED_COLUMNS = ("programme", "borough", "month", "opportunities")
@@ -119,12 +133,14 @@ def _decode(content: bytes) -> str | Problem:
         )
 
 
-def _read_csv(content: bytes) -> Sheet:
+def _read_csv(content: bytes, limits: Limits) -> Sheet:
     text = _decode(content)
     if isinstance(text, Problem):
         return Sheet(pd.DataFrame(), "csv", [text])
+    check_no_nul(io.BytesIO(content))
     if not text.strip():
         return _refuse("The file is empty: it has no header and no rows.")
+    check_header_columns(first_line(text), limits)
     try:
         frame = pd.read_csv(
             io.StringIO(text),
@@ -133,6 +149,7 @@ def _read_csv(content: bytes) -> Sheet:
             skip_blank_lines=False,
             header=None,
             skipinitialspace=False,
+            nrows=limits.max_rows + 2,  # the header, the limit, and one more to know it is over
         ).fillna("")
     except pd.errors.EmptyDataError:
         return _refuse("The file has no header row and no cells that CSV can read.")
@@ -169,18 +186,9 @@ def _cell_text(value: object) -> str:
     return str(value)
 
 
-def _read_xlsx(content: bytes) -> Sheet:
-    from openpyxl import load_workbook
-
-    try:
-        workbook = load_workbook(io.BytesIO(content), read_only=True, data_only=True)
-    except (zipfile.BadZipFile, KeyError, OSError, ValueError):
-        return _refuse("The file is not a readable XLSX workbook; save it again from Excel.")
-    try:
-        sheet = workbook.worksheets[0]
-        rows = [[_cell_text(v) for v in row] for row in sheet.iter_rows(values_only=True)]
-    finally:
-        workbook.close()
+def _read_xlsx(content: bytes, limits: Limits) -> Sheet:
+    check_xlsx(content, limits)
+    rows = [[_cell_text(v) for v in row] for row in xlsx_rows(content, limits)]
     if not rows:
         return _refuse("The file is empty: its first sheet has no header and no rows.")
     return _with_header(pd.DataFrame(rows, dtype=str).fillna(""), "xlsx")
@@ -243,6 +251,14 @@ def _with_header(raw: pd.DataFrame, fmt: str) -> Sheet:
             )
     if problems:
         return Sheet(pd.DataFrame(), fmt, problems)
+    for position, name in enumerate(header):
+        failed = data[position].isin(ERROR_CODES).to_numpy(dtype=bool)
+        problems += [
+            Problem(int(row), name, value, error_reason(value))
+            for row, value in zip(data["row"][failed], data[position][failed], strict=True)
+        ]
+    if problems:
+        return Sheet(pd.DataFrame(), fmt, problems)
     if data.empty:
         return Sheet(pd.DataFrame(), fmt, [Problem(None, "", "", "The file has no data rows.")])
     data = data.set_axis(["row", *header], axis=1)
@@ -286,11 +302,21 @@ def read_upload(content: bytes, file_name: str) -> Sheet:
         return _refuse("The file is named .xlsx but is not an Excel workbook.")
     if suffix == ".csv" and content.startswith(_ZIP_MAGIC):
         return _refuse("The file is named .csv but is an Excel workbook; name it .xlsx.")
-    sheet = _read_csv(content) if suffix == ".csv" else _read_xlsx(content)
-    if not sheet.problems and len(sheet.frame) > settings.max_upload_rows:
+    limits = Limits.from_settings(settings)
+    try:
+        return run_limited(_parse, content, suffix, limits, limits=limits, what="the file")
+    except FileRefused as exc:
+        return _refuse(str(exc))
+
+
+def _parse(content: bytes, suffix: str, limits: Limits) -> Sheet:
+    """Read the file's cells (in the child process of :func:`read_upload`)."""
+    sheet = _read_csv(content, limits) if suffix == ".csv" else _read_xlsx(content, limits)
+    if not sheet.problems and len(sheet.frame) > limits.max_rows:
+        rows = f"more than {limits.max_rows:,}" if suffix == ".csv" else f"{len(sheet.frame):,}"
         return _refuse(
-            f"The file has {len(sheet.frame):,} rows; the limit is "
-            f"{settings.max_upload_rows:,}. Split it into smaller files."
+            f"The file has {rows} rows; the limit is {limits.max_rows:,}. Split it into "
+            "smaller files."
         )
     return sheet
 

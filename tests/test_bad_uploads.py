@@ -49,7 +49,7 @@ EXPECTED: dict[str, list[tuple[int | None, str, str]]] = {
     "25_empty_file.csv": [(None, "", "The file is empty")],
     "26_header_only.csv": [(None, "", "no data rows")],
     "27_too_large.csv": [(None, "", "the limit is 1,000 bytes")],
-    "28_too_many_rows.csv": [(None, "", "The file has 10 rows; the limit is 5")],
+    "28_too_many_rows.csv": [(None, "", "The file has more than 5 rows; the limit is 5")],
     "29_text_named_xlsx.xlsx": [(None, "", "not an Excel workbook")],
     "30_ragged_row.csv": [(3, "G", "cells but the first row has 6")],
     "31_mixture.csv": [

@@ -31,7 +31,7 @@ from registry.models import (
 )
 from registry.periods import Window
 from registry.reports.build import Scope, _outcomes, build_report, report_choices
-from registry.reports.disclosure import TOTAL, suppress, with_margins
+from registry.reports.disclosure import TOTAL, Participants, shown
 from registry.reports.pdf import _bar_chart
 from registry.reports.render import render
 from tests.analysis_db import load_small
@@ -150,6 +150,7 @@ def test_figures_equal_direct_queries_in_every_format(small) -> None:
     pdf_text = "".join(
         page.extract_text() for page in PdfReader(io.BytesIO(render(report, "pdf"))).pages
     )
+    pdf_text = " ".join(pdf_text.split())  # table cells wrap within their columns
     assert "180" in pdf_text and "Young Londoners" in pdf_text
     assert "Homicide" in pdf_text and "Data sources" in pdf_text
     # Spend and cost cover only rows with spend: (4000 + 2200 + 1400 + 900) / (40 + 55 + 35 + 18)
@@ -179,61 +180,85 @@ def test_figures_equal_direct_queries_in_every_format(small) -> None:
     assert "no counts loaded (2023-04 to 2024-03)" in pdf_text
 
 
-def test_small_participant_counts_are_suppressed_everywhere(small) -> None:
+def test_small_participant_counts_are_hidden_and_every_figure_derived_from_them(small) -> None:
     report = _build(small)
     tables = _zip_tables(render(report, "csv"))
     cells = {
-        (r["borough"], r["period"]): r["participants"]
+        (r["borough"], r["period"]): (
+            r["participants"],
+            r["participants_min"],
+            r["participants_max"],
+        )
         for r in tables["participants_by_borough_month"]
     }
-    assert cells[("Camden", "2023-05")] == "<10"
-    # Camden's row would give 4 away as Total - 30; the smallest other cell goes too.
-    assert cells[("Camden", "2023-04")] == "[c]"
-    boroughs = {b for b, _ in cells}
-    periods = {p for _, p in cells}
-    lines = [[cells[(b, p)] for p in periods] for b in boroughs]
-    lines += [[cells[(b, p)] for b in boroughs] for p in periods]
-    for line in lines:  # no row or column holds a single hidden cell
-        assert line.count("<10") + line.count("[c]") != 1
-    assert "4" not in [v for r in tables["participants_by_borough_month"] for v in r.values()]
-    camden = next(r for r in tables["delivery_by_borough"] if r["borough"] == "Camden")
-    # Lambeth's only recorded month (15) is hidden, so its total is too, and with it Camden's.
-    assert camden["participants"] == "[c]"
-    assert {r["borough"]: r["participants"] for r in tables["delivery_by_borough"]}[TOTAL] == "96"
+    # Camden's May (4 of 20 opportunities) is hidden: 0 to 9.
+    assert cells[("Camden", "2023-05")] == ("<10", "0", "9")
+    assert cells[("Camden", "2023-04")] == ("30", "30", "30")
+    assert cells[("Lambeth", "2023-04")] == ("", "", "")  # not recorded
+    # Totals are worked out from the protected cells, so Camden's total is a range, not 34.
+    assert cells[("Camden", TOTAL)] == ("30 to 39", "30", "39")
+    assert cells[("Total", "2023-05")] == ("37 to 46", "37", "46")
+    assert cells[(TOTAL, TOTAL)] == ("92 to 101", "92", "101")
+    every_value = [v for t in tables.values() for r in t for v in r.values()]
+    assert "4" not in every_value and "34" not in every_value and "96" not in every_value
+    by_borough = {r["borough"]: r["participants"] for r in tables["delivery_by_borough"]}
+    assert by_borough == {
+        "Camden": "30 to 39",
+        "Hackney": "47",
+        "Lambeth": "15",
+        TOTAL: "92 to 101",
+    }
+    assert report.headline["participants"] == "92 to 101"
     workbook = load_workbook(io.BytesIO(render(report, "xlsx")))
     values = [
         c
         for row in workbook["participants_by_borough_month"].iter_rows(values_only=True)
         for c in row
     ]
-    assert "<10" in values and 4 not in values
-    assert any("Disclosure control" in n for n in report.notes)
+    assert "<10" in values and 4 not in values and 34 not in values
+    notes = workbook["Notes"]["A3"].parent
+    assert any("Disclosure control" in str(c.value) for row in notes.iter_rows() for c in row)
+    assert any("Disclosure control" in n and "finest grain" in n for n in report.notes)
     text = "".join(p.extract_text() for p in PdfReader(io.BytesIO(render(report, "pdf"))).pages)
-    assert "Camden\n60\n[c]\n" in text and "34" not in text.split("Delivery by borough")[1]
+    text = " ".join(text.split())
+    assert "Camden 60 30 to 39 " in text and "34" not in text.split("Delivery by borough")[1]
+    assert "Disclosure control" in text
 
 
-def test_secondary_suppression_when_one_cell_in_a_row_is_small() -> None:
-    table = pd.DataFrame(
-        [[50, 3, 40], [60, 70, 80], [45, 55, 65]], index=["A", "B", "C"], columns=["m1", "m2", "m3"]
+def test_protected_figures_hide_zero_and_small_counts_within_opportunities() -> None:
+    rows = pd.DataFrame(
+        {
+            "borough": ["A", "A", "A", "B", "B"],
+            "period": ["m1", "m2", "m3", "m1", "m2"],
+            "participants": [0.0, 3.0, 50.0, np.nan, 12.0],
+            "opportunities": [5, 4, 60, 7, 12],
+        }
     )
-    result = suppress(with_margins(table), 10)
-    shown = result.display()
-    assert shown.loc["A", "m2"] == "<10"
-    mask = result.mask.to_numpy()
-    for line in [*mask, *mask.T]:
-        assert line.sum() != 1  # no row or column with a single hidden cell
-    assert result.primary == 1 and result.secondary >= 3
-    assert shown.loc["A", "m3"] == "[c]"  # A's smallest other cell, hidden to protect it
-    assert shown.loc[TOTAL, TOTAL] == 468
+    protected = Participants.of(rows, 10)
+    assert protected.hidden == 2  # 0 and 3; 50 and 12 shown, B's m1 not recorded
+    by = protected.by("borough")
+    # A: 50 shown, plus 0..5 and 0..4 (never more than the opportunities): 50 to 59.
+    assert by.loc["A"].tolist() == ["50 to 59", 50, 59]
+    assert by.loc["B"].tolist() == [12, 12, 12]
+    assert by.loc[TOTAL].tolist() == ["62 to 71", 62, 71]
+    assert shown(0, 9, 2, 10) == "<10" and shown(0, 0, 0, 10) is None and shown(5, 5, 1, 10) == 5
 
 
-def test_suppression_leaves_large_tables_alone_and_handles_unrecorded_cells() -> None:
-    table = pd.DataFrame([[50, np.nan], [60, 70]], index=["A", "B"], columns=["m1", "m2"])
-    result = suppress(with_margins(table), 10)
-    assert result.mask.to_numpy().sum() == 0
-    assert result.display().loc["A", "m2"] is None
-    small_total = suppress(with_margins(pd.DataFrame([[3]], index=["A"], columns=["m1"])), 10)
-    assert (small_total.display() == "<10").all().all()
+def test_only_admins_raise_the_threshold_and_never_below_the_configured(small, monkeypatch) -> None:
+    with db.session_scope(small) as s, pytest.raises(PermissionDenied, match="administrator"):
+        build_report(s, principal=CITY_HALL, scope=YOUNG_LONDONERS, window=FY, threshold=1)
+    with db.session_scope(small) as s, pytest.raises(RegistryError, match="cannot go below"):
+        build_report(s, principal=ADMIN, scope=YOUNG_LONDONERS, window=FY, threshold=5)
+    with db.session_scope(small) as s:
+        stricter = build_report(s, principal=ADMIN, scope=YOUNG_LONDONERS, window=FY, threshold=20)
+        own = build_report(s, principal=CITY_HALL, scope=YOUNG_LONDONERS, window=FY)
+    assert stricter.threshold == 20 and own.threshold == 10
+    assert stricter.headline["participants"] == "77 to 114"  # 15 (of 18) and 4 (of 20) hidden
+    monkeypatch.setenv("VRU_SUPPRESSION_THRESHOLD", "30")
+    with db.session_scope(small) as s:
+        assert (
+            build_report(s, principal=CITY_HALL, scope=YOUNG_LONDONERS, window=FY).threshold == 30
+        )
 
 
 def test_formula_injection_is_inert_in_csv_and_xlsx(small) -> None:
@@ -342,6 +367,26 @@ def test_cli_report_writes_each_format_and_refuses_other_funders(small, db_url, 
         ],
     )
     assert refused.exit_code == 1 and "own funding streams" in refused.stderr
+    # A funder cannot switch suppression off (issue #19): refused with a plain message.
+    lowered = runner.invoke(
+        cli,
+        [
+            *base,
+            "--as",
+            "fran",
+            "report",
+            "--funding-stream",
+            "Young Londoners",
+            "--threshold",
+            "1",
+            "--format",
+            "csv",
+            "--out",
+            str(tmp_path / "t.zip"),
+        ],
+    )
+    assert lowered.exit_code == 1 and "Only an administrator" in lowered.stderr
+    assert not (tmp_path / "t.zip").exists()
     usage = runner.invoke(
         cli,
         [
@@ -433,6 +478,35 @@ def test_sources_leave_out_other_programmes_uploads_and_people(small) -> None:
     sources = _build(small).tables["sources"]
     assert "loaded_by" not in sources.columns
     assert set(sources["kind"]) <= {"crime", "population", "seed", "deliveries"}
+
+
+def test_sources_do_not_name_an_upload_that_also_held_other_funders_figures(small) -> None:
+    """Issue #19: a funder's summary listed other funders' upload file names."""
+    from registry import deliveries
+    from tests.conftest import STAFF
+
+    def upload(name: str, rows: str) -> None:
+        content = ("programme,borough,month,opportunities\n" + rows).encode()
+        with db.session_scope(small) as s:
+            assert deliveries.import_file(s, principal=STAFF, content=content, file_name=name).ok
+
+    upload(
+        "home-office-and-city-hall.csv", "Mentors,Camden,2023-06,30\nElsewhere,Camden,2023-06,9\n"
+    )
+    upload("mentors-july.csv", "Mentors,Camden,2023-07,31\n")
+    for principal in (CITY_HALL, ADMIN):
+        sources = _build(small, principal=principal).tables["sources"]
+        files = set(sources["file"].dropna())
+        assert "mentors-july.csv" in files
+        assert "home-office-and-city-hall.csv" not in files
+        shared = sources[sources["file"].str.contains("other programmes", na=False)].iloc[0]
+        assert shared["rows"] == 1 and shared["sha256"] is None  # this scope's row only
+    report = _build(small, principal=CITY_HALL)
+    tables = _zip_tables(render(report, "csv"))
+    assert not any("home-office" in v for t in tables.values() for r in t for v in r.values())
+    pdf = PdfReader(io.BytesIO(render(report, "pdf")))
+    pdf_text = "".join(p.extract_text() for p in pdf.pages)
+    assert "mentors-july" in pdf_text and "home-office" not in pdf_text
 
 
 def test_cli_report_refuses_a_mismatched_or_missing_output(small, db_url, tmp_path) -> None:

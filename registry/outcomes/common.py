@@ -19,6 +19,17 @@ import pandas as pd
 
 from registry import boroughs
 from registry.errors import RegistryError
+from registry.untrusted import (
+    ERROR_CODES,
+    FileRefused,
+    check_header_columns,
+    check_no_nul,
+    check_xlsx,
+    current_limits,
+    error_reason,
+    first_line,
+    xlsx_rows,
+)
 
 Progress = Callable[[float, str], None]
 MAX_PROBLEMS_SHOWN = 10
@@ -130,6 +141,10 @@ class ImportRefused(RegistryError):
         more = len(self.problems) - MAX_PROBLEMS_SHOWN
         extra = f"; and {more} more" if more > 0 else ""
         super().__init__(f"{file_name} refused, nothing imported: {shown}{extra}.")
+
+    def __reduce__(self) -> tuple[type[ImportRefused], tuple[str, list[Problem]]]:
+        # Rebuilt from its parts when it crosses from the parsing child process.
+        return (ImportRefused, (self.file_name, self.problems))
 
 
 def refuse(
@@ -252,6 +267,11 @@ def require_text(source: Source, fmt: str) -> None:
         )
     if b"\x00" in head:
         raise refuse(source.name, f"This is not a text file; --format {fmt} takes a CSV file")
+    with source.open() as stream:
+        try:
+            check_no_nul(stream)
+        except FileRefused as exc:
+            raise refuse(source.name, str(exc).rstrip(".")) from None
 
 
 def read_csv_text(source: Source, fmt: str) -> pd.DataFrame:
@@ -260,11 +280,81 @@ def read_csv_text(source: Source, fmt: str) -> pd.DataFrame:
     ``fmt`` names the import format, for the refusal of a file that is not text at all.
     """
     require_text(source, fmt)
+    limits = current_limits()
+    text = source.text()
+    try:
+        check_header_columns(first_line(text), limits)
+    except FileRefused as exc:
+        raise refuse(source.name, str(exc).rstrip(".")) from None
     with warnings.catch_warnings():
         warnings.simplefilter("error", pd.errors.ParserWarning)
         try:
-            return pd.read_csv(
-                io.StringIO(source.text()), dtype=str, keep_default_na=False, index_col=False
+            frame = pd.read_csv(
+                io.StringIO(text),
+                dtype=str,
+                keep_default_na=False,
+                index_col=False,
+                nrows=limits.max_rows + 1,
             )
         except (pd.errors.ParserError, pd.errors.ParserWarning, pd.errors.EmptyDataError) as exc:
             raise parser_refusal(source.name, exc) from exc
+    if len(frame) > limits.max_rows:
+        raise refuse(
+            source.name,
+            f"the file has more than {limits.max_rows:,} rows, the limit; split it into smaller "
+            "files",
+        )
+    refuse_error_cells(source.name, frame)
+    return frame
+
+
+def _excel_value(value: object) -> object:
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def read_xlsx(source: Source, header_only: bool = False) -> pd.DataFrame:
+    """The first sheet of a workbook as a table (its first row the header), read within the
+    limits of :mod:`registry.untrusted`; error cells are refused. ``header_only``: no rows."""
+    limits = current_limits()
+    with source.open() as stream:
+        content = stream.read(limits.max_unzipped_bytes + 1)
+    rows: list[list[object]] = []
+    try:
+        check_xlsx(content, limits)
+        for row in xlsx_rows(content, limits):
+            rows.append([_excel_value(v) for v in row])
+            if header_only:
+                break
+    except FileRefused as exc:
+        raise refuse(source.name, str(exc).rstrip(".")) from None
+    if not rows:
+        raise refuse(source.name, "the first sheet of the workbook is empty")
+    header = [str(v) for v in rows[0]]
+    body = [r[: len(header)] + [""] * (len(header) - len(r)) for r in rows[1:]]
+    while body and all(v == "" for v in body[-1]):
+        body.pop()
+    frame = pd.DataFrame(body, columns=header, dtype=object)
+    refuse_error_cells(source.name, frame)
+    return frame
+
+
+def refuse_error_cells(file_name: str, frame: pd.DataFrame) -> None:
+    """Refuse a table holding spreadsheet error cells (``#DIV/0!``...), naming each place.
+
+    Rows are numbered as a spreadsheet shows them: the header is row 1.
+    """
+    problems = []
+    for column in frame.columns:
+        values = frame[column]
+        failed = values.isin(ERROR_CODES)
+        for position in failed.to_numpy().nonzero()[0][:MAX_PROBLEMS_SHOWN]:
+            value = str(values.iloc[position])
+            problems.append(
+                Problem(error_reason(value).rstrip("."), position + 2, str(column), value)
+            )
+    if problems:
+        raise ImportRefused(file_name, problems)

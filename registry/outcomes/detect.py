@@ -20,10 +20,9 @@ def header_of(source: Source) -> list[str]:
     with source.open() as stream:
         head = stream.read(64 * 1024)
     if head.startswith(XLSX_MAGIC):
-        import pandas as pd
+        from registry.outcomes.common import read_xlsx
 
-        frame = pd.read_excel(source.open(), nrows=0, engine="openpyxl")
-        return [clean(c) for c in frame.columns]
+        return [clean(c) for c in read_xlsx(source, header_only=True).columns]
     text = decode_lenient(head)
     first = next(csv.reader(io.StringIO(text)), [])
     return [clean(c) for c in first]

@@ -24,6 +24,7 @@ from registry.outcomes.common import (
     no_progress,
     pseudo_area_name,
     read_csv_text,
+    read_xlsx,
     refuse,
 )
 from registry.outcomes.detect import XLSX_MAGIC, describe
@@ -66,11 +67,7 @@ def parse_month_year(value: object) -> dt.date | None:
 def _read(source: Source) -> pd.DataFrame:
     with source.open() as stream:
         magic = stream.read(4)
-    if magic == XLSX_MAGIC:
-        frame = pd.read_excel(source.open(), dtype=object, engine="openpyxl")
-        frame = frame.astype(object).where(frame.notna(), "")
-    else:
-        frame = read_csv_text(source, "mps-dashboard")
+    frame = read_xlsx(source) if magic == XLSX_MAGIC else read_csv_text(source, "mps-dashboard")
     frame = frame.set_axis([RENAMED.get(clean(c), clean(c)) for c in frame.columns], axis=1)
     return frame
 

@@ -9,9 +9,9 @@ the same figures writes nothing at all, not even a batch.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import pandas as pd
 from sqlalchemy import insert, select, update
@@ -38,10 +38,14 @@ from registry.outcomes.common import (
     Progress,
     Source,
     no_progress,
+    refuse,
 )
-from registry.outcomes.mapping import mapper_for
+from registry.outcomes.mapping import Mapper, mapper_for
 from registry.outcomes.measures import measure_ids
 from registry.periods import format_month
+from registry.untrusted import FileRefused, Limits, run_limited
+
+T = TypeVar("T")
 
 CRIME_FORMATS = ("mps-borough", "mps-dashboard", "police-uk", "long")
 POPULATION_FORMATS = ("ons-single-year", "long")
@@ -90,6 +94,7 @@ def parse_crime(
 
     police.uk files are aggregated together (one force's LSOAs over the border add to another
     file's borough counts); the other formats give one result per file, in the order given.
+    The files are read in a child process within the limits of :mod:`registry.untrusted`.
     """
     if fmt not in CRIME_FORMATS:
         raise RegistryError(
@@ -97,8 +102,32 @@ def parse_crime(
         )
     if not sources:
         raise RegistryError("No files to import.")
+    mapper = mapper_for(session, fmt) if fmt != "long" else None
+    measures = set(measure_ids(session))
+    return _limited(_parse_crime, list(sources), fmt, mapper, measures, progress=progress)
+
+
+def _limited(fn: Callable[..., T], sources: list[Source], *args: Any, progress: Progress) -> T:
+    names = ", ".join(s.name for s in sources)
+    try:
+        return run_limited(
+            fn, sources, *args, limits=Limits.from_settings(), what=names, progress=progress
+        )
+    except FileRefused as exc:
+        raise refuse(names, str(exc).rstrip(".")) from None
+
+
+def _parse_crime(
+    sources: list[Source],
+    fmt: str,
+    mapper: Mapper | None,
+    measures: set[str],
+    progress: Progress = no_progress,
+) -> list[ParsedCrime]:
+    """The reading half of :func:`parse_crime`, run in the child process."""
     if fmt == "police-uk":
-        return [police_uk.parse(list(sources), mapper_for(session, fmt), progress)]
+        assert mapper is not None
+        return [police_uk.parse(sources, mapper, progress)]
     results = []
     for i, source in enumerate(sources):
 
@@ -106,11 +135,13 @@ def parse_crime(
             progress((i + fraction) / len(sources), message)
 
         if fmt == "mps-borough":
-            results.append(mps_borough.parse(source, mapper_for(session, fmt), step))
+            assert mapper is not None
+            results.append(mps_borough.parse(source, mapper, step))
         elif fmt == "mps-dashboard":
-            results.append(mps_dashboard.parse(source, mapper_for(session, fmt), step))
+            assert mapper is not None
+            results.append(mps_dashboard.parse(source, mapper, step))
         else:
-            results.append(long_format.parse(source, set(measure_ids(session)), step))
+            results.append(long_format.parse(source, measures, step))
     return results
 
 
@@ -383,6 +414,16 @@ def _store_crime(
 
 
 def parse_population(source: Source, fmt: str, year: int | None = None) -> ParsedPopulation:
+    """Read a population file (in a child process, within the limits) without writing."""
+    if fmt in POPULATION_FORMATS:
+        return _limited(_parse_population, [source], fmt, year, progress=None)
+    raise RegistryError(
+        f"Unknown population format {fmt!r}; choose one of {', '.join(POPULATION_FORMATS)}."
+    )
+
+
+def _parse_population(sources: list[Source], fmt: str, year: int | None) -> ParsedPopulation:
+    source = sources[0]
     if fmt == "ons-single-year":
         return population_format.parse_ons(source, year)
     if fmt == "long":

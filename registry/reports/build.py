@@ -2,9 +2,10 @@
 
 A summary covers a funding stream, a programme or the whole VRU over a period of whole months
 (a financial year by default). Every figure comes from one database query here, so all three
-formats agree with each other and with the registry. Participants (people) are protected by
-primary and secondary suppression; opportunities, spend and police-recorded crime counts are not
-personal and are shown as recorded.
+formats agree with each other and with the registry. Participants (people) are protected at the
+finest grain and every participant figure is derived from the protected cells
+(:mod:`registry.reports.disclosure`); opportunities, spend and police-recorded crime counts are
+not personal and are shown as recorded.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from sqlalchemy.orm import Session
 
 from registry import audit, demo
 from registry.auth import Principal, require, visible_funding_stream_ids
-from registry.config import get_settings
 from registry.errors import NotFoundError, PermissionDenied, RegistryError
 from registry.models import (
     Borough,
@@ -37,7 +37,7 @@ from registry.periods import (
     format_month,
     quarter_label,
 )
-from registry.reports.disclosure import TOTAL, SuppressedTable, suppress, with_margins
+from registry.reports.disclosure import TOTAL, Participants, threshold_for
 
 VRU_MEASURES = ("homicide", "knife_crime_injury_u25", "gun_crime")
 HEADLINE_MEASURES = ("knife_crime_injury_u25", "homicide", "gun_crime")  # first with data wins
@@ -86,7 +86,7 @@ class Report:
     boroughs_reached: list[str]
     headline: dict[str, object]
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
-    participants: SuppressedTable | None = None
+    participants: Participants | None = None
     notes: list[str] = field(default_factory=list)
 
     def file_stem(self) -> str:
@@ -177,8 +177,11 @@ def _period_label(month: dt.date, granularity: str) -> str:
 
 
 def _delivery_rows(session: Session, programme_ids: list[int], window: Window) -> pd.DataFrame:
+    """One row per delivery (programme, borough, month): the finest grain, which disclosure
+    control protects before anything is added up."""
     stmt: Select = (
         select(
+            Delivery.programme_id,
             Borough.name.label("borough"),
             Borough.gss_code.label("gss_code"),
             Delivery.month,
@@ -195,11 +198,12 @@ def _delivery_rows(session: Session, programme_ids: list[int], window: Window) -
             Delivery.programme_id.in_(programme_ids),
             Delivery.month.between(window.start, window.end),
         )
-        .group_by(Borough.name, Borough.gss_code, Delivery.month)
+        .group_by(Delivery.programme_id, Borough.name, Borough.gss_code, Delivery.month)
     )
     frame = pd.DataFrame(
         session.execute(stmt).all(),
         columns=[
+            "programme_id",
             "borough",
             "gss_code",
             "month",
@@ -213,6 +217,7 @@ def _delivery_rows(session: Session, programme_ids: list[int], window: Window) -
     for column in ("opportunities", "participants", "opportunities_with_spend"):
         frame[column] = pd.to_numeric(frame[column])
     frame["spend_gbp"] = pd.to_numeric(frame["spend_gbp"].astype(object)).astype(float)
+    frame["participants"] = frame["participants"].astype(float)
     return frame
 
 
@@ -220,7 +225,7 @@ def _cost(spend: float, opportunities: float) -> float | None:
     return round(spend / opportunities, 2) if opportunities else None
 
 
-def _by(frame: pd.DataFrame, key: str, participants: pd.Series) -> pd.DataFrame:
+def _by(frame: pd.DataFrame, key: str, participants: pd.DataFrame) -> pd.DataFrame:
     grouped = frame.groupby(key, sort=True).agg(
         opportunities=("opportunities", "sum"),
         spend_gbp=("spend_gbp", lambda s: s.sum(min_count=1)),
@@ -235,7 +240,7 @@ def _by(frame: pd.DataFrame, key: str, participants: pd.Series) -> pd.DataFrame:
         {
             key: grouped.index,
             "opportunities": grouped["opportunities"].astype(int).to_numpy(),
-            "participants": [participants.get(i) for i in grouped.index],
+            **{c: participants[c].reindex(grouped.index).to_numpy() for c in participants.columns},
             "spend_gbp": [None if pd.isna(v) else round(float(v), 2) for v in grouped["spend_gbp"]],
             "cost_per_opportunity_gbp": [
                 None if pd.isna(s) else _cost(float(s), float(o))
@@ -344,36 +349,79 @@ def _sources(session: Session, programme_ids: list[int]) -> pd.DataFrame:
     """The loads behind the summary: outcome and population data, and the scope's deliveries.
 
     Other programmes' uploads and the names of the people who loaded files are left out: a
-    summary may be forwarded outside the VRU.
+    summary may be forwarded outside the VRU. An upload that also carried other programmes'
+    figures is listed without its file name, fingerprint or size (:func:`_shared_uploads`).
     """
     delivery_batches = select(Delivery.import_batch_id).where(
         Delivery.programme_id.in_(programme_ids), Delivery.import_batch_id.is_not(None)
     )
-    batches = session.scalars(
-        select(ImportBatch)
-        .where(
-            ImportBatch.kind.in_(("crime", "population", "seed"))
-            | ImportBatch.id.in_(delivery_batches)
+    batches = list(
+        session.scalars(
+            select(ImportBatch)
+            .where(
+                ImportBatch.kind.in_(("crime", "population", "seed"))
+                | ImportBatch.id.in_(delivery_batches)
+            )
+            .order_by(ImportBatch.id)
         )
-        .order_by(ImportBatch.id)
     )
+    shared = _shared_uploads(session, programme_ids, [b for b in batches if b.kind == "deliveries"])
     return pd.DataFrame(
         [
             {
                 "batch": b.id,
                 "kind": b.kind,
                 "format": b.format,
-                "file": b.file_name,
+                "file": SHARED_UPLOAD if b.id in shared else b.file_name,
                 "release": b.release_label,
                 "loaded_at": b.created_at.strftime("%Y-%m-%d %H:%M UTC") if b.created_at else None,
-                "rows": b.rows_accepted,
-                "sha256": b.sha256,
+                "rows": shared.get(b.id, b.rows_accepted),
+                "sha256": None if b.id in shared else b.sha256,
                 "synthetic": b.synthetic,
             }
             for b in batches
         ],
         columns=SOURCE_COLUMNS,
     )
+
+
+SHARED_UPLOAD = "(an upload that also held other programmes' figures)"
+
+
+def _shared_uploads(
+    session: Session, programme_ids: list[int], batches: list[ImportBatch]
+) -> dict[int, int]:
+    """The delivery uploads that carried figures of programmes outside ``programme_ids``, with
+    the number of this scope's rows each set: their file names (often another funder's or
+    partner's) and sizes are not this summary's to show.
+
+    An upload records its programmes (``details["programmes"]``); an older one that does not is
+    treated as shared unless every row it set is still this scope's.
+    """
+    if not batches:
+        return {}
+    ids = [b.id for b in batches]
+    mine = dict(
+        session.execute(
+            select(Delivery.import_batch_id, func.count())
+            .where(Delivery.import_batch_id.in_(ids), Delivery.programme_id.in_(programme_ids))
+            .group_by(Delivery.import_batch_id)
+        )
+        .tuples()
+        .all()
+    )
+    scope = set(programme_ids)
+    shared = {}
+    for batch in batches:
+        recorded = (batch.details or {}).get("programmes")
+        whole = (
+            set(recorded) <= scope
+            if recorded is not None
+            else mine.get(batch.id, 0) == batch.rows_accepted
+        )
+        if not whole:
+            shared[batch.id] = mine.get(batch.id, 0)
+    return shared
 
 
 def headline_model(
@@ -468,33 +516,18 @@ def build_report(
             f"The period ends ({format_month(window.end)}) before it starts "
             f"({format_month(window.start)})."
         )
-    threshold = threshold or get_settings().suppression_threshold
+    threshold = threshold_for(principal, threshold)
     rows = _delivery_rows(session, [p.id for p in programmes], window)
     if not rows["opportunities"].sum():
         # Refused here, not by each caller, so the CLI and the Downloads page say the same.
         raise RegistryError(f"{scope.title()} delivered nothing in {window.label()}.")
     rows["period"] = [_period_label(m, granularity) for m in rows["month"]]
-
-    crosstab = rows.pivot_table(
-        index="borough",
-        columns="period",
-        values="participants",
-        aggfunc=lambda s: s.sum(min_count=1),
-        dropna=False,
-    )
-    participants = suppress(with_margins(crosstab), threshold)
-    shown = participants.display()
-    by_borough = _by(rows, "borough", shown[TOTAL])
+    participants = Participants.of(rows, threshold)
+    by_borough = _by(rows, "borough", participants.by("borough"))
     codes = rows.drop_duplicates("borough").set_index("borough")["gss_code"]
     by_borough.insert(1, "gss_code", [codes.get(b, "") for b in by_borough["borough"]])
-    by_period = _by(rows, "period", shown.loc[TOTAL])
-    # Tidy: one row per borough and period (totals included), the value as shown.
-    crosstab_shown = (
-        shown.rename_axis(index="borough", columns="period")
-        .stack(future_stack=True)
-        .rename("participants")
-        .reset_index()
-    )
+    by_period = _by(rows, "period", participants.by("period"))
+    crosstab_shown = participants.crosstab()
     reached = sorted(rows.loc[rows["opportunities"] > 0, "borough"].unique())
     outcomes = _outcomes(session, [codes[b] for b in reached], window)
     model_table, model_caveats = headline_model(session, scope, window)
@@ -543,7 +576,7 @@ def build_report(
 
 
 def _notes(
-    scope: Scope, window: Window, version: int, synthetic: bool, participants: SuppressedTable
+    scope: Scope, window: Window, version: int, synthetic: bool, participants: Participants
 ) -> list[str]:
     notes = []
     if synthetic:
@@ -555,10 +588,7 @@ def _notes(
         "Opportunities: positive opportunities delivered (one young person may take several). "
         "Participants: young people taking part, where partners recorded it (blank when not "
         "recorded).",
-        f"Disclosure control: participant counts below {participants.threshold} are shown as "
-        f"'{participants.label}' ({participants.primary} cells); {participants.secondary} more "
-        "cells are shown as '[c]' (confidential), hidden so that no suppressed figure can be "
-        "worked out from the row or column totals.",
+        participants.note(),
         "Spend and cost per opportunity cover only the deliveries whose spend was recorded.",
         "Outcomes: police-recorded counts in the boroughs the programmes reached, for the same "
         "months as the summary and for the same months a year earlier (the baseline). They are "

@@ -1,14 +1,22 @@
-"""The PDF summary: a readable few pages with the headline figures, charts and tables."""
+"""The PDF summary: a readable few pages with the headline figures, charts and tables.
+
+ReportLab reads a Paragraph's text as markup (``<b>``, ``<img src=...>``, ``&amp;``): every text
+that reaches one goes through :func:`pdf_text` first, so a name is printed as typed and can
+neither break the document nor make the server fetch anything. Table cells are Paragraphs too,
+so long labels wrap inside their column instead of running over the figures beside them.
+"""
 
 from __future__ import annotations
 
 import io
 from typing import Any
+from xml.sax.saxutils import escape
 
 import pandas as pd
 from reportlab.graphics.charts.barcharts import VerticalBarChart
 from reportlab.graphics.shapes import Drawing, String
 from reportlab.lib import colors
+from reportlab.lib.enums import TA_RIGHT
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
 from reportlab.lib.units import mm
@@ -50,21 +58,51 @@ def _fmt(value: Any, money: bool = False) -> str:
     return f"{int(value):,}" if float(value).is_integer() else f"{value:,.1f}"
 
 
-def _table(frame: pd.DataFrame, widths: list[float] | None = None) -> Table:
-    body = [list(frame.columns)] + [[_cell(v) for v in row] for row in frame.itertuples(False)]
-    table = Table(body, colWidths=widths, repeatRows=1)
-    style = [
-        ("BACKGROUND", (0, 0), (-1, 0), HEADER),
-        ("TEXTCOLOR", (0, 0), (-1, 0), colors.white),
-        ("FONTNAME", (0, 0), (-1, 0), "Helvetica-Bold"),
-        ("FONTSIZE", (0, 0), (-1, -1), 8),
-        ("ALIGN", (1, 1), (-1, -1), "RIGHT"),
-        ("GRID", (0, 0), (-1, -1), 0.25, colors.grey),
-        ("ROWBACKGROUNDS", (0, 1), (-1, -1), [colors.white, colors.HexColor("#F1F4F8")]),
+def pdf_text(value: object) -> str:
+    """``value`` as text for a ReportLab Paragraph: markup characters escaped, so it stays text.
+
+    The one place PDF text is escaped; every Paragraph in the summary is built from its result.
+    """
+    return escape(str(value))
+
+
+def _paragraph(value: object, style: ParagraphStyle) -> Paragraph:
+    return Paragraph(pdf_text(value), style)
+
+
+_CELL = ParagraphStyle("cell", fontName="Helvetica", fontSize=8, leading=9.5)
+_CELL_RIGHT = ParagraphStyle("cell_right", parent=_CELL, alignment=TA_RIGHT)
+_HEAD = ParagraphStyle("head", parent=_CELL, fontName="Helvetica-Bold", textColor=colors.white)
+_HEAD_RIGHT = ParagraphStyle("head_right", parent=_HEAD, alignment=TA_RIGHT)
+_HEAD_BOLD = ParagraphStyle("total", parent=_CELL, fontName="Helvetica-Bold")
+_HEAD_BOLD_RIGHT = ParagraphStyle("total_right", parent=_HEAD_BOLD, alignment=TA_RIGHT)
+
+
+def _table(frame: pd.DataFrame, widths: list[float]) -> Table:
+    """A table whose cells wrap within ``widths``: the first column left, the others right."""
+    total = len(frame) > 0 and str(frame.iloc[-1, 0]) == TOTAL
+
+    def cell(value: object, column: int, style: tuple[ParagraphStyle, ParagraphStyle]) -> Any:
+        return _paragraph(value, style[0] if column == 0 else style[1])
+
+    body: list[list[Any]] = [
+        [cell(name, i, (_HEAD, _HEAD_RIGHT)) for i, name in enumerate(frame.columns)]
     ]
-    if len(body) > 1 and str(body[-1][0]) == TOTAL:
-        style.append(("FONTNAME", (0, -1), (-1, -1), "Helvetica-Bold"))
-    table.setStyle(TableStyle(style))
+    for r, row in enumerate(frame.itertuples(False)):
+        bold = total and r == len(frame) - 1
+        styles = (_HEAD_BOLD, _HEAD_BOLD_RIGHT) if bold else (_CELL, _CELL_RIGHT)
+        body.append([cell(_cell(v), i, styles) for i, v in enumerate(row)])
+    table = Table(body, colWidths=widths, repeatRows=1)
+    table.setStyle(
+        TableStyle(
+            [
+                ("BACKGROUND", (0, 0), (-1, 0), HEADER),
+                ("VALIGN", (0, 0), (-1, -1), "TOP"),
+                ("GRID", (0, 0), (-1, -1), 0.25, colors.grey),
+                ("ROWBACKGROUNDS", (0, 1), (-1, -1), [colors.white, colors.HexColor("#F1F4F8")]),
+            ]
+        )
+    )
     return table
 
 
@@ -118,8 +156,8 @@ def to_pdf(report: Report) -> bytes:
     )
     h = report.headline
     story: list[Any] = [
-        Paragraph(f"VRU outcome summary: {report.scope.title()}", styles["Title"]),
-        Paragraph(
+        _paragraph(f"VRU outcome summary: {report.scope.title()}", styles["Title"]),
+        _paragraph(
             f"Period {report.window.label()} ({report.window.months} months). "
             f"Registry data version {report.data_version}.",
             styles["BodyText"],
@@ -128,7 +166,7 @@ def to_pdf(report: Report) -> bytes:
     ]
     if report.synthetic:
         story += [
-            Paragraph("SYNTHETIC DEMO DATA: every figure in this report is invented.", warning),
+            _paragraph("SYNTHETIC DEMO DATA: every figure in this report is invented.", warning),
             Spacer(1, 4 * mm),
         ]
     headline = pd.DataFrame(
@@ -152,7 +190,7 @@ def to_pdf(report: Report) -> bytes:
         }
     )
     story += [
-        Paragraph("Headline figures", styles["Heading2"]),
+        _paragraph("Headline figures", styles["Heading2"]),
         _table(headline, [100 * mm, 60 * mm]),
         Spacer(1, 4 * mm),
     ]
@@ -164,7 +202,7 @@ def to_pdf(report: Report) -> bytes:
             by_period.columns[0],
             f"Opportunities delivered by {report.granularity.replace('_', ' ')}",
         ),
-        Paragraph(
+        _paragraph(
             f"The chart shows opportunities delivered in each "
             f"{report.granularity.replace('_', ' ')}; the same figures are in the table "
             f"'{period_key}' of the CSV and Excel versions.",
@@ -202,47 +240,47 @@ def to_pdf(report: Report) -> bytes:
         story += [
             KeepTogether(
                 [
-                    Paragraph("Outcomes in the boroughs reached", styles["Heading2"]),
+                    _paragraph("Outcomes in the boroughs reached", styles["Heading2"]),
                     _table(shown, [45 * mm, 45 * mm, 45 * mm, 25 * mm]),
                 ]
             )
         ]
     model = report.tables["headline_model"]
-    story += [Paragraph("Headline model", styles["Heading2"])]
+    story += [_paragraph("Headline model", styles["Heading2"])]
     if model.empty:
         story += [
-            Paragraph(report.notes[-1].removeprefix("Headline model caveats: "), styles["BodyText"])
+            _paragraph(
+                report.notes[-1].removeprefix("Headline model caveats: "), styles["BodyText"]
+            )
         ]
     else:
         row = model.iloc[0]
         story += [
-            Paragraph(
+            _paragraph(
                 f"{row['explanation']} Outcome: {row['outcome']}; {row['n_areas']} boroughs, "
                 f"{row['n_periods']} months to {row['fitted_to']} ({row['n_obs']:,} "
                 f"borough-months); p = {row['p_value']:.3f}.",
                 styles["BodyText"],
             ),
-            Paragraph(report.notes[-1], small),
+            _paragraph(report.notes[-1], small),
         ]
-    by_borough = (
-        report.tables["delivery_by_borough"]
-        .drop(columns=["gss_code"])
-        .set_axis(
-            ["Borough", "Opportunities", "Participants", "Spend (£)", "Cost per opportunity (£)"],
-            axis=1,
-        )
+    by_borough = report.tables["delivery_by_borough"][
+        ["borough", "opportunities", "participants", "spend_gbp", "cost_per_opportunity_gbp"]
+    ].set_axis(
+        ["Borough", "Opportunities", "Participants", "Spend (£)", "Cost per opportunity (£)"],
+        axis=1,
     )
     story += [
-        Paragraph("Delivery by borough", styles["Heading2"]),
+        _paragraph("Delivery by borough", styles["Heading2"]),
         _table(by_borough, [45 * mm, 27 * mm, 27 * mm, 30 * mm, 35 * mm]),
-        Paragraph("Notes and caveats", styles["Heading2"]),
+        _paragraph("Notes and caveats", styles["Heading2"]),
     ]
-    story += [Paragraph(note, small) for note in report.notes]
-    story += [Spacer(1, 3 * mm), Paragraph("Data sources", styles["Heading3"])]
+    story += [_paragraph(note, small) for note in report.notes]
+    story += [Spacer(1, 3 * mm), _paragraph("Data sources", styles["Heading3"])]
     sources = report.tables["sources"][
         ["batch", "kind", "format", "file", "release", "loaded_at"]
     ].set_axis(["Batch", "Kind", "Format", "File", "Release", "Loaded"], axis=1)
-    story += [_table(sources.fillna(""))]
+    story += [_table(sources.fillna(""), [14 * mm, 20 * mm, 22 * mm, 50 * mm, 30 * mm, 38 * mm])]
     buffer = io.BytesIO()
     doc = SimpleDocTemplate(
         buffer,
