@@ -4,7 +4,7 @@ Every write function in the registry calls :func:`record` inside the same transa
 change, so the change and its audit event are stored together or not at all. Audit events are
 append-only: the application has no function that edits or deletes them, and database triggers
 refuse an UPDATE or DELETE on the table (migration 0003) and, on SQLite, an ``INSERT OR REPLACE``
-of an existing event (migration 0008). On PostgreSQL the application's role may only insert and
+of an existing event (migration 0006). On PostgreSQL the application's role may only insert and
 read audit events when the tables belong to a separate migration role (README, "Database roles").
 
 Events are hash-chained: each event stores the SHA-256 of its own content and of the previous

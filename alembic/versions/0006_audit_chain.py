@@ -5,7 +5,7 @@ order, with the registry's own hash (``registry.audit.event_hash``). SQLite's ``
 REPLACE`` deletes the row it replaces without firing the DELETE trigger of 0003, so a BEFORE
 INSERT trigger refuses an insert whose id is already taken.
 
-Revision ID: 0008_audit_chain
+Revision ID: 0006_audit_chain
 Revises: 0005
 """
 
@@ -16,7 +16,7 @@ from alembic import op
 
 from registry.audit import GENESIS, event_hash
 
-revision: str = "0008_audit_chain"
+revision: str = "0006_audit_chain"
 down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
