@@ -97,12 +97,30 @@ def demo_banner() -> None:
 
 
 def attempt(fn: Callable[[], T]) -> T | None:
-    """Run ``fn``; show a refusal as a plain message instead of a traceback."""
+    """Run ``fn``; show a refusal as a plain message instead of a traceback.
+
+    For reads. A write goes through :func:`write`: a refusal caught inside an open
+    ``with session()`` would let the block end normally and commit what was done before it.
+    """
     try:
         return fn()
     except RegistryError as exc:
         st.error(str(exc))
     return None
+
+
+def write(fn: Callable[[Session], T]) -> T | None:
+    """Run the registry write ``fn(session)`` in a transaction of its own, opened inside the
+    refusal handling: a refusal rolls back everything ``fn`` did, then shows as a message.
+
+    Returns what ``fn`` returned, or ``None`` when it was refused.
+    """
+
+    def run() -> T:
+        with session() as s:
+            return fn(s)
+
+    return attempt(run)
 
 
 alt_schema.disable_debug_mode()  # no validation while a chart is being put together, either

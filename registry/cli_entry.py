@@ -16,6 +16,7 @@ import click
 
 from registry import deliveries, programmes
 from registry.cli import Context, cli, pass_ctx, shared_group
+from registry.numbers import count
 from registry.periods import parse_month
 from registry.uploads import template_frame, write_table
 
@@ -164,9 +165,26 @@ def programmes_list(obj: Context, as_json: bool) -> None:
     metavar="PATH",
     help="Write the upload template to PATH (.csv or .xlsx) and stop.",
 )
+@click.option(
+    "--received-on",
+    metavar="YYYY-MM-DD",
+    callback=lambda _c, _p, v: _date(v),
+    help="The day these returns reached the VRU (default today); later than due is late.",
+)
+@click.option(
+    "--backfill",
+    is_flag=True,
+    help="Past figures loaded as history, not returns: never counted as late.",
+)
 @pass_ctx
 def import_deliveries(
-    obj: Context, file: Path | None, dry_run: bool, as_json: bool, template: Path | None
+    obj: Context,
+    file: Path | None,
+    dry_run: bool,
+    as_json: bool,
+    template: Path | None,
+    received_on: dt.date | None,
+    backfill: bool,
 ) -> None:
     """Validate a CSV or XLSX of deliveries and, if every row is valid, save it in one go.
 
@@ -181,7 +199,13 @@ def import_deliveries(
     content = file.read_bytes()
     with obj.session() as (session, principal):
         result = deliveries.import_file(
-            session, principal=principal, content=content, file_name=file.name, dry_run=dry_run
+            session,
+            principal=principal,
+            content=content,
+            file_name=file.name,
+            dry_run=dry_run,
+            received_on=received_on,
+            backfill=backfill,
         )
     # The issue's keys, plus "refused": the file itself was refused, so no row was read.
     summary = result.summary() | {"refused": result.refused}
@@ -247,8 +271,18 @@ def months_group() -> None:
 def months_sign_off(obj: Context, month: dt.date, note: str | None) -> None:
     """Sign MONTH (YYYY-MM) off: its figures then change only after it is reopened."""
     with obj.session() as (session, principal):
+        counts = deliveries.month_returns(session, principal=principal, month=month)
         deliveries.sign_off_month(session, principal=principal, month=month, note=note)
-    click.echo(f"{month:%Y-%m} is signed off.")
+    missing = counts["missing"] + counts["not yet due"]
+    expected = sum(counts.values())
+    click.echo(
+        f"{month:%Y-%m} is signed off"
+        + (
+            f" with {count(missing)} of {count(expected)} expected returns missing."
+            if missing
+            else "."
+        )
+    )
 
 
 @months_group.command("reopen")
