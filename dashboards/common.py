@@ -18,6 +18,7 @@ from registry import audit, db, demo
 from registry.auth import Principal, allowed
 from registry.config import get_settings
 from registry.errors import RegistryError, database_error_message
+from registry.files import csv_bytes
 
 log = logging.getLogger("vru.app")
 T = TypeVar("T")
@@ -183,7 +184,7 @@ def chart_with_table(
     left, right = st.columns(2)
     left.download_button(
         "Download data (CSV)",
-        table.to_csv(index=False).encode(),
+        csv_bytes(table),
         file_name=f"{name}.csv",
         mime="text/csv",
         key=f"{key}_csv",
@@ -203,7 +204,7 @@ def chart_with_table(
 def table_download(table: pd.DataFrame, *, name: str, key: str) -> None:
     st.download_button(
         "Download table (CSV)",
-        table.to_csv(index=False).encode(),
+        csv_bytes(table),
         file_name=f"{name}.csv",
         mime="text/csv",
         key=key,

@@ -16,9 +16,10 @@ import click
 
 from registry import deliveries, programmes
 from registry.cli import Context, cli, pass_ctx, shared_group
+from registry.files import write_table
 from registry.numbers import count
 from registry.periods import parse_month
-from registry.uploads import template_frame, write_table
+from registry.uploads import template_frame
 
 import_group = shared_group("import", "Load data files into the registry (validated first).")
 export_group = shared_group("export", "Write registry data to CSV or XLSX files.")

@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from registry.cli import Context, cli, pass_ctx, shared_group
+from registry.files import csv_bytes
 from registry.outcomes import mapping, measures, store
 from registry.outcomes.common import Source
 from registry.periods import PeriodError, parse_month
@@ -183,7 +184,7 @@ def outcomes_export(
         frame = store.export_outcomes(
             session, principal=principal, measure=measure, include_unallocated=include_unallocated
         )
-    frame.to_csv(file, index=False, lineterminator="\n")
+    file.write_bytes(csv_bytes(frame))
     click.echo(f"Wrote {len(frame):,} counts to {file}.")
 
 
@@ -241,7 +242,7 @@ def population_export(obj: Context, file: Path) -> None:
     """Write stored population as CSV: borough_code,borough,year,age_band,people."""
     with obj.session() as (session, principal):
         frame = store.export_population(session, principal=principal)
-    frame.to_csv(file, index=False, lineterminator="\n")
+    file.write_bytes(csv_bytes(frame))
     click.echo(f"Wrote {len(frame):,} rows to {file}.")
 
 

@@ -35,6 +35,7 @@ from sqlalchemy.orm import Session
 from registry import audit, boroughs
 from registry.auth import Principal, require, write_action
 from registry.errors import ConflictError, NotFoundError, RegistryError
+from registry.files import restore
 from registry.models import (
     AuditEvent,
     Borough,
@@ -121,7 +122,8 @@ def _distinct(text: pd.Series) -> tuple[np.ndarray, list[str]]:
     below runs once per distinct value and is spread back to the rows by the codes.
     """
     codes, uniques = pd.factorize(text.to_numpy(dtype=object))
-    cleaned = [str(u).replace("\u00a0", " ").strip() for u in uniques]
+    # A file this registry wrote guards text a spreadsheet would run as a formula; strip it.
+    cleaned = [restore(str(u).replace("\u00a0", " ").strip()) for u in uniques]
     return codes, cleaned
 
 
