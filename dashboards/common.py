@@ -173,11 +173,13 @@ def chart_with_table(
 ) -> Any:
     """Draw ``chart``, a one-line summary, its data as a table, and CSV and PNG downloads.
 
+    The summary is also the chart's accessible name (Vega-Lite's ``description``, which the
+    rendered SVG carries as its ``aria-label``), so a screen reader says what the chart shows.
     Returns the chart's selection event when ``select`` asks for one (``on_select=...``).
     """
     # The spec goes to Streamlit as a dict built without Altair's JSON-schema validation, which
     # costs more than everything else on a rerun (the charts are built by code, not typed in).
-    spec = chart.to_dict(validate=False)
+    spec = chart.to_dict(validate=False) | {"description": summary}
     event = st.vega_lite_chart(spec, width="stretch", key=f"{key}_chart", **select)
     st.caption(summary)
     st.dataframe(table, hide_index=True, key=f"{key}_table")

@@ -251,7 +251,8 @@ tiles = tile_map(table).assign(value=lambda t: t[figure].round(1))
 if tiles.empty:
     st.info("None of the areas chosen is a London borough, so there is no map to draw.")
 else:
-    tile_chart = charts.with_data(charts.tiles(figure_title, number), tiles)
+    tiles = tiles.join(charts.tile_bands(tiles["value"], charts.kind_of(figure)))
+    tile_chart = charts.with_data(charts.tiles(figure_title, number, tiles), tiles)
     ranked = tiles.dropna(subset=["value"]).sort_values("value", ascending=False)
     highest = (
         f"Highest: {ranked.iloc[0]['borough']} ({ranked.iloc[0]['value']:{number}})."
@@ -274,7 +275,7 @@ else:
         tiles[["borough", "short", "row", "col", "value"]],
         summary=(
             f"Each square is a borough placed roughly where it lies, labelled with its short "
-            f"name and {figure_title.lower()}; darker is lower. {highest}"
+            f"name and {figure_title.lower()}; darker is lower, grey has no figure. {highest}"
         ),
         name="map",
         key="map",
@@ -312,8 +313,8 @@ if state["detail"]:
         data, ExploreFilter(flt.start, flt.end, (code,), flt.frequency, flt.rates)
     )
     if not detail.empty:
-        long = detail.melt(
-            id_vars=["period", "label"], value_vars=[d_col, o_col], var_name="series"
+        long = detail.rename(columns={d_col: d_title, o_col: o_title}).melt(
+            id_vars=["period", "label"], value_vars=[d_title, o_title], var_name="series"
         )
         chart = charts.with_data(charts.detail(), long)
         chart_with_table(

@@ -129,7 +129,9 @@ chart = (
         y=alt.Y("measure:N", title=None),
         yOffset="against:N",
         x=alt.X("change:Q", title="Change (%)"),
-        color=alt.Color("against:N", scale=alt.Scale(range=list(OKABE_ITO[:2]))),
+        color=alt.Color(
+            "against:N", title="Compared with", scale=alt.Scale(range=list(OKABE_ITO[:2]))
+        ),
         tooltip=["measure", "against", alt.Tooltip("change:Q", format="+.1f")],
     )
 )
