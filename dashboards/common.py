@@ -19,6 +19,7 @@ from registry.auth import Principal, allowed
 from registry.config import get_settings
 from registry.errors import RegistryError, database_error_message
 from registry.files import csv_bytes
+from registry.numbers import PRINTF, column_kind
 
 log = logging.getLogger("vru.app")
 T = TypeVar("T")
@@ -162,6 +163,20 @@ def keep_in_url(keys: list[str]) -> None:
         st.query_params.from_dict(wanted)
 
 
+def number_columns(table: pd.DataFrame) -> dict[str, Any]:
+    """Column formats for ``st.dataframe`` that write ``table``'s figures the one way
+    (:mod:`registry.numbers`): counts with separators, rates and changes to one decimal."""
+    config: dict[str, Any] = {}
+    for name in table.columns:
+        column = table[name]
+        if pd.api.types.is_bool_dtype(column) or not pd.api.types.is_numeric_dtype(column):
+            continue
+        kind = column_kind(str(name), column.dropna().unique().tolist())
+        if kind is not None:
+            config[name] = st.column_config.NumberColumn(format=PRINTF[kind])
+    return config
+
+
 def chart_png(chart: Any) -> bytes:
     import vl_convert  # imported on demand: only a PNG download needs it
 
@@ -182,7 +197,7 @@ def chart_with_table(
     spec = chart.to_dict(validate=False) | {"description": summary}
     event = st.vega_lite_chart(spec, width="stretch", key=f"{key}_chart", **select)
     st.caption(summary)
-    st.dataframe(table, hide_index=True, key=f"{key}_table")
+    st.dataframe(table, hide_index=True, key=f"{key}_table", column_config=number_columns(table))
     left, right = st.columns(2)
     left.download_button(
         "Download data (CSV)",

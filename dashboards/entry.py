@@ -19,6 +19,7 @@ from dashboards.common import (
     can,
     current_principal,
     data_changed,
+    number_columns,
     session,
     table_download,
     write,
@@ -298,7 +299,10 @@ def upload() -> None:
     c1.metric("Would add", count(summary["added"]))
     c2.metric("Would amend", count(summary["amended"]))
     c3.metric("Unchanged", count(summary["unchanged"]))
-    st.dataframe(checked.table(), hide_index=True, key="upload_preview")
+    preview = checked.table()
+    st.dataframe(
+        preview, hide_index=True, key="upload_preview", column_config=number_columns(preview)
+    )
     for w in checked.warnings[:20]:
         st.warning(f"Row {w.row}: {w.reason}")
     if not summary["added"] and not summary["amended"]:

@@ -11,6 +11,7 @@ from dashboards.common import (
     attempt,
     chart_with_table,
     keep_in_url,
+    number_columns,
     query_defaults,
     session,
     table_download,
@@ -32,6 +33,7 @@ from registry.explore import (
     young_people,
 )
 from registry.explore import borough_table as borough_figures
+from registry.numbers import change, count, rate
 from registry.periods import format_month, parse_month
 
 FIGURES = {"counts": "Counts", "rates": "Rates per young people"}
@@ -172,7 +174,7 @@ else:
         trend[list(dict.fromkeys(["label", "opportunities", "count", d_col, o_col]))],
         summary=(
             f"Bars show {d_title.lower()}, the line with diamonds {o_title}: {outcome_span}; "
-            f"{trend['opportunities'].sum():,.0f} opportunities in all."
+            f"{count(trend['opportunities'].sum())} opportunities in all."
         ),
         name="trend",
         key="trend",
@@ -198,12 +200,7 @@ st.dataframe(
     shown,
     hide_index=True,
     key="boroughs_table",
-    column_config={
-        "Opportunities per 1,000": st.column_config.NumberColumn(format="%.1f"),
-        "Rate per 100,000": st.column_config.NumberColumn(format="%.1f"),
-        "Change on a year earlier (%)": st.column_config.NumberColumn(format="%+.1f"),
-        "People aged 10-24": st.column_config.NumberColumn(format="%d"),
-    },
+    column_config=number_columns(shown),
 )
 table_download(shown, name="boroughs", key="boroughs_csv")
 
@@ -231,7 +228,7 @@ if plot is not None:
         funnel_chart,
         plot.points,
         summary=(
-            f"London rate {plot.london_rate:,.1f} per 100,000 (black line); "
+            f"London rate {rate(plot.london_rate)} per 100,000 (black line); "
             f"{len(outside)} of {len(plot.points)} boroughs fall outside the 95% limits "
             f"(solid lines; 99.8% dashed) — "
             + (", ".join(f"{r.borough} ({r.band})" for r in outside.itertuples()) or "none")
@@ -298,16 +295,16 @@ if state["detail"]:
     if not row.empty:
         r = row.iloc[0]
         left, mid, right = st.columns(3)
-        left.metric("Opportunities", f"{r['opportunities']:,.0f}")
+        left.metric("Opportunities", count(r["opportunities"]))
         mid.metric(
             f"{outcome}",
-            "no data" if pd.isna(r["count"]) else f"{r['count']:,.0f}",
-            None if pd.isna(r["change_pct"]) else f"{r['change_pct']:+.1f}% on a year earlier",
+            "no data" if pd.isna(r["count"]) else count(r["count"]),
+            None if pd.isna(r["change_pct"]) else f"{change(r['change_pct'])} on a year earlier",
             delta_color="inverse",
         )
         right.metric(
             "Rate per 100,000 aged 10-24",
-            "no data" if pd.isna(r["outcome_rate"]) else f"{r['outcome_rate']:,.1f}",
+            "no data" if pd.isna(r["outcome_rate"]) else rate(r["outcome_rate"]),
         )
     detail = trend_series(
         data, ExploreFilter(flt.start, flt.end, (code,), flt.frequency, flt.rates)

@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from registry import deliveries, programmes
-from registry.cli import Context, cli, pass_ctx, shared_group
+from registry.cli import Context, cli, echo_table, pass_ctx, shared_group
 from registry.files import write_table
 from registry.numbers import count
 from registry.periods import parse_month
@@ -72,10 +72,11 @@ def funding_streams_list(obj: Context, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    if not rows:
-        click.echo("No funding streams to list.")
-    for r in rows:
-        click.echo(f"{r['name']:<40} {r['funder']:<30} {r['programmes']} programme(s)")
+    echo_table(
+        rows,
+        {"name": "Funding stream", "funder": "Funder", "programmes": "Programmes"},
+        empty="No funding streams to list.",
+    )
 
 
 @cli.group("programmes")
@@ -146,11 +147,16 @@ def programmes_list(obj: Context, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(rows, indent=2, default=str))
         return
-    if not rows:
-        click.echo("No programmes to list.")
-    for r in rows:
-        dates = f"{r['start_date']} to {r['end_date'] or 'open'}"
-        click.echo(f"{r['name']:<40} {r['funding_stream']:<30} {dates:<26} {r['status']}")
+    echo_table(
+        [r | {"dates": f"{r['start_date']} to {r['end_date'] or 'open'}"} for r in rows],
+        {
+            "name": "Programme",
+            "funding_stream": "Funding stream",
+            "dates": "Dates",
+            "status": "Status",
+        },
+        empty="No programmes to list.",
+    )
 
 
 # --- deliveries --------------------------------------------------------------------------------
@@ -307,10 +313,22 @@ def months_missing(obj: Context, start: dt.date, end: dt.date) -> None:
         frame = deliveries.completeness(session, principal=principal, start=start, end=end)
         silent = deliveries.never_reported(session, principal=principal, start=start, end=end)
     gaps = frame[frame["status"].isin(["missing", "late"])]
-    for r in gaps.itertuples():
-        click.echo(f"{r.month} {r.programme:<40} {r.borough:<24} {r.status}")
+    if len(gaps):
+        echo_table(
+            gaps.to_dict(orient="records"),
+            {
+                "month": "Month",
+                "programme": "Programme",
+                "borough": "Borough",
+                "status": "Status",
+                "due": "Due",
+                "received": "Received",
+            },
+            empty="",
+        )
     click.echo(
-        f"{(gaps['status'] == 'missing').sum()} missing, {(gaps['status'] == 'late').sum()} late."
+        f"{count((gaps['status'] == 'missing').sum())} missing, "
+        f"{count((gaps['status'] == 'late').sum())} late."
     )
     if silent:
         click.echo(

@@ -94,18 +94,23 @@ FORMATTERS = {
 }
 
 # Column names that are labels or codes though they hold numbers, and never take separators.
-_PLAIN = re.compile(r"(^|_|\b)(id|year|years|row|col|version|batch|age_min|age_max)($|_|\b)", re.I)
+_PLAIN = re.compile(r"^(id|year|row|col|version|batch|age_min|age_max|gss_code)$|_id$", re.I)
 _CHANGE = re.compile(r"change|%|pct|percent", re.I)
 _MONEY = re.compile(r"spend|gbp|£|cost", re.I)
 _RATE = re.compile(r"rate|per 1,000|per 100,000|per_1000|per_100000|expected|mean", re.I)
+# Model statistics keep the precision their page gives them.
+_STATISTIC = re.compile(r"estimate|ci_|interval|p_value|p-value|irr|coef|std|statistic", re.I)
 
 
 def column_kind(name: str, values: Iterable[Any]) -> Kind | None:
-    """Which rule a table column follows, from its name and values; ``None`` for text."""
+    """Which rule a table column follows, from its name and values; ``None`` for text, true or
+    false, and model statistics (which keep their own precision)."""
     present = [v for v in values if not missing(v)]
     if present and not all(
         isinstance(v, numbers.Number) and not isinstance(v, bool) for v in present
     ):
+        return None
+    if _STATISTIC.search(name):
         return None
     if _PLAIN.search(name):
         return "plain"
