@@ -127,6 +127,9 @@ st.dataframe(gaps, hide_index=True, width="stretch", key="completeness_gaps")
 table_download(gaps, name="missing-and-late-returns", key="gaps_csv")
 
 st.subheader("Signed-off months")
-st.dataframe(pd.DataFrame(signed), hide_index=True, key="signed_off_table")
+if signed:
+    st.dataframe(pd.DataFrame(signed), hide_index=True, key="signed_off_table")
+else:
+    st.caption("No month is signed off yet.")
 if can("months.sign_off"):
     sign_off_box()
