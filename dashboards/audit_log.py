@@ -9,6 +9,7 @@ import streamlit as st
 
 from dashboards.common import attempt, current_principal, session
 from registry import audit
+from registry.numbers import count
 
 st.title("Audit trail")
 st.write(
@@ -34,8 +35,19 @@ with session() as s:
     rows = attempt(lambda: audit.list_events(s, principal=who, flt=flt))
 if rows is None:
     st.stop()
-st.caption(f"{len(rows):,} events shown (at most 5,000; narrow the filters to see older ones).")
-st.dataframe(pd.DataFrame(rows, columns=audit.AUDIT_COLUMNS), hide_index=True, width="stretch")
+st.caption(
+    f"{count(len(rows))} events shown (at most 5,000; narrow the filters to see older ones). "
+    "Each names what it is about (a delivery's programme, borough and month) and its change, "
+    "before → after; the CSV also holds the raw record."
+)
+st.dataframe(
+    pd.DataFrame(rows, columns=audit.READABLE_COLUMNS).rename(
+        columns={"occurred_at": "when (UTC)", "actor": "who", "about": "about"}
+    ),
+    hide_index=True,
+    width="stretch",
+    key="audit_table",
+)
 st.download_button(
     "Download CSV",
     audit.events_csv(rows),

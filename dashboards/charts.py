@@ -13,6 +13,7 @@ import altair as alt
 import pandas as pd
 
 from dashboards.common import OKABE_ITO
+from registry.numbers import D3, FORMATTERS, Kind
 
 BANDS = [
     "within 95% limits",
@@ -34,9 +35,14 @@ def with_data(template: alt.TopLevelMixin, data: pd.DataFrame) -> alt.TopLevelMi
 COUNTS = frozenset({"opportunities", "count"})
 
 
+def kind_of(column: str) -> Kind:
+    """How a chart's figure prints: counts whole, rates to one decimal (:mod:`registry.numbers`)."""
+    return "count" if column in COUNTS else "rate"
+
+
 def number_format(column: str) -> str:
-    """How a figure prints: counts whole, rates to one decimal."""
-    return ",.0f" if column in COUNTS else ",.1f"
+    """The d3 format of :func:`kind_of` ``column``, for chart labels and tooltips."""
+    return D3[kind_of(column)]
 
 
 @functools.cache
@@ -56,12 +62,13 @@ def trend(d_col: str, o_col: str, d_title: str, o_title: str) -> alt.LayerChart:
 @functools.cache
 def funnel(outcome: str) -> tuple[alt.Chart, alt.Chart, alt.Chart]:
     """Limit curves, the London line and the borough points (three datasets)."""
+    y_title = f"{outcome} per 100,000 aged 10-24"
     lines = (
         alt.Chart()
         .mark_line(color="#555555")
         .encode(
             x=alt.X("young_people:Q", title="People aged 10-24", scale=alt.Scale(type="log")),
-            y=alt.Y("rate:Q", title=f"{outcome} per 100,000 aged 10-24"),
+            y=alt.Y("rate:Q", title=y_title),
             detail=alt.Detail("curve:N"),
             strokeDash=alt.StrokeDash(
                 "limit:N",
@@ -70,20 +77,22 @@ def funnel(outcome: str) -> tuple[alt.Chart, alt.Chart, alt.Chart]:
             ),
         )
     )
-    centre = alt.Chart().mark_rule(color="#000000").encode(y=alt.Y("rate:Q"))
+    centre = alt.Chart().mark_rule(color="#000000").encode(y=alt.Y("rate:Q", title=y_title))
     points = (
         alt.Chart()
         .mark_point(filled=True, size=90)
         .encode(
-            x=alt.X("young_people:Q"),
-            y=alt.Y("outcome_rate:Q"),
+            x=alt.X("young_people:Q", title="People aged 10-24"),
+            y=alt.Y("outcome_rate:Q", title=y_title),
             shape=alt.Shape(
                 "band:N",
                 title="Where the borough falls",
                 scale=alt.Scale(domain=BANDS, range=BAND_SHAPES),
             ),
             color=alt.Color(
-                "band:N", scale=alt.Scale(domain=BANDS, range=list(OKABE_ITO[: len(BANDS)]))
+                "band:N",
+                title="Where the borough falls",
+                scale=alt.Scale(domain=BANDS, range=list(OKABE_ITO[: len(BANDS)])),
             ),
             tooltip=[
                 alt.Tooltip("borough:N"),
@@ -97,8 +106,63 @@ def funnel(outcome: str) -> tuple[alt.Chart, alt.Chart, alt.Chart]:
     return lines, centre, points
 
 
+# Viridis at five even steps, dark (low) to yellow (high), and grey for a borough with no figure.
+TILE_COLOURS = ("#440154", "#3B528B", "#21918C", "#5EC962", "#FDE725")
+NO_DATA = "no data"
+NO_DATA_COLOUR = "#D9D9D9"
+INKS = ("#000000", "#FFFFFF")
+
+
+def _luminance(colour: str) -> float:
+    """WCAG 2 relative luminance of a ``#RRGGBB`` colour."""
+    channels = [int(colour[i : i + 2], 16) / 255 for i in (1, 3, 5)]
+    linear = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+
+def contrast(one: str, other: str) -> float:
+    """WCAG 2 contrast ratio of two colours (1 to 21; body text needs at least 4.5)."""
+    high, low = sorted((_luminance(one), _luminance(other)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+def ink(fill: str) -> str:
+    """Black or white, whichever reads better on ``fill``."""
+    return max(INKS, key=lambda colour: contrast(colour, fill))
+
+
+def tile_bands(values: pd.Series, kind: Kind) -> pd.DataFrame:
+    """Each tile's colour band, fill, label ink and label text for ``values`` (one per tile).
+
+    Five bands of equal width from the lowest figure to the highest, so darker is lower; a
+    missing figure is grey and labelled "no data". Labels are black or white, whichever contrasts
+    more with the fill (at least 4.5:1 on every fill used).
+    """
+    present = values.dropna()
+    lo, hi = (float(present.min()), float(present.max())) if len(present) else (0.0, 0.0)
+    steps = len(TILE_COLOURS)
+    edges = [lo + (hi - lo) * i / steps for i in range(steps + 1)]
+    write = FORMATTERS[kind]
+    labels = [f"{write(edges[i])} to {write(edges[i + 1])}" for i in range(steps)]
+    bands, fills, texts = [], [], []
+    for value in values:
+        if pd.isna(value):
+            bands.append(NO_DATA)
+            fills.append(NO_DATA_COLOUR)
+            texts.append(NO_DATA)
+            continue
+        step = steps // 2 if hi == lo else min(steps - 1, int((value - lo) / (hi - lo) * steps))
+        bands.append(labels[step] if hi != lo else write(value))
+        fills.append(TILE_COLOURS[step])
+        texts.append(write(value))
+    return pd.DataFrame(
+        {"band": bands, "fill": fills, "ink": [ink(f) for f in fills], "value_text": texts},
+        index=values.index,
+    )
+
+
 @functools.cache
-def tiles(figure_title: str, number: str) -> alt.LayerChart:
+def _tiles(figure_title: str, number: str) -> alt.LayerChart:
     pick = alt.selection_point(fields=["area"], name="pick")
     grid = alt.Chart().encode(
         x=alt.X("col:O", axis=None),
@@ -107,17 +171,29 @@ def tiles(figure_title: str, number: str) -> alt.LayerChart:
     )
     rect = (
         grid.mark_rect(stroke="white", strokeWidth=2)
-        .encode(color=alt.Color("value:Q", title=figure_title, scale=alt.Scale(scheme="viridis")))
+        .encode(color=alt.Color("band:N", title=figure_title))
         .add_params(pick)
     )
-    # Labels on a dark outline so they read on every viridis shade.
-    name = grid.mark_text(
-        baseline="bottom", dy=-1, fontWeight="bold", color="white", stroke="black", strokeWidth=0.3
-    ).encode(text=alt.Text("short:N"))
-    value = grid.mark_text(
-        baseline="top", dy=2, color="white", stroke="black", strokeWidth=0.3
-    ).encode(text=alt.Text("value:Q", format=",.0f"))
+    # Each label in the ink that reads on its own tile (computed, not left to the renderer).
+    label = alt.Color("ink:N", scale=None)
+    name = grid.mark_text(baseline="bottom", dy=-1, fontWeight="bold").encode(
+        text=alt.Text("short:N"), color=label
+    )
+    value = grid.mark_text(baseline="top", dy=2).encode(text=alt.Text("value_text:N"), color=label)
     return alt.layer(rect, name, value).properties(height=420)
+
+
+def tiles(figure_title: str, number: str, bands: pd.DataFrame) -> alt.LayerChart:
+    """The tile map for ``bands`` (from :func:`tile_bands`): its legend lists the bands used,
+    lowest first, each in its own colour."""
+    used = bands.drop_duplicates("band")
+    rank = {colour: i for i, colour in enumerate((*TILE_COLOURS, NO_DATA_COLOUR))}
+    order = sorted(zip(used["band"], used["fill"], strict=True), key=lambda b: rank[b[1]])
+    chart = _tiles(figure_title, number).copy(deep=True)
+    chart.layer[0].encoding.color.scale = alt.Scale(
+        domain=[b for b, _ in order], range=[f for _, f in order]
+    )
+    return chart
 
 
 @functools.cache
@@ -128,9 +204,9 @@ def detail() -> alt.Chart:
         .encode(
             x=alt.X("period:T", title="Period"),
             y=alt.Y("value:Q", title=None),
-            color=alt.Color("series:N", scale=alt.Scale(range=list(OKABE_ITO[:2]))),
-            shape=alt.Shape("series:N"),
-            strokeDash=alt.StrokeDash("series:N"),
+            color=alt.Color("series:N", title=None, scale=alt.Scale(range=list(OKABE_ITO[:2]))),
+            shape=alt.Shape("series:N", title=None),
+            strokeDash=alt.StrokeDash("series:N", title=None),
             row=alt.Row("series:N", title=None),
         )
         .resolve_scale(y="independent")

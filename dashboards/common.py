@@ -19,6 +19,8 @@ from registry import audit, db, demo
 from registry.auth import Principal, allowed
 from registry.config import get_settings
 from registry.errors import RegistryError, database_error_message
+from registry.files import csv_bytes
+from registry.numbers import PRINTF, column_kind
 
 log = logging.getLogger("vru.app")
 T = TypeVar("T")
@@ -119,12 +121,30 @@ def demo_banner() -> None:
 
 
 def attempt(fn: Callable[[], T]) -> T | None:
-    """Run ``fn``; show a refusal as a plain message instead of a traceback."""
+    """Run ``fn``; show a refusal as a plain message instead of a traceback.
+
+    For reads. A write goes through :func:`write`: a refusal caught inside an open
+    ``with session()`` would let the block end normally and commit what was done before it.
+    """
     try:
         return fn()
     except RegistryError as exc:
         show_error(exc)
     return None
+
+
+def write(fn: Callable[[Session], T]) -> T | None:
+    """Run the registry write ``fn(session)`` in a transaction of its own, opened inside the
+    refusal handling: a refusal rolls back everything ``fn`` did, then shows as a message.
+
+    Returns what ``fn`` returned, or ``None`` when it was refused.
+    """
+
+    def run() -> T:
+        with session() as s:
+            return fn(s)
+
+    return attempt(run)
 
 
 alt_schema.disable_debug_mode()  # no validation while a chart is being put together, either
@@ -165,6 +185,20 @@ def keep_in_url(keys: list[str]) -> None:
         st.query_params.from_dict(wanted)
 
 
+def number_columns(table: pd.DataFrame) -> dict[str, Any]:
+    """Column formats for ``st.dataframe`` that write ``table``'s figures the one way
+    (:mod:`registry.numbers`): counts with separators, rates and changes to one decimal."""
+    config: dict[str, Any] = {}
+    for name in table.columns:
+        column = table[name]
+        if pd.api.types.is_bool_dtype(column) or not pd.api.types.is_numeric_dtype(column):
+            continue
+        kind = column_kind(str(name), column.dropna().unique().tolist())
+        if kind is not None:
+            config[name] = st.column_config.NumberColumn(format=PRINTF[kind])
+    return config
+
+
 def chart_png(chart: Any) -> bytes:
     import vl_convert  # imported on demand: only a PNG download needs it
 
@@ -176,18 +210,20 @@ def chart_with_table(
 ) -> Any:
     """Draw ``chart``, a one-line summary, its data as a table, and CSV and PNG downloads.
 
+    The summary is also the chart's accessible name (Vega-Lite's ``description``, which the
+    rendered SVG carries as its ``aria-label``), so a screen reader says what the chart shows.
     Returns the chart's selection event when ``select`` asks for one (``on_select=...``).
     """
     # The spec goes to Streamlit as a dict built without Altair's JSON-schema validation, which
     # costs more than everything else on a rerun (the charts are built by code, not typed in).
-    spec = chart.to_dict(validate=False)
+    spec = chart.to_dict(validate=False) | {"description": summary}
     event = st.vega_lite_chart(spec, width="stretch", key=f"{key}_chart", **select)
     st.caption(md(summary))
-    st.dataframe(table, hide_index=True, key=f"{key}_table")
+    st.dataframe(table, hide_index=True, key=f"{key}_table", column_config=number_columns(table))
     left, right = st.columns(2)
     left.download_button(
         "Download data (CSV)",
-        table.to_csv(index=False).encode(),
+        csv_bytes(table),
         file_name=f"{name}.csv",
         mime="text/csv",
         key=f"{key}_csv",
@@ -207,7 +243,7 @@ def chart_with_table(
 def table_download(table: pd.DataFrame, *, name: str, key: str) -> None:
     st.download_button(
         "Download table (CSV)",
-        table.to_csv(index=False).encode(),
+        csv_bytes(table),
         file_name=f"{name}.csv",
         mime="text/csv",
         key=key,

@@ -8,12 +8,14 @@ from dashboards.common import (
     current_principal,
     data_state,
     md,
+    number_columns,
     session,
     show_error,
     table_download,
 )
 from registry.auth import Principal
 from registry.errors import RegistryError
+from registry.numbers import count, money
 from registry.periods import financial_year_window
 from registry.reports.build import Report, Scope, build_report, report_choices
 from registry.reports.render import FORMATS, render
@@ -83,16 +85,16 @@ built, files = result
 
 h = built.headline
 cols = st.columns(4)
-cols[0].metric("Opportunities", f"{h['opportunities']:,}")
+cols[0].metric("Opportunities", count(h["opportunities"]))
 cols[1].metric(
     "Participants", str(h["participants"]) if h["participants"] is not None else "not recorded"
 )
-cols[2].metric("Boroughs reached", h["boroughs_reached"])
+cols[2].metric("Boroughs reached", count(h["boroughs_reached"]))
 cols[3].metric(
     "Cost per opportunity",
     "not recorded"
     if h["cost_per_opportunity_gbp"] is None
-    else f"£{h['cost_per_opportunity_gbp']:,.2f}",
+    else money(h["cost_per_opportunity_gbp"]),
 )
 st.caption(
     md(
@@ -130,10 +132,20 @@ d3.download_button(
 )
 
 st.subheader("Outcomes in the boroughs reached")
-st.dataframe(built.tables["outcomes"], hide_index=True, width="stretch")
+st.dataframe(
+    built.tables["outcomes"],
+    hide_index=True,
+    width="stretch",
+    column_config=number_columns(built.tables["outcomes"]),
+)
 table_download(built.tables["outcomes"], name=f"{stem}-outcomes", key="outcomes_csv")
 st.subheader("Delivery by borough")
-st.dataframe(built.tables["delivery_by_borough"], hide_index=True, width="stretch")
+st.dataframe(
+    built.tables["delivery_by_borough"],
+    hide_index=True,
+    width="stretch",
+    column_config=number_columns(built.tables["delivery_by_borough"]),
+)
 table_download(
     built.tables["delivery_by_borough"], name=f"{stem}-delivery-by-borough", key="delivery_csv"
 )

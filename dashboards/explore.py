@@ -12,6 +12,7 @@ from dashboards.common import (
     chart_with_table,
     keep_in_url,
     md,
+    number_columns,
     query_defaults,
     session,
     table_download,
@@ -33,6 +34,7 @@ from registry.explore import (
     young_people,
 )
 from registry.explore import borough_table as borough_figures
+from registry.numbers import change, count, rate
 from registry.periods import format_month, parse_month
 
 FIGURES = {"counts": "Counts", "rates": "Rates per young people"}
@@ -173,7 +175,7 @@ else:
         trend[list(dict.fromkeys(["label", "opportunities", "count", d_col, o_col]))],
         summary=(
             f"Bars show {d_title.lower()}, the line with diamonds {o_title}: {outcome_span}; "
-            f"{trend['opportunities'].sum():,.0f} opportunities in all."
+            f"{count(trend['opportunities'].sum())} opportunities in all."
         ),
         name="trend",
         key="trend",
@@ -199,12 +201,7 @@ st.dataframe(
     shown,
     hide_index=True,
     key="boroughs_table",
-    column_config={
-        "Opportunities per 1,000": st.column_config.NumberColumn(format="%.1f"),
-        "Rate per 100,000": st.column_config.NumberColumn(format="%.1f"),
-        "Change on a year earlier (%)": st.column_config.NumberColumn(format="%+.1f"),
-        "People aged 10-24": st.column_config.NumberColumn(format="%d"),
-    },
+    column_config=number_columns(shown),
 )
 table_download(shown, name="boroughs", key="boroughs_csv")
 
@@ -232,7 +229,7 @@ if plot is not None:
         funnel_chart,
         plot.points,
         summary=(
-            f"London rate {plot.london_rate:,.1f} per 100,000 (black line); "
+            f"London rate {rate(plot.london_rate)} per 100,000 (black line); "
             f"{len(outside)} of {len(plot.points)} boroughs fall outside the 95% limits "
             f"(solid lines; 99.8% dashed) — "
             + (", ".join(f"{r.borough} ({r.band})" for r in outside.itertuples()) or "none")
@@ -252,7 +249,8 @@ tiles = tile_map(table).assign(value=lambda t: t[figure].round(1))
 if tiles.empty:
     st.info("None of the areas chosen is a London borough, so there is no map to draw.")
 else:
-    tile_chart = charts.with_data(charts.tiles(figure_title, number), tiles)
+    tiles = tiles.join(charts.tile_bands(tiles["value"], charts.kind_of(figure)))
+    tile_chart = charts.with_data(charts.tiles(figure_title, number, tiles), tiles)
     ranked = tiles.dropna(subset=["value"]).sort_values("value", ascending=False)
     highest = (
         f"Highest: {ranked.iloc[0]['borough']} ({ranked.iloc[0]['value']:{number}})."
@@ -275,7 +273,7 @@ else:
         tiles[["borough", "short", "row", "col", "value"]],
         summary=(
             f"Each square is a borough placed roughly where it lies, labelled with its short "
-            f"name and {figure_title.lower()}; darker is lower. {highest}"
+            f"name and {figure_title.lower()}; darker is lower, grey has no figure. {highest}"
         ),
         name="map",
         key="map",
@@ -298,23 +296,23 @@ if state["detail"]:
     if not row.empty:
         r = row.iloc[0]
         left, mid, right = st.columns(3)
-        left.metric("Opportunities", f"{r['opportunities']:,.0f}")
+        left.metric("Opportunities", count(r["opportunities"]))
         mid.metric(
             f"{outcome}",
-            "no data" if pd.isna(r["count"]) else f"{r['count']:,.0f}",
-            None if pd.isna(r["change_pct"]) else f"{r['change_pct']:+.1f}% on a year earlier",
+            "no data" if pd.isna(r["count"]) else count(r["count"]),
+            None if pd.isna(r["change_pct"]) else f"{change(r['change_pct'])} on a year earlier",
             delta_color="inverse",
         )
         right.metric(
             "Rate per 100,000 aged 10-24",
-            "no data" if pd.isna(r["outcome_rate"]) else f"{r['outcome_rate']:,.1f}",
+            "no data" if pd.isna(r["outcome_rate"]) else rate(r["outcome_rate"]),
         )
     detail = trend_series(
         data, ExploreFilter(flt.start, flt.end, (code,), flt.frequency, flt.rates)
     )
     if not detail.empty:
-        long = detail.melt(
-            id_vars=["period", "label"], value_vars=[d_col, o_col], var_name="series"
+        long = detail.rename(columns={d_col: d_title, o_col: o_title}).melt(
+            id_vars=["period", "label"], value_vars=[d_title, o_title], var_name="series"
         )
         chart = charts.with_data(charts.detail(), long)
         chart_with_table(

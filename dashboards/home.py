@@ -6,6 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboards.common import can, current_principal, md, session
+from registry.numbers import count
 from registry.periods import format_month
 from registry.summary import home_figures
 
@@ -42,11 +43,11 @@ span = (
 left, right = st.columns(2)
 left.metric(
     "Positive opportunities delivered to date",
-    f"{figures.opportunities_to_date:,}",
+    count(figures.opportunities_to_date),
     help=f"All recorded deliveries, {span}.",
 )
 left.caption(f"Recorded deliveries {span}.")
-right.metric("Programmes in the registry", f"{figures.programmes:,}")
+right.metric("Programmes in the registry", count(figures.programmes))
 
 st.subheader("Outcomes, last 12 months of data")
 st.caption(
@@ -58,13 +59,13 @@ columns = st.columns(max(1, len(with_data)))
 rows = []
 for column, m in zip(columns, with_data, strict=False):
     window = m.window.label() if m.window else ""
-    column.metric(md(m.label), f"{m.total:,}", help=md(f"{m.unit.capitalize()}, {window}."))
+    column.metric(md(m.label), count(m.total), help=md(f"{m.unit.capitalize()}, {window}."))
     part = (
         ""
         if m.months_with_data == 12
         else f" Only {m.months_with_data} of these 12 months are stored, so this is part of a year."
     )
-    column.caption(f"{window}; {m.unallocated:,} of them in no borough.{part}")
+    column.caption(f"{window}; {count(m.unallocated)} of them in no borough.{part}")
     rows.append(
         {
             "measure": md(m.label),
@@ -79,7 +80,10 @@ without = [m.label for m in figures.measures if m.window is None]
 if without:
     st.caption(md("No counts loaded yet for: " + ", ".join(without) + "."))
 if rows:
-    st.table(pd.DataFrame(rows).set_index("measure"))
+    shown = pd.DataFrame(rows).set_index("measure")
+    for column in ("London total", "of which unallocated", "months stored"):
+        shown[column] = shown[column].map(count)
+    st.table(shown)
 else:
     st.info(
         "No outcome counts are loaded yet. An administrator can import them on the Outcome data "

@@ -47,14 +47,17 @@ MODEL_NAMES = {
 
 def _interval_chart(frame: pd.DataFrame, x: str, x_title: str) -> alt.LayerChart:
     base = alt.Chart(frame).encode(x=alt.X(f"{x}:O", title=x_title))
+    y_title = "Estimate with 95% interval"
     return alt.layer(
         base.mark_rule(color=OKABE_ITO[0], strokeWidth=2).encode(
-            y=alt.Y("ci_low:Q", title="Estimate with 95% interval"), y2="ci_high:Q"
+            y=alt.Y("ci_low:Q", title=y_title), y2="ci_high:Q"
         ),
         base.mark_point(filled=True, shape="diamond", size=90, color=OKABE_ITO[1]).encode(
-            y="estimate:Q", tooltip=list(frame.columns)
+            y=alt.Y("estimate:Q", title=y_title), tooltip=list(frame.columns)
         ),
-        alt.Chart(pd.DataFrame({"zero": [0.0]})).mark_rule(strokeDash=[4, 4]).encode(y="zero:Q"),
+        alt.Chart(pd.DataFrame({"zero": [0.0]}))
+        .mark_rule(strokeDash=[4, 4])
+        .encode(y=alt.Y("zero:Q", title=y_title)),
     )
 
 
@@ -117,9 +120,9 @@ def render_result(result: ModelResult) -> None:
             .encode(
                 x=alt.X("period:T", title="Period"),
                 y=alt.Y("value:Q", title=result.fitted_unit),
-                color=alt.Color("series:N", scale=alt.Scale(range=list(OKABE_ITO[:2]))),
-                shape=alt.Shape("series:N"),
-                strokeDash=alt.StrokeDash("series:N"),
+                color=alt.Color("series:N", title=None, scale=alt.Scale(range=list(OKABE_ITO[:2]))),
+                shape=alt.Shape("series:N", title=None),
+                strokeDash=alt.StrokeDash("series:N", title=None),
             )
         )
         gap = (result.fitted["observed"] - result.fitted["fitted"]).abs().mean()
@@ -155,10 +158,15 @@ def render_result(result: ModelResult) -> None:
     table_download(diagnostics, name=f"diagnostics-{result.model}", key="diagnostics_csv")
 
 
+SERIES_NAMES = {"rolling_12": "12-month total", "observed": "Observed", "trend": "Trend"}
+
+
 def _lines(frame: pd.DataFrame, title: str) -> alt.Chart:
-    """One line per column after ``month``, told apart by colour, point shape and dash."""
+    """One line per column after ``month``, told apart by colour, point shape and dash, and
+    named in words in the legend."""
     long = frame.melt(id_vars="month", var_name="series").assign(
-        month=lambda t: pd.to_datetime(t["month"])
+        month=lambda t: pd.to_datetime(t["month"]),
+        series=lambda t: t["series"].replace(SERIES_NAMES),
     )
     return (
         alt.Chart(long)
@@ -166,9 +174,9 @@ def _lines(frame: pd.DataFrame, title: str) -> alt.Chart:
         .encode(
             x=alt.X("month:T", title="Month"),
             y=alt.Y("value:Q", title=title),
-            color=alt.Color("series:N", scale=alt.Scale(range=list(OKABE_ITO))),
-            shape=alt.Shape("series:N"),
-            strokeDash=alt.StrokeDash("series:N"),
+            color=alt.Color("series:N", title=None, scale=alt.Scale(range=list(OKABE_ITO))),
+            shape=alt.Shape("series:N", title=None),
+            strokeDash=alt.StrokeDash("series:N", title=None),
         )
     )
 

@@ -8,13 +8,17 @@ import streamlit as st
 
 from dashboards.common import (
     attempt,
+    can,
     current_principal,
     data_changed,
     md,
+    number_columns,
     session,
     show_error,
+    write,
 )
 from registry.errors import RegistryError
+from registry.numbers import count
 from registry.outcomes import mapping, measures, store
 from registry.outcomes.common import ImportRefused, Source
 from registry.outcomes.detect import detect
@@ -32,10 +36,12 @@ def _show(report: store.ImportReport) -> None:
         st.info(f"Already imported as batch {report.batch} with the same figures: nothing changed.")
         return
     cols = st.columns(4)
-    cols[0].metric("Rows read", f"{report.rows_read:,}")
-    cols[1].metric("Counts to write" if report.dry_run else "Counts written", report.counts_written)
-    cols[2].metric("of which revised", report.revised)
-    cols[3].metric("Unchanged", report.unchanged)
+    cols[0].metric("Rows read", count(report.rows_read))
+    cols[1].metric(
+        "Counts to write" if report.dry_run else "Counts written", count(report.counts_written)
+    )
+    cols[2].metric("of which revised", count(report.revised))
+    cols[3].metric("Unchanged", count(report.unchanged))
     if report.layout:
         st.caption(f"Layout recognised: {report.layout}.")
     accounted = [
@@ -45,6 +51,8 @@ def _show(report: store.ImportReport) -> None:
     if accounted:
         st.dataframe(pd.DataFrame(accounted), hide_index=True, width="stretch")
     if report.unmapped:
+        # Offered first in the mapping form, for an admin to decide where each belongs.
+        st.session_state["od_unmapped"] = (report.format, report.unmapped)
         st.warning(
             "Categories in no mapping (their rows were skipped; map them under Measures and "
             "mapping or with `vru measures mapping set`): " + "; ".join(report.unmapped)
@@ -147,6 +155,57 @@ with tab_import:
             for report in reports:
                 _show(report)
 
+
+def mapping_form(measure_rows: list[dict], mapping_rows: list[dict]) -> None:
+    """Map a source category to a measure (or to none): the same registry function as
+    `vru measures mapping set`, for imports from now on."""
+    st.subheader("Change a mapping")
+    flash = st.session_state.pop("od_mapping_flash", None)
+    if flash:
+        st.success(md(flash))
+    fmt = st.selectbox("Source format", list(mapping.MAPPED_FORMATS), key="map_format")
+    unmapped_format, unmapped = st.session_state.get("od_unmapped", (None, []))
+    known = [r["source_category"] for r in mapping_rows if r["source_format"] == fmt]
+    offered = list(dict.fromkeys([*(unmapped if unmapped_format == fmt else []), *known]))
+    labels = {m["code"]: f"{m['label']} ({m['code']})" for m in measure_rows}
+    with st.form("mapping_form"):
+        chosen = st.selectbox(
+            "Source category (those the last import could not place come first)",
+            offered,
+            index=None,
+            key="map_category",
+        )
+        typed = st.text_input(
+            "Or type a category exactly as the file writes it", key="map_category_typed"
+        )
+        target = st.selectbox(
+            "Feeds the measure",
+            ["", *labels],
+            format_func=lambda code: labels.get(code, "no measure (leave it out)"),
+            key="map_measure",
+        )
+        save = st.form_submit_button("Save the mapping", type="primary")
+    if not save:
+        return
+    category = typed.strip() or chosen or ""
+    row = write(
+        lambda s: mapping.set_mapping(
+            s,
+            principal=who,
+            source_format=fmt,
+            source_category=category,
+            measure=target or None,
+        )
+    )
+    if row is not None:
+        data_changed()
+        st.session_state["od_mapping_flash"] = (
+            f"{fmt} {row.source_category!r} now feeds {labels.get(row.measure or '', 'no measure')}"
+            "; this applies to imports from now on (stored counts are not recomputed)."
+        )
+        st.rerun()
+
+
 with session() as s:
     batches = attempt(lambda: store.list_batches(s, principal=who))
     revisions = attempt(lambda: store.list_revisions(s, principal=who))
@@ -155,14 +214,16 @@ with session() as s:
 
 with tab_batches:
     if batches:
-        st.dataframe(pd.DataFrame(batches), hide_index=True, width="stretch")
+        shown = pd.DataFrame(batches)
+        st.dataframe(shown, hide_index=True, width="stretch", column_config=number_columns(shown))
     else:
         st.info("No imports yet.")
 
 with tab_revisions:
     if revisions:
         st.caption("Counts a newer release changed, with the earlier value and its release.")
-        st.dataframe(pd.DataFrame(revisions), hide_index=True, width="stretch")
+        shown = pd.DataFrame(revisions)
+        st.dataframe(shown, hide_index=True, width="stretch", column_config=number_columns(shown))
     else:
         st.info("No release has revised a stored count yet.")
 
@@ -181,3 +242,5 @@ with tab_measures:
     if mapping_rows:
         st.caption("Which source category feeds which measure (blank: feeds none).")
         st.dataframe(pd.DataFrame(mapping_rows), hide_index=True, width="stretch")
+    if can("measures.manage"):
+        mapping_form(measure_rows or [], mapping_rows or [])

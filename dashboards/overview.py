@@ -12,6 +12,7 @@ from dashboards.common import (
     chart_with_table,
     keep_in_url,
     md,
+    number_columns,
     query_defaults,
     session,
     table_download,
@@ -19,6 +20,7 @@ from dashboards.common import (
 from dashboards.figures import outcome_page_start
 from registry.auth import Principal
 from registry.explore import Overview, overview
+from registry.numbers import D3, change, count
 from registry.periods import format_month, parse_month
 
 KEYS = ["ov_start", "ov_end"]
@@ -48,13 +50,13 @@ if figures is None:
     st.stop()
 span = f"{format_month(figures.start)} to {format_month(figures.end)}"
 one, two = st.columns(2)
-one.metric("Opportunities delivered", f"{figures.opportunities:,}", help=f"{span}.")
+one.metric("Opportunities delivered", count(figures.opportunities), help=f"{span}.")
 one.caption(
     f"Positive opportunities delivered {span}, every programme and borough."
     if figures.programmes_delivering
     else f"No delivery is recorded {span}: 0 means none entered yet, not none delivered."
 )
-two.metric("Programmes delivering", f"{figures.programmes_delivering:,}")
+two.metric("Programmes delivering", count(figures.programmes_delivering))
 two.caption(f"Programmes with any delivery recorded {span}.")
 
 st.subheader("Outcomes: the 12 months to the end of the period")
@@ -68,11 +70,11 @@ rows = []
 for column, tile in zip(st.columns(max(1, len(figures.outcomes))), figures.outcomes, strict=False):
     window = f"{format_month(tile.window_start)} to {format_month(tile.window_end)}"
     year = (
-        f"{tile.change_year_pct:+.1f}% on a year earlier"
+        f"{change(tile.change_year_pct)} on a year earlier"
         if tile.change_year_pct is not None
         else None
     )
-    column.metric(md(tile.label), f"{tile.count:,}", year, delta_color="inverse")
+    column.metric(md(tile.label), count(tile.count), year, delta_color="inverse")
     earlier = (
         f"{format_month(tile.window_start.replace(year=tile.window_start.year - 1))} to "
         f"{format_month(tile.window_end.replace(year=tile.window_end.year - 1))}"
@@ -84,11 +86,11 @@ for column, tile in zip(st.columns(max(1, len(figures.outcomes))), figures.outco
     )
     column.caption(
         f"{window}.{stored} A year earlier ({earlier}): "
-        + (f"{tile.year_earlier:,}" if tile.year_earlier is not None else "not fully stored")
+        + (count(tile.year_earlier) if tile.year_earlier is not None else "not fully stored")
         + ". 2019: "
         + (
-            f"{tile.count_2019:,}"
-            + (f" ({tile.change_2019_pct:+.1f}%)." if tile.change_2019_pct is not None else ".")
+            count(tile.count_2019)
+            + (f" ({change(tile.change_2019_pct)})." if tile.change_2019_pct is not None else ".")
             if tile.count_2019 is not None
             else "not fully stored."
         )
@@ -120,7 +122,7 @@ if long.empty:
         "No change can be worked out: it needs all 12 months stored in the window and in the "
         "same months a year earlier or 2019. The counts are in the table."
     )
-    st.dataframe(table, hide_index=True)
+    st.dataframe(table, hide_index=True, column_config=number_columns(table))
     table_download(table, name="overview", key="overview_csv")
     st.stop()
 chart = (
@@ -130,12 +132,14 @@ chart = (
         y=alt.Y("measure:N", title=None),
         yOffset="against:N",
         x=alt.X("change:Q", title="Change (%)"),
-        color=alt.Color("against:N", scale=alt.Scale(range=list(OKABE_ITO[:2]))),
-        tooltip=["measure", "against", alt.Tooltip("change:Q", format="+.1f")],
+        color=alt.Color(
+            "against:N", title="Compared with", scale=alt.Scale(range=list(OKABE_ITO[:2]))
+        ),
+        tooltip=["measure", "against", alt.Tooltip("change:Q", format=D3["change"])],
     )
 )
 labels = chart.mark_text(align="left", dx=3).encode(
-    text=alt.Text("change:Q", format="+.1f"), color=alt.value("black")
+    text=alt.Text("change:Q", format=D3["change"]), color=alt.value("black")
 )
 chart_with_table(
     alt.layer(chart, labels),
@@ -144,9 +148,9 @@ chart_with_table(
         "Change of each outcome's last 12 months, against a year earlier and against 2019, "
         "bars labelled with the percentage: "
         + "; ".join(
-            f"{r['measure']} {r['count']:,}"
+            f"{r['measure']} {count(r['count'])}"
             + (
-                f" ({r['change on a year earlier (%)']:+.1f}% on a year earlier)"
+                f" ({change(r['change on a year earlier (%)'])} on a year earlier)"
                 if pd.notna(r["change on a year earlier (%)"])
                 else ""
             )

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 
 import pandas as pd
 import streamlit as st
+from sqlalchemy.orm import Session
 
 from dashboards.common import (
-    attempt,
     can,
     current_principal,
     data_changed,
     session,
     table_download,
+    write,
 )
 from registry import programmes
 
@@ -29,13 +31,8 @@ table_download(table, name="programmes", key="programmes_csv")
 writer = can("programmes.write")
 
 
-def _do(message: str, fn: object) -> None:
-    def run() -> bool:
-        with session() as s:
-            fn(s)  # type: ignore[operator]
-        return True
-
-    if attempt(run):
+def _do(message: str, fn: Callable[[Session], object]) -> None:
+    if write(lambda s: fn(s) or True):
         data_changed()
         st.success(message)
 

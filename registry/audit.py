@@ -40,8 +40,19 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
+from registry import numbers
 from registry.db import AUDIT_CHAIN_LOCK, advisory_lock
-from registry.models import AuditEvent, utcnow
+from registry.files import neutralise
+from registry.models import (
+    AppUser,
+    AuditEvent,
+    Borough,
+    Delivery,
+    FundingStream,
+    ImportBatch,
+    Programme,
+    utcnow,
+)
 
 if TYPE_CHECKING:
     from registry.auth import Principal
@@ -189,15 +200,22 @@ AUDIT_COLUMNS = (
     "occurred_at",
     "actor",
     "action",
+    "about",
+    "change",
+    "detail",
     "entity",
     "entity_id",
     "before",
     "after",
-    "detail",
 )
+# What a person reads: the raw record (entity, id, JSON) stays in the CSV export.
+READABLE_COLUMNS = ("occurred_at", "actor", "action", "about", "change", "detail")
+# Fields that say nothing to a reader of the trail.
+_HIDDEN = frozenset({"version", "deleted", "sha256", "password_hash"})
+_FIELD_NAMES = {"spend_gbp": "spend (£)", "deleted_reason": "reason"}
 
 
-def event_row(event: AuditEvent) -> dict[str, Any]:
+def event_row(event: AuditEvent, about: str = "") -> dict[str, Any]:
     occurred = event.occurred_at
     if occurred.tzinfo is None:  # SQLite returns naive datetimes; they were stored as UTC.
         occurred = occurred.replace(tzinfo=dt.UTC)
@@ -206,22 +224,133 @@ def event_row(event: AuditEvent) -> dict[str, Any]:
         "occurred_at": occurred.isoformat(timespec="seconds"),
         "actor": event.actor,
         "action": event.action,
+        "about": about or _about_from_record(event),
+        "change": describe_change(event.action, event.before, event.after),
+        "detail": event.detail or "",
         "entity": event.entity,
         "entity_id": event.entity_id,
         "before": json.dumps(event.before, sort_keys=True) if event.before is not None else "",
         "after": json.dumps(event.after, sort_keys=True) if event.after is not None else "",
-        "detail": event.detail or "",
+    }
+
+
+def _field(name: str) -> str:
+    return _FIELD_NAMES.get(name, name.replace("_", " "))
+
+
+def _value(value: Any) -> str:
+    if value is None or value == "":
+        return "(blank)"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return numbers.figure(value)
+    if isinstance(value, list):
+        return f"{numbers.count(len(value))} item(s)"
+    if isinstance(value, Mapping):
+        return "; ".join(f"{_field(k)} {_value(v)}" for k, v in value.items() if k not in _HIDDEN)
+    return str(value)
+
+
+def describe_change(
+    action: str, before: Mapping[str, Any] | None, after: Mapping[str, Any] | None
+) -> str:
+    """The change an event records, in words: ``opportunities 60 → 61; participants 30 → 31``
+    for an amendment, the figures recorded for a creation, what was removed for a deletion."""
+    before, after = before or {}, after or {}
+    if action in ("import", "seed"):  # a sample of what an import revised is not a "before"
+        before = {}
+    if action == "delete":
+        reason = after.get("deleted_reason")
+        was = describe_change("", before, None)
+        return f"deleted ({was})" + (f"; reason: {reason}" if reason else "")
+    rows = after.get("rows")
+    if isinstance(rows, list) and not before:  # deliveries added from the form or the grid
+        return " | ".join(
+            "; ".join(
+                f"{_field(k)} {_value(v)}"
+                for k, v in row.items()
+                if k not in ("programme", "borough", "month") and v is not None
+            )
+            for row in rows[:5]
+        ) + (f" | and {numbers.count(len(rows) - 5)} more" if len(rows) > 5 else "")
+    keys = [k for k in dict.fromkeys([*before, *after]) if k not in _HIDDEN]
+    if before and after:
+        return "; ".join(
+            f"{_field(k)} {_value(before.get(k))} → {_value(after.get(k))}"
+            for k in keys
+            if before.get(k) != after.get(k)
+        )
+    shown = after or before
+    text = "; ".join(f"{_field(k)} {_value(shown[k])}" for k in keys if k in shown)
+    return text if after else f"was {text}" if text else ""
+
+
+def _about_from_record(event: AuditEvent) -> str:
+    """What an event is about, from the event alone (see :func:`_about` for the usual way)."""
+    record = event.after or event.before or {}
+    rows = record.get("rows") if isinstance(record, Mapping) else None
+    if isinstance(rows, list) and rows:
+        first = rows[0]
+        where = f"{first.get('programme')}, {first.get('borough')}, {first.get('month')}"
+        return where if len(rows) == 1 else f"{numbers.count(len(rows))} returns: {where}, ..."
+    if event.entity == "month_sign_off" and event.entity_id:
+        return f"Month {event.entity_id}"
+    if event.entity == "delivery" and event.detail:
+        return event.detail.split(";")[0]
+    for key in ("name", "username", "code", "source_category", "file_name"):
+        if isinstance(record, Mapping) and record.get(key):
+            return str(record[key])
+    return f"{event.entity.replace('_', ' ')} {event.entity_id or ''}".strip()
+
+
+def _about(session: Session, events: list[AuditEvent]) -> dict[int, str]:
+    """What each event is about, named as a person would: the programme, borough and month of
+    a delivery (as they are called now), a programme's or user's name, a file's name."""
+    ids: dict[str, set[int]] = {}
+    for e in events:
+        if e.entity_id and e.entity_id.isdigit():
+            ids.setdefault(e.entity, set()).add(int(e.entity_id))
+    names: dict[tuple[str, int], str] = {}
+    if ids.get("delivery"):
+        stmt = (
+            select(Delivery.id, Programme.name, Borough.name, Delivery.month)
+            .join(Programme, Delivery.programme_id == Programme.id)
+            .join(Borough, Delivery.borough_id == Borough.id)
+            .where(Delivery.id.in_(ids["delivery"]))
+        )
+        for i, programme, borough, month in session.execute(stmt):
+            names["delivery", i] = f"{programme}, {borough}, {month:%Y-%m}"
+    for entity, model, name_column in (
+        ("programme", Programme, Programme.name),
+        ("funding_stream", FundingStream, FundingStream.name),
+        ("app_user", AppUser, AppUser.username),
+        ("import_batch", ImportBatch, ImportBatch.file_name),
+    ):
+        if ids.get(entity):
+            stmt = select(model.id, name_column).where(model.id.in_(ids[entity]))
+            for i, name in session.execute(stmt):
+                label = name or f"batch {i}"
+                names[entity, i] = f"Import {i}: {label}" if entity == "import_batch" else label
+    return {
+        e.id: names.get((e.entity, int(e.entity_id)), "")
+        if e.entity_id and e.entity_id.isdigit()
+        else ""
+        for e in events
     }
 
 
 def list_events(
     session: Session, *, principal: Principal, flt: AuditFilter | None = None
 ) -> list[dict[str, Any]]:
-    """Audit events, newest first, as plain rows. Only admins may read the trail."""
+    """Audit events, newest first, as plain rows (raw and in words). Only admins may read the
+    trail."""
     from registry.auth import require
 
     require(principal, "audit.read")
-    return [event_row(e) for e in session.scalars(_query(flt or AuditFilter()))]
+    events = list(session.scalars(_query(flt or AuditFilter())))
+    about = _about(session, events)
+    return [event_row(e, about[e.id]) for e in events]
 
 
 def events_csv(rows: list[dict[str, Any]]) -> str:
@@ -229,15 +358,8 @@ def events_csv(rows: list[dict[str, Any]]) -> str:
     writer = csv.DictWriter(buffer, fieldnames=AUDIT_COLUMNS, lineterminator="\n")
     writer.writeheader()
     for row in rows:
-        writer.writerow({k: _neutralise(v) for k, v in row.items()})
+        writer.writerow({k: neutralise(v) for k, v in row.items()})
     return buffer.getvalue()
-
-
-def _neutralise(value: Any) -> Any:
-    """Stop a spreadsheet reading a cell as a formula (CSV injection)."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
 
 
 @dataclass(frozen=True)

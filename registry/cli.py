@@ -21,7 +21,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from registry import audit, auth, db, demo, roles
+from registry import audit, auth, db, demo, numbers, roles
 from registry.config import ConfigError, get_settings
 from registry.errors import RegistryError, database_error_message
 
@@ -60,6 +60,42 @@ class Context:
                 else auth.cli_operator()
             )
             yield session, principal
+
+
+def echo_table(rows: list[dict[str, Any]], columns: dict[str, str], *, empty: str) -> None:
+    """Print ``rows`` as a text table under a header line: ``columns`` maps each row key to its
+    heading. Figures are written the one way (:mod:`registry.numbers`) and right-aligned; a
+    missing value is a dash. Prints ``empty`` when there are no rows."""
+    if not rows:
+        click.echo(empty)
+        return
+    kinds = {key: numbers.column_kind(key, [r.get(key) for r in rows]) for key in columns}
+    cells = [
+        [
+            numbers.MISSING
+            if numbers.missing(r.get(key))
+            else numbers.FORMATTERS[kinds[key]](r[key])
+            if kinds[key]
+            else str(r[key])
+            for key in columns
+        ]
+        for r in rows
+    ]
+    widths = [
+        max(len(heading), *(len(row[i]) for row in cells))
+        for i, heading in enumerate(columns.values())
+    ]
+    right = [kinds[key] is not None for key in columns]
+
+    def line(values: list[str]) -> str:
+        return "  ".join(
+            v.rjust(w) if r else v.ljust(w) for v, w, r in zip(values, widths, right, strict=True)
+        ).rstrip()
+
+    click.echo(line(list(columns.values())))
+    click.echo(line(["-" * w for w in widths]))
+    for row in cells:
+        click.echo(line(row))
 
 
 def fail(message: str) -> NoReturn:
@@ -343,16 +379,25 @@ def users_list(obj: Context, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(users, default=str, indent=2))
         return
-    if not users:
-        click.echo("No users to list.")
-    for u in users:
-        flags = [
-            f
-            for f, on in (("disabled", u["disabled"]), ("locked", u["locked"]), ("sso", u["sso"]))
-            if on
-        ]
-        funder = f" [{u['funder']}]" if u["funder"] else ""
-        click.echo(f"{u['username']:<24} {u['role']:<13}{funder} {' '.join(flags)}".rstrip())
+    echo_table(
+        [
+            u
+            | {
+                "state": " ".join(
+                    f
+                    for f, on in (
+                        ("disabled", u["disabled"]),
+                        ("locked", u["locked"]),
+                        ("sso", u["sso"]),
+                    )
+                    if on
+                )
+            }
+            for u in users
+        ],
+        {"username": "User", "role": "Role", "funder": "Funder", "state": "State"},
+        empty="No users to list.",
+    )
 
 
 # --- audit -------------------------------------------------------------------------------------
@@ -403,14 +448,19 @@ def audit_cmd(
         csv_path.write_text(audit.events_csv(rows), encoding="utf-8")
         click.echo(f"Wrote {len(rows)} audit events to {csv_path}.")
         return
-    if not rows:
-        click.echo("No audit events match.")
-    for r in rows:
-        target = f"{r['entity']}#{r['entity_id']}" if r["entity_id"] else r["entity"]
-        detail = f"  {r['detail']}" if r["detail"] else ""
-        click.echo(
-            f"{r['id']:>6} {r['occurred_at']} {r['actor']:<18} {r['action']:<15} {target}{detail}"
-        )
+    echo_table(
+        rows,
+        {
+            "id": "Id",
+            "occurred_at": "When (UTC)",
+            "actor": "Who",
+            "action": "Action",
+            "about": "About",
+            "change": "Change",
+            "detail": "Detail",
+        },
+        empty="No audit events match.",
+    )
 
 
 @audit_cmd.command("verify")

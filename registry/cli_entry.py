@@ -15,9 +15,11 @@ from typing import Any
 import click
 
 from registry import deliveries, programmes
-from registry.cli import Context, cli, pass_ctx, shared_group
+from registry.cli import Context, cli, echo_table, pass_ctx, shared_group
+from registry.files import write_table
+from registry.numbers import count
 from registry.periods import parse_month
-from registry.uploads import template_frame, write_table
+from registry.uploads import template_frame
 
 import_group = shared_group("import", "Load data files into the registry (validated first).")
 export_group = shared_group("export", "Write registry data to CSV or XLSX files.")
@@ -70,10 +72,11 @@ def funding_streams_list(obj: Context, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    if not rows:
-        click.echo("No funding streams to list.")
-    for r in rows:
-        click.echo(f"{r['name']:<40} {r['funder']:<30} {r['programmes']} programme(s)")
+    echo_table(
+        rows,
+        {"name": "Funding stream", "funder": "Funder", "programmes": "Programmes"},
+        empty="No funding streams to list.",
+    )
 
 
 @cli.group("programmes")
@@ -144,11 +147,16 @@ def programmes_list(obj: Context, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(rows, indent=2, default=str))
         return
-    if not rows:
-        click.echo("No programmes to list.")
-    for r in rows:
-        dates = f"{r['start_date']} to {r['end_date'] or 'open'}"
-        click.echo(f"{r['name']:<40} {r['funding_stream']:<30} {dates:<26} {r['status']}")
+    echo_table(
+        [r | {"dates": f"{r['start_date']} to {r['end_date'] or 'open'}"} for r in rows],
+        {
+            "name": "Programme",
+            "funding_stream": "Funding stream",
+            "dates": "Dates",
+            "status": "Status",
+        },
+        empty="No programmes to list.",
+    )
 
 
 # --- deliveries --------------------------------------------------------------------------------
@@ -164,9 +172,26 @@ def programmes_list(obj: Context, as_json: bool) -> None:
     metavar="PATH",
     help="Write the upload template to PATH (.csv or .xlsx) and stop.",
 )
+@click.option(
+    "--received-on",
+    metavar="YYYY-MM-DD",
+    callback=lambda _c, _p, v: _date(v),
+    help="The day these returns reached the VRU (default today); later than due is late.",
+)
+@click.option(
+    "--backfill",
+    is_flag=True,
+    help="Past figures loaded as history, not returns: never counted as late.",
+)
 @pass_ctx
 def import_deliveries(
-    obj: Context, file: Path | None, dry_run: bool, as_json: bool, template: Path | None
+    obj: Context,
+    file: Path | None,
+    dry_run: bool,
+    as_json: bool,
+    template: Path | None,
+    received_on: dt.date | None,
+    backfill: bool,
 ) -> None:
     """Validate a CSV or XLSX of deliveries and, if every row is valid, save it in one go.
 
@@ -181,7 +206,13 @@ def import_deliveries(
     content = file.read_bytes()
     with obj.session() as (session, principal):
         result = deliveries.import_file(
-            session, principal=principal, content=content, file_name=file.name, dry_run=dry_run
+            session,
+            principal=principal,
+            content=content,
+            file_name=file.name,
+            dry_run=dry_run,
+            received_on=received_on,
+            backfill=backfill,
         )
     # The issue's keys, plus "refused": the file itself was refused, so no row was read.
     summary = result.summary() | {"refused": result.refused}
@@ -247,8 +278,18 @@ def months_group() -> None:
 def months_sign_off(obj: Context, month: dt.date, note: str | None) -> None:
     """Sign MONTH (YYYY-MM) off: its figures then change only after it is reopened."""
     with obj.session() as (session, principal):
+        counts = deliveries.month_returns(session, principal=principal, month=month)
         deliveries.sign_off_month(session, principal=principal, month=month, note=note)
-    click.echo(f"{month:%Y-%m} is signed off.")
+    missing = counts["missing"] + counts["not yet due"]
+    expected = sum(counts.values())
+    click.echo(
+        f"{month:%Y-%m} is signed off"
+        + (
+            f" with {count(missing)} of {count(expected)} expected returns missing."
+            if missing
+            else "."
+        )
+    )
 
 
 @months_group.command("reopen")
@@ -272,10 +313,22 @@ def months_missing(obj: Context, start: dt.date, end: dt.date) -> None:
         frame = deliveries.completeness(session, principal=principal, start=start, end=end)
         silent = deliveries.never_reported(session, principal=principal, start=start, end=end)
     gaps = frame[frame["status"].isin(["missing", "late"])]
-    for r in gaps.itertuples():
-        click.echo(f"{r.month} {r.programme:<40} {r.borough:<24} {r.status}")
+    if len(gaps):
+        echo_table(
+            gaps.to_dict(orient="records"),
+            {
+                "month": "Month",
+                "programme": "Programme",
+                "borough": "Borough",
+                "status": "Status",
+                "due": "Due",
+                "received": "Received",
+            },
+            empty="",
+        )
     click.echo(
-        f"{(gaps['status'] == 'missing').sum()} missing, {(gaps['status'] == 'late').sum()} late."
+        f"{count((gaps['status'] == 'missing').sum())} missing, "
+        f"{count((gaps['status'] == 'late').sum())} late."
     )
     if silent:
         click.echo(

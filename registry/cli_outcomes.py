@@ -12,7 +12,8 @@ from typing import Any
 
 import click
 
-from registry.cli import Context, cli, pass_ctx, shared_group
+from registry.cli import Context, cli, echo_table, pass_ctx, shared_group
+from registry.files import csv_bytes
 from registry.outcomes import mapping, measures, store
 from registry.outcomes.common import Source
 from registry.periods import PeriodError, parse_month
@@ -183,18 +184,15 @@ def outcomes_export(
         frame = store.export_outcomes(
             session, principal=principal, measure=measure, include_unallocated=include_unallocated
         )
-    frame.to_csv(file, index=False, lineterminator="\n")
+    file.write_bytes(csv_bytes(frame))
     click.echo(f"Wrote {len(frame):,} counts to {file}.")
 
 
-def _table(rows: list[dict[str, Any]], columns: list[str], as_json: bool, empty: str) -> None:
+def _table(rows: list[dict[str, Any]], columns: dict[str, str], as_json: bool, empty: str) -> None:
     if as_json:
         click.echo(json.dumps(rows, default=str, indent=2))
         return
-    if not rows:
-        click.echo(empty)
-    for row in rows:
-        click.echo("  ".join(str(row[c]) for c in columns))
+    echo_table(rows, columns, empty=empty)
 
 
 @outcomes_group.command("batches")
@@ -207,7 +205,16 @@ def outcomes_batches(obj: Context, kind: str | None, as_json: bool) -> None:
         rows = store.list_batches(session, principal=principal, kind=kind)
     _table(
         rows,
-        ["batch", "created_at", "kind", "format", "release", "file_name", "rows_read", "revised"],
+        {
+            "batch": "Batch",
+            "created_at": "Loaded",
+            "kind": "Kind",
+            "format": "Format",
+            "release": "Release",
+            "file_name": "File",
+            "rows_read": "Rows read",
+            "revised": "Revised",
+        },
         as_json,
         empty="No imports of outcome or population data yet.",
     )
@@ -223,7 +230,15 @@ def outcomes_revisions(obj: Context, batch: int | None, as_json: bool) -> None:
         rows = store.list_revisions(session, principal=principal, batch=batch)
     _table(
         rows,
-        ["measure", "area", "month", "old_count", "old_release", "new_count", "new_release"],
+        {
+            "measure": "Measure",
+            "area": "Area",
+            "month": "Month",
+            "old_count": "Was",
+            "old_release": "Old release",
+            "new_count": "Now",
+            "new_release": "New release",
+        },
         as_json,
         empty="No stored count has been revised by a newer release.",
     )
@@ -241,7 +256,7 @@ def population_export(obj: Context, file: Path) -> None:
     """Write stored population as CSV: borough_code,borough,year,age_band,people."""
     with obj.session() as (session, principal):
         frame = store.export_population(session, principal=principal)
-    frame.to_csv(file, index=False, lineterminator="\n")
+    file.write_bytes(csv_bytes(frame))
     click.echo(f"Wrote {len(frame):,} rows to {file}.")
 
 
@@ -263,10 +278,14 @@ def measures_list(obj: Context, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    for m in rows:
-        click.echo(f"{m['code']:<26} {m['label']} ({m['unit']})")
-        for b in m["breaks"]:
-            click.echo(f"{'':<26} break {b['month']}: {b['note']}")
+    echo_table(
+        [
+            m | {"break_notes": "; ".join(f"{b['month']}: {b['note']}" for b in m["breaks"])}
+            for m in rows
+        ],
+        {"code": "Code", "label": "Measure", "unit": "Unit", "break_notes": "Series breaks"},
+        empty="No outcome measures.",
+    )
 
 
 @measures_group.command("add")
@@ -332,11 +351,16 @@ def mapping_list(obj: Context, fmt: str | None, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    for r in rows:
-        measure = r["measure"] or "-"
-        click.echo(
-            f"{r['source_format']:<14} {r['source_category']:<60} {measure:<24} {r['origin']}"
-        )
+    echo_table(
+        rows,
+        {
+            "source_format": "Format",
+            "source_category": "Source category",
+            "measure": "Measure",
+            "origin": "Set by",
+        },
+        empty="No categories are mapped.",
+    )
 
 
 @mapping_group.command("set")

@@ -28,13 +28,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from scipy import stats
-from sqlalchemy import and_, bindparam, column, insert, select, table, update
+from sqlalchemy import and_, bindparam, case, column, insert, select, table, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from registry import audit, boroughs, db
 from registry.auth import Principal, require, write_action
 from registry.errors import ConflictError, NotFoundError, RegistryError
+from registry.files import restore
 from registry.models import (
     Borough,
     Delivery,
@@ -120,7 +121,8 @@ def _distinct(text: pd.Series) -> tuple[np.ndarray, list[str]]:
     below runs once per distinct value and is spread back to the rows by the codes.
     """
     codes, uniques = pd.factorize(text.to_numpy(dtype=object))
-    cleaned = [str(u).replace("\u00a0", " ").strip() for u in uniques]
+    # A file this registry wrote guards text a spreadsheet would run as a formula; strip it.
+    cleaned = [restore(str(u).replace("\u00a0", " ").strip()) for u in uniques]
     return codes, cleaned
 
 
@@ -706,12 +708,23 @@ def _count_param(value: float) -> int | None:
 
 
 @write_action("deliveries.write")
-def commit(session: Session, *, principal: Principal, preview: Preview) -> SaveResult:
+def commit(
+    session: Session,
+    *,
+    principal: Principal,
+    preview: Preview,
+    received_on: dt.date | None = None,
+    backfill: bool = False,
+) -> SaveResult:
     """Write a preview's added and amended rows in the caller's transaction, or nothing.
 
     Each row to be written is read again (locked, on PostgreSQL) and compared with what the
     preview saw; if any changed in between, a :class:`ConflictError` names what changed and
-    nothing is written.
+    nothing is written (not even the import batch).
+
+    New rows record ``received_on`` (default today) as the day their return arrived, and
+    ``backfill`` marks them as past figures loaded as history rather than returns; an amendment
+    keeps the day its return first arrived.
     """
     if preview.problems:
         raise RegistryError(
@@ -724,6 +737,8 @@ def commit(session: Session, *, principal: Principal, preview: Preview) -> SaveR
         # Saving figures the registry already holds changes nothing: no batch, no event, so the
         # data version stays the same.
         return SaveResult(0, 0, preview.count("unchanged"), None, preview.warnings)
+    received = _received_on(received_on, int(changes["mi"].min()))
+    merged = _fresh_changes(session, changes, preview.kind)
     if preview.kind == "upload":
         batch = ImportBatch(
             kind="deliveries",
@@ -736,12 +751,15 @@ def commit(session: Session, *, principal: Principal, preview: Preview) -> SaveR
             # The programmes the file carried: a summary of one programme must not name a file
             # that also held others' figures (registry.reports.build._shared_uploads).
             details={s: preview.count(s) for s in STATUSES}
-            | {"programmes": sorted(int(p) for p in rows["programme_id"].unique())},
+            | {
+                "programmes": sorted(int(p) for p in rows["programme_id"].unique()),
+                "backfill": backfill,
+            },
         )
         session.add(batch)
         session.flush()
         batch_id = batch.id
-    _write_changes(session, principal, changes, batch_id, preview.kind)
+    _write_changes(session, principal, merged, batch_id, preview.kind, received, backfill)
     counts = {s: preview.count(s) for s in STATUSES}
     if preview.kind == "upload":
         audit.record(
@@ -780,9 +798,28 @@ def commit(session: Session, *, principal: Principal, preview: Preview) -> SaveR
     )
 
 
-def _write_changes(
-    session: Session, principal: Principal, changes: pd.DataFrame, batch_id: int | None, kind: str
-) -> None:
+def _received_on(received_on: dt.date | None, first_mi: int) -> dt.date:
+    """The day the returns arrived: today unless given; never in the future, nor before the
+    first month they report on began."""
+    today = dt.date.today()
+    if received_on is None:
+        return today
+    if received_on > today:
+        raise RegistryError(
+            f"The returns cannot have arrived on {received_on:%d %B %Y}: that is in the future."
+        )
+    first = index_month(first_mi)
+    if received_on < first:
+        raise RegistryError(
+            f"The returns cannot have arrived on {received_on:%d %B %Y}, before "
+            f"{format_month(first)}, the first month they report on, began."
+        )
+    return received_on
+
+
+def _fresh_changes(session: Session, changes: pd.DataFrame, kind: str) -> pd.DataFrame:
+    """``changes`` with the rows as they are now (locked), after checking none changed since
+    they were read and no month was signed off meanwhile; raises :class:`ConflictError`."""
     lo, hi = int(changes["mi"].min()), int(changes["mi"].max())
     now_rows = _existing(session, changes["programme_id"].unique().tolist(), lo, hi, lock=True)
     merged = _attach(
@@ -798,6 +835,20 @@ def _write_changes(
         raise ConflictError(
             "A month in these changes was signed off meanwhile; an admin must reopen it first."
         )
+    return merged
+
+
+def _write_changes(
+    session: Session,
+    principal: Principal,
+    merged: pd.DataFrame,
+    batch_id: int | None,
+    kind: str,
+    received_on: dt.date,
+    backfill: bool,
+) -> None:
+    """Insert and update the rows of ``merged`` (from :func:`_fresh_changes`), with an audit
+    event per amendment."""
     now = utcnow()
     t = Delivery.__table__
     opp = merged["opportunities"].to_numpy(dtype=np.int64)
@@ -820,6 +871,8 @@ def _write_changes(
             opp[new],
             par[new],
             spe[new],
+            received_on,
+            backfill,
         )
     old = np.flatnonzero(merged["now_id"].notna().to_numpy())
     if not len(old):
@@ -835,9 +888,14 @@ def _write_changes(
             "b_participants": _count_param(par[i]),
             "b_spend": _spend_param(spe[i]),
             "b_batch": batch_id,
+            "b_received": received_on,
+            "b_backfill": backfill,
         }
         for i in old
     ]
+    # A live row's return arrived when it was first recorded; a deleted row recorded again is a
+    # new return. (SET expressions read the row as it was before the update.)
+    live = t.c.deleted_at.is_(None)
     stmt = (
         update(t)
         .where(and_(t.c.id == bindparam("b_id"), t.c.version == bindparam("b_version")))
@@ -847,6 +905,8 @@ def _write_changes(
             spend_gbp=bindparam("b_spend"),
             version=bindparam("b_new_version"),
             import_batch_id=bindparam("b_batch"),
+            received_on=case((live, t.c.received_on), else_=bindparam("b_received")),
+            backfill=case((live, t.c.backfill), else_=bindparam("b_backfill")),
             deleted_at=None,
             deleted_reason=None,
             updated_at=now,
@@ -902,6 +962,8 @@ _BULK_COLUMNS = (
     "created_at",
     "updated_at",
     "updated_by",
+    "received_on",
+    "backfill",
 )
 
 
@@ -916,6 +978,8 @@ def _insert_new(
     opp: np.ndarray,
     par: np.ndarray,
     spe: np.ndarray,
+    received_on: dt.date,
+    backfill: bool,
 ) -> None:
     """Insert new deliveries with one executemany.
 
@@ -953,6 +1017,8 @@ def _insert_new(
         "created_at": itertools.repeat(stamp),
         "updated_at": itertools.repeat(stamp),
         "updated_by": itertools.repeat(principal.username),
+        "received_on": itertools.repeat(processor("received_on")(received_on)),
+        "backfill": itertools.repeat(processor("backfill")(backfill)),
     }
     params: list[Any]
     if compiled.positiontup is not None:
@@ -979,12 +1045,23 @@ def import_file(
     content: bytes,
     file_name: str,
     dry_run: bool = False,
+    received_on: dt.date | None = None,
+    backfill: bool = False,
 ) -> Preview:
     """Validate a file and, unless ``dry_run`` or any row is rejected, commit it; returns the
-    preview either way (its ``ok`` says whether anything was written)."""
+    preview either way (its ``ok`` says whether anything was written). ``received_on`` and
+    ``backfill`` are as for :func:`commit`."""
     result = preview_upload(session, principal=principal, content=content, file_name=file_name)
+    if received_on is not None and len(result.rows):
+        _received_on(received_on, int(result.rows["mi"].min()))  # refused even on a dry run
     if result.ok and not dry_run:
-        commit(session, principal=principal, preview=result)
+        commit(
+            session,
+            principal=principal,
+            preview=result,
+            received_on=received_on,
+            backfill=backfill,
+        )
     return result
 
 
@@ -1146,7 +1223,8 @@ def programme_grid(
     start: dt.date | None = None,
     end: dt.date | None = None,
 ) -> pd.DataFrame:
-    """A programme's live figures, one row per borough and month, for the grid editor."""
+    """A programme's live figures from ``start`` to ``end`` (months; either may be open), one
+    row per borough and month, newest month first, for the grid editor."""
     require(principal, "deliveries.read")
     prog = get_programme(session, programme)
     stmt = (
@@ -1160,14 +1238,15 @@ def programme_grid(
         )
         .join(Borough)
         .where(Delivery.programme_id == prog.id, Delivery.deleted_at.is_(None))
-        .order_by(Delivery.month, Borough.name)
+        .order_by(Delivery.month.desc(), Borough.name)
     )
     if start:
         stmt = stmt.where(Delivery.month >= start.replace(day=1))
     if end:
         stmt = stmt.where(Delivery.month <= end)
     frame = pd.DataFrame(session.execute(stmt).all(), columns=list(GRID_COLUMNS))
-    frame["month"] = [format_month(m) for m in frame["month"]]
+    # Text even when empty, so rows added in the editor keep the months typed into them.
+    frame["month"] = pd.Series([format_month(m) for m in frame["month"]], dtype=object)
     frame["participants"] = pd.to_numeric(frame["participants"]).astype("Int64")
     frame["spend_gbp"] = pd.to_numeric(frame["spend_gbp"].astype(object)).astype(float)
     frame["opportunities"] = frame["opportunities"].astype("Int64")
@@ -1190,14 +1269,58 @@ def _preview_grid(
     rows = _grid_records(edited)
     changed_positions = []
     for position, rec in enumerate(rows):
+        if all(_cell(rec.get(c)) == "" for c in GRID_COLUMNS[:-1]):
+            continue  # a row added to the grid and left blank is not a row
         old = before.get((str(rec.get("borough")), str(rec.get("month"))))
         if old is None or any(_cell(old.get(c)) != _cell(rec.get(c)) for c in FIELDS):
             changed_positions.append(position)
     frame = _figures_frame(prog.name, [rows[p] for p in changed_positions], first_row=1)
     frame["row"] = [p + 1 for p in changed_positions]
-    checked = check_rows(session, frame)
+    checked = _not_shown(session, check_rows(session, frame), original)
     read = [r for r in _grid_records(original) if r.get("version") is not None]
     return preview(session, checked, read=_read_frame(session, prog.id, read), kind="grid")
+
+
+def _not_shown(session: Session, checked: Checked, original: pd.DataFrame) -> Checked:
+    """Refuse grid rows that would record figures the registry already holds but the grid did
+    not show (a month outside its range, or recorded since it was loaded): saving them would
+    overwrite figures nobody on this screen has seen."""
+    rows = checked.rows
+    if not len(rows):
+        return checked
+    shown = {(str(b), str(m)) for b, m in zip(original["borough"], original["month"], strict=True)}
+    lo, hi = int(rows["mi"].min()), int(rows["mi"].max())
+    existing = _existing(session, rows["programme_id"].unique().tolist(), lo, hi)
+    live = _attach(rows, existing[existing["live"]], "now_")
+    hidden = live["now_live"].to_numpy() & np.array(
+        [
+            (b, format_month(index_month(int(m)))) not in shown
+            for b, m in zip(rows["borough"], rows["mi"], strict=True)
+        ],
+        dtype=bool,
+    )
+    if not hidden.any():
+        return checked
+    problems = list(checked.problems)
+    for r in live[hidden].itertuples():
+        month = format_month(index_month(int(r.mi)))
+        problems.append(
+            Problem(
+                int(r.row),
+                "month",
+                month,
+                f"{r.borough} already has figures for {month} (opportunities "
+                f"{int(r.now_opportunities)}, recorded by {r.now_updated_by}) that the grid does "
+                "not show; show that month in the grid to change them.",
+            )
+        )
+    problems.sort(key=lambda p: p.row or 0)
+    return Checked(
+        rows[~hidden].reset_index(drop=True),
+        problems,
+        checked.rows_read,
+        checked.rejected + int(hidden.sum()),
+    )
 
 
 def _cell(value: Any) -> str:
@@ -1356,6 +1479,9 @@ def _check_period(start: dt.date, end: dt.date) -> None:
         )
 
 
+RETURN_STATUSES = ("received", "late", "backfilled", "missing", "not yet due")
+
+
 def completeness(
     session: Session,
     *,
@@ -1367,9 +1493,10 @@ def completeness(
     """Each expected return (programme × borough × month) between ``start`` and ``end``.
 
     A programme is expected to report every month it runs for every borough it has ever reported
-    in. A return is due by the 15th of the following month; ``status`` is ``received``,
-    ``late`` (received after the due date), ``missing`` (due date passed, nothing received) or
-    ``not yet due``.
+    in. A return is due by the 15th of the following month; ``status`` is ``received`` (arrived
+    by the due date), ``late`` (arrived after it), ``backfilled`` (past figures loaded as
+    history, so no arrival to judge), ``missing`` (due date passed, nothing received) or
+    ``not yet due``. ``received`` is the day the return arrived.
     """
     require(principal, "deliveries.read")
     _check_period(start, end)
@@ -1384,13 +1511,17 @@ def completeness(
     names = dict(session.execute(select(Borough.id, Borough.name)).tuples().all())
     got = session.execute(
         select(
-            Delivery.programme_id, Delivery.borough_id, Delivery.month, Delivery.created_at
+            Delivery.programme_id,
+            Delivery.borough_id,
+            Delivery.month,
+            Delivery.received_on,
+            Delivery.backfill,
         ).where(
             Delivery.deleted_at.is_(None),
             Delivery.month.between(index_month(first), index_month(last)),
         )
     ).all()
-    received = {(p, b, month_index(m)): c for p, b, m, c in got}
+    received = {(p, b, month_index(m)): (on, back) for p, b, m, on, back in got}
     signed = _signed_off(session)
     records = []
     for pid, bid in pairs:
@@ -1399,13 +1530,14 @@ def completeness(
         hi = min(last, month_index(prog.end_date) if prog.end_date else last)
         for mi in range(lo, hi + 1):
             month = index_month(mi)
-            due = index_month(mi + 1).replace(day=DUE_DAY)
-            created = received.get((pid, bid, mi))
-            if created is not None:
-                created_day = created.date()
-                status = "late" if created_day > due else "received"
-            else:
+            due = due_date(month)
+            arrived, backfill = received.get((pid, bid, mi), (None, False))
+            if arrived is None:
                 status = "missing" if today > due else "not yet due"
+            elif backfill:
+                status = "backfilled"
+            else:
+                status = "late" if arrived > due else "received"
             records.append(
                 {
                     "programme": prog.name,
@@ -1413,7 +1545,7 @@ def completeness(
                     "month": format_month(month),
                     "due": due,
                     "status": status,
-                    "received": created.date() if created is not None else None,
+                    "received": None if arrived is None or backfill else arrived,
                     "signed_off": mi in signed,
                 }
             )
@@ -1422,6 +1554,22 @@ def completeness(
         columns=["programme", "borough", "month", "due", "status", "received", "signed_off"],
     )
     return frame.sort_values(["month", "programme", "borough"]).reset_index(drop=True)
+
+
+def due_date(month: dt.date) -> dt.date:
+    """The day a month's return is due: the 15th of the following month."""
+    return index_month(month_index(month) + 1).replace(day=DUE_DAY)
+
+
+def month_returns(
+    session: Session, *, principal: Principal, month: dt.date, today: dt.date | None = None
+) -> dict[str, int]:
+    """How many of ``month``'s expected returns are in each status (see :func:`completeness`),
+    every status present with 0 if none; what an admin should know before signing it off."""
+    month = month.replace(day=1)
+    frame = completeness(session, principal=principal, start=month, end=month, today=today)
+    counts = frame["status"].value_counts()
+    return {status: int(counts.get(status, 0)) for status in RETURN_STATUSES}
 
 
 def never_reported(

@@ -527,6 +527,7 @@ def load(
                 "version": 1,
                 "import_batch_id": batch.id,
                 "updated_at": now,
+                "backfill": True,  # past figures loaded as history, not returns
                 "updated_by": principal.username,
             }
             for r in tables["deliveries.csv"]

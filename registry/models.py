@@ -25,6 +25,8 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -155,6 +157,13 @@ class Delivery(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_by: Mapped[str] = mapped_column(String(100))
+    # The day the return reached the VRU (by default the day it was recorded), which decides
+    # whether it was late; amendments keep it. A backfill is past figures loaded as history
+    # (demo data, a programme's records from before the registry): no return was due by it.
+    received_on: Mapped[dt.date] = mapped_column(
+        Date, default=dt.date.today, server_default=text("CURRENT_DATE")
+    )
+    backfill: Mapped[bool] = mapped_column(default=False, server_default=false())
 
     programme: Mapped[Programme] = relationship()
     borough: Mapped[Borough] = relationship()

@@ -24,7 +24,6 @@ import numpy as np
 import pandas as pd
 
 from registry.config import get_settings
-from registry.errors import RegistryError
 from registry.untrusted import (
     ERROR_CODES,
     FileRefused,
@@ -319,21 +318,3 @@ def _parse(content: bytes, suffix: str, limits: Limits) -> Sheet:
             "smaller files."
         )
     return sheet
-
-
-def write_table(frame: pd.DataFrame, path: Path) -> None:
-    """Write ``frame`` as CSV (UTF-8) or XLSX, chosen by ``path``'s extension."""
-    suffix = path.suffix.lower()
-    folder = path.parent
-    if not folder.is_dir():
-        what = "is not a folder" if folder.exists() else "does not exist"
-        raise RegistryError(
-            f"Cannot write {path.name}: the folder {str(folder)!r} {what}. "
-            "Choose a folder that exists."
-        )
-    if suffix == ".csv":
-        frame.to_csv(path, index=False, encoding="utf-8", lineterminator="\n")
-    elif suffix == ".xlsx":
-        frame.to_excel(path, index=False, engine="openpyxl")
-    else:
-        raise RegistryError(f"Choose a file name ending .csv or .xlsx, not {path.name!r}.")

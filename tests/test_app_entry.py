@@ -51,6 +51,14 @@ def rows(url: str) -> list[tuple]:
     return [tuple(r) for r in got]
 
 
+def rows_of(url: str, model) -> list:
+    engine = db.make_engine(url)
+    with engine.connect() as conn:
+        got = conn.execute(select(model)).all()
+    engine.dispose()
+    return got
+
+
 def test_form_records_one_return(url, monkeypatch) -> None:
     at = page(url, monkeypatch, "dashboards/entry.py")
     at.selectbox(key="form_programme").select(OPEN)
@@ -79,9 +87,11 @@ def test_form_shows_a_refusal_as_an_error(url, monkeypatch) -> None:
 def test_grid_edits_and_saves(url, monkeypatch) -> None:
     csv = f"programme,borough,month,opportunities\n{OPEN},Camden,2022-01,4\n".encode()
     at = page(url, monkeypatch, "dashboards/entry.py")
-    at.file_uploader(key="upload_file").set_value(("d.csv", csv, "text/csv")).run()
+    at.file_uploader(key="upload_file_0").set_value(("d.csv", csv, "text/csv")).run()
     at.button(key="upload_confirm").click().run()
-    at.selectbox(key="grid_programme").select(OPEN).run()
+    at.selectbox(key="grid_programme").select(OPEN)
+    at.text_input(key="grid_from").input("2022-01")
+    at.text_input(key="grid_to").input("2022-01").run()
     editor = at.data_editor[0]
     assert editor.value["opportunities"].tolist() == [4]
     at.session_state[editor.key] = {
@@ -105,24 +115,32 @@ def test_upload_previews_then_saves(url, monkeypatch) -> None:
         f"{OPEN},Camden,2022-01,4,3,10.00\n{OPEN},Westminster,2022-01,5,,\n"
     ).encode()
     at = page(url, monkeypatch, "dashboards/entry.py")
-    at.file_uploader(key="upload_file").set_value(("d.csv", csv, "text/csv")).run()
+    at.file_uploader(key="upload_file_0").set_value(("d.csv", csv, "text/csv")).run()
     assert not at.exception
-    assert {m.label: m.value for m in at.metric}["Added"] == "2"
+    assert {m.label: m.value for m in at.metric} == {
+        "Would add": "2",
+        "Would amend": "0",
+        "Unchanged": "0",
+    }
     assert rows(url) == []  # the preview writes nothing
     at.button(key="upload_confirm").click().run()
     assert not at.exception
     assert "2 added, 0 amended, 0 unchanged" in at.success[0].value
     assert len(rows(url)) == 2
+    # The saved file's preview and its button are gone; a fresh, empty uploader is offered.
+    assert not at.metric and not [b for b in at.button if b.key == "upload_confirm"]
+    assert [u.key for u in at.get("file_uploader")] == ["upload_file_1"]
 
 
 def test_bad_upload_shows_the_errors_and_writes_nothing(url, monkeypatch, downloaded) -> None:
     content = (CORPUS / "31_mixture.csv").read_bytes()
     at = page(url, monkeypatch, "dashboards/entry.py")
-    at.file_uploader(key="upload_file").set_value(("31_mixture.csv", content, "text/csv")).run()
+    at.file_uploader(key="upload_file_0").set_value(("31_mixture.csv", content, "text/csv")).run()
     assert not at.exception
     assert "The file has 6 problem(s)" in at.error[0].value
     assert "row 2, programme: Unknown programme" in at.error[0].value
     assert not [b for b in at.button if b.key == "upload_confirm"]
+    assert not at.metric  # a refused file shows nothing as added
     assert rows(url) == []
     # The whole list of problems can be downloaded, to fix the file or send back.
     problems = pd.read_csv(io.BytesIO(downloaded(at, "errors_csv")))
@@ -155,11 +173,24 @@ def test_commissioner_sees_programmes_but_not_the_entry_page(url, monkeypatch) -
 
 
 def test_returns_page_and_admin_sign_off(url, monkeypatch) -> None:
+    engine = db.make_engine(url)
+    with db.session_scope(engine) as s:  # Camden reported, so one return is expected a month
+        deliveries.save_delivery(
+            s, principal=STAFF, programme=OPEN, borough="Camden", month="2021-12", opportunities=3
+        )
+    engine.dispose()
     at = page(url, monkeypatch, "dashboards/completeness.py", principal=ADMIN)
     at.text_input(key="sign_month").input("2022-01")
     at.text_input(key="sign_note").input("checked")
     at.button(key="sign_off").click().run()
     assert not at.exception
+    # First the admin is told what is missing, and nothing is signed off yet.
+    assert "1 of 1 expected returns for 2022-01 are missing" in at.warning[-1].value
+    assert rows_of(url, MonthSignOff) == []
+    at.button(key="sign_off_confirm").click().run()
+    assert not at.exception
+    assert "2022-01 is signed off with 1 returns missing." in at.success[0].value
+    assert not [b for b in at.button if b.key == "sign_off_confirm"]
     engine = db.make_engine(url)
     with engine.connect() as conn:
         assert conn.scalar(select(MonthSignOff.signed_off_by)) == ADMIN.username

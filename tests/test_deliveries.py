@@ -265,6 +265,7 @@ def test_grid_saves_changed_and_new_rows_and_refuses_stale_ones(ready, engine) -
     _import(ready, CSV)
     original = deliveries.programme_grid(ready, principal=STAFF, programme=OPEN)
     assert list(original.columns) == list(deliveries.GRID_COLUMNS) and len(original) == 3
+    assert original["month"].tolist() == ["2022-02", "2022-01", "2022-01"]  # newest first
     edited = original.copy()
     edited.loc[0, "opportunities"] = 30
     new_row = pd.DataFrame([["Lambeth", "2022-02", 3, pd.NA, None, pd.NA]], columns=edited.columns)
@@ -278,7 +279,7 @@ def test_grid_saves_changed_and_new_rows_and_refuses_stale_ones(ready, engine) -
     stale = original.copy()
     stale.loc[0, "opportunities"] = 99
     before = dump(engine)
-    with pytest.raises(ConflictError, match="opportunities: 10 → 30"):
+    with pytest.raises(ConflictError, match=r"Chelsea, 2022-02 .*opportunities: 7 → 30"):
         deliveries.save_grid(
             ready, principal=ADMIN, programme=OPEN, original=original, edited=stale
         )
@@ -440,3 +441,114 @@ def test_a_race_on_a_new_row_is_a_conflict_not_a_crash(ready, engine) -> None:
             deliveries.commit(two, principal=STAFF, preview=second)
         two.rollback()
     assert len(ready.scalars(select(Delivery)).all()) == 1
+
+
+def _statuses(session, today: dt.date) -> dict[tuple[str, str], str]:
+    frame = deliveries.completeness(
+        session,
+        principal=COMMISSIONER,
+        start=dt.date(2022, 1, 1),
+        end=dt.date(2022, 2, 1),
+        today=today,
+    )
+    return {(r.borough, r.month): r.status for r in frame.itertuples()}
+
+
+def test_a_return_is_late_only_when_it_arrived_after_its_due_date(ready) -> None:
+    january = f"programme,borough,month,opportunities\n{OPEN},Camden,2022-01,10\n"
+    february = f"programme,borough,month,opportunities\n{OPEN},Camden,2022-02,10\n"
+    deliveries.import_file(
+        ready,
+        principal=STAFF,
+        content=january.encode(),
+        file_name="jan.csv",
+        received_on=dt.date(2022, 2, 15),  # the due date itself: on time
+    )
+    deliveries.import_file(
+        ready,
+        principal=STAFF,
+        content=february.encode(),
+        file_name="feb.csv",
+        received_on=dt.date(2022, 3, 16),  # a day after its due date
+    )
+    ready.commit()
+    assert deliveries.due_date(dt.date(2022, 1, 1)) == dt.date(2022, 2, 15)
+    status = _statuses(ready, today=dt.date(2022, 4, 1))
+    assert status == {("Camden", "2022-01"): "received", ("Camden", "2022-02"): "late"}
+    # An amendment is a correction, not a new return: January stays on time.
+    deliveries.import_file(
+        ready, principal=STAFF, content=january.replace(",10", ",11").encode(), file_name="x.csv"
+    )
+    ready.commit()
+    assert _statuses(ready, today=dt.date(2022, 4, 1))[("Camden", "2022-01")] == "received"
+    assert deliveries.month_returns(
+        ready, principal=COMMISSIONER, month=dt.date(2022, 2, 1), today=dt.date(2022, 4, 1)
+    ) == {"received": 0, "late": 1, "backfilled": 0, "missing": 0, "not yet due": 0}
+
+
+def test_backfilled_returns_are_labelled_not_late(ready) -> None:
+    history = f"programme,borough,month,opportunities\n{OPEN},Camden,2022-01,10\n"
+    deliveries.import_file(
+        ready, principal=STAFF, content=history.encode(), file_name="h.csv", backfill=True
+    )
+    deliveries.save_delivery(  # recorded today, years after its due date: late
+        ready, principal=STAFF, programme=OPEN, borough="Brent", month="2022-01", opportunities=3
+    )
+    ready.commit()
+    status = _statuses(ready, today=dt.date.today())
+    assert status[("Camden", "2022-01")] == "backfilled"
+    assert status[("Brent", "2022-01")] == "late"
+    frame = deliveries.completeness(
+        ready, principal=COMMISSIONER, start=dt.date(2022, 1, 1), end=dt.date(2022, 1, 1)
+    )
+    backfilled = frame[frame["status"] == "backfilled"]
+    assert backfilled["received"].isna().all()  # no arrival day is claimed for history
+    batch = ready.scalar(select(ImportBatch).where(ImportBatch.file_name == "h.csv"))
+    assert batch.details["backfill"] is True
+
+
+def test_received_dates_in_the_future_or_before_the_month_are_refused(ready, engine) -> None:
+    text = f"programme,borough,month,opportunities\n{OPEN},Camden,2022-01,10\n"
+    before = dump(engine)
+    for day, reason in (
+        (dt.date.today() + dt.timedelta(days=1), "in the future"),
+        (dt.date(2021, 12, 31), "before 2022-01"),
+    ):
+        for dry_run in (True, False):
+            with pytest.raises(RegistryError, match=reason):
+                deliveries.import_file(
+                    ready,
+                    principal=STAFF,
+                    content=text.encode(),
+                    file_name="d.csv",
+                    received_on=day,
+                    dry_run=dry_run,
+                )
+            ready.rollback()
+    assert dump(engine) == before
+
+
+def test_a_conflict_writes_no_import_batch(ready, engine) -> None:
+    """The freshness check runs before the import batch is added, so even a caller that commits
+    after catching the refusal stores nothing."""
+    _import(ready, CSV)
+    preview = deliveries.preview_upload(
+        ready, principal=STAFF, content=CSV.replace(",10,8,", ",13,8,").encode(), file_name="b.csv"
+    )
+    deliveries.save_delivery(
+        ready,
+        principal=ADMIN,
+        programme=OPEN,
+        borough="Camden",
+        month="2022-01",
+        opportunities=12,
+        read=deliveries.get_delivery(
+            ready, principal=ADMIN, programme=OPEN, borough="Camden", month=dt.date(2022, 1, 1)
+        ),
+    )
+    ready.commit()
+    before = dump(engine)
+    with pytest.raises(ConflictError):
+        deliveries.commit(ready, principal=STAFF, preview=preview)
+    ready.commit()  # what a careless caller would do
+    assert dump(engine) == before

@@ -229,7 +229,9 @@ def test_months_sign_off_reopen_and_missing(db_url, tmp_path) -> None:
     assert run(db_url, "import", "deliveries", str(path)).exit_code == 0
     missing = run(db_url, "months", "missing", "--from", "2022-01", "--to", "2022-03")
     assert missing.exit_code == 0
-    assert "2022-02 Youth Mentoring" in missing.output and "missing" in missing.output
+    lines = missing.output.splitlines()
+    assert lines[0].split() == ["Month", "Programme", "Borough", "Status", "Due", "Received"]
+    assert lines[3].split()[:5] == ["2022-02", "Youth", "Mentoring", "Camden", "missing"]
 
 
 def test_funders_see_only_their_own_streams_and_programmes(db_url) -> None:
@@ -275,3 +277,31 @@ def test_export_to_a_missing_folder_is_one_plain_line(db_url, tmp_path) -> None:
     (tmp_path / "afile").write_text("x")
     result = run(db_url, "export", "deliveries", str(tmp_path / "afile" / "x.xlsx"))
     assert result.exit_code == 1 and "is not a folder" in result.stderr
+
+
+def test_import_received_on_and_backfill_decide_lateness(db_url, tmp_path) -> None:
+    engine = db.make_engine(db_url)
+    with db.make_session_factory(engine)() as s:
+        add_programmes(s)
+    engine.dispose()
+    path = tmp_path / "d.csv"
+    path.write_text(
+        f"programme,borough,month,opportunities\n{OPEN},Camden,2022-01,4\n{OPEN},Brent,2022-01,2\n",
+        encoding="utf-8",
+    )
+    bad = run(db_url, "import", "deliveries", str(path), "--received-on", "2022-13-01")
+    assert bad.exit_code == 2 and "YYYY-MM-DD" in bad.output
+    assert (
+        run(db_url, "import", "deliveries", str(path), "--received-on", "2022-02-10").exit_code == 0
+    )
+    path.write_text(
+        f"programme,borough,month,opportunities\n{OPEN},Camden,2022-02,4\n", encoding="utf-8"
+    )
+    assert run(db_url, "import", "deliveries", str(path), "--backfill").exit_code == 0
+    missing = run(db_url, "months", "missing", "--from", "2022-01", "--to", "2022-02")
+    # January arrived on time, Camden's February is a backfill, Brent's February never came.
+    assert "late" not in missing.output.replace("0 late", "")
+    assert "Brent" in missing.output and "1 missing, 0 late." in missing.output
+    signed = run(db_url, "months", "sign-off", "2022-02")
+    assert signed.exit_code == 0
+    assert "2022-02 is signed off with 1 of 2 expected returns missing." in signed.output

@@ -62,3 +62,43 @@ def test_every_table_has_named_constraints(engine) -> None:
     for table in Base.metadata.sorted_tables:
         for uq in insp.get_unique_constraints(table.name):
             assert uq["name"] and uq["name"].startswith("uq_"), (table.name, uq)
+
+
+def test_returns_received_migration_keeps_arrival_days_and_marks_demo_rows(empty_db_url) -> None:
+    """0007: rows take the day they were recorded as the day they arrived; demo rows (loaded by
+    a seed batch) become backfills, so they are never counted late."""
+    engine = db.make_engine(empty_db_url)
+    db.upgrade(engine, "0005")
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO funding_stream (id, name, funder, created_at) "
+            "VALUES (1, 'F', 'City Hall', '2024-01-01 00:00:00')"
+        )
+        conn.exec_driver_sql(
+            "INSERT INTO programme (id, name, funding_stream_id, start_date, created_at) "
+            "VALUES (1, 'P', 1, '2020-01-01', '2024-01-01 00:00:00')"
+        )
+        for batch, kind in ((1, "seed"), (2, "deliveries")):
+            conn.exec_driver_sql(
+                "INSERT INTO import_batch (id, kind, rows_read, rows_accepted, synthetic, "
+                f"created_by, created_at) VALUES ({batch}, '{kind}', 1, 1, false, 'x', "
+                "'2024-05-20 10:00:00')"
+            )
+        for row, batch in ((1, 1), (2, 2)):
+            conn.exec_driver_sql(
+                "INSERT INTO delivery (id, programme_id, borough_id, month, opportunities, "
+                "version, import_batch_id, created_at, updated_at, updated_by) VALUES "
+                f"({row}, 1, {row}, '2024-01-01', 5, 1, {batch}, '2024-03-20 10:00:00', "
+                "'2024-03-20 10:00:00', 'x')"
+            )
+    db.upgrade(engine)
+    with engine.connect() as conn:
+        got = conn.exec_driver_sql(
+            "SELECT id, received_on, backfill FROM delivery ORDER BY id"
+        ).all()
+    assert [(r[0], str(r[1]), bool(r[2])) for r in got] == [
+        (1, "2024-03-20", True),
+        (2, "2024-03-20", False),
+    ]
+    db.downgrade(engine, "0005")
+    engine.dispose()

@@ -29,6 +29,7 @@ from reportlab.platypus import (
     TableStyle,
 )
 
+from registry import numbers
 from registry.periods import months_between, parse_month
 from registry.reports.build import Report
 from registry.reports.disclosure import TOTAL
@@ -53,9 +54,7 @@ def _fmt(value: Any, money: bool = False) -> str:
         return "not recorded"
     if isinstance(value, str):
         return value
-    if money:
-        return f"£{value:,.2f}"
-    return f"{int(value):,}" if float(value).is_integer() else f"{value:,.1f}"
+    return numbers.money(value) if money else numbers.figure(value)
 
 
 def pdf_text(value: object) -> str:
@@ -234,7 +233,9 @@ def to_pdf(report: Report) -> bytes:
                         strict=True,
                     )
                 ],
-                "Change": ["n/a" if pd.isna(c) else f"{c:+.1f}%" for c in outcomes["change_pct"]],
+                "Change": [
+                    "n/a" if pd.isna(c) else numbers.change(c) for c in outcomes["change_pct"]
+                ],
             }
         )
         story += [

@@ -2,8 +2,8 @@
 
 CSV and XLSX are byte-identical when rebuilt from the same data: zip entries carry a fixed
 timestamp and the workbook's document dates are fixed. Text cells that a spreadsheet would read
-as a formula (starting with ``=``, ``+``, ``-``, ``@``, tab or carriage return) are neutralised
-with a leading apostrophe in both.
+as a formula are neutralised in both, the one way every file people open is written
+(:mod:`registry.files`).
 """
 
 from __future__ import annotations
@@ -21,28 +21,12 @@ from openpyxl import Workbook
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 
+from registry.files import csv_bytes, neutralise, safe_frame
 from registry.reports.build import Report
 
 FORMATS = ("csv", "xlsx", "pdf")
 _FIXED_ZIP_TIME = (2000, 1, 1, 0, 0, 0)
 _FIXED_DOC_TIME = dt.datetime(2000, 1, 1)
-_DANGEROUS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def neutralise(value: Any) -> Any:
-    """Make a text cell inert in a spreadsheet; numbers and blanks pass unchanged."""
-    if isinstance(value, str) and value.startswith(_DANGEROUS):
-        return "'" + value
-    return value
-
-
-def _safe_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    out = frame.copy()
-    out.columns = [neutralise(str(c)) for c in out.columns]
-    for column in out.columns:
-        if out[column].dtype == object:
-            out[column] = out[column].map(neutralise)
-    return out
 
 
 def _deterministic_zip(entries: Iterable[tuple[str, bytes]]) -> bytes:
@@ -57,7 +41,7 @@ def _deterministic_zip(entries: Iterable[tuple[str, bytes]]) -> bytes:
 
 
 def table_csv(frame: pd.DataFrame) -> bytes:
-    return _safe_frame(frame).to_csv(index=False, lineterminator="\n").encode("utf-8")
+    return csv_bytes(frame)
 
 
 def to_csv_zip(report: Report) -> bytes:
@@ -81,7 +65,7 @@ def to_xlsx(report: Report) -> bytes:
     header_fill = PatternFill("solid", fgColor="1D3557")
     for name, frame in report.tables.items():
         sheet = workbook.create_sheet(title=name[:31])
-        safe = _safe_frame(frame)
+        safe = safe_frame(frame)
         sheet.append(list(safe.columns))
         for cell in sheet[1]:
             cell.font = Font(bold=True, color="FFFFFF")
