@@ -11,6 +11,9 @@ from click.testing import CliRunner
 from registry.cli import cli
 
 KEYS = [
+    "verdict",
+    "verdict_text",
+    "checks",
     "model",
     "outcome",
     "term",

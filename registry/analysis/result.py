@@ -40,6 +40,46 @@ MISSING_POPULATION = (
 )
 
 
+# The three verdicts a result can carry (``verdict`` in ``--json``), worst first.
+NOT_INTERPRETABLE = "not interpretable"
+NO_ASSOCIATION = "no detectable association"
+ASSOCIATION_FOUND = "association"
+VERDICTS = (NOT_INTERPRETABLE, NO_ASSOCIATION, ASSOCIATION_FOUND)
+
+
+@dataclass(frozen=True)
+class Check:
+    """One design check behind a verdict (a lead placebo, a pre-trend test, pre-period fit...).
+
+    ``detail`` is a plain sentence a commissioner can read ("Delivery next quarter goes with
+    crime this quarter (p = 0.01): delivery follows crime, so the estimate is not an effect").
+    """
+
+    name: str
+    passed: bool
+    detail: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "passed": self.passed, "detail": self.detail}
+
+
+def decide_verdict(
+    *, p_value: float, checks: list[Check], found: str, none_found: str, alpha: float = 0.05
+) -> tuple[str, str]:
+    """The verdict and its one sentence: a failed check first, then the interval's answer.
+
+    ``found`` and ``none_found`` are the sentences for an association and for none; a failed
+    check overrides both and names the check, since its estimate cannot be read as either.
+    """
+    failed = [c for c in checks if not c.passed]
+    if failed or not math.isfinite(p_value):
+        reasons = "; ".join(c.detail for c in failed) or "the model gave no usable estimate"
+        return NOT_INTERPRETABLE, f"Not interpretable: {reasons}"
+    if p_value < alpha:
+        return ASSOCIATION_FOUND, found
+    return NO_ASSOCIATION, none_found
+
+
 @dataclass(frozen=True)
 class ModelResult:
     """One fitted model: the headline term with its interval, the sample, diagnostics, caveats.
@@ -66,10 +106,17 @@ class ModelResult:
     # averaged over boroughs as ``fitted_unit`` says); for charts, not part of the JSON.
     fitted: pd.DataFrame | None = field(default=None, compare=False, repr=False)
     fitted_unit: str = ""
+    # The answer in words, first: one of VERDICTS, its sentence, and the checks behind it.
+    verdict: str = ""
+    verdict_text: str = ""
+    checks: list[Check] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON shape of ``vru analyse --json``: the issue's keys first, then the extras."""
+        """The JSON shape of ``vru analyse --json``: the verdict, the issue's keys, the extras."""
         out: dict[str, Any] = {
+            "verdict": self.verdict or None,
+            "verdict_text": self.verdict_text or None,
+            "checks": [c.to_dict() for c in self.checks],
             "model": self.model,
             "outcome": self.outcome,
             "term": self.term,
