@@ -300,6 +300,11 @@ def estimate_borough(
 ) -> BoroughEstimate:
     """The placebo test, its time placebo where the pre-period allows, and the fit check."""
     pre_months = int((rates.index < start).sum())
+    if pre_months == len(rates.index):
+        raise RegistryError(
+            f"The counts end in {format_month(rates.index.max())}, before the start month "
+            f"{format_month(start)}: there is no period after the start to compare."
+        )
     if pre_months < MIN_PRE_MONTHS:
         raise RegistryError(
             f"Only {pre_months} months of {boroughs.BY_CODE[treated].name}'s counts come before "
