@@ -17,6 +17,7 @@ from dashboards.common import (
     session,
     table_download,
 )
+from dashboards.synth_tab import synth_section
 from registry.analysis import DEFINITIONS
 from registry.analysis.result import ModelResult
 from registry.analysis.run import MODELS, VRU_START, analysis_options, run_model
@@ -202,7 +203,18 @@ months = [
 ]
 labels = dict(options.measures)
 
-model_tab, trend_tab = st.tabs(["Models", "Trend against a baseline"])
+model_tab, trend_tab, synth_tab = st.tabs(
+    ["Models", "Trend against a baseline", "Synthetic control"]
+)
+
+with synth_tab:
+    synth_section(
+        who=who,
+        labels=labels,
+        months=months,
+        programmes=options.programmes,
+        default_start=VRU_START,
+    )
 
 with trend_tab, st.form("trend"):
     measure = st.selectbox("Measure", list(labels), format_func=labels.get, key="trend_measure")
