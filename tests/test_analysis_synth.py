@@ -163,13 +163,13 @@ def test_verdicts_on_simulated_boroughs() -> None:
     found = [_estimate(s, effect=-0.25, base=30.0) for s in range(20, 24)]
     assert sum(e.test.p_value < 0.05 and e.poor_fit is None for e in found) >= 3
     poor = _estimate(30, effect=0.0, treated_risk=5.0)
-    from registry.analysis.synth import _result
+    from registry.analysis.synth import synth_result
 
     rates, _, _, _ = synth_rates(30, treated_risk=5.0)
-    result = _result("Knife crime", "k", [poor], rates, list(rates.columns[1:]), [])
+    result = synth_result("Knife crime", "k", [poor], rates, list(rates.columns[1:]), [])
     assert result.verdict == NOT_INTERPRETABLE
     assert result.verdict_text.startswith("Not interpretable: the synthetic borough does not")
-    good = _result("Knife crime", "k", [found[0]], rates, list(rates.columns[1:]), [])
+    good = synth_result("Knife crime", "k", [found[0]], rates, list(rates.columns[1:]), [])
     assert good.verdict in {ASSOCIATION_FOUND, NOT_INTERPRETABLE}
     assert isinstance(good.fitted, pd.DataFrame) and list(good.fitted) == [
         "period",

@@ -493,10 +493,10 @@ def run_synth(
         )
     if is_synthetic(session):
         caveats = [SYNTHETIC_NOTE, *caveats]
-    return _result(measure.label, outcome, estimates, rates, donors, caveats)
+    return synth_result(measure.label, outcome, estimates, rates, donors, caveats)
 
 
-def _result(
+def synth_result(
     label: str,
     outcome: str,
     estimates: list[BoroughEstimate],
@@ -504,6 +504,7 @@ def _result(
     donors: list[str],
     caveats: list[str],
 ) -> ModelResult:
+    """The :class:`ModelResult` of one treated borough or several pooled, verdict first."""
     lower = label[:1].lower() + label[1:]
     if len(estimates) == 1:
         one = estimates[0]
