@@ -110,7 +110,7 @@ def main() -> None:
             began = time.perf_counter()
             rows = list(pool.map(_one, [(index, 1000 + s) for s in range(args.runs)]))
             s = _summarise(name, truth, rows)
-            verdicts = ", ".join(f"{k} {v:.0%}" for k, v in sorted(s["verdicts"].items()))
+            verdicts = ", ".join(f"{k} {v:.1%}" for k, v in sorted(s["verdicts"].items()))
             print(
                 f"{name} | {s['runs']} | {s['mean_estimate']:+.3f} | {s['rejects']:.1%} | "
                 f"{s['rejects_ratio_test']:.1%} | {s['coverage']:.1%} | {verdicts} "
