@@ -38,7 +38,11 @@ def _single_sign_on() -> None:
     user = st.user
     if user.get("is_logged_in") and user.get("email"):
         try:
-            who = auth.sign_in(engine(), email=str(user.get("email")))
+            who = auth.sign_in(
+                engine(),
+                email=str(user.get("email")),
+                email_verified=user.get("email_verified") is True,
+            )
         except auth.SignInError as exc:
             show_error(exc)
             st.button("Sign out of single sign-on", on_click=st.logout)
