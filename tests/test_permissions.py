@@ -54,6 +54,10 @@ UNGATED = {
     "registry.auth.principal_for_email",
     "registry.auth.sign_in",
     "registry.auth.end_sessions",  # revoking: inside gated user writes, and signing out
+    "registry.sessions.open_session",  # a session of one's own, right after signing in
+    "registry.sessions.claim",
+    "registry.sessions.resume",
+    "registry.sessions.sign_out",
 }
 WRITE_MARKERS = {"add", "add_all", "delete", "merge", "record", "bulk_insert_mappings"}
 WRITE_CALLS = {"insert", "update", "delete"}
