@@ -68,9 +68,8 @@ else:
     page = st.navigation({section: pages for section, pages in sections.items() if pages})
     with st.sidebar:
         st.write(f"Signed in as **{md(who.username)}** ({who.role})")
-        left, right = st.columns(2)
-        this_browser = left.button("Sign out", key="sign_out")
-        everywhere = right.button(
+        this_browser = st.button("Sign out", key="sign_out", help="Every tab of this browser.")
+        everywhere = st.button(
             "Sign out everywhere", key="sign_out_everywhere", help="Every browser you use."
         )
         if this_browser or everywhere:
