@@ -70,11 +70,13 @@ def _engine(url: str) -> Engine:
 
 
 def _same_origin(request: Request) -> bool:
+    """A browser's form post from another site names that site in ``Origin``: refuse it (a
+    reverse proxy may rename the host, and says so in ``X-Forwarded-Host``)."""
     origin = request.headers.get("origin")
-    if origin is None or origin == "null":
-        return origin is None
-    host = request.headers.get("host", "")
-    return urlsplit(origin).netloc == host
+    if origin is None:
+        return True
+    hosts = {request.headers.get("host"), request.headers.get("x-forwarded-host")}
+    return urlsplit(origin).netloc in hosts - {None}
 
 
 def _claim(code: str, user_agent: str) -> str | None:
