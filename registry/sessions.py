@@ -156,7 +156,7 @@ def resume(session: Session, token: str, *, user_agent: str) -> Principal | Ende
         return None
     row, user = found
     if row.revoked_at is not None:
-        return Ended(f"You have been signed out ({row.revoked_reason}). Please sign in again.")
+        return Ended(f"Your session has ended ({row.revoked_reason}). Please sign in again.")
     settings = get_settings()
     now = utcnow()
     if not hmac.compare_digest(row.client_hash, client_hash(user_agent)):
@@ -196,11 +196,14 @@ def resume(session: Session, token: str, *, user_agent: str) -> Principal | Ende
 
 def sign_out(session: Session, token: str, *, everywhere: bool = False) -> None:
     """End this session (every tab of this browser), or every session of its user; audited."""
-    row = session.get(AppSession, _sha256(token))
-    if row is None:
+    found = session.execute(
+        select(AppSession, AppUser)
+        .join(AppUser, AppUser.id == AppSession.user_id)
+        .where(AppSession.id == _sha256(token))
+    ).one_or_none()
+    if found is None:
         return
-    user = session.get(AppUser, row.user_id)
-    assert user is not None  # the foreign key
+    row, user = found
     ended = end_sessions(session, user.id, reason="signed out", only=None if everywhere else row.id)
     audit.record(
         session,

@@ -47,7 +47,7 @@ def test_sign_out_ends_the_session_in_every_tab(live_app, browser) -> None:
     assert not any(c["name"] == "vru_session" for c in context.cookies())
     _nav_to(second, "Programmes")  # the other tab's next action
     second.get_by_text(SIGN_IN).wait_for(timeout=30_000)
-    second.get_by_text("You have been signed out (signed out)").wait_for()
+    second.get_by_text("Your session has ended (signed out)").wait_for()
     context.close()
 
 
