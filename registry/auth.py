@@ -460,9 +460,12 @@ def _count_attempt(session: Session, username: str, now: dt.datetime) -> _Attemp
         actor, entity_id, reason = user.username, user.id, "Account disabled."
     elif row is None:
         actor, entity_id, reason = user.username, user.id, "Account locked after failed attempts."
-    else:
+    else:  # past the limit while earlier attempts are being checked: lock now (also after a
+        # crash between counting and checking, which would otherwise leave the count too high)
         actor, entity_id = user.username, user.id
-        reason = "Too many attempts at once; refused without checking the password."
+        reason = "Too many attempts at once; refused without checking the password. " + _lock(
+            session, user.id, now
+        )
     audit.record(
         session,
         actor=actor,
@@ -474,19 +477,22 @@ def _count_attempt(session: Session, username: str, now: dt.datetime) -> _Attemp
     return None
 
 
+def _lock(session: Session, user_id: int, now: dt.datetime) -> str:
+    """Lock the account for ``lockout_minutes`` and start the count again; says so."""
+    minutes = get_settings().lockout_minutes
+    session.execute(
+        update(AppUser)
+        .where(AppUser.id == user_id)
+        .values(locked_until=now + dt.timedelta(minutes=minutes), failed_logins=0)
+        .execution_options(synchronize_session=False)
+    )
+    return f"Locked for {minutes} minutes."
+
+
 def _password_failed(session: Session, attempt: _Attempt, now: dt.datetime) -> None:
-    settings = get_settings()
     detail = f"Wrong password (failure {attempt.number} in a row)."
-    if attempt.number >= settings.lockout_attempts:
-        session.execute(
-            update(AppUser)
-            .where(AppUser.id == attempt.user_id)
-            .values(
-                locked_until=now + dt.timedelta(minutes=settings.lockout_minutes), failed_logins=0
-            )
-            .execution_options(synchronize_session=False)
-        )
-        detail += f" Locked for {settings.lockout_minutes} minutes."
+    if attempt.number >= get_settings().lockout_attempts:
+        detail += " " + _lock(session, attempt.user_id, now)
     audit.record(
         session,
         actor=attempt.username,
