@@ -142,11 +142,11 @@ def test_sign_in_and_out_with_a_password(db_url, monkeypatch) -> None:
     at.text_input(key="sign_in_password").input("wrong-password!")
     at.button[0].click().run()
     assert "Wrong username or password" in at.error[0].value
-    assert "principal" not in at.session_state
+    assert "_vru_principal" not in at.session_state
     at.text_input(key="sign_in_password").input("a-long-password")
     at.button[0].click().run()
     assert not at.exception
-    assert at.session_state["principal"].role == "admin"
+    assert at.session_state["_vru_principal"].role == "admin"
     assert at.title[0].value == "VRU registry"
     at.sidebar.button(key="sign_out").click().run()
     assert at.title[0].value == "Sign in to the VRU registry"
