@@ -130,9 +130,9 @@ def import_crime(
 @click.option(
     "--format",
     "fmt",
-    required=True,
     type=click.Choice(store.POPULATION_FORMATS),
-    help="ons-single-year (ONS mid-year estimates) or long (borough,year,age_band,people).",
+    help="ons-single-year (ONS mid-year estimates), nomis (the estimates as Nomis exports "
+    "them) or long (borough,year,age_band,people); recognised from the header when left out.",
 )
 @click.option(
     "--year",
@@ -145,9 +145,10 @@ def import_crime(
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @pass_ctx
 def import_population(
-    obj: Context, file: Path, fmt: str, year: int | None, dry_run: bool, as_json: bool
+    obj: Context, file: Path, fmt: str | None, year: int | None, dry_run: bool, as_json: bool
 ) -> None:
     """Import population by borough, year and age band (admins)."""
+    fmt = fmt or store.detect_population_format(Source.from_path(file))
     with obj.session() as (session, principal):
         report = store.import_population(
             session,
