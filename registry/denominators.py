@@ -24,7 +24,6 @@ import pandas as pd
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from registry import boroughs
 from registry.errors import RegistryError
 from registry.models import Borough, OutcomeMeasure, Population
 
@@ -189,21 +188,15 @@ class Denominator:
     def note(self) -> str | None:
         return years_used_note(self.people)
 
-    def missing(self, areas: Sequence[str]) -> list[str]:
-        """Names of ``areas`` with no estimate of this band in any year."""
-        have = set(self.people["area"])
-        return [
-            boroughs.BY_CODE[a].name if a in boroughs.BY_CODE else a for a in areas if a not in have
-        ]
 
-
-def no_population_message(band: str, what: str = "rates") -> str:
-    """The refusal when a band has no stored estimate (the importer derives it from single
-    years of age, so loading the ONS or Nomis file again fills it)."""
+def no_population_message(band: str, scope: str = "") -> str:
+    """The refusal when a band has no stored estimate (the importer derives every measure's band
+    from single years of age, so loading the ONS or Nomis file again fills it)."""
+    who = "of all ages" if band == ALL_AGES else f"aged {band}"
     return (
-        f"No population {band_words(band)} is stored, so {what} cannot be computed; import "
-        "population estimates by single year of age (`vru import population`), which derive "
-        "every band the measures need."
+        f"No population {who} is stored{scope}, so rates cannot be computed; import population "
+        "estimates by single year of age (`vru import population`), which give every band the "
+        "measures need."
     )
 
 
