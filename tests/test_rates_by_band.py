@@ -25,6 +25,7 @@ from registry.models import Borough, ImportBatch, OutcomeCount, OutcomeMeasure, 
 from registry.periods import month_range
 from tests.analysis_db import CAMDEN, HACKNEY, load_small
 from tests.conftest import COMMISSIONER
+from tests.test_app_dashboard import open_page
 
 YEAR_2021 = ExploreFilter(dt.date(2021, 1, 1), dt.date(2021, 12, 1))
 
@@ -118,3 +119,18 @@ def test_cli_says_the_band(db_url) -> None:
     assert result["rate_unit"] == "per 100,000 residents"
     said = [c for c in result["caveats"] if "population (" in c]
     assert said == ["2023 uses 2022 population (no estimate is loaded for those years)."]
+
+
+def test_explore_page_says_which_population_year_stood_in(seeded_url, monkeypatch) -> None:
+    engine = db.make_engine(seeded_url)
+    with db.session_scope(engine) as s:
+        s.execute(delete(Population).where(Population.year > 2020))
+    engine.dispose()
+    params = {"measure": "homicide", "figure": "rates", "start": "2023-10", "end": "2026-09"}
+    at = open_page(seeded_url, monkeypatch, "dashboards/explore.py", params)
+    assert not at.exception
+    captions = [c.value for c in at.caption if "population" in c.value.lower()]
+    said = [c for c in captions if "2023-2026 use 2020 population" in c]
+    assert len(said) == 1 and "homicide per 100,000 residents" in said[0]
+    table = next(d.value for d in at.dataframe if "Borough" in d.value.columns)
+    assert {"Residents", "Rate per 100,000 residents", "People aged 10-24"} <= set(table.columns)
