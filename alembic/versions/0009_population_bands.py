@@ -25,19 +25,17 @@ BANDS = {"knife_crime_injury_u25": "1-24"}
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("outcome_measure", schema=None) as batch_op:
-        batch_op.add_column(
-            sa.Column(
-                "population_band",
-                sa.String(length=16),
-                server_default="all ages",
-                nullable=False,
-            )
-        )
+    # A plain ADD COLUMN (not a batch copy): on SQLite, rebuilding outcome_measure would drop a
+    # table other tables' foreign keys point at.
+    op.add_column(
+        "outcome_measure",
+        sa.Column(
+            "population_band", sa.String(length=16), server_default="all ages", nullable=False
+        ),
+    )
     for code, band in BANDS.items():
         op.execute(measure.update().where(measure.c.code == code).values(population_band=band))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("outcome_measure", schema=None) as batch_op:
-        batch_op.drop_column("population_band")
+    op.drop_column("outcome_measure", "population_band")
