@@ -180,14 +180,6 @@ class Denominator:
     band: str
     people: pd.DataFrame  # area, year, people, population_year
 
-    @property
-    def unit(self) -> str:
-        return rate_unit(self.band)
-
-    @property
-    def note(self) -> str | None:
-        return years_used_note(self.people)
-
 
 def no_population_message(band: str, scope: str = "") -> str:
     """The refusal when a band has no stored estimate (the importer derives every measure's band
