@@ -153,3 +153,12 @@ def test_ons_file_gives_the_measures_bands_too(db_url) -> None:
     people = _stored(db_url)
     assert people[(CAMDEN, 2020, "1-24")] == raw.loc[CAMDEN, [str(a) for a in range(1, 25)]].sum()
     assert people[(CAMDEN, 2020, "all ages")] == raw.loc[CAMDEN, "All ages"]
+
+
+def test_a_nomis_file_under_the_wrong_format_is_named(db_url) -> None:
+    args = ["import", "population", str(NOMIS), "--format", "ons-single-year", "--year", "2021"]
+    result = run(db_url, *args)
+    assert result.exit_code == 1
+    assert "it looks like a Nomis population file (use --format nomis)" in result.stderr
+    crime = run(db_url, "import", "crime", str(NOMIS), "--format", "long")
+    assert "(import it with `vru import population --format nomis`)" in crime.stderr
