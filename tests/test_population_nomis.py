@@ -162,3 +162,16 @@ def test_a_nomis_file_under_the_wrong_format_is_named(db_url) -> None:
     assert "it looks like a Nomis population file (use --format nomis)" in result.stderr
     crime = run(db_url, "import", "crime", str(NOMIS), "--format", "long")
     assert "(import it with `vru import population --format nomis`)" in crime.stderr
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (NOMIS.read_bytes() + b"\x00\n", "NUL byte"),
+        ((",".join(f"c{i}" for i in range(5000)) + "\n").encode(), "columns; the limit is 1,000"),
+    ],
+    ids=["nul", "wide"],
+)
+def test_nomis_parsing_is_bounded_like_the_other_imports(content, reason) -> None:
+    with pytest.raises(ImportRefused, match=reason):
+        store.parse_population(Source.from_bytes("nomis.csv", content), "nomis")
