@@ -13,6 +13,7 @@ import altair as alt
 import pandas as pd
 
 from dashboards.common import OKABE_ITO
+from registry.denominators import people_words, rate_unit
 from registry.numbers import D3, FORMATTERS, Kind
 
 BANDS = [
@@ -60,14 +61,16 @@ def trend(d_col: str, o_col: str, d_title: str, o_title: str) -> alt.LayerChart:
 
 
 @functools.cache
-def funnel(outcome: str) -> tuple[alt.Chart, alt.Chart, alt.Chart]:
-    """Limit curves, the London line and the borough points (three datasets)."""
-    y_title = f"{outcome} per 100,000 aged 10-24"
+def funnel(outcome: str, band: str) -> tuple[alt.Chart, alt.Chart, alt.Chart]:
+    """Limit curves, the London line and the borough points (three datasets); ``band`` is the
+    measure's population band, which the rate is per."""
+    y_title = f"{outcome} {rate_unit(band)}"
+    x_title = people_words(band)
     lines = (
         alt.Chart()
         .mark_line(color="#555555")
         .encode(
-            x=alt.X("young_people:Q", title="People aged 10-24", scale=alt.Scale(type="log")),
+            x=alt.X("population:Q", title=x_title, scale=alt.Scale(type="log")),
             y=alt.Y("rate:Q", title=y_title),
             detail=alt.Detail("curve:N"),
             strokeDash=alt.StrokeDash(
@@ -82,7 +85,7 @@ def funnel(outcome: str) -> tuple[alt.Chart, alt.Chart, alt.Chart]:
         alt.Chart()
         .mark_point(filled=True, size=90)
         .encode(
-            x=alt.X("young_people:Q", title="People aged 10-24"),
+            x=alt.X("population:Q", title=x_title),
             y=alt.Y("outcome_rate:Q", title=y_title),
             shape=alt.Shape(
                 "band:N",

@@ -19,6 +19,7 @@ from dashboards.common import (
 )
 from dashboards.figures import outcome_page_start
 from registry.auth import Principal
+from registry.denominators import people_words, rate_unit
 from registry.errors import RegistryError
 from registry.explore import (
     FREQUENCIES,
@@ -28,7 +29,9 @@ from registry.explore import (
     area_names,
     delivery_by_month,
     funnel,
+    measure_population,
     outcomes_by_month,
+    population_note,
     tile_map,
     trend_series,
     young_people,
@@ -37,7 +40,7 @@ from registry.explore import borough_table as borough_figures
 from registry.numbers import change, count, rate
 from registry.periods import format_month, parse_month
 
-FIGURES = {"counts": "Counts", "rates": "Rates per young people"}
+FIGURES = {"counts": "Counts", "rates": "Rates per population"}
 KEYS = ["measure", "borough", "programme", "stream", "start", "end", "figure", "freq", "detail"]
 
 
@@ -63,6 +66,17 @@ def _people(url: str, version: int, first: int, last: int, _who: Principal) -> p
         return young_people(s, principal=_who, first_year=first, last_year=last)
 
 
+@st.cache_data(max_entries=8, show_spinner=False)
+def _band_people(
+    url: str, version: int, measure: str, first: int, last: int, _who: Principal
+) -> tuple[str, pd.DataFrame]:
+    with session() as s:
+        found = measure_population(
+            s, principal=_who, measure=measure, first_year=first, last_year=last
+        )
+    return found.band, found.people
+
+
 @st.cache_data(max_entries=4, show_spinner=False)
 def _areas(url: str, version: int, _who: Principal) -> pd.DataFrame:
     with session() as s:
@@ -71,13 +85,15 @@ def _areas(url: str, version: int, _who: Principal) -> pd.DataFrame:
 
 def _data(measure: str, programmes: tuple[str, ...], streams: tuple[str, ...]) -> ExploreData:
     assert options.first_month is not None and options.last_month is not None
+    first, last = options.first_month.year, options.last_month.year
     return ExploreData(
         measure,
         labels[measure],
         _areas(url, version, who),
         _delivery(url, version, programmes, streams, who),
         _outcomes(url, version, measure, who),
-        _people(url, version, options.first_month.year, options.last_month.year, who),
+        _people(url, version, first, last, who),
+        *_band_people(url, version, measure, first, last, who),
     )
 
 
@@ -145,10 +161,13 @@ st.write(
     f"**{md(outcome)}** and positive opportunities delivered, {md(where)}, {span}, "
     f"{FREQUENCIES[flt.frequency].lower()}."
 )
+unit = rate_unit(data.band)
+years_note = population_note(data, flt)
 st.caption(
-    "Rates: opportunities per 1,000 and offences per 100,000 people aged 10-24 over each "
+    f"Rates: opportunities per 1,000 aged 10-24 and {md(outcome.lower())} {unit} over each "
     "period (not annualised). Borough figures count offences the police place in a borough; "
     "change compares the period with the same months one year earlier."
+    + (f" Population: {years_note}." if rates and years_note else "")
 )
 
 # Trend: delivery against the outcome --------------------------------------------------------
@@ -156,7 +175,7 @@ st.subheader("Delivery against the outcome")
 trend = trend_series(data, flt)
 d_col, o_col = ("delivery_rate", "outcome_rate") if rates else ("opportunities", "count")
 d_title = "Opportunities per 1,000 aged 10-24" if rates else "Opportunities delivered"
-o_title = f"{outcome} per 100,000 aged 10-24" if rates else f"{outcome} (count)"
+o_title = f"{outcome} {unit}" if rates else f"{outcome} (count)"
 number = charts.number_format(o_col)  # counts print whole, rates to one decimal
 if trend.empty:
     st.info("No delivery or outcome figures are stored for this selection.")
@@ -190,9 +209,10 @@ shown = table.rename(
         "opportunities": "Opportunities",
         "count": f"{outcome}",
         "young_people": "People aged 10-24",
+        "population": people_words(data.band),
         "count_year_earlier": "Same months a year earlier",
         "delivery_rate": "Opportunities per 1,000",
-        "outcome_rate": "Rate per 100,000",
+        "outcome_rate": f"Rate {unit}",
         "change_pct": "Change on a year earlier (%)",
     }
 ).drop(columns="area")
@@ -212,13 +232,12 @@ try:
 except RegistryError as exc:  # a gap in the data, not a mistake: guidance, not an error box
     plot = None
     st.info(
-        f"{exc} Rates need outcome counts and the population aged 10-24: an administrator "
-        "loads them on the Outcome data page or with `vru import crime` and "
-        "`vru import population`."
+        f"{exc} Rates need outcome counts and the population: an administrator loads them on "
+        "the Outcome data page or with `vru import crime` and `vru import population`."
     )
 if plot is not None:
     limits = plot.limits.assign(curve=plot.limits["limit"] + " " + plot.limits["side"])
-    lines, centre, points = charts.funnel(outcome)
+    lines, centre, points = charts.funnel(outcome, data.band)
     funnel_chart = alt.layer(
         charts.with_data(lines, limits),
         charts.with_data(centre, pd.DataFrame({"rate": [plot.london_rate]})),
@@ -229,7 +248,7 @@ if plot is not None:
         funnel_chart,
         plot.points,
         summary=(
-            f"London rate {rate(plot.london_rate)} per 100,000 (black line); "
+            f"London rate {rate(plot.london_rate)} {unit} (black line); "
             f"{len(outside)} of {len(plot.points)} boroughs fall outside the 95% limits "
             f"(solid lines; 99.8% dashed) — "
             + (", ".join(f"{r.borough} ({r.band})" for r in outside.itertuples()) or "none")
@@ -244,7 +263,7 @@ if plot is not None:
 # Tile map -----------------------------------------------------------------------------------
 st.subheader("London map")
 figure = "outcome_rate" if rates else "count"
-figure_title = f"{outcome} per 100,000 aged 10-24" if rates else f"{outcome} (count)"
+figure_title = f"{outcome} {unit}" if rates else f"{outcome} (count)"
 tiles = tile_map(table).assign(value=lambda t: t[figure].round(1))
 if tiles.empty:
     st.info("None of the areas chosen is a London borough, so there is no map to draw.")
@@ -304,7 +323,7 @@ if state["detail"]:
             delta_color="inverse",
         )
         right.metric(
-            "Rate per 100,000 aged 10-24",
+            f"Rate {unit}",
             "no data" if pd.isna(r["outcome_rate"]) else rate(r["outcome_rate"]),
         )
     detail = trend_series(

@@ -79,6 +79,11 @@ def render_result(result: ModelResult) -> None:
                 if result.ci_low <= 0 <= result.ci_high
                 else "The interval excludes zero."
             )
+            + (
+                f" Outcome rates are {result.extra['rate_unit']}; delivery per 1,000 aged 10-24."
+                if "rate_unit" in result.extra
+                else ""
+            )
         )
         if "irr" in result.extra:
             st.write(

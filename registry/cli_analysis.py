@@ -144,6 +144,8 @@ def _print_model(result: ModelResult) -> None:
         f"  {result.n_obs:,} observations, {result.n_areas} boroughs, {result.n_periods} periods"
     )
     extra = result.extra
+    if "rate_unit" in extra:
+        click.echo(f"  outcome rates {extra['rate_unit']}; delivery per 1,000 aged 10-24")
     if "irr" in extra:
         click.echo(
             f"  incidence rate ratio per extra opportunity per 1,000 young people: "

@@ -180,6 +180,10 @@ class OutcomeMeasure(Base):
     definition: Mapped[str] = mapped_column(Text)
     unit: Mapped[str] = mapped_column(String(64), default="offences")
     source: Mapped[str | None] = mapped_column(Text)
+    # The people its rate is per: ``all ages`` (residents) or ``LOW-HIGH`` years of age.
+    population_band: Mapped[str] = mapped_column(
+        String(16), default="all ages", server_default="all ages"
+    )
     created_at: Mapped[dt.datetime | None] = mapped_column(default=utcnow)
 
 

@@ -66,9 +66,9 @@ def count_panel(
             count = int(rng.poisson(mean))
             rows.append((f"A{i:03d}", add_months(START, t), people, x, count))
     frame = pd.DataFrame(
-        rows, columns=["area", "period", "young_people", "delivery_rate_lag1", "count"]
+        rows, columns=["area", "period", "population", "delivery_rate_lag1", "count"]
     )
-    frame["rate"] = frame["count"] / frame["young_people"] * 100_000
+    frame["rate"] = frame["count"] / frame["population"] * 100_000
     return frame
 
 

@@ -221,6 +221,11 @@ WRITE_CASES: dict[str, tuple[Any, Any, list[tuple[str, str, str]]]] = {
         ),
         [("alice", "create", "measure_break")],
     ),
+    "registry.outcomes.measures.set_population_band": (
+        None,
+        lambda s: measures.set_population_band(s, principal=ADMIN, code="homicide", band="10-24"),
+        [("alice", "amend", "outcome_measure")],
+    ),
     "registry.outcomes.mapping.set_mapping": (
         None,
         lambda s: mapping.set_mapping(

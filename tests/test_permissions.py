@@ -29,6 +29,7 @@ EXPECTED: dict[str, set[str]] = {
     "registry.demo.add_demo_users": ADMIN_ONLY,
     "registry.outcomes.measures.add_measure": ADMIN_ONLY,
     "registry.outcomes.measures.add_break": ADMIN_ONLY,
+    "registry.outcomes.measures.set_population_band": ADMIN_ONLY,
     "registry.outcomes.mapping.set_mapping": ADMIN_ONLY,
     "registry.outcomes.store.import_crime": ADMIN_ONLY,
     "registry.outcomes.store.import_population": ADMIN_ONLY,

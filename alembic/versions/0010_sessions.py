@@ -1,7 +1,7 @@
 """Server-side sign-in sessions: the cookie names a row here, hashed at rest.
 
 Revision ID: 0010_sessions
-Revises: 0007_returns_received
+Revises: 0009_population_bands
 """
 
 from collections.abc import Sequence
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0010_sessions"
-down_revision: str | None = "0007_returns_received"
+down_revision: str | None = "0009_population_bands"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

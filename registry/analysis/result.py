@@ -25,7 +25,7 @@ TARGETING = (
 )
 DENOMINATOR = (
     "Resident population is a poor denominator where many victims are visitors, as in "
-    "Westminster: rates there overstate the risk to the borough's own young people."
+    "Westminster: rates there overstate the risk to the borough's own residents."
 )
 SMALL_COUNTS = (
     "Small counts: {zero_share:.0%} of borough-periods have a count of zero and the mean is "
@@ -35,9 +35,7 @@ SHORT_SERIES = (
     "Short series: {n_periods} periods are too few to separate trend, season and any effect "
     "with confidence."
 )
-MISSING_POPULATION = (
-    "Missing population years: {detail}; the nearest available year was used for these."
-)
+MISSING_POPULATION = "{note} (no estimate is loaded for those years)."
 
 
 # The three verdicts a result can carry (``verdict`` in ``--json``), worst first.
@@ -218,7 +216,7 @@ def caveats_for(
     *,
     counts: list[int] | None = None,
     n_periods: int | None = None,
-    missing_population: list[str] | None = None,
+    population_note: str | None = None,
     short_below: int = 36,
 ) -> list[str]:
     """The caveats in words that go with every fit, plus those this sample calls for."""
@@ -230,7 +228,7 @@ def caveats_for(
             caveats.append(SMALL_COUNTS.format(zero_share=zero_share, mean=mean))
     if n_periods is not None and n_periods < short_below:
         caveats.append(SHORT_SERIES.format(n_periods=n_periods))
-    if missing_population:
-        caveats.append(MISSING_POPULATION.format(detail="; ".join(missing_population)))
+    if population_note:
+        caveats.append(MISSING_POPULATION.format(note=population_note))
     caveats.append(DENOMINATOR)
     return caveats

@@ -14,6 +14,7 @@ from registry.analysis.fixed_effects import fit_fe, permute_areas
 from registry.analysis.models import fit_count, fit_event_study, fit_its, lead_placebo
 from registry.analysis.panel import (
     FREQUENCIES,
+    Panel,
     ids_by_name,
     lag_column,
     load_panel,
@@ -169,7 +170,7 @@ def run_model(
     caveats = caveats_for(
         counts=frame["count"].tolist(),
         n_periods=panel.n_periods,
-        missing_population=panel.missing_population,
+        population_note=panel.population_note,
         short_below=36 if frequency == "month" else 12,
     )
     caveats = [*caveats, *panel.notes]
@@ -179,6 +180,47 @@ def run_model(
     if is_synthetic(session):
         caveats = [SYNTHETIC_NOTE, *caveats]
     x = lag_column(lag)
+    result = _fit(
+        session,
+        principal,
+        model,
+        panel,
+        x=x,
+        lag=lag,
+        at=at,
+        programme=programme,
+        caveats=caveats,
+        permutations=permutations,
+    )
+    return _say_band(result, panel)
+
+
+def _say_band(result: ModelResult, panel: Panel) -> ModelResult:
+    """The result with the rate's population band in words (``rate_unit`` in the JSON)."""
+    fitted_unit = result.fitted_unit
+    if "rate" in fitted_unit and "per 100,000" not in fitted_unit:
+        fitted_unit = fitted_unit.replace("rate", f"rate {panel.rate_unit}", 1)
+    return dataclasses.replace(
+        result, extra={**result.extra, "rate_unit": panel.rate_unit}, fitted_unit=fitted_unit
+    )
+
+
+def _fit(
+    session: Session,
+    principal: Principal,
+    model: str,
+    panel: Panel,
+    *,
+    x: str,
+    lag: int,
+    at: dt.date,
+    programme: str | None,
+    caveats: list[str],
+    permutations: int,
+) -> ModelResult:
+    """The model asked for, fitted to the panel (``run_model`` checked the arguments)."""
+    frame, outcome, frequency = panel.frame, panel.measure, panel.frequency
+    step = FREQUENCIES[frequency]
     if model == "fe":
         return _with_robustness(
             fit_fe(frame, x=x, outcome=outcome, caveats=caveats),
@@ -192,7 +234,12 @@ def run_model(
         return fit_count(frame, family=model, x=x, outcome=outcome, caveats=caveats)
     if model == "its":
         return fit_its(
-            frame, at=month_start(at), months_per_period=step, outcome=outcome, caveats=caveats
+            frame,
+            at=month_start(at),
+            months_per_period=step,
+            outcome=outcome,
+            caveats=caveats,
+            rate_unit=panel.rate_unit,
         )
     assert programme is not None
     firsts = first_deliveries(session, principal=principal, programme=programme)

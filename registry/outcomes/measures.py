@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from registry import audit
 from registry.auth import Principal, require, write_action
+from registry.denominators import ALL_AGES, parse_band
 from registry.errors import ConflictError, NotFoundError, RegistryError
 from registry.models import MeasureBreak, OutcomeMeasure
 from registry.periods import format_month
@@ -45,6 +46,7 @@ def list_measures(session: Session, *, principal: Principal) -> list[dict[str, A
             "definition": m.definition,
             "unit": m.unit,
             "source": m.source or "",
+            "population_band": m.population_band,
             "breaks": breaks.get(m.id, []),
         }
         for m in session.scalars(select(OutcomeMeasure).order_by(OutcomeMeasure.id))
@@ -58,6 +60,7 @@ def _snapshot(m: OutcomeMeasure) -> dict[str, Any]:
         "definition": m.definition,
         "unit": m.unit,
         "source": m.source,
+        "population_band": m.population_band,
     }
 
 
@@ -71,8 +74,13 @@ def add_measure(
     definition: str,
     unit: str = "offences",
     source: str | None = None,
+    population_band: str = ALL_AGES,
 ) -> OutcomeMeasure:
-    """Add an outcome measure; map source categories to it with ``set_mapping``."""
+    """Add an outcome measure; map source categories to it with ``set_mapping``.
+
+    ``population_band`` is who its rate is per: all ages (residents) unless the measure counts
+    an age group, as knife crime with injury counts victims aged 1-24.
+    """
     code = code.strip()
     if not _CODE_RE.match(code):
         raise RegistryError(
@@ -81,6 +89,7 @@ def add_measure(
         )
     if not label.strip() or not definition.strip() or not unit.strip():
         raise RegistryError("A measure needs a label, a definition and a unit.")
+    band = parse_band(population_band)
     if session.scalar(select(OutcomeMeasure.id).where(OutcomeMeasure.code == code)) is not None:
         raise ConflictError(f"A measure with code {code!r} already exists.")
     measure = OutcomeMeasure(
@@ -89,6 +98,7 @@ def add_measure(
         definition=definition.strip(),
         unit=unit.strip(),
         source=(source or "").strip() or None,
+        population_band=band,
     )
     session.add(measure)
     session.flush()
@@ -133,3 +143,28 @@ def add_break(
         after={"measure": code, "month": format_month(month), "note": brk.note},
     )
     return brk
+
+
+@write_action("measures.manage")
+def set_population_band(
+    session: Session, *, principal: Principal, code: str, band: str
+) -> OutcomeMeasure:
+    """Change who ``code``'s rate is per. Population files loaded before a new band existed
+    lack it: loading them again derives it."""
+    measure = get_measure(session, code)
+    new = parse_band(band)
+    if new == measure.population_band:
+        return measure
+    before = _snapshot(measure)
+    measure.population_band = new
+    session.flush()
+    audit.record(
+        session,
+        actor=principal,
+        action="amend",
+        entity="outcome_measure",
+        entity_id=measure.id,
+        before=before,
+        after=_snapshot(measure),
+    )
+    return measure

@@ -463,11 +463,12 @@ def headline_model(
         reason = f"The headline model could not be fitted: {exc}"
         return pd.DataFrame(columns=HEADLINE_COLUMNS), [reason]
     label = session.scalar(select(OutcomeMeasure.label).where(OutcomeMeasure.code == measure))
+    unit = result.extra["rate_unit"]
     frame = pd.DataFrame(
         [
             {
                 "model": "two-way fixed effects (borough and month), borough-clustered errors",
-                "outcome": f"{label} per 100,000 aged 10-24",
+                "outcome": f"{label} {unit}",
                 "term": "opportunities per 1,000 aged 10-24, previous month",
                 "estimate": round(result.estimate, 4),
                 "ci_low": round(result.ci_low, 4),
@@ -480,7 +481,7 @@ def headline_model(
                 "explanation": (
                     "Each extra opportunity per 1,000 young people in a month goes with a change "
                     f"of {result.estimate:+.3f} (95% interval {result.ci_low:+.3f} to "
-                    f"{result.ci_high:+.3f}) in the next month's rate per 100,000, comparing each "
+                    f"{result.ci_high:+.3f}) in the next month's rate {unit}, comparing each "
                     "borough with itself over time."
                 ),
             }
