@@ -67,7 +67,7 @@ def _chart(result: ModelResult, name: str, start: str) -> None:
     long = frame.melt(id_vars="period", var_name="series", value_name="rate").assign(
         period=lambda t: pd.to_datetime(t["period"])
     )
-    title = "Crimes per 100,000 young people a month"
+    title = result.fitted_unit[:1].upper() + result.fitted_unit[1:]
     lines = (
         alt.Chart(long)
         .mark_line(point=True)

@@ -30,7 +30,7 @@ def test_one_borough_shows_the_verdict_first_then_chart_and_donors(seeded_url, m
     charts = [json.loads(c.proto.spec) for c in at.get("vega_lite_chart")]
     (spec,) = [c for c in charts if "synthetic counterpart" in c.get("description", "")]
     titles = json.dumps(spec)
-    assert "Crimes per 100,000 young people a month" in titles and '"Month"' in titles
+    assert "Crimes per 100,000 aged 1-24 a month" in titles and '"Month"' in titles
 
 
 def test_a_programme_pools_its_boroughs_and_a_refusal_is_a_message(seeded_url, monkeypatch):

@@ -40,7 +40,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from registry import boroughs, numbers
-from registry.analysis.panel import AGE_BAND, borough_codes, ids_by_name, nearest_population
+from registry.analysis.panel import borough_codes, ids_by_name
 from registry.analysis.result import (
     ASSOCIATION,
     Check,
@@ -50,8 +50,9 @@ from registry.analysis.result import (
 from registry.analysis.series import borough_series
 from registry.auth import Principal, require
 from registry.demo import SYNTHETIC_NOTE, is_synthetic
+from registry.denominators import denominator, no_population_message, rate_unit
 from registry.errors import RegistryError
-from registry.models import Borough, Delivery, MeasureBreak, Population, Programme
+from registry.models import Borough, Delivery, MeasureBreak, Programme
 from registry.outcomes.measures import get_measure
 from registry.periods import add_months, as_date, format_month, month_start
 
@@ -344,6 +345,7 @@ class SynthData:
     rates: pd.DataFrame
     population: pd.DataFrame
     counts: pd.DataFrame
+    band: str
 
 
 def load_synth_data(
@@ -363,27 +365,22 @@ def load_synth_data(
     counts = pd.DataFrame(
         {area: frame.set_index("month")["count"] for area, frame in series.items()}
     ).dropna()
-    code_of = dict(session.execute(select(Borough.id, Borough.gss_code)).tuples().all())
-    pop_rows = session.execute(
-        select(Population.borough_id, Population.year, Population.people).where(
-            Population.age_band == AGE_BAND
-        )
+    counts = counts.sort_index()
+    people = denominator(
+        session,
+        measure=measure,
+        start=counts.index.min(),
+        end=counts.index.max(),
+        areas=list(counts.columns),
     )
-    stored = pd.DataFrame(
-        [(code_of[b], int(y), int(p)) for b, y, p in pop_rows], columns=["area", "year", "people"]
-    )
-    years = sorted({m.year for m in counts.index})
-    pop = nearest_population(stored, list(counts.columns), years)
-    if pop.empty:
-        raise RegistryError(
-            f"No population aged {AGE_BAND} is stored, so rates cannot be computed; import "
-            "population estimates first."
-        )
-    by_year = pop.pivot(index="year", columns="area", values="young_people")
-    counts = counts[[c for c in counts.columns if c in by_year.columns]].sort_index()
+    if people.people.empty:
+        raise RegistryError(no_population_message(people.band))
+    by_year = people.people.pivot(index="year", columns="area", values="people")
+    counts = counts[[c for c in counts.columns if c in by_year.columns]]
     population = by_year.reindex([m.year for m in counts.index]).set_axis(counts.index)
+    population = population[counts.columns]
     rates = counts / population * 100_000.0
-    return SynthData(rates=rates, population=population, counts=counts)
+    return SynthData(rates=rates, population=population, counts=counts, band=people.band)
 
 
 def delivering_boroughs(
@@ -493,7 +490,9 @@ def run_synth(
         )
     if is_synthetic(session):
         caveats = [SYNTHETIC_NOTE, *caveats]
-    return synth_result(measure.label, outcome, estimates, rates, donors, caveats)
+    return synth_result(
+        measure.label, outcome, estimates, rates, donors, caveats, unit=rate_unit(data.band)
+    )
 
 
 def synth_result(
@@ -503,6 +502,8 @@ def synth_result(
     rates: pd.DataFrame,
     donors: list[str],
     caveats: list[str],
+    *,
+    unit: str = "per 100,000",
 ) -> ModelResult:
     """The :class:`ModelResult` of one treated borough or several pooled, verdict first."""
     lower = label[:1].lower() + label[1:]
@@ -584,7 +585,7 @@ def synth_result(
         },
         extra={"boroughs": [e.to_dict() for e in estimates]},
         fitted=fitted,
-        fitted_unit="rate per 100,000 young people",
+        fitted_unit=f"crimes {unit} a month",
         verdict=verdict,
         verdict_text=verdict_text,
         checks=checks,
