@@ -36,6 +36,7 @@ from registry.explore import (
 from registry.explore import borough_table as borough_figures
 from registry.numbers import change, count, rate
 from registry.periods import format_month, parse_month
+from registry.windows import is_whole, stored_words
 
 FIGURES = {"counts": "Counts", "rates": "Rates per young people"}
 KEYS = ["measure", "borough", "programme", "stream", "start", "end", "figure", "freq", "detail"]
@@ -194,9 +195,22 @@ shown = table.rename(
         "delivery_rate": "Opportunities per 1,000",
         "outcome_rate": "Rate per 100,000",
         "change_pct": "Change on a year earlier (%)",
+        "months_stored": "Months stored",
     }
 ).drop(columns="area")
-st.caption("Click a column heading to sort. Change is empty where the earlier count was zero.")
+short = table[~is_whole(flt.start, flt.end, table["months_stored"])]
+gaps = [
+    f"{stored_words(flt.start, flt.end, int(n))} for "
+    + (", ".join(group["borough"]) if len(group) <= 5 else f"{len(group)} areas")
+    for n, group in short.groupby("months_stored")
+]
+st.caption(
+    md(
+        "Click a column heading to sort. Change is empty where the earlier count was zero. A "
+        "rate or a change needs every month of the period stored"
+        + (": " + "; ".join(gaps) + ", so they have neither." if gaps else ".")
+    )
+)
 st.dataframe(
     shown,
     hide_index=True,

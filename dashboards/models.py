@@ -245,9 +245,14 @@ if compare:
                 f"{change['baseline']['start']} to {change['baseline']['end']}",
                 f"{change['baseline']['count']:,}",
             )
-            right.metric("Change", f"{change['change_pct']:+.1f}%")
+            given = report.change.given  # both windows whole (registry.windows)
+            right.metric("Change", f"{change['change_pct']:+.1f}%" if given else "not given")
             st.write(
-                f"95% exact interval {change['ci_low']:+.1f}% to {change['ci_high']:+.1f}%"
+                (
+                    f"95% exact interval {change['ci_low']:+.1f}% to {change['ci_high']:+.1f}%"
+                    if given
+                    else "No change, interval or test: a window is not wholly stored"
+                )
                 + (
                     f"; London includes {change['current']['unallocated']:,} unallocated now and "
                     f"{change['baseline']['unallocated']:,} in the baseline."
@@ -298,9 +303,9 @@ if compare:
             st.subheader("Baseline sensitivity")
             st.caption("The same current window against every other baseline year and length.")
             table = report.sensitivity.assign(
-                change=lambda t: (100 * t["change"]).round(1),
-                ci_low=lambda t: (100 * t["ci_low"]).round(1),
-                ci_high=lambda t: (100 * t["ci_high"]).round(1),
+                change=lambda t: (100 * t["change"].astype(float)).round(1),
+                ci_low=lambda t: (100 * t["ci_low"].astype(float)).round(1),
+                ci_high=lambda t: (100 * t["ci_high"].astype(float)).round(1),
             )
             st.dataframe(table, hide_index=True)
             table_download(table, name=f"sensitivity-{measure}", key="sensitivity_csv")

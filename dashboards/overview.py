@@ -79,11 +79,7 @@ for column, tile in zip(st.columns(max(1, len(figures.outcomes))), figures.outco
         f"{format_month(tile.window_start.replace(year=tile.window_start.year - 1))} to "
         f"{format_month(tile.window_end.replace(year=tile.window_end.year - 1))}"
     )
-    stored = (
-        ""
-        if tile.months_with_data == 12
-        else f" Only {tile.months_with_data} of these 12 months are stored, so no change is given."
-    )
+    stored = f" {tile.stored_note}" if tile.stored_note else ""
     column.caption(
         f"{window}.{stored} A year earlier ({earlier}): "
         + (count(tile.year_earlier) if tile.year_earlier is not None else "not fully stored")

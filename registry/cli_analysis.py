@@ -45,6 +45,11 @@ def _print_trend(change: TrendChange) -> None:
             f"  (London includes unallocated counts: {d['current']['unallocated']:,} now, "
             f"{d['baseline']['unallocated']:,} in the baseline)"
         )
+    if not change.given:  # a part-stored window: the words, never a figure
+        for window in (change.current, change.baseline):
+            if not window.whole:
+                click.echo(f"  {window.not_given()}")
+        return
     click.echo(
         f"  change {d['change_pct']:+.1f}% (95% exact interval {d['ci_low']:+.1f}% to "
         f"{d['ci_high']:+.1f}%; p = {change.p_value:.3g})"

@@ -60,6 +60,7 @@ from registry.periods import (
     quarter_start,
     rolling_window,
 )
+from registry.windows import is_whole, not_given, whole_only
 
 FREQUENCIES = {"month": "Monthly", "quarter": "Quarterly", "financial_year": "Financial year"}
 LIMITS = {"95%": 0.95, "99.8%": 0.998}
@@ -419,7 +420,8 @@ def borough_table(data: ExploreData, flt: ExploreFilter) -> pd.DataFrame:
 
     ``change_pct`` compares the period's count with the same months one year earlier; it is
     empty unless every month of both windows has a stored count (a part-stored window would
-    read as a fall) and the earlier count is above zero.
+    read as a fall) and the earlier count is above zero. ``outcome_rate`` is empty unless the
+    period is whole; ``months_stored`` says how many of its months have a stored count.
     """
     areas = list(flt.areas) or list(data.areas["area"])
     now = _area_totals(data, flt.start, flt.end, areas)
@@ -437,11 +439,16 @@ def borough_table(data: ExploreData, flt: ExploreFilter) -> pd.DataFrame:
     )
     table["delivery_rate"] = table["opportunities"] / table["young_people"] * PER_DELIVERY
     table["outcome_rate"] = table["count"] / table["young_people"] * PER_OUTCOME
-    length = len(_months(flt.start, flt.end))
-    whole = (now["months_stored"].to_numpy() == length) & (
-        before["months_stored"].to_numpy() == length
+    stored = now["months_stored"].fillna(0).to_numpy()
+    stored_before = before["months_stored"].fillna(0).to_numpy()
+    table["months_stored"] = stored.astype(int)
+    # The one whole-window rule (registry.windows): no rate or change from a part-stored window.
+    whole = is_whole(flt.start, flt.end, stored)
+    whole_before = is_whole(add_months(flt.start, -12), add_months(flt.end, -12), stored_before)
+    table["outcome_rate"] = table["outcome_rate"].where(whole)
+    earlier = table["count_year_earlier"].where(
+        whole & whole_before & (table["count_year_earlier"] > 0)
     )
-    earlier = table["count_year_earlier"].where(whole & (table["count_year_earlier"] > 0))
     table["change_pct"] = (table["count"] - earlier) / earlier * 100.0
     return table.sort_values("borough").reset_index(drop=True)
 
@@ -489,7 +496,7 @@ def funnel(data: ExploreData, flt: ExploreFilter, every: pd.DataFrame | None = N
     """
     if every is None:
         every = borough_table(data, dataclasses.replace(flt, areas=()))
-    usable = every.dropna(subset=["count", "young_people"])
+    usable = every.dropna(subset=["outcome_rate", "young_people"])  # whole periods only
     usable = usable[usable["young_people"] > 0]
     if usable.empty:
         raise RegistryError(
@@ -525,7 +532,7 @@ def funnel(data: ExploreData, flt: ExploreFilter, every: pd.DataFrame | None = N
     if missing:
         names = data.areas.set_index("area")["area_name"]
         notes.append(
-            "Not plotted for want of counts or population: "
+            "Not plotted for want of population or of a count for every month of the period: "
             + ", ".join(str(names.get(a, a)) for a in missing)
             + "."
         )
@@ -565,6 +572,13 @@ class OutcomeTile:
     count_2019: int | None
     change_2019_pct: float | None
     months_with_data: int = 12  # of the 12 in the window; a change needs all 12
+
+    @property
+    def stored_note(self) -> str:
+        """Empty when the window is whole, else why no change is given (registry.windows)."""
+        if is_whole(self.window_start, self.window_end, self.months_with_data):
+            return ""
+        return not_given(self.window_start, self.window_end, self.months_with_data)
 
 
 @dataclass(frozen=True)
@@ -618,6 +632,7 @@ def overview(session: Session, *, principal: Principal, start: dt.date, end: dt.
         y2019 = window_total(series, dt.date(2019, 12, 1), 12)
         year_earlier = earlier.count if earlier.whole else None
         count_2019 = y2019.count if y2019.whole else None
+        now = [(current.start, current.end, current.months_with_data)]
         tiles.append(
             OutcomeTile(
                 code,
@@ -626,9 +641,9 @@ def overview(session: Session, *, principal: Principal, start: dt.date, end: dt.
                 current.end,
                 current.count,
                 year_earlier,
-                _pct(current.count, year_earlier) if current.whole else None,
+                whole_only(_pct(current.count, year_earlier), now),
                 count_2019,
-                _pct(current.count, count_2019) if current.whole else None,
+                whole_only(_pct(current.count, count_2019), now),
                 current.months_with_data,
             )
         )

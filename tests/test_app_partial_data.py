@@ -109,7 +109,7 @@ def test_overview_says_when_its_12_months_are_only_partly_stored(db_url, monkeyp
     homicide = next(m for m in at.metric if m.label == "Homicide")
     assert not homicide.delta  # no change from a part-stored window
     assert any(
-        "Only 9 of these 12 months are stored, so no change is given." in c.value
+        "Only 9 of the 12 months to June 2023 are stored: no change is given." in c.value
         for c in at.caption
     )
     table = next(d.value for d in at.dataframe if "months stored" in d.value.columns)

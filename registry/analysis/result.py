@@ -13,7 +13,8 @@ from typing import Any
 
 import pandas as pd
 
-from registry.periods import format_month, months_between
+from registry.periods import format_month
+from registry.windows import is_whole, not_given
 
 ASSOCIATION = (
     "Association, not causation: the models show whether more delivery went with lower "
@@ -100,9 +101,12 @@ class WindowTotal:
 
     @property
     def whole(self) -> bool:
-        """Every month of the window has a stored count: only then is the total comparable
-        (crime data usually arrives after delivery, and a short total reads as a fall)."""
-        return self.months_with_data == months_between(self.start, self.end) + 1
+        """Every month of the window has a stored count (:func:`registry.windows.is_whole`)."""
+        return bool(is_whole(self.start, self.end, self.months_with_data))
+
+    def not_given(self, what: str = "change") -> str:
+        """Why no ``what`` comes from this window, in words (:func:`registry.windows.not_given`)."""
+        return not_given(self.start, self.end, self.months_with_data, what)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -110,6 +114,7 @@ class WindowTotal:
             "end": format_month(self.end),
             "count": self.count,
             "unallocated": self.unallocated,
+            "months_stored": self.months_with_data,
         }
 
 
@@ -118,7 +123,8 @@ class TrendChange:
     """Change of a window's total against a baseline window, with an exact Poisson interval.
 
     ``change`` and its interval are fractions (-0.25 is a 25% fall); ``p_value`` is the exact
-    conditional (binomial) test of equal rates in the two windows.
+    conditional (binomial) test of equal rates in the two windows. All four are NaN (null in
+    JSON) unless both windows are whole.
     """
 
     measure: str
@@ -143,7 +149,13 @@ class TrendChange:
             "change_pct": _pct(self.change),
             "ci_low": _pct(self.ci_low),
             "ci_high": _pct(self.ci_high),
+            "p_value": self.p_value if math.isfinite(self.p_value) else None,
         }
+
+    @property
+    def given(self) -> bool:
+        """Whether a change was worked out (both windows whole)."""
+        return math.isfinite(self.change)
 
 
 def _pct(fraction: float) -> float | None:

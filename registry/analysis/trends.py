@@ -74,7 +74,11 @@ def compare_windows(
     baseline_end: dt.date,
     months: int = 12,
 ) -> TrendChange:
-    """Change of the window ending ``end`` against the window ending ``baseline_end`` (pure)."""
+    """Change of the window ending ``end`` against the window ending ``baseline_end`` (pure).
+
+    Only whole windows are compared: when either is part-stored the change, interval and
+    p-value are NaN and a caveat says how many months are stored.
+    """
     current = window_total(series, end, months)
     baseline = window_total(series, baseline_end, months)
     if baseline.end >= current.start:
@@ -90,11 +94,11 @@ def compare_windows(
                 f"No {measure} counts are stored for {area} in the {name} window "
                 f"({format_month(w.start)} to {format_month(w.end)})."
             )
-        if not w.whole:
-            caveats.append(
-                f"The {name} window ({format_month(w.start)} to {format_month(w.end)}) has "
-                f"counts for {w.months_with_data} of its {months} months; its total is short."
-            )
+        if not w.whole:  # the one rule (registry.windows): no change from a part-stored window
+            caveats.append(f"The {name} window: {w.not_given()}")
+    if caveats:
+        nan = float("nan")
+        return TrendChange(measure, area, months, current, baseline, nan, nan, nan, nan, caveats)
     change, low, high, p = change_interval(current.count, baseline.count)
     if current.count + baseline.count < 20:
         caveats.append(

@@ -38,6 +38,7 @@ from registry.periods import (
     quarter_label,
 )
 from registry.reports.disclosure import TOTAL, Participants, threshold_for
+from registry.windows import part_stored, whole_only
 
 VRU_MEASURES = ("homicide", "knife_crime_injury_u25", "gun_crime")
 HEADLINE_MEASURES = ("knife_crime_injury_u25", "homicide", "gun_crime")  # first with data wins
@@ -265,6 +266,7 @@ OUTCOME_COLUMNS = [
     "baseline_count",
     "baseline_months_with_data",
     "change_pct",
+    "change_note",  # why no change is given, when a window is not whole
 ]
 
 
@@ -306,12 +308,16 @@ def _outcomes(session: Session, borough_codes: list[str], window: Window) -> pd.
             figures["current"],
             figures["baseline"],
         )
-        # Only whole windows are compared: a part-loaded window would read as a fall.
-        whole = current_months == window.months and baseline_months == baseline.months
-        change = (
+        # Only whole windows are compared (registry.windows): a part-stored one reads as a fall.
+        stored = [
+            (window.start, window.end, current_months),
+            (baseline.start, baseline.end, baseline_months),
+        ]
+        change = whole_only(
             round((current - baseline_count) / baseline_count * 100, 1)
-            if whole and current is not None and baseline_count
-            else None
+            if current is not None and baseline_count
+            else None,
+            stored,
         )
         rows.append(
             {
@@ -326,6 +332,7 @@ def _outcomes(session: Session, borough_codes: list[str], window: Window) -> pd.
                 "baseline_count": baseline_count,
                 "baseline_months_with_data": baseline_months,
                 "change_pct": change,
+                "change_note": " ".join(part_stored(stored)),
             }
         )
     frame = pd.DataFrame(rows, columns=OUTCOME_COLUMNS)
