@@ -35,6 +35,7 @@ from registry.explore import (
 )
 from registry.explore import borough_table as borough_figures
 from registry.numbers import change, count, rate
+from registry.outcomes.measures import SeriesBreak, series_breaks
 from registry.periods import format_month, parse_month
 from registry.windows import is_whole, stored_words
 
@@ -68,6 +69,14 @@ def _people(url: str, version: int, first: int, last: int, _who: Principal) -> p
 def _areas(url: str, version: int, _who: Principal) -> pd.DataFrame:
     with session() as s:
         return area_names(s, principal=_who)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _breaks(
+    url: str, version: int, measure: str, start: str, end: str, _who: Principal
+) -> list[SeriesBreak]:
+    with session() as s:
+        return series_breaks(s, measure, parse_month(start), parse_month(end))
 
 
 def _data(measure: str, programmes: tuple[str, ...], streams: tuple[str, ...]) -> ExploreData:
@@ -154,6 +163,9 @@ st.caption(
 
 # Trend: delivery against the outcome --------------------------------------------------------
 st.subheader("Delivery against the outcome")
+breaks = _breaks(url, version, data.measure, state["start"], state["end"], who)
+for brk in breaks:  # beside every figure below: the period crosses the break
+    st.warning(md(brk.sentence()), icon=":material/timeline:")
 trend = trend_series(data, flt)
 d_col, o_col = ("delivery_rate", "outcome_rate") if rates else ("opportunities", "count")
 d_title = "Opportunities per 1,000 aged 10-24" if rates else "Opportunities delivered"
@@ -162,7 +174,9 @@ number = charts.number_format(o_col)  # counts print whole, rates to one decimal
 if trend.empty:
     st.info("No delivery or outcome figures are stored for this selection.")
 else:
-    chart = charts.with_data(charts.trend(d_col, o_col, d_title, o_title), trend)
+    chart = charts.with_breaks(
+        charts.with_data(charts.trend(d_col, o_col, d_title, o_title), trend), breaks
+    )
     # The outcome's first and last periods with a figure (counts may stop before delivery).
     known = trend.dropna(subset=[o_col])
     outcome_span = (
@@ -177,6 +191,9 @@ else:
         summary=(
             f"Bars show {d_title.lower()}, the line with diamonds {o_title}: {outcome_span}; "
             f"{count(trend['opportunities'].sum())} opportunities in all."
+            + "".join(
+                f" A dashed rule marks the series break in {format_month(b.month)}." for b in breaks
+            )
         ),
         name="trend",
         key="trend",

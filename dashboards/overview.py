@@ -80,6 +80,7 @@ for column, tile in zip(st.columns(max(1, len(figures.outcomes))), figures.outco
         f"{format_month(tile.window_end.replace(year=tile.window_end.year - 1))}"
     )
     stored = f" {tile.stored_note}" if tile.stored_note else ""
+    stored += "".join(f" {md(b.sentence())}" for b in tile.series_breaks)
     column.caption(
         f"{window}.{stored} A year earlier ({earlier}): "
         + (count(tile.year_earlier) if tile.year_earlier is not None else "not fully stored")
@@ -101,6 +102,7 @@ for column, tile in zip(st.columns(max(1, len(figures.outcomes))), figures.outco
             "2019": tile.count_2019,
             "change on 2019 (%)": tile.change_2019_pct,
             "months stored": tile.months_with_data,
+            "series breaks": ", ".join(format_month(b.month) for b in tile.series_breaks),
         }
     )
 if not rows:

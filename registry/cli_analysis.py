@@ -10,7 +10,7 @@ import click
 
 from registry.analysis.models import OVERDISPERSION_THRESHOLD
 from registry.analysis.result import ModelResult, TrendChange
-from registry.analysis.run import MODELS, VRU_START, run_model
+from registry.analysis.run import MODELS, VRU_START, model_series_breaks, run_model
 from registry.analysis.trends import TrendReport, trend_report
 from registry.cli import Context, cli, pass_ctx
 from registry.periods import PeriodError, format_month, parse_month
@@ -235,7 +235,13 @@ def analyse(
             at=at,
             frequency=frequency,
         )
+        breaks = model_series_breaks(
+            session, principal=principal, outcome=outcome, start=start, end=end
+        )
     if as_json:
-        click.echo(json.dumps(result.to_dict(), indent=2))
+        out = result.to_dict() | {"series_breaks": [b.to_dict() for b in breaks]}
+        click.echo(json.dumps(out, indent=2))
     else:
         _print_model(result)
+        for brk in breaks:
+            click.echo(f"Note: {brk.sentence()}")

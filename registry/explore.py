@@ -49,7 +49,7 @@ from registry.models import (
     Population,
     Programme,
 )
-from registry.outcomes.measures import get_measure
+from registry.outcomes.measures import SeriesBreak, get_measure, series_breaks
 from registry.periods import (
     add_months,
     as_date,
@@ -572,6 +572,8 @@ class OutcomeTile:
     count_2019: int | None
     change_2019_pct: float | None
     months_with_data: int = 12  # of the 12 in the window; a change needs all 12
+    # Breaks in the series from the earliest comparison window's start to this window's end.
+    series_breaks: tuple[SeriesBreak, ...] = ()
 
     @property
     def stored_note(self) -> str:
@@ -633,6 +635,7 @@ def overview(session: Session, *, principal: Principal, start: dt.date, end: dt.
         year_earlier = earlier.count if earlier.whole else None
         count_2019 = y2019.count if y2019.whole else None
         now = [(current.start, current.end, current.months_with_data)]
+        crossed = series_breaks(session, code, min(earlier.start, y2019.start), current.end)
         tiles.append(
             OutcomeTile(
                 code,
@@ -645,6 +648,7 @@ def overview(session: Session, *, principal: Principal, start: dt.date, end: dt.
                 count_2019,
                 whole_only(_pct(current.count, count_2019), now),
                 current.months_with_data,
+                tuple(crossed),
             )
         )
     return Overview(start, end, int(opportunities or 0), int(programmes or 0), tiles)

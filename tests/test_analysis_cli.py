@@ -54,6 +54,7 @@ def test_trend_json_shape(seeded_url: str) -> None:
         "ci_low",
         "ci_high",
         "p_value",
+        "series_breaks",
     ]
     assert data["area"] == "London" and data["window_months"] == 12
     assert data["current"]["start"] == "2025-01" and data["baseline"]["end"] == "2019-12"

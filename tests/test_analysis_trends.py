@@ -87,6 +87,7 @@ def test_london_window_crossing_a_year_by_hand(small_url: str) -> None:
         "ci_low": round(100 * low, 1),
         "ci_high": round(100 * high, 1),
         "p_value": pytest.approx(stats.binomtest(63, 114, 0.5).pvalue),
+        "series_breaks": [],
     }
 
 

@@ -137,6 +137,9 @@ class TrendChange:
     ci_high: float
     p_value: float
     caveats: list[str]
+    # Every break in the measure's series from the baseline's start to the current window's end,
+    # as ``{"month": "2024-02", "note": ...}``: the two windows are not strictly comparable.
+    series_breaks: list[dict[str, str]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape of ``vru trend --json`` (change in percent, one decimal)."""
@@ -150,6 +153,7 @@ class TrendChange:
             "ci_low": _pct(self.ci_low),
             "ci_high": _pct(self.ci_high),
             "p_value": self.p_value if math.isfinite(self.p_value) else None,
+            "series_breaks": [dict(b) for b in self.series_breaks],
         }
 
     @property

@@ -40,6 +40,7 @@ from registry.analysis.series import (
 from registry.auth import Principal
 from registry.demo import SYNTHETIC_NOTE, is_synthetic
 from registry.errors import RegistryError
+from registry.outcomes.measures import series_breaks
 from registry.periods import add_months, format_month, month_range
 
 
@@ -228,6 +229,17 @@ def _change(
     return change
 
 
+def with_series_breaks(session: Session, change: TrendChange) -> TrendChange:
+    """``change`` with every series break from its baseline's start to its current window's end,
+    listed and said in a caveat (the comparison crosses each of them)."""
+    breaks = series_breaks(session, change.measure, change.baseline.start, change.current.end)
+    return dataclasses.replace(
+        change,
+        series_breaks=[b.to_dict() for b in breaks],
+        caveats=[*change.caveats, *(b.sentence() for b in breaks)],
+    )
+
+
 def trend_change(
     session: Session,
     *,
@@ -243,7 +255,7 @@ def trend_change(
     series = monthly_series(
         session, principal=principal, measure=measure, borough=borough, start=first, end=end
     )
-    return _change(
+    change = _change(
         series,
         synthetic=is_synthetic(session),
         measure=measure,
@@ -252,6 +264,7 @@ def trend_change(
         baseline_end=baseline_end,
         window=window,
     )
+    return with_series_breaks(session, change)
 
 
 @dataclass(frozen=True)
@@ -293,6 +306,7 @@ def trend_report(
         baseline_end=baseline_end,
         window=window,
     )
+    change = with_series_breaks(session, change)
     lengths = sorted({6, 12, 24, 36, window})
     sensitivity = baseline_sensitivity(
         series, end=end, window_lengths=lengths, measure=measure, area=change.area

@@ -29,6 +29,7 @@ from registry.models import (
     OutcomeMeasure,
     Programme,
 )
+from registry.outcomes.measures import series_breaks
 from registry.periods import (
     Window,
     add_months,
@@ -267,6 +268,7 @@ OUTCOME_COLUMNS = [
     "baseline_months_with_data",
     "change_pct",
     "change_note",  # why no change is given, when a window is not whole
+    "series_breaks",  # breaks in the series between the baseline's start and the period's end
 ]
 
 
@@ -333,6 +335,10 @@ def _outcomes(session: Session, borough_codes: list[str], window: Window) -> pd.
                 "baseline_months_with_data": baseline_months,
                 "change_pct": change,
                 "change_note": " ".join(part_stored(stored)),
+                "series_breaks": "; ".join(
+                    f"{format_month(b.month)}: {b.note}"
+                    for b in series_breaks(session, measure.code, baseline.start, window.end)
+                ),
             }
         )
     frame = pd.DataFrame(rows, columns=OUTCOME_COLUMNS)
@@ -538,6 +544,11 @@ def build_report(
     reached = sorted(rows.loc[rows["opportunities"] > 0, "borough"].unique())
     outcomes = _outcomes(session, [codes[b] for b in reached], window)
     model_table, model_caveats = headline_model(session, scope, window)
+    crossed = [
+        f"{m}: series break inside the compared periods ({b})."
+        for m, b in zip(outcomes["measure"], outcomes["series_breaks"], strict=True)
+        if b
+    ]
 
     total = by_borough.iloc[-1]
     version = audit.data_version(session)
@@ -577,6 +588,10 @@ def build_report(
         },
         notes=[
             *_notes(scope, window, version, synthetic, participants),
+            *(
+                f"{line} Counts before and after it are not strictly comparable."
+                for line in crossed
+            ),
             "Headline model caveats: " + " ".join(model_caveats),
         ],
     )

@@ -248,6 +248,15 @@ def to_pdf(report: Report) -> bytes:
                 ]
             )
         ]
+        story += [
+            _paragraph(
+                f"Series break in {m}: {b}. Counts before and after a break are not strictly "
+                "comparable.",
+                small,
+            )
+            for m, b in zip(outcomes["measure"], outcomes["series_breaks"], strict=True)
+            if b
+        ]
     model = report.tables["headline_model"]
     story += [_paragraph("Headline model", styles["Heading2"])]
     if model.empty:
