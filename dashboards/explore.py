@@ -29,6 +29,7 @@ from registry.explore import (
     delivery_by_month,
     funnel,
     outcomes_by_month,
+    partial_periods,
     tile_map,
     trend_series,
     young_people,
@@ -95,14 +96,17 @@ st.title("Explore")
 who, url, version, options, months = outcome_page_start("there is nothing to explore")
 names = dict(options.areas)
 labels = dict(options.measures)
+# By default the period ends on complete outcome data (the latest month whose outcome windows
+# are wholly stored), as Overview's does.
+last = months.index(format_month(options.default_end)) if options.default_end else len(months) - 1
 query_defaults(
     {
         "measure": options.measures[0][0],
         "borough": [],
         "programme": [],
         "stream": [],
-        "start": months[max(0, len(months) - 36)],
-        "end": months[-1],
+        "start": months[max(0, last - 35)],
+        "end": months[last],
         "figure": "counts",
         "freq": "month",
         "detail": "",
@@ -167,6 +171,13 @@ breaks = _breaks(url, version, data.measure, state["start"], state["end"], who)
 for brk in breaks:  # beside every figure below: the period crosses the break
     st.warning(md(brk.sentence()), icon=":material/timeline:")
 trend = trend_series(data, flt)
+left_out = partial_periods(flt)
+if left_out:
+    st.caption(
+        f"Left out: {' and '.join(left_out)}, of which the period chosen holds only some months."
+    )
+if trend["label"].str.endswith("(part)").any():
+    st.caption("A period marked (part) has a figure left empty: not all its months are stored.")
 d_col, o_col = ("delivery_rate", "outcome_rate") if rates else ("opportunities", "count")
 d_title = "Opportunities per 1,000 aged 10-24" if rates else "Opportunities delivered"
 o_title = f"{outcome} per 100,000 aged 10-24" if rates else f"{outcome} (count)"

@@ -34,8 +34,11 @@ def _overview(url: str, version: int, start: str, end: str, _who: Principal) -> 
 
 st.title("Overview")
 who, url, version, options, months = outcome_page_start("there are no headline figures")
+# The period ends by default on the latest month whose outcome windows are wholly stored:
+# crime data usually stops before delivery data, and part-stored windows give no change.
+end = months.index(format_month(options.default_end)) if options.default_end else len(months) - 1
 query_defaults(
-    {"ov_start": months[max(0, len(months) - 12)], "ov_end": months[-1]},
+    {"ov_start": months[max(0, end - 11)], "ov_end": months[end]},
     {"ov_start": months, "ov_end": months},
 )
 left, right = st.columns(2)

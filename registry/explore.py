@@ -116,6 +116,13 @@ class ExploreOptions:
     funding_streams: list[str]
     first_month: dt.date | None
     last_month: dt.date | None
+    # The latest month whose 12-month outcome windows are wholly stored (complete_month).
+    complete_month: dt.date | None = None
+
+    @property
+    def default_end(self) -> dt.date | None:
+        """Where a page's period ends by default: on complete outcome data when there is any."""
+        return self.complete_month or self.last_month
 
     @property
     def empty(self) -> bool:
@@ -156,6 +163,29 @@ class ExploreFilter:
             )
 
 
+def complete_month(session: Session, months: int = 12) -> dt.date | None:
+    """The latest month at which every measure with counts has its ``months``-month window
+    ending there wholly stored (:mod:`registry.windows`), or ``None`` when a measure has no
+    whole window at all. Crime data usually stops before delivery data: a page that opened on
+    the latest delivery month would show only part-stored outcome windows.
+    """
+    stored: dict[int, set[dt.date]] = {}
+    for measure_id, month in session.execute(
+        select(OutcomeCount.measure_id, OutcomeCount.month).distinct()
+    ):
+        stored.setdefault(measure_id, set()).add(as_date(month))
+    ends = [_latest_whole_end(held, months) for held in stored.values()]
+    return None if not ends or None in ends else min(e for e in ends if e is not None)
+
+
+def _latest_whole_end(held: set[dt.date], months: int) -> dt.date | None:
+    for end in sorted(held, reverse=True):
+        start = add_months(end, 1 - months)
+        if is_whole(start, end, sum(m in held for m in _months(start, end))):
+            return end
+    return None
+
+
 def explore_options(session: Session, *, principal: Principal) -> ExploreOptions:
     require(principal, "outcomes.read")
     measures = stored_measures(session)
@@ -183,6 +213,7 @@ def explore_options(session: Session, *, principal: Principal) -> ExploreOptions
         ),
         first_month=min(firsts) if firsts else None,
         last_month=max(lasts) if lasts else None,
+        complete_month=complete_month(session),
     )
 
 
@@ -361,11 +392,31 @@ def _people_by_year(data: ExploreData, areas: Sequence[str]) -> pd.DataFrame:
     return data.population[data.population["area"].isin(list(areas))]
 
 
+def _period_end(first: dt.date, frequency: str) -> dt.date:
+    """The last month of the period (month, quarter or financial year) starting ``first``."""
+    return add_months(first, {"month": 0, "quarter": 2, "financial_year": 11}[frequency])
+
+
+def partial_periods(flt: ExploreFilter) -> list[str]:
+    """Labels of the periods the filter holds only part of, at either end: left out of the
+    trend, since a quarter holding only December would read as a dip."""
+    ends = {period_of(flt.start, flt.frequency), period_of(flt.end, flt.frequency)}
+    return [
+        label
+        for first, label in sorted(ends)
+        if first < flt.start or _period_end(first, flt.frequency) > flt.end
+    ]
+
+
 def trend_series(data: ExploreData, flt: ExploreFilter) -> pd.DataFrame:
     """Delivery and the outcome per period for the areas chosen, summed over them.
 
     Columns ``period``, ``label``, ``opportunities``, ``count``, ``young_people``,
-    ``delivery_rate`` (per 1,000) and ``outcome_rate`` (per 100,000).
+    ``months_stored`` (months of the period with an outcome count), ``delivery_rate`` (per
+    1,000) and ``outcome_rate`` (per 100,000). Periods the filter cuts are left out
+    (:func:`partial_periods`); a period's outcome is empty unless every month of it is stored,
+    its delivery empty when it ends after the last month with recorded delivery; a period with
+    a figure left empty for want of some of its months is labelled ``(part)``.
     """
     areas = list(flt.areas) or list(data.areas["area"])
     months = _months(flt.start, flt.end)
@@ -388,8 +439,29 @@ def trend_series(data: ExploreData, flt: ExploreFilter) -> pd.DataFrame:
         has_count=("count", "count"),
         young_people=("young_people", "mean"),
     )
-    grouped.loc[grouped["has_count"] == 0, "count"] = np.nan
-    grouped = grouped.drop(columns="has_count")
+    ends = [_period_end(p, flt.frequency) for p in grouped["period"]]
+    # Periods the filter cuts at either end are left out (see partial_periods); an outcome
+    # figure needs every month of its period stored (registry.windows), and delivery needs its
+    # period to end by the last month any delivery is recorded for.
+    cut = [p < flt.start or e > flt.end for p, e in zip(grouped["period"], ends, strict=True)]
+    grouped = grouped[~np.array(cut, dtype=bool)].copy()
+    ends = [e for e, c in zip(ends, cut, strict=True) if not c]
+    stored = grouped["has_count"].to_numpy()
+    whole = np.array(
+        [is_whole(p, e, n) for p, e, n in zip(grouped["period"], ends, stored, strict=True)],
+        dtype=bool,
+    )
+    grouped.loc[~whole, "count"] = np.nan
+    grouped["months_stored"] = stored.astype(int)
+    recorded = data.delivery["month"].max() if len(data.delivery) else pd.NaT
+    late = np.array([pd.isna(recorded) or pd.Timestamp(e) > recorded for e in ends], dtype=bool)
+    begun = np.array(
+        [pd.notna(recorded) and pd.Timestamp(p) <= recorded for p in grouped["period"]]
+    )
+    part = (~whole & (stored > 0)) | (late & begun)
+    grouped.loc[late, "opportunities"] = np.nan
+    grouped.loc[part, "label"] = grouped.loc[part, "label"] + " (part)"
+    grouped = grouped.drop(columns="has_count").dropna(subset=["opportunities", "count"], how="all")
     grouped["delivery_rate"] = grouped["opportunities"] / grouped["young_people"] * PER_DELIVERY
     grouped["outcome_rate"] = grouped["count"] / grouped["young_people"] * PER_OUTCOME
     return grouped.sort_values("period").reset_index(drop=True)

@@ -33,9 +33,11 @@ from registry.outcomes.measures import series_breaks
 from registry.periods import (
     Window,
     add_months,
+    as_date,
     financial_year_label,
     financial_year_start,
     format_month,
+    last_complete_month,
     quarter_label,
 )
 from registry.reports.disclosure import TOTAL, Participants, threshold_for
@@ -101,9 +103,10 @@ class Report:
 def _delivery_range(
     session: Session, programme_ids: list[int] | None
 ) -> tuple[dt.date, dt.date] | None:
-    """The first and last months of the live deliveries of these programmes (``None``: all)."""
+    """The first and last months of the live deliveries of these programmes (``None``: all),
+    up to the last complete month: a month still running (or in the future) is no data yet."""
     stmt = select(func.min(Delivery.month), func.max(Delivery.month)).where(
-        Delivery.deleted_at.is_(None)
+        Delivery.deleted_at.is_(None), Delivery.month <= last_complete_month()
     )
     if programme_ids is not None:
         stmt = stmt.where(Delivery.programme_id.in_(programme_ids))
@@ -116,20 +119,22 @@ def _delivery_range(
 
 
 def default_window(session: Session, programme_ids: list[int] | None = None) -> Window:
-    """The latest complete financial year of these programmes' deliveries (or the current one).
+    """The latest complete financial year with these programmes' deliveries: one whose last
+    month (March) has deliveries recorded and is over; the latest year with any deliveries
+    when no year is complete.
 
     Worked out from the summarised programmes only: a funder's default period must not reveal
     when other funders' programmes delivered.
     """
-    found = _delivery_range(session, programme_ids)
-    if found is None:
+    stmt = select(Delivery.month).distinct()
+    stmt = stmt.where(Delivery.deleted_at.is_(None), Delivery.month <= last_complete_month())
+    if programme_ids is not None:
+        stmt = stmt.where(Delivery.programme_id.in_(programme_ids))
+    months = [as_date(m) for m in session.scalars(stmt)]
+    if not months:
         raise RegistryError("There are no deliveries to summarise yet.")
-    first, last = found
-    start_year = financial_year_start(last)
-    if last.month != 3:  # the financial year containing `last` is not complete
-        start_year -= 1
-    if start_year < financial_year_start(first):
-        start_year += 1
+    marches = [m for m in months if m.month == 3]
+    start_year = max(marches).year - 1 if marches else financial_year_start(max(months))
     return Window(dt.date(start_year, 4, 1), dt.date(start_year + 1, 3, 1))
 
 
@@ -529,6 +534,14 @@ def build_report(
             f"The period ends ({format_month(window.end)}) before it starts "
             f"({format_month(window.start)})."
         )
+    asked = window
+    window = Window(window.start, min(window.end, last_complete_month()))  # no future months
+    if window.end < window.start:
+        raise RegistryError(
+            f"The period {asked.label()} has not begun: the last complete month is "
+            f"{format_month(window.end)}."
+        )
+    recorded = _delivery_range(session, [p.id for p in programmes])
     threshold = threshold_for(principal, threshold)
     rows = _delivery_rows(session, [p.id for p in programmes], window)
     if not rows["opportunities"].sum():
@@ -587,7 +600,7 @@ def build_report(
             "sources": _sources(session, [p.id for p in programmes]),
         },
         notes=[
-            *_notes(scope, window, version, synthetic, participants),
+            *_notes(scope, asked, window, recorded, version, synthetic, participants),
             *(
                 f"{line} Counts before and after it are not strictly comparable."
                 for line in crossed
@@ -597,14 +610,40 @@ def build_report(
     )
 
 
+def period_words(asked: Window, window: Window, recorded: tuple[dt.date, dt.date] | None) -> str:
+    """How whole the summary's period is, in words: "12 whole months" only when every month
+    has ended and the scope's deliveries are recorded to the period's end."""
+    cut = (
+        f", cut at {format_month(window.end)}, the last complete month, from {asked.label()}"
+        if window != asked
+        else ""
+    )
+    last = recorded[1] if recorded else None
+    if not cut and last is not None and last >= window.end:
+        return f"{window.label()} ({window.months} whole months)"
+    held = (
+        f"deliveries are recorded to {format_month(last)}"
+        if last is not None
+        else "no deliveries are recorded"
+    )
+    part = " so the period is not whole" if last is None or last < window.end else ""
+    return f"{window.label()} ({window.months} months{cut}; {held}{',' if part else ''}{part})"
+
+
 def _notes(
-    scope: Scope, window: Window, version: int, synthetic: bool, participants: Participants
+    scope: Scope,
+    asked: Window,
+    window: Window,
+    recorded: tuple[dt.date, dt.date] | None,
+    version: int,
+    synthetic: bool,
+    participants: Participants,
 ) -> list[str]:
     notes = []
     if synthetic:
         notes.append(f"{demo.SYNTHETIC_NOTE} Do not use these figures for any decision.")
     notes += [
-        f"Summary of {scope.title()}, {window.label()} ({window.months} whole months), built "
+        f"Summary of {scope.title()}, {period_words(asked, window, recorded)}, built "
         f"from registry data version {version}. Rebuilding it from the same data gives "
         "identical files.",
         "Opportunities: positive opportunities delivered (one young person may take several). "
@@ -629,7 +668,8 @@ class ReportChoices:
     funding_streams: list[str]
     programmes: list[str]
     allow_all: bool
-    financial_years: list[str]
+    financial_years: list[str]  # newest first, none after the last complete month
+    default_year: str | None = None  # the latest complete one (default_window)
 
 
 def report_choices(session: Session, *, principal: Principal) -> ReportChoices:
@@ -649,15 +689,18 @@ def report_choices(session: Session, *, principal: Principal) -> ReportChoices:
     )
     found = _delivery_range(session, visible_programmes)
     years: list[str] = []
+    default = None
     if found is not None:
         first, last = found
         years = [
             f"{y}-{(y + 1) % 100:02d}"
             for y in range(financial_year_start(last), financial_year_start(first) - 1, -1)
         ]
+        default = financial_year_label(default_window(session, visible_programmes).start)
     return ReportChoices(
         funding_streams=list(session.scalars(streams)),
         programmes=list(session.scalars(programmes)),
         allow_all=visible is None,
         financial_years=years,
+        default_year=default,
     )
