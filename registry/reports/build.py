@@ -119,9 +119,9 @@ def _delivery_range(
 
 
 def default_window(session: Session, programme_ids: list[int] | None = None) -> Window:
-    """The latest complete financial year with these programmes' deliveries: one whose last
-    month (March) has deliveries recorded and is over; the latest year with any deliveries
-    when no year is complete.
+    """The latest complete financial year with these programmes' deliveries: one that is over
+    and has deliveries recorded to its last month or beyond (months to come never count); the
+    latest year with any deliveries when no year is complete.
 
     Worked out from the summarised programmes only: a funder's default period must not reveal
     when other funders' programmes delivered.
@@ -133,8 +133,12 @@ def default_window(session: Session, programme_ids: list[int] | None = None) -> 
     months = [as_date(m) for m in session.scalars(stmt)]
     if not months:
         raise RegistryError("There are no deliveries to summarise yet.")
-    marches = [m for m in months if m.month == 3]
-    start_year = max(marches).year - 1 if marches else financial_year_start(max(months))
+    last = max(months)
+    # Complete: over, with deliveries recorded to its last month or beyond.
+    complete = [
+        y for y in {financial_year_start(m) for m in months} if dt.date(y + 1, 3, 1) <= last
+    ]
+    start_year = max(complete) if complete else financial_year_start(last)
     return Window(dt.date(start_year, 4, 1), dt.date(start_year + 1, 3, 1))
 
 
