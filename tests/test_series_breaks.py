@@ -151,3 +151,5 @@ def test_funder_summary_and_pdf_note_the_break(break_url: str) -> None:
     pages = PdfReader(io.BytesIO(render(report, "pdf"))).pages
     pdf = " ".join("".join(p.extract_text() for p in pages).split())
     assert f"Series break in Homicide: 2022-01: {NOTE}" in pdf
+    # The headline model (fitted on every month to the period's end) crosses it too.
+    assert "Series break in January 2022, inside this period" in report.notes[-1]

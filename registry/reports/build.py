@@ -455,7 +455,7 @@ def headline_model(
     result for their own streams without the right to run models at will). Returns the one-row
     table and the model's caveats; a model that cannot be fitted says why instead.
     """
-    from registry.analysis.run import run_model
+    from registry.analysis.run import model_series_breaks, run_model
     from registry.auth import SYSTEM
 
     available = set(
@@ -509,7 +509,8 @@ def headline_model(
         ],
         columns=HEADLINE_COLUMNS,
     )
-    return frame, list(result.caveats)
+    breaks = model_series_breaks(session, principal=SYSTEM, outcome=measure, end=window.end)
+    return frame, [*result.caveats, *(b.sentence() for b in breaks)]
 
 
 def build_report(
