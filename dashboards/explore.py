@@ -360,7 +360,8 @@ if state["detail"]:
         chart_with_table(
             chart,
             detail[["label", d_col, o_col]],
-            summary=f"{names[code]}: {d_title.lower()} and {o_title} per period, {span}.",
+            summary=f"{names[code]}: {d_title.lower()} and {o_title} per period, {span}."
+            + "".join(f" Series break in {format_month(b.month)} (see above)." for b in breaks),
             name=f"detail-{code}",
             key="detail",
         )
