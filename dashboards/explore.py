@@ -31,6 +31,7 @@ from registry.explore import (
     funnel,
     measure_population,
     outcomes_by_month,
+    partial_periods,
     population_note,
     tile_map,
     trend_series,
@@ -38,7 +39,9 @@ from registry.explore import (
 )
 from registry.explore import borough_table as borough_figures
 from registry.numbers import change, count, rate
+from registry.outcomes.measures import SeriesBreak, series_breaks
 from registry.periods import format_month, parse_month
+from registry.windows import is_whole, stored_words
 
 FIGURES = {"counts": "Counts", "rates": "Rates per population"}
 KEYS = ["measure", "borough", "programme", "stream", "start", "end", "figure", "freq", "detail"]
@@ -83,6 +86,14 @@ def _areas(url: str, version: int, _who: Principal) -> pd.DataFrame:
         return area_names(s, principal=_who)
 
 
+@st.cache_data(max_entries=16, show_spinner=False)
+def _breaks(
+    url: str, version: int, measure: str, start: str, end: str, _who: Principal
+) -> list[SeriesBreak]:
+    with session() as s:
+        return series_breaks(s, measure, parse_month(start), parse_month(end))
+
+
 def _data(measure: str, programmes: tuple[str, ...], streams: tuple[str, ...]) -> ExploreData:
     assert options.first_month is not None and options.last_month is not None
     first, last = options.first_month.year, options.last_month.year
@@ -101,14 +112,17 @@ st.title("Explore")
 who, url, version, options, months = outcome_page_start("there is nothing to explore")
 names = dict(options.areas)
 labels = dict(options.measures)
+# By default the period ends on complete outcome data (the latest month whose outcome windows
+# are wholly stored), as Overview's does.
+last = months.index(format_month(options.default_end)) if options.default_end else len(months) - 1
 query_defaults(
     {
         "measure": options.measures[0][0],
         "borough": [],
         "programme": [],
         "stream": [],
-        "start": months[max(0, len(months) - 36)],
-        "end": months[-1],
+        "start": months[max(0, last - 35)],
+        "end": months[last],
         "figure": "counts",
         "freq": "month",
         "detail": "",
@@ -172,7 +186,17 @@ st.caption(
 
 # Trend: delivery against the outcome --------------------------------------------------------
 st.subheader("Delivery against the outcome")
+breaks = _breaks(url, version, data.measure, state["start"], state["end"], who)
+for brk in breaks:  # beside every figure below: the period crosses the break
+    st.warning(md(brk.sentence()), icon=":material/timeline:")
 trend = trend_series(data, flt)
+left_out = partial_periods(flt)
+if left_out:
+    st.caption(
+        f"Left out: {' and '.join(left_out)}, of which the period chosen holds only some months."
+    )
+if trend["label"].str.endswith("(part)").any():
+    st.caption("A period marked (part) has a figure left empty: not all its months are stored.")
 d_col, o_col = ("delivery_rate", "outcome_rate") if rates else ("opportunities", "count")
 d_title = "Opportunities per 1,000 aged 10-24" if rates else "Opportunities delivered"
 o_title = f"{outcome} {unit}" if rates else f"{outcome} (count)"
@@ -180,7 +204,9 @@ number = charts.number_format(o_col)  # counts print whole, rates to one decimal
 if trend.empty:
     st.info("No delivery or outcome figures are stored for this selection.")
 else:
-    chart = charts.with_data(charts.trend(d_col, o_col, d_title, o_title), trend)
+    chart = charts.with_breaks(
+        charts.with_data(charts.trend(d_col, o_col, d_title, o_title), trend), breaks
+    )
     # The outcome's first and last periods with a figure (counts may stop before delivery).
     known = trend.dropna(subset=[o_col])
     outcome_span = (
@@ -195,6 +221,9 @@ else:
         summary=(
             f"Bars show {d_title.lower()}, the line with diamonds {o_title}: {outcome_span}; "
             f"{count(trend['opportunities'].sum())} opportunities in all."
+            + "".join(
+                f" A dashed rule marks the series break in {format_month(b.month)}." for b in breaks
+            )
         ),
         name="trend",
         key="trend",
@@ -214,9 +243,22 @@ shown = table.rename(
         "delivery_rate": "Opportunities per 1,000",
         "outcome_rate": f"Rate {unit}",
         "change_pct": "Change on a year earlier (%)",
+        "months_stored": "Months stored",
     }
 ).drop(columns="area")
-st.caption("Click a column heading to sort. Change is empty where the earlier count was zero.")
+short = table[~is_whole(flt.start, flt.end, table["months_stored"])]
+gaps = [
+    f"{stored_words(flt.start, flt.end, int(n))} for "
+    + (", ".join(group["borough"]) if len(group) <= 5 else f"{len(group)} areas")
+    for n, group in short.groupby("months_stored")
+]
+st.caption(
+    md(
+        "Click a column heading to sort. Change is empty where the earlier count was zero. A "
+        "rate or a change needs every month of the period stored"
+        + (": " + "; ".join(gaps) + ", so they have neither." if gaps else ".")
+    )
+)
 st.dataframe(
     shown,
     hide_index=True,
@@ -337,7 +379,8 @@ if state["detail"]:
         chart_with_table(
             chart,
             detail[["label", d_col, o_col]],
-            summary=f"{names[code]}: {d_title.lower()} and {o_title} per period, {span}.",
+            summary=f"{names[code]}: {d_title.lower()} and {o_title} per period, {span}."
+            + "".join(f" Series break in {format_month(b.month)} (see above)." for b in breaks),
             name=f"detail-{code}",
             key="detail",
         )

@@ -10,7 +10,7 @@ import click
 
 from registry.analysis.models import OVERDISPERSION_THRESHOLD
 from registry.analysis.result import ModelResult, TrendChange
-from registry.analysis.run import MODELS, VRU_START, run_model
+from registry.analysis.run import MODELS, VRU_START, model_series_breaks, run_model
 from registry.analysis.synth import run_synth
 from registry.analysis.trends import TrendReport, trend_report
 from registry.cli import Context, cli, pass_ctx
@@ -46,6 +46,11 @@ def _print_trend(change: TrendChange) -> None:
             f"  (London includes unallocated counts: {d['current']['unallocated']:,} now, "
             f"{d['baseline']['unallocated']:,} in the baseline)"
         )
+    if not change.given:  # a part-stored window: the words, never a figure
+        for window in (change.current, change.baseline):
+            if not window.whole:
+                click.echo(f"  {window.not_given()}")
+        return
     click.echo(
         f"  change {d['change_pct']:+.1f}% (95% exact interval {d['ci_low']:+.1f}% to "
         f"{d['ci_high']:+.1f}%; p = {change.p_value:.3g})"
@@ -290,7 +295,13 @@ def analyse(
             at=at,
             frequency=frequency,
         )
+        breaks = model_series_breaks(
+            session, principal=principal, outcome=outcome, start=start, end=end
+        )
     if as_json:
-        click.echo(json.dumps(result.to_dict(), indent=2))
+        out = result.to_dict() | {"series_breaks": [b.to_dict() for b in breaks]}
+        click.echo(json.dumps(out, indent=2))
     else:
         _print_model(result)
+        for brk in breaks:
+            click.echo(f"Note: {brk.sentence()}")

@@ -56,7 +56,7 @@ from registry.models import (
     OutcomeMeasure,
     Programme,
 )
-from registry.outcomes.measures import get_measure
+from registry.outcomes.measures import SeriesBreak, get_measure, series_breaks
 from registry.periods import (
     add_months,
     as_date,
@@ -67,6 +67,7 @@ from registry.periods import (
     quarter_start,
     rolling_window,
 )
+from registry.windows import is_whole, not_given, whole_only
 
 FREQUENCIES = {"month": "Monthly", "quarter": "Quarterly", "financial_year": "Financial year"}
 LIMITS = {"95%": 0.95, "99.8%": 0.998}
@@ -122,6 +123,13 @@ class ExploreOptions:
     funding_streams: list[str]
     first_month: dt.date | None
     last_month: dt.date | None
+    # The latest month whose 12-month outcome windows are wholly stored (complete_month).
+    complete_month: dt.date | None = None
+
+    @property
+    def default_end(self) -> dt.date | None:
+        """Where a page's period ends by default: on complete outcome data when there is any."""
+        return self.complete_month or self.last_month
 
     @property
     def empty(self) -> bool:
@@ -165,6 +173,29 @@ class ExploreFilter:
             )
 
 
+def complete_month(session: Session, months: int = 12) -> dt.date | None:
+    """The latest month at which every measure with counts has its ``months``-month window
+    ending there wholly stored (:mod:`registry.windows`), or ``None`` when a measure has no
+    whole window at all. Crime data usually stops before delivery data: a page that opened on
+    the latest delivery month would show only part-stored outcome windows.
+    """
+    stored: dict[int, set[dt.date]] = {}
+    for measure_id, month in session.execute(
+        select(OutcomeCount.measure_id, OutcomeCount.month).distinct()
+    ):
+        stored.setdefault(measure_id, set()).add(as_date(month))
+    ends = [_latest_whole_end(held, months) for held in stored.values()]
+    return None if not ends or None in ends else min(e for e in ends if e is not None)
+
+
+def _latest_whole_end(held: set[dt.date], months: int) -> dt.date | None:
+    for end in sorted(held, reverse=True):
+        start = add_months(end, 1 - months)
+        if is_whole(start, end, sum(m in held for m in _months(start, end))):
+            return end
+    return None
+
+
 def explore_options(session: Session, *, principal: Principal) -> ExploreOptions:
     require(principal, "outcomes.read")
     measures = stored_measures(session)
@@ -192,6 +223,7 @@ def explore_options(session: Session, *, principal: Principal) -> ExploreOptions
         ),
         first_month=min(firsts) if firsts else None,
         last_month=max(lasts) if lasts else None,
+        complete_month=complete_month(session),
     )
 
 
@@ -376,12 +408,32 @@ def population_note(data: ExploreData, flt: ExploreFilter) -> str | None:
     return years_used_note(band[band["area"].isin(areas) & band["year"].isin(years)])
 
 
+def _period_end(first: dt.date, frequency: str) -> dt.date:
+    """The last month of the period (month, quarter or financial year) starting ``first``."""
+    return add_months(first, {"month": 0, "quarter": 2, "financial_year": 11}[frequency])
+
+
+def partial_periods(flt: ExploreFilter) -> list[str]:
+    """Labels of the periods the filter holds only part of, at either end: left out of the
+    trend, since a quarter holding only December would read as a dip."""
+    ends = {period_of(flt.start, flt.frequency), period_of(flt.end, flt.frequency)}
+    return [
+        label
+        for first, label in sorted(ends)
+        if first < flt.start or _period_end(first, flt.frequency) > flt.end
+    ]
+
+
 def trend_series(data: ExploreData, flt: ExploreFilter) -> pd.DataFrame:
     """Delivery and the outcome per period for the areas chosen, summed over them.
 
     Columns ``period``, ``label``, ``opportunities``, ``count``, ``young_people`` (aged 10-24),
-    ``population`` (the measure's band), ``delivery_rate`` (per 1,000 aged 10-24) and
-    ``outcome_rate`` (per 100,000 of the band).
+    ``population`` (the measure's band), ``months_stored`` (months of the period with an outcome
+    count), ``delivery_rate`` (per 1,000 aged 10-24) and ``outcome_rate`` (per 100,000 of the
+    band). Periods the filter cuts are left out (:func:`partial_periods`); a period's outcome is
+    empty unless every month of it is stored, its delivery empty when it ends after the last
+    month with recorded delivery; a period with a figure left empty for want of some of its
+    months is labelled ``(part)``.
     """
     areas = list(flt.areas) or list(data.areas["area"])
     months = _months(flt.start, flt.end)
@@ -406,8 +458,29 @@ def trend_series(data: ExploreData, flt: ExploreFilter) -> pd.DataFrame:
         young_people=("young_people", "mean"),
         population=("population", "mean"),
     )
-    grouped.loc[grouped["has_count"] == 0, "count"] = np.nan
-    grouped = grouped.drop(columns="has_count")
+    ends = [_period_end(p, flt.frequency) for p in grouped["period"]]
+    # Periods the filter cuts at either end are left out (see partial_periods); an outcome
+    # figure needs every month of its period stored (registry.windows), and delivery needs its
+    # period to end by the last month any delivery is recorded for.
+    cut = [p < flt.start or e > flt.end for p, e in zip(grouped["period"], ends, strict=True)]
+    grouped = grouped[~np.array(cut, dtype=bool)].copy()
+    ends = [e for e, c in zip(ends, cut, strict=True) if not c]
+    stored = grouped["has_count"].to_numpy()
+    whole = np.array(
+        [is_whole(p, e, n) for p, e, n in zip(grouped["period"], ends, stored, strict=True)],
+        dtype=bool,
+    )
+    grouped.loc[~whole, "count"] = np.nan
+    grouped["months_stored"] = stored.astype(int)
+    recorded = data.delivery["month"].max() if len(data.delivery) else pd.NaT
+    late = np.array([pd.isna(recorded) or pd.Timestamp(e) > recorded for e in ends], dtype=bool)
+    begun = np.array(
+        [pd.notna(recorded) and pd.Timestamp(p) <= recorded for p in grouped["period"]]
+    )
+    part = (~whole & (stored > 0)) | (late & begun)
+    grouped.loc[late, "opportunities"] = np.nan
+    grouped.loc[part, "label"] = grouped.loc[part, "label"] + " (part)"
+    grouped = grouped.drop(columns="has_count").dropna(subset=["opportunities", "count"], how="all")
     grouped["delivery_rate"] = grouped["opportunities"] / grouped["young_people"] * PER_DELIVERY
     grouped["outcome_rate"] = grouped["count"] / grouped["population"] * PER_OUTCOME
     return grouped.sort_values("period").reset_index(drop=True)
@@ -441,7 +514,8 @@ def borough_table(data: ExploreData, flt: ExploreFilter) -> pd.DataFrame:
 
     ``change_pct`` compares the period's count with the same months one year earlier; it is
     empty unless every month of both windows has a stored count (a part-stored window would
-    read as a fall) and the earlier count is above zero.
+    read as a fall) and the earlier count is above zero. ``outcome_rate`` is empty unless the
+    period is whole; ``months_stored`` says how many of its months have a stored count.
     """
     areas = list(flt.areas) or list(data.areas["area"])
     now = _area_totals(data, flt.start, flt.end, areas)
@@ -460,11 +534,16 @@ def borough_table(data: ExploreData, flt: ExploreFilter) -> pd.DataFrame:
     )
     table["delivery_rate"] = table["opportunities"] / table["young_people"] * PER_DELIVERY
     table["outcome_rate"] = table["count"] / table["population"] * PER_OUTCOME
-    length = len(_months(flt.start, flt.end))
-    whole = (now["months_stored"].to_numpy() == length) & (
-        before["months_stored"].to_numpy() == length
+    stored = now["months_stored"].fillna(0).to_numpy()
+    stored_before = before["months_stored"].fillna(0).to_numpy()
+    table["months_stored"] = stored.astype(int)
+    # The one whole-window rule (registry.windows): no rate or change from a part-stored window.
+    whole = is_whole(flt.start, flt.end, stored)
+    whole_before = is_whole(add_months(flt.start, -12), add_months(flt.end, -12), stored_before)
+    table["outcome_rate"] = table["outcome_rate"].where(whole)
+    earlier = table["count_year_earlier"].where(
+        whole & whole_before & (table["count_year_earlier"] > 0)
     )
-    earlier = table["count_year_earlier"].where(whole & (table["count_year_earlier"] > 0))
     table["change_pct"] = (table["count"] - earlier) / earlier * 100.0
     return table.sort_values("borough").reset_index(drop=True)
 
@@ -513,7 +592,7 @@ def funnel(data: ExploreData, flt: ExploreFilter, every: pd.DataFrame | None = N
     """
     if every is None:
         every = borough_table(data, dataclasses.replace(flt, areas=()))
-    usable = every.dropna(subset=["count", "population"])
+    usable = every.dropna(subset=["outcome_rate", "population"])  # whole periods only
     usable = usable[usable["population"] > 0]
     if usable.empty:
         if data.band_population.empty:
@@ -551,7 +630,7 @@ def funnel(data: ExploreData, flt: ExploreFilter, every: pd.DataFrame | None = N
     if missing:
         names = data.areas.set_index("area")["area_name"]
         notes.append(
-            "Not plotted for want of counts or population: "
+            "Not plotted for want of population or of a count for every month of the period: "
             + ", ".join(str(names.get(a, a)) for a in missing)
             + "."
         )
@@ -591,6 +670,15 @@ class OutcomeTile:
     count_2019: int | None
     change_2019_pct: float | None
     months_with_data: int = 12  # of the 12 in the window; a change needs all 12
+    # Breaks in the series from the earliest comparison window's start to this window's end.
+    series_breaks: tuple[SeriesBreak, ...] = ()
+
+    @property
+    def stored_note(self) -> str:
+        """Empty when the window is whole, else why no change is given (registry.windows)."""
+        if is_whole(self.window_start, self.window_end, self.months_with_data):
+            return ""
+        return not_given(self.window_start, self.window_end, self.months_with_data)
 
 
 @dataclass(frozen=True)
@@ -644,6 +732,8 @@ def overview(session: Session, *, principal: Principal, start: dt.date, end: dt.
         y2019 = window_total(series, dt.date(2019, 12, 1), 12)
         year_earlier = earlier.count if earlier.whole else None
         count_2019 = y2019.count if y2019.whole else None
+        now = [(current.start, current.end, current.months_with_data)]
+        crossed = series_breaks(session, code, min(earlier.start, y2019.start), current.end)
         tiles.append(
             OutcomeTile(
                 code,
@@ -652,10 +742,11 @@ def overview(session: Session, *, principal: Principal, start: dt.date, end: dt.
                 current.end,
                 current.count,
                 year_earlier,
-                _pct(current.count, year_earlier) if current.whole else None,
+                whole_only(_pct(current.count, year_earlier), now),
                 count_2019,
-                _pct(current.count, count_2019) if current.whole else None,
+                whole_only(_pct(current.count, count_2019), now),
                 current.months_with_data,
+                tuple(crossed),
             )
         )
     return Overview(start, end, int(opportunities or 0), int(programmes or 0), tiles)

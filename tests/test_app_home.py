@@ -118,7 +118,9 @@ def test_home_says_when_the_last_12_months_are_only_partly_stored(db_url, monkey
     engine.dispose()
     at = app_as(db_url, monkeypatch, ADMIN)
     assert not at.exception
-    assert "Only 9 of these 12 months are stored, so this is part of a year." in texts(at)
+    assert "Only 9 of the 12 months to June 2023 are stored, so this is part of a year." in texts(
+        at
+    )
 
 
 def test_funder_home_points_to_downloads(seeded_url, monkeypatch) -> None:

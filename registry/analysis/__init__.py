@@ -18,5 +18,6 @@ DEFINITIONS: tuple[str, ...] = (
     "London: every stored count for the measure, boroughs plus London unallocated, so a London "
     "total matches the publisher's; a borough: that borough's counts only;",
     "a window: N whole months ending with a stated month; change against a baseline window is "
-    "(current - baseline) / baseline, reported with both windows' start, end and totals.",
+    "(current - baseline) / baseline, reported with both windows' start, end and totals, and "
+    "given only when every month of both windows is stored.",
 )

@@ -13,7 +13,8 @@ from typing import Any
 
 import pandas as pd
 
-from registry.periods import format_month, months_between
+from registry.periods import format_month
+from registry.windows import is_whole, not_given
 
 ASSOCIATION = (
     "Association, not causation: the models show whether more delivery went with lower "
@@ -145,9 +146,12 @@ class WindowTotal:
 
     @property
     def whole(self) -> bool:
-        """Every month of the window has a stored count: only then is the total comparable
-        (crime data usually arrives after delivery, and a short total reads as a fall)."""
-        return self.months_with_data == months_between(self.start, self.end) + 1
+        """Every month of the window has a stored count (:func:`registry.windows.is_whole`)."""
+        return bool(is_whole(self.start, self.end, self.months_with_data))
+
+    def not_given(self, what: str = "change") -> str:
+        """Why no ``what`` comes from this window, in words (:func:`registry.windows.not_given`)."""
+        return not_given(self.start, self.end, self.months_with_data, what)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -155,6 +159,7 @@ class WindowTotal:
             "end": format_month(self.end),
             "count": self.count,
             "unallocated": self.unallocated,
+            "months_stored": self.months_with_data,
         }
 
 
@@ -163,7 +168,8 @@ class TrendChange:
     """Change of a window's total against a baseline window, with an exact Poisson interval.
 
     ``change`` and its interval are fractions (-0.25 is a 25% fall); ``p_value`` is the exact
-    conditional (binomial) test of equal rates in the two windows.
+    conditional (binomial) test of equal rates in the two windows. All four are NaN (null in
+    JSON) unless both windows are whole.
     """
 
     measure: str
@@ -176,6 +182,9 @@ class TrendChange:
     ci_high: float
     p_value: float
     caveats: list[str]
+    # Every break in the measure's series from the baseline's start to the current window's end,
+    # as ``{"month": "2024-02", "note": ...}``: the two windows are not strictly comparable.
+    series_breaks: list[dict[str, str]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape of ``vru trend --json`` (change in percent, one decimal)."""
@@ -188,7 +197,14 @@ class TrendChange:
             "change_pct": _pct(self.change),
             "ci_low": _pct(self.ci_low),
             "ci_high": _pct(self.ci_high),
+            "p_value": self.p_value if math.isfinite(self.p_value) else None,
+            "series_breaks": [dict(b) for b in self.series_breaks],
         }
+
+    @property
+    def given(self) -> bool:
+        """Whether a change was worked out (both windows whole)."""
+        return math.isfinite(self.change)
 
 
 def _pct(fraction: float) -> float | None:

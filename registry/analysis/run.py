@@ -25,6 +25,7 @@ from registry.auth import Principal, require
 from registry.demo import SYNTHETIC_NOTE, is_synthetic
 from registry.errors import RegistryError
 from registry.models import Borough, Delivery, OutcomeCount, Programme
+from registry.outcomes.measures import SeriesBreak, get_measure, series_breaks
 from registry.periods import as_date, format_month, month_start, quarter_start
 
 MODELS = ("fe", "poisson", "negbin", "its", "event")
@@ -58,6 +59,31 @@ def analysis_options(session: Session, *, principal: Principal) -> AnalysisOptio
         programmes=list(session.scalars(select(Programme.name).order_by(Programme.name))),
         first_month=as_date(first) if first is not None else None,
         last_month=as_date(last) if last is not None else None,
+    )
+
+
+def model_series_breaks(
+    session: Session,
+    *,
+    principal: Principal,
+    outcome: str,
+    start: dt.date | None = None,
+    end: dt.date | None = None,
+) -> list[SeriesBreak]:
+    """The series breaks a model of ``outcome`` from ``start`` to ``end`` crosses: the period is
+    the months with stored counts, cut to ``start`` and ``end`` when given."""
+    require(principal, "models.run")
+    measure = get_measure(session, outcome)
+    first, last = session.execute(
+        select(func.min(OutcomeCount.month), func.max(OutcomeCount.month)).where(
+            OutcomeCount.measure_id == measure.id
+        )
+    ).one()
+    if first is None or last is None:
+        return []
+    first, last = as_date(first), as_date(last)
+    return series_breaks(
+        session, outcome, max(first, start) if start else first, min(last, end) if end else last
     )
 
 

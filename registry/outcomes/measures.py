@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
@@ -14,7 +15,8 @@ from registry.auth import Principal, require, write_action
 from registry.denominators import ALL_AGES, parse_band
 from registry.errors import ConflictError, NotFoundError, RegistryError
 from registry.models import MeasureBreak, OutcomeMeasure
-from registry.periods import format_month
+from registry.periods import as_date, format_month
+from registry.windows import month_name
 
 _CODE_RE = re.compile(r"^[a-z][a-z0-9_]{1,63}$")
 
@@ -31,6 +33,46 @@ def get_measure(session: Session, code: str) -> OutcomeMeasure:
 
 def measure_ids(session: Session) -> dict[str, int]:
     return dict(session.execute(select(OutcomeMeasure.code, OutcomeMeasure.id)).tuples().all())
+
+
+@dataclass(frozen=True)
+class SeriesBreak:
+    """A dated break in a measure's series: counts from ``month`` on are recorded differently."""
+
+    month: dt.date
+    note: str
+
+    def to_dict(self) -> dict[str, str]:
+        """The JSON shape of ``"series_breaks"`` in ``vru trend`` and ``vru analyse``."""
+        return {"month": format_month(self.month), "note": self.note}
+
+    def sentence(self) -> str:
+        """What goes beside a figure whose period crosses the break."""
+        return (
+            f"Series break in {month_name(self.month)}, inside this period: {self.note} "
+            "Counts before and after it are not strictly comparable."
+        )
+
+
+def series_breaks(
+    session: Session, measure: str, start: dt.date, end: dt.date
+) -> list[SeriesBreak]:
+    """The breaks in ``measure``'s series that a period from ``start`` to ``end`` crosses.
+
+    A break in month B is crossed when the period holds months on both sides of it:
+    ``start < B <= end``. A period that starts with the break lies wholly after it.
+    """
+    outcome = get_measure(session, measure)
+    rows = session.scalars(
+        select(MeasureBreak)
+        .where(
+            MeasureBreak.measure_id == outcome.id,
+            MeasureBreak.month > start,
+            MeasureBreak.month <= end,
+        )
+        .order_by(MeasureBreak.month)
+    )
+    return [SeriesBreak(as_date(b.month), b.note) for b in rows]
 
 
 def list_measures(session: Session, *, principal: Principal) -> list[dict[str, Any]]:
