@@ -52,8 +52,8 @@ from registry.auth import Principal, require
 from registry.demo import SYNTHETIC_NOTE, is_synthetic
 from registry.denominators import denominator, no_population_message, rate_unit
 from registry.errors import RegistryError
-from registry.models import Borough, Delivery, MeasureBreak, Programme
-from registry.outcomes.measures import get_measure
+from registry.models import Borough, Delivery, Programme
+from registry.outcomes.measures import get_measure, series_breaks
 from registry.periods import add_months, as_date, format_month, month_start
 
 MIN_PRE_MONTHS = 24
@@ -413,15 +413,6 @@ def delivering_boroughs(
     return {code: as_date(firsts[code]) for code, total, _ in totals if int(total) > threshold}
 
 
-def _breaks(session: Session, measure_id: int, first: dt.date, last: dt.date) -> list[str]:
-    rows = session.execute(
-        select(MeasureBreak.month, MeasureBreak.note).where(
-            MeasureBreak.measure_id == measure_id, MeasureBreak.month.between(first, last)
-        )
-    ).all()
-    return [f"{format_month(as_date(m))} ({note})" for m, note in rows]
-
-
 def run_synth(
     session: Session,
     *,
@@ -475,12 +466,12 @@ def run_synth(
         for area, when in sorted(treated.items())
     ]
     earliest = min(treated.values())
-    breaks = _breaks(session, measure.id, first, last)
+    breaks = series_breaks(session, outcome, first, last)
     if breaks:
         caveats.append(
-            "The series has a break at " + "; ".join(breaks) + ". It affects every borough "
-            "alike, so the comparison with the synthetic borough is less exposed than a "
-            "before-and-after change, but levels either side are not comparable."
+            " ".join(b.sentence() for b in breaks) + " A break affects every borough alike, so "
+            "the comparison with the synthetic borough is less exposed to it than a "
+            "before-and-after change."
         )
     if COVID_MONTHS[0] <= last and COVID_MONTHS[1] >= earliest:
         caveats.append(
