@@ -185,8 +185,8 @@ class PlaceboTest:
         if not low <= treated <= high:
             side = "higher" if treated > high else "lower"
             return (
-                f"its rate before the start ({treated:.1f} per 100,000 a month) is {side} than "
-                f"every donor's ({low:.1f} to {high:.1f}), so no mix of them can match it"
+                f"its rate before the start ({treated:.2f} per 100,000 a month) is {side} than "
+                f"every donor's ({low:.2f} to {high:.2f}), so no mix of them can match it"
             )
         typical = self.typical_pre_rmspe
         if self.fit.pre_rmspe > POOR_FIT_FACTOR * typical:
