@@ -70,3 +70,72 @@ def count_panel(
     )
     frame["rate"] = frame["count"] / frame["young_people"] * 100_000
     return frame
+
+
+def staggered_panel(
+    seed: int,
+    *,
+    n_areas: int = 33,
+    n_periods: int = 96,
+    n_reached: int = 20,
+    base_rate: float = 8.0,
+    effect: float = -0.2,
+    after_peak: bool = False,
+    pre_trend: float = 0.0,
+    overdispersion: float = 0.03,
+) -> tuple[pd.DataFrame, dict[str, dt.date], float]:
+    """Multiplicative counts with staggered first deliveries; returns the panel, the first
+    months and the true overall effect (log of expected counts with over without the programme,
+    pooled over reached borough-periods 0-12 periods after first delivery).
+
+    Risk differs by borough, London falls 3% a year with a season, and each start cohort's
+    effect differs and grows over its first year: ``effect`` times a cohort factor (1.5 for the
+    earliest starters down to 0.5) times ``min(k + 1, 12) / 12``. With ``after_peak`` each
+    reached borough starts the month after its highest three months (between months 24 and 72)
+    and the programme does nothing. ``pre_trend`` adds that much per period (log scale) to
+    reached boroughs before they start, so the pre-trend test should fail.
+    """
+    rng = np.random.default_rng(seed)
+    areas = [f"A{i:03d}" for i in range(n_areas)]
+    people = rng.integers(20_000, 70_000, n_areas).astype(float)
+    risk = rng.normal(0, 0.4, n_areas)
+    t = np.arange(n_periods)
+    london = -0.03 * t / 12 + 0.1 * np.cos(2 * np.pi * (t % 12) / 12) + rng.normal(0, 0.03, len(t))
+    noise = rng.gamma(1 / overdispersion, overdispersion, (n_areas, n_periods))
+    mu0 = people[:, None] * base_rate / 100_000 * np.exp(risk[:, None] + london[None, :]) * noise
+    counts0 = rng.poisson(mu0)
+    starts = np.full(n_areas, -1)
+    reached = rng.choice(n_areas, n_reached, replace=False)
+    for i in reached:
+        if after_peak:
+            window = np.convolve(counts0[i], np.ones(3), mode="valid")  # months m..m+2
+            m = 24 + int(np.argmax(window[24:70]))
+            starts[i] = m + 3
+        else:
+            starts[i] = int(rng.integers(24, 73))
+    order = np.argsort(np.argsort(starts[reached]))
+    factor = {
+        int(i): 1.5 - o / max(len(reached) - 1, 1) for i, o in zip(reached, order, strict=True)
+    }
+    rows, truth_with, truth_without = [], 0.0, 0.0
+    for i in range(n_areas):
+        for s in t:
+            k = s - starts[i] if starts[i] >= 0 else None
+            mu = mu0[i, s]
+            count = counts0[i, s]
+            if k is not None and k < 0 and pre_trend:
+                mu = mu * np.exp(pre_trend * (k + 1))
+                count = rng.poisson(mu)
+            if k is not None and k >= 0:
+                tau = 0.0 if after_peak else effect * factor[i] * min(k + 1, 12) / 12
+                treated_mu = mu * np.exp(tau)
+                count = rng.poisson(treated_mu)
+                if k <= 12:
+                    truth_with += treated_mu
+                    truth_without += mu
+            rows.append((areas[i], add_months(START, int(s)), people[i], int(count)))
+    frame = pd.DataFrame(rows, columns=["area", "period", "young_people", "count"])
+    frame["rate"] = frame["count"] / frame["young_people"] * 100_000
+    firsts = {areas[i]: add_months(START, int(starts[i])) for i in range(n_areas) if starts[i] >= 0}
+    truth = float(np.log(truth_with / truth_without)) if truth_without else 0.0
+    return frame, firsts, truth

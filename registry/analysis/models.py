@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -16,13 +17,16 @@ import statsmodels.api as sm
 from scipy import stats
 from threadpoolctl import threadpool_limits
 
+from registry import numbers as num
 from registry.analysis.fixed_effects import describe_term, fit_within, term_summary
-from registry.analysis.result import ModelResult, caveats_for
+from registry.analysis.result import Check, ModelResult, caveats_for, decide_verdict
 from registry.errors import RegistryError
 from registry.periods import add_months, format_month
 
 Z95 = float(stats.norm.ppf(0.975))
 OVERDISPERSION_THRESHOLD = 1.5
+# A joint pre-trend test below this makes an event study "not interpretable".
+PRE_TREND_ALPHA = 0.05
 
 
 def _dummies(frame: pd.DataFrame, column: str) -> pd.DataFrame:
@@ -273,6 +277,123 @@ def fit_its(
     )
 
 
+# Borusyak-Jaravel-Spiess imputation on the count scale (Poisson two-way effects fitted by
+# iterative proportional fitting on untreated borough-periods only).
+EVENT_JACKKNIFE_NOTE = (
+    "Intervals and the pre-trend test come from leaving out one borough at a time (a "
+    "delete-one-borough jackknife) with t on G - 1 degrees of freedom."
+)
+
+
+def _two_way_poisson(
+    y: np.ndarray,
+    exposure: np.ndarray,
+    area: np.ndarray,
+    period: np.ndarray,
+    shape: tuple[int, int],
+    start: tuple[np.ndarray, np.ndarray] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Borough and period multipliers of ``y ~ Poisson(exposure · A[area] · P[period])``.
+
+    The maximum-likelihood fit of a two-way Poisson model with an offset is the fixed point of
+    iterative proportional fitting: each borough's fitted total equals its observed total, and
+    each period's likewise. A borough or period with no observation gets NaN (nothing to impute
+    from); one whose counts are all zero gets a multiplier of 0.
+    """
+    n_area, n_period = shape
+    area_total = np.bincount(area, weights=y, minlength=n_area)
+    period_total = np.bincount(period, weights=y, minlength=n_period)
+    seen_area = np.bincount(area, minlength=n_area) > 0
+    seen_period = np.bincount(period, minlength=n_period) > 0
+    a = np.ones(n_area) if start is None else start[0].copy()
+    p = np.ones(n_period) if start is None else start[1].copy()
+    a[~np.isfinite(a)] = 1.0
+    p[~np.isfinite(p)] = 1.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for _ in range(2000):
+            denom = np.bincount(area, weights=exposure * p[period], minlength=n_area)
+            a = np.where(denom > 0, area_total / denom, 0.0)
+            denom = np.bincount(period, weights=exposure * a[area], minlength=n_period)
+            p_new = np.where(denom > 0, period_total / denom, 0.0)
+            done = np.allclose(p_new, p, rtol=1e-10, atol=1e-12)
+            p = p_new
+            if done:
+                break
+    a[~seen_area] = np.nan
+    p[~seen_period] = np.nan
+    return a, p
+
+
+@dataclass(frozen=True)
+class _Imputed:
+    """Effects by event time (log of observed over imputed counts) and overall."""
+
+    by_time: dict[int, float]
+    overall: float
+    fits: tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+
+def _log_ratio(observed: float, imputed: float) -> float:
+    if imputed <= 0 or observed <= 0:
+        return float("nan")
+    return math.log(observed / imputed)
+
+
+def _impute(
+    y: np.ndarray,
+    exposure: np.ndarray,
+    area: np.ndarray,
+    period: np.ndarray,
+    rel: np.ndarray,
+    shape: tuple[int, int],
+    *,
+    pre: int,
+    post: int,
+    keep: np.ndarray,
+    start: tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None,
+) -> _Imputed:
+    """The imputation estimator on the rows in ``keep`` (``rel`` is NaN for never reached).
+
+    After first delivery: borough and period effects from rows not yet or never reached, each
+    reached row's count imputed from them. Before it (the pre-trend placebo): the same, with
+    the ``pre`` periods before first delivery also held out and imputed.
+    """
+    never = np.isnan(rel)
+    untreated = keep & (never | (rel < 0))
+    main = _two_way_poisson(
+        y[untreated],
+        exposure[untreated],
+        area[untreated],
+        period[untreated],
+        shape,
+        None if start is None else start[0],
+    )
+    clean = keep & (never | (rel < -pre))
+    placebo = _two_way_poisson(
+        y[clean],
+        exposure[clean],
+        area[clean],
+        period[clean],
+        shape,
+        None if start is None else start[1],
+    )
+    by_time: dict[int, float] = {}
+    post_obs = post_imp = 0.0
+    for k in range(-pre, post + 1):
+        a, p = placebo if k < 0 else main
+        rows = keep & (rel == k)
+        mu = exposure[rows] * a[area[rows]] * p[period[rows]]
+        ok = np.isfinite(mu)
+        if not ok.any():
+            continue
+        obs, imp = float(y[rows][ok].sum()), float(mu[ok].sum())
+        by_time[k] = _log_ratio(obs, imp)
+        if k >= 0:
+            post_obs += obs
+            post_imp += imp
+    return _Imputed(by_time, _log_ratio(post_obs, post_imp), (main, placebo))
+
+
 def fit_event_study(
     frame: pd.DataFrame,
     *,
@@ -281,116 +402,235 @@ def fit_event_study(
     pre: int = 6,
     post: int = 12,
     months_per_period: int = 1,
-    y: str = "rate",
     outcome: str = "",
     caveats: list[str] | None = None,
 ) -> ModelResult:
-    """Event study around each borough's first delivery of a programme.
+    """Event study around each borough's first delivery, valid under staggered starts.
 
-    Relative-time dummies from ``-pre`` to ``post`` periods (the ends binned, so ``-pre`` means
-    "``pre`` or more periods before"), period -1 the reference, with borough and period fixed
-    effects and borough-clustered errors. Boroughs never reached are controls. The headline is
-    the mean of the coefficients from 0 to ``post``; ``pre_trend_p_value`` is the joint test
-    that every coefficient before the first delivery is zero (a small value shows a pre-trend).
+    The imputation estimator of Borusyak, Jaravel and Spiess (2024) on the count scale: a
+    Poisson model with borough and period effects and a log-population offset is fitted to the
+    borough-periods not yet or never reached by the programme only; each reached
+    borough-period's count is imputed from it, and the effect ``k`` periods after first
+    delivery is the log of observed over imputed counts there (a log rate ratio). A naive
+    two-way fixed-effects event study compares late starters with early ones already treated,
+    which goes wrong when effects differ by start or grow; this never does.
+
+    The overall effect pools every reached borough-period from 0 to ``post``. Before first
+    delivery the same imputation is run with the ``pre`` periods before each start held out,
+    and the joint pre-trend test asks whether those placebo effects are all zero. Inference is a
+    delete-one-borough jackknife with t on G - 1 degrees of freedom (Hotelling's F for the joint
+    test). A failed pre-trend test makes the result "not interpretable".
     """
-    data = frame.dropna(subset=[y]).copy()
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _fit_event_study(
+            frame,
+            first_delivery=first_delivery,
+            programme=programme,
+            pre=pre,
+            post=post,
+            months_per_period=months_per_period,
+            outcome=outcome,
+            caveats=caveats,
+        )
+
+
+def _jackknife_se(full: float, replicates: np.ndarray) -> float:
+    """Delete-one-borough jackknife standard error; NaN when a replicate has no estimate."""
+    if not math.isfinite(full) or not np.all(np.isfinite(replicates)):
+        return float("nan")
+    g = len(replicates)
+    return float(math.sqrt((g - 1) / g * np.sum((replicates - replicates.mean()) ** 2)))
+
+
+def _fit_event_study(
+    frame: pd.DataFrame,
+    *,
+    first_delivery: Mapping[str, dt.date],
+    programme: str,
+    pre: int,
+    post: int,
+    months_per_period: int,
+    outcome: str,
+    caveats: list[str] | None,
+) -> ModelResult:
+    data = frame.dropna(subset=["count", "young_people"])
+    data = data[data["young_people"] > 0].reset_index(drop=True)
+    name = programme or "the programme"
     treated = {a: m for a, m in first_delivery.items() if a in set(data["area"])}
     if not treated:
-        raise RegistryError(
-            f"No borough in the panel has a first delivery of {programme or 'the programme'}."
-        )
+        raise RegistryError(f"No borough in the panel has a first delivery of {name}.")
+    areas, area = np.unique(data["area"].to_numpy(), return_inverse=True)
+    periods, period = np.unique(data["period"].to_numpy(), return_inverse=True)
+    shape = (len(areas), len(periods))
     step = months_per_period
-
-    def relative(area: str, period: dt.date) -> int | None:
-        start = treated.get(area)
-        if start is None:
-            return None
-        months = (period.year - start.year) * 12 + period.month - start.month
-        return max(-pre, min(post, months // step))
-
-    rel = [relative(a, p) for a, p in zip(data["area"], data["period"], strict=True)]
-    names = []
-    for k in range(-pre, post + 1):
-        if k == -1:
-            continue
-        name = f"event_{k}"
-        column = np.array([1.0 if r == k else 0.0 for r in rel])
-        if column.any():
-            data[name] = column
-            names.append(name)
-    if not names:
-        raise RegistryError("No period in the panel falls around a first delivery.")
-    try:
-        fit = fit_within(data, y=y, x=names)
-    except RegistryError as exc:
+    rel = np.array(
+        [
+            np.nan
+            if (start := treated.get(a)) is None
+            else ((p.year - start.year) * 12 + p.month - start.month) // step
+            for a, p in zip(data["area"], data["period"], strict=True)
+        ],
+        dtype=float,
+    )
+    y = data["count"].to_numpy(dtype=float)
+    exposure = data["young_people"].to_numpy(dtype=float)
+    everything = np.ones(len(data), dtype=bool)
+    full = _impute(y, exposure, area, period, rel, shape, pre=pre, post=post, keep=everything)
+    post_times = [k for k in full.by_time if k >= 0]
+    if not post_times or not math.isfinite(full.overall):
         raise RegistryError(
-            "The event-study terms cannot be separated from the period effects (for example, "
-            f"every borough started {programme or 'the programme'} in the same month and none "
-            f"is left as a control): {exc}"
-        ) from exc
-    se = fit.std_errors()
+            f"No borough-period after a first delivery of {name} can be compared with a borough "
+            "not yet or never reached in the same period, so the effect cannot be separated from "
+            "what happened everywhere at the time (for example, every borough started in the "
+            "same month and none is left as a control)."
+        )
+    if len(areas) < 3:
+        raise RegistryError(
+            f"An event study needs at least 3 boroughs; the panel has {len(areas)}."
+        )
+    times = sorted(full.by_time)
+    replicates = np.full((len(areas), len(times) + 1), np.nan)
+    for g in range(len(areas)):
+        part = _impute(
+            y,
+            exposure,
+            area,
+            period,
+            rel,
+            shape,
+            pre=pre,
+            post=post,
+            keep=area != g,
+            start=full.fits,
+        )
+        replicates[g, :-1] = [part.by_time.get(k, np.nan) for k in times]
+        replicates[g, -1] = part.overall
+    n_clusters = len(areas)
+    df_t = n_clusters - 1
     coefficients = []
-    for name, b, s in zip(names, fit.params, se, strict=True):
-        low, high, p = term_summary(float(b), float(s), fit.df_t)
+    for j, k in enumerate(times):
+        b = full.by_time[k]
+        se = _jackknife_se(b, replicates[:, j])
+        low, high, p = term_summary(b, se, df_t)
+        rows = rel == k
         coefficients.append(
             {
-                "relative_period": int(name.split("_")[1]),
-                "estimate": float(b),
-                "std_error": float(s),
+                "relative_period": k,
+                "estimate": b,
+                "std_error": se,
                 "ci_low": low,
                 "ci_high": high,
                 "p_value": p,
+                "boroughs": len(np.unique(area[rows])),
             }
         )
-    post_idx = [i for i, n in enumerate(names) if int(n.split("_")[1]) >= 0]
-    pre_idx = [i for i, n in enumerate(names) if int(n.split("_")[1]) < -1]
-    if not post_idx:
-        raise RegistryError("No period in the panel falls after a first delivery.")
-    w = np.zeros(len(names))
-    w[post_idx] = 1 / len(post_idx)
-    estimate = float(w @ fit.params)
-    std_error = float(math.sqrt(w @ fit.cov @ w))
-    low, high, p = term_summary(estimate, std_error, fit.df_t)
+    estimate = full.overall
+    std_error = _jackknife_se(estimate, replicates[:, -1])
+    low, high, p_value = term_summary(estimate, std_error, df_t)
+    pre_cols = [
+        j
+        for j, k in enumerate(times)
+        if k < 0 and math.isfinite(full.by_time[k]) and np.all(np.isfinite(replicates[:, j]))
+    ]
     pre_p = float("nan")
-    if pre_idx:
-        b = fit.params[pre_idx]
-        v = fit.cov[np.ix_(pre_idx, pre_idx)]
-        wald = float(b @ np.linalg.pinv(v) @ b) / len(pre_idx)
-        pre_p = float(stats.f.sf(wald, len(pre_idx), fit.df_t))
-    counts = data["count"].astype(int).tolist() if "count" in data else None
-    notes = caveats if caveats is not None else caveats_for(counts=counts, n_periods=fit.n_periods)
+    if pre_cols:
+        b = np.array([full.by_time[times[j]] for j in pre_cols])
+        centred = replicates[:, pre_cols] - replicates[:, pre_cols].mean(axis=0)
+        cov = (n_clusters - 1) / n_clusters * centred.T @ centred
+        t2 = float(b @ np.linalg.pinv(cov) @ b)
+        q = len(pre_cols)
+        if n_clusters - q > 0:
+            f = (n_clusters - q) / (q * (n_clusters - 1)) * t2
+            pre_p = float(stats.f.sf(f, q, n_clusters - q))
+        else:
+            pre_p = float(stats.chi2.sf(t2, q))
+    checks = [_pre_trend_check(pre_p, pre)]
+    ratio, ratio_low, ratio_high = math.exp(estimate), math.exp(low), math.exp(high)
+    moved = "lower" if ratio < 1 else "higher"
+    span = f"{num.change(100 * (ratio_low - 1))} to {num.change(100 * (ratio_high - 1))}"
+    where = (
+        f"after {name} first reached a borough, {outcome or 'the outcome'} was "
+        f"{num.percent(abs(100 * (ratio - 1)))} {moved} than the boroughs not yet or never "
+        f"reached predict (95% interval {span})"
+    )
+    verdict, verdict_text = decide_verdict(
+        p_value=p_value,
+        checks=checks,
+        found=f"Association: {where}.",
+        none_found=(f"No detectable association: {where}, an interval that includes no change."),
+    )
+    counts = data["count"].astype(int).tolist()
+    notes = caveats if caveats is not None else caveats_for(counts=counts, n_periods=shape[1])
     first_months = sorted(treated.values())
     return ModelResult(
         model="event",
         outcome=outcome,
-        term="mean_post_delivery",
+        term="log_rate_ratio_after_first_delivery",
         estimate=estimate,
         std_error=std_error,
         ci_low=low,
         ci_high=high,
-        p_value=p,
-        n_obs=fit.n_obs,
-        n_areas=fit.n_areas,
-        n_periods=fit.n_periods,
+        p_value=p_value,
+        n_obs=len(data),
+        n_areas=n_clusters,
+        n_periods=shape[1],
         caveats=[
             *notes,
-            "Boroughs were not reached at random: where the coefficients before the first "
-            "delivery differ from zero, the comparison after it is not like with like.",
+            "Compared only with boroughs not yet or never reached: each reached borough's "
+            "count is set against what the others' path predicts (Borusyak, Jaravel and Spiess "
+            "imputation, on the count scale). Boroughs were not reached at random: where the "
+            "estimates before first delivery differ from zero, the comparison after it is not "
+            "like with like.",
+            EVENT_JACKKNIFE_NOTE,
         ],
         diagnostics={
-            "vcov": "CRV1 clustered by borough",
-            "reference_period": -1,
+            "vcov": "delete-one-borough jackknife, t on G - 1 degrees of freedom",
+            "estimator": "Borusyak-Jaravel-Spiess imputation, Poisson two-way effects",
             "pre_trend_p_value": pre_p,
             "boroughs_reached": len(treated),
-            "boroughs_never_reached": int(data["area"].nunique()) - len(treated),
+            "boroughs_never_reached": n_clusters - len(treated),
         },
         extra={
             "programme": programme,
+            "unit": "log rate ratio (observed over imputed counts)",
+            "rate_ratio": ratio,
+            "rate_ratio_ci_low": ratio_low,
+            "rate_ratio_ci_high": ratio_high,
             "first_delivery_from": first_months[0],
             "first_delivery_to": first_months[-1],
             "pre_trend_p_value": pre_p,
             "coefficients": coefficients,
         },
+        verdict=verdict,
+        verdict_text=verdict_text,
+        checks=checks,
+    )
+
+
+def _pre_trend_check(p_value: float, pre: int) -> Check:
+    """The joint pre-trend test, in words."""
+    name = "pre-trend test"
+    if not math.isfinite(p_value):
+        return Check(
+            name,
+            True,
+            "There were too few periods before first delivery to test for a pre-trend, so "
+            "nothing shows whether reached boroughs were on the same path as the others.",
+        )
+    if p_value < PRE_TREND_ALPHA:
+        return Check(
+            name,
+            False,
+            f"in the {pre} periods before first delivery, counts in the boroughs reached "
+            f"already differed from what the other boroughs predict (joint pre-trend test "
+            f"p = {p_value:.3f}), so they were not on the same path and the later difference "
+            "cannot be read as the programme's.",
+        )
+    return Check(
+        name,
+        True,
+        f"In the {pre} periods before first delivery, counts in the boroughs reached matched "
+        f"what the other boroughs predict (joint pre-trend test p = {p_value:.2f}).",
     )
 
 
