@@ -151,7 +151,7 @@ def _print_model(result: ModelResult) -> None:
     _print_dispersion(result.diagnostics)
     if "slope_change" in extra:
         click.echo(
-            f"  slope change per period: {extra['slope_change']:.4g} "
+            f"  slope change per year (log scale): {extra['slope_change']:.4g} "
             f"({extra['slope_change_ci_low']:.4g} to {extra['slope_change_ci_high']:.4g}) "
             f"at {format_month(extra['interruption'])}"
         )
@@ -195,6 +195,7 @@ def _print_model(result: ModelResult) -> None:
     show_default=True,
     help="Interruption month for --model its.",
 )
+@click.option("--borough", metavar="B", help="--model its: this borough's series, not London's.")
 @click.option(
     "--by",
     "frequency",
@@ -213,6 +214,7 @@ def analyse(
     end: dt.date | None,
     programme: str | None,
     at: dt.date,
+    borough: str | None,
     frequency: str,
     as_json: bool,
 ) -> None:
@@ -228,6 +230,7 @@ def analyse(
             end=end,
             programme=programme,
             at=at,
+            borough=borough,
             frequency=frequency,
         )
     if as_json:

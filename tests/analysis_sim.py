@@ -139,3 +139,43 @@ def staggered_panel(
     firsts = {areas[i]: add_months(START, int(starts[i])) for i in range(n_areas) if starts[i] >= 0}
     truth = float(np.log(truth_with / truth_without)) if truth_without else 0.0
     return frame, firsts, truth
+
+
+def its_series(
+    seed: int,
+    *,
+    n_months: int = 120,
+    first: dt.date = dt.date(2013, 1, 1),
+    at: dt.date = dt.date(2019, 9, 1),
+    base: float = 300.0,
+    level: float = 0.0,
+    rho: float = 0.0,
+    sd: float = 0.08,
+    covid: float = -0.25,
+    breaks: tuple[tuple[dt.date, float], ...] = (),
+) -> pd.DataFrame:
+    """A monthly count series (``month``, ``count``): a falling trend, a season, a COVID dip
+    (2020-03 to 2021-06), a level change of ``level`` (log scale) from ``at``, a step at each
+    of ``breaks``, and a slowly wandering level, AR(1) with ``rho`` and standard deviation
+    ``sd`` (log scale), under Poisson noise."""
+    rng = np.random.default_rng(seed)
+    wander = np.zeros(n_months)
+    wander[0] = rng.normal(0, sd)
+    shocks = rng.normal(0, sd * np.sqrt(1 - rho**2), n_months)
+    for t in range(1, n_months):
+        wander[t] = rho * wander[t - 1] + shocks[t]
+    months = [add_months(first, t) for t in range(n_months)]
+    log_mu = np.array(
+        [
+            np.log(base)
+            - 0.02 * t / 12
+            + 0.1 * np.cos(2 * np.pi * (m.month - 7) / 12)
+            + wander[t]
+            + level * (m >= at)
+            + covid * (dt.date(2020, 3, 1) <= m <= dt.date(2021, 6, 1))
+            + sum(step * (m >= month) for month, step in breaks)
+            for t, m in enumerate(months)
+        ]
+    )
+    counts = rng.poisson(np.exp(log_mu))
+    return pd.DataFrame({"month": months, "count": counts, "unallocated": 0})

@@ -6,7 +6,6 @@ import datetime as dt
 import math
 
 import numpy as np
-import pandas as pd
 import pytest
 import statsmodels.api as sm
 import statsmodels.formula.api as smf
@@ -15,7 +14,7 @@ from registry.analysis.models import _two_way_poisson, fit_count, fit_event_stud
 from registry.analysis.result import ASSOCIATION, DENOMINATOR, TARGETING
 from registry.errors import RegistryError
 from registry.periods import add_months
-from tests.analysis_sim import START, count_panel, staggered_panel
+from tests.analysis_sim import START, count_panel, its_series, staggered_panel
 
 
 @pytest.mark.parametrize("seed", [1, 2])
@@ -54,36 +53,48 @@ def test_count_model_degenerate_inputs() -> None:
         fit_count(flat, family="negbin")
 
 
-def _its_series(level: float, slope: float, seed: int = 1) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    rows = []
-    at = 36
-    for t in range(72):
-        month = add_months(START, t)
-        season = 3 * math.cos(2 * math.pi * (month.month - 7) / 12)
-        post = t >= at
-        rate = 50 + 0.1 * t + season + post * (level + slope * (t - at)) + rng.normal(0, 1)
-        people = 1_000_000
-        rows.append(("A000", month, people, round(rate * people / 100_000)))
-    return pd.DataFrame(rows, columns=["area", "period", "young_people", "count"])
+def test_its_on_the_series_alone_finds_a_planted_drop_with_covid_and_break_terms() -> None:
+    """London's counts from 2013, a 20% drop at 2019-09, a COVID dip and a recording break."""
+    brk = dt.date(2017, 4, 1)
+    series = its_series(11, level=-0.2, breaks=((brk, 0.15),))
+    at = dt.date(2019, 9, 1)
+    result = fit_its(series, at=at, outcome="knife_crime", breaks=[(brk, "new crime system")])
+    assert result.model == "its" and result.term == "level_change"
+    assert result.ci_low <= -0.2 <= result.ci_high < 0
+    assert result.verdict == "association"
+    assert result.verdict_text.startswith("A change at the interruption: from 2019-09, London's")
+    assert "lower than its own trend and season predicted" in result.verdict_text
+    assert {"covid", "break_2017-04", "month_12"} <= set(result.extra["terms"])
+    assert result.extra["covid_months"] == "2020-03 to 2021-06"
+    assert result.extra["breaks"] == [{"month": brk, "note": "new crime system"}]
+    assert result.extra["interruption"] == at and result.n_obs == 120
+    assert result.diagnostics["vcov"].startswith("HAC")
+    assert result.std_error >= result.diagnostics["newey_west_std_error"]
+    # Its caveats are its own: nothing about delivery.
+    assert ASSOCIATION not in result.caveats and TARGETING not in result.caveats
 
 
-def test_interrupted_time_series_recovers_level_and_slope_change() -> None:
-    frame = _its_series(level=-8.0, slope=-0.3)
-    at = add_months(START, 36)
-    result = fit_its(frame, at=at)
-    assert result.term == "level_change"
-    assert result.ci_low <= -8.0 <= result.ci_high
-    assert result.extra["slope_change_ci_low"] <= -0.3 <= result.extra["slope_change_ci_high"]
-    assert result.p_value < 0.05
-    assert result.diagnostics["vcov"].startswith("Newey-West HAC")
-    assert result.extra["interruption"] == at
+def test_its_under_strong_autocorrelation_warns_in_words_and_stays_null() -> None:
+    series = its_series(12, rho=0.9, sd=0.12)
+    result = fit_its(series, at=dt.date(2019, 9, 1))
+    assert result.verdict == "no detectable association"
+    assert result.verdict_text.startswith("No detectable change")
+    warning = next(c for c in result.caveats if c.startswith("Neighbouring months are alike"))
+    assert "Ljung-Box test" in warning and "read the interval, not the point" in warning
+    assert result.diagnostics["residual_ar1_rho"] > 0.5
+
+
+def test_its_break_at_the_interruption_is_not_interpretable() -> None:
+    at = dt.date(2019, 9, 1)
+    result = fit_its(its_series(13), at=at, breaks=[(at, "new crime system")])
+    assert result.verdict == "not interpretable"
+    assert "series breaks at 2019-09, the month of the interruption" in result.verdict_text
 
 
 def test_interrupted_time_series_needs_periods_on_both_sides() -> None:
-    frame = _its_series(level=0, slope=0)
-    with pytest.raises(RegistryError, match="at least 12 periods on each side"):
-        fit_its(frame, at=add_months(START, 66))
+    series = its_series(14, n_months=72, first=dt.date(2014, 1, 1))
+    with pytest.raises(RegistryError, match="at least 12 periods"):
+        fit_its(series, at=dt.date(2019, 9, 1))
 
 
 def test_event_study_recovers_growing_staggered_effects_against_not_yet_reached() -> None:

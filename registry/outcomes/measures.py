@@ -13,7 +13,7 @@ from registry import audit
 from registry.auth import Principal, require, write_action
 from registry.errors import ConflictError, NotFoundError, RegistryError
 from registry.models import MeasureBreak, OutcomeMeasure
-from registry.periods import format_month
+from registry.periods import as_date, format_month
 
 _CODE_RE = re.compile(r"^[a-z][a-z0-9_]{1,63}$")
 
@@ -30,6 +30,17 @@ def get_measure(session: Session, code: str) -> OutcomeMeasure:
 
 def measure_ids(session: Session) -> dict[str, int]:
     return dict(session.execute(select(OutcomeMeasure.code, OutcomeMeasure.id)).tuples().all())
+
+
+def measure_breaks(session: Session, code: str) -> list[tuple[dt.date, str]]:
+    """The dated series breaks of measure ``code``, earliest first, with their notes."""
+    measure = get_measure(session, code)
+    rows = session.execute(
+        select(MeasureBreak.month, MeasureBreak.note)
+        .where(MeasureBreak.measure_id == measure.id)
+        .order_by(MeasureBreak.month)
+    ).all()
+    return [(as_date(month), note) for month, note in rows]
 
 
 def list_measures(session: Session, *, principal: Principal) -> list[dict[str, Any]]:
