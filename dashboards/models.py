@@ -286,10 +286,12 @@ if compare:
             if report.boroughs is not None:
                 st.subheader("Boroughs")
                 st.caption(
-                    "Each borough's change with its exact test; 'significant' after Holm's "
-                    "correction for testing every borough tested. A borough is tested only when "
-                    "every month of both windows is stored ('tested'); a part-stored window's "
-                    "total is short."
+                    "Each borough's change with its exact test (a baseline of zero included); "
+                    "'significant' after Holm's correction for testing every borough tested. "
+                    "The 'od_' columns allow for each borough's overdispersion (its "
+                    "'dispersion', from its own year-on-year history). A borough is tested "
+                    "only when every month of both windows is stored and they hold an offence; "
+                    "'not_tested_because' says why the others were not."
                 )
                 st.dataframe(report.boroughs, hide_index=True)
                 table_download(

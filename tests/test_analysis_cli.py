@@ -56,6 +56,7 @@ def test_trend_json_shape(seeded_url: str) -> None:
         "change_pct",
         "ci_low",
         "ci_high",
+        "overdispersion",
     ]
     assert data["area"] == "London" and data["window_months"] == 12
     assert data["current"]["start"] == "2025-01" and data["baseline"]["end"] == "2019-12"
@@ -63,6 +64,9 @@ def test_trend_json_shape(seeded_url: str) -> None:
     assert data["current"]["unallocated"] > 0
     assert data["ci_low"] <= data["change_pct"] <= data["ci_high"]
     assert round(data["change_pct"], 1) == data["change_pct"]
+    od = data["overdispersion"]
+    assert od["dispersion"] >= 1 and od["year_pairs"] >= 3
+    assert od["ci_low"] <= data["change_pct"] <= od["ci_high"]
     text = run(
         seeded_url,
         "trend",

@@ -162,7 +162,8 @@ class WindowTotal:
 
 @dataclass(frozen=True)
 class TrendChange:
-    """Change of a window's total against a baseline window, with an exact Poisson interval.
+    """Change of a window's total against a baseline window, with an exact Poisson interval
+    and one allowing for overdispersion.
 
     ``change`` and its interval are fractions (-0.25 is a 25% fall); ``p_value`` is the exact
     conditional (binomial) test of equal rates in the two windows.
@@ -178,6 +179,14 @@ class TrendChange:
     ci_high: float
     p_value: float
     caveats: list[str]
+    # Allowing for overdispersion: ``dispersion`` (variance over Poisson's, from the series'
+    # own year-on-year history, NaN when too short), the year pairs it came from, and the
+    # interval and p-value it gives.
+    dispersion: float = float("nan")
+    dispersion_pairs: int = 0
+    od_ci_low: float = float("nan")
+    od_ci_high: float = float("nan")
+    od_p_value: float = float("nan")
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape of ``vru trend --json`` (change in percent, one decimal)."""
@@ -190,6 +199,13 @@ class TrendChange:
             "change_pct": _pct(self.change),
             "ci_low": _pct(self.ci_low),
             "ci_high": _pct(self.ci_high),
+            "overdispersion": {
+                "dispersion": jsonable(self.dispersion),
+                "year_pairs": self.dispersion_pairs,
+                "ci_low": _pct(self.od_ci_low),
+                "ci_high": _pct(self.od_ci_high),
+                "p_value": jsonable(self.od_p_value),
+            },
         }
 
 
