@@ -83,6 +83,7 @@ def staggered_panel(
     after_peak: bool = False,
     pre_trend: float = 0.0,
     overdispersion: float = 0.03,
+    design_seed: int | None = None,
 ) -> tuple[pd.DataFrame, dict[str, dt.date], float]:
     """Multiplicative counts with staggered first deliveries; returns the panel, the first
     months and the true overall effect (log of expected counts with over without the programme,
@@ -93,9 +94,12 @@ def staggered_panel(
     earliest starters down to 0.5) times ``min(k + 1, 12) / 12``. With ``after_peak`` each
     reached borough starts the month after its highest three months (between months 24 and 72)
     and the programme does nothing. ``pre_trend`` adds that much per period (log scale) to
-    reached boroughs before they start, so the pre-trend test should fail.
+    reached boroughs before they start, so the pre-trend test should fail. ``design_seed`` fixes
+    which boroughs are reached and when (otherwise drawn with ``seed``), so the true effect
+    barely moves between panels.
     """
     rng = np.random.default_rng(seed)
+    design = rng if design_seed is None else np.random.default_rng(design_seed)
     areas = [f"A{i:03d}" for i in range(n_areas)]
     people = rng.integers(20_000, 70_000, n_areas).astype(float)
     risk = rng.normal(0, 0.4, n_areas)
@@ -105,14 +109,14 @@ def staggered_panel(
     mu0 = people[:, None] * base_rate / 100_000 * np.exp(risk[:, None] + london[None, :]) * noise
     counts0 = rng.poisson(mu0)
     starts = np.full(n_areas, -1)
-    reached = rng.choice(n_areas, n_reached, replace=False)
+    reached = design.choice(n_areas, n_reached, replace=False)
     for i in reached:
         if after_peak:
             window = np.convolve(counts0[i], np.ones(3), mode="valid")  # months m..m+2
             m = 24 + int(np.argmax(window[24:70]))
             starts[i] = m + 3
         else:
-            starts[i] = int(rng.integers(24, 73))
+            starts[i] = int(design.integers(24, 73))
     order = np.argsort(np.argsort(starts[reached]))
     factor = {
         int(i): 1.5 - o / max(len(reached) - 1, 1) for i, o in zip(reached, order, strict=True)
