@@ -609,7 +609,8 @@ def fit_event_study(
     delivery the same imputation is run with the ``pre`` periods before each start held out,
     and the joint pre-trend test asks whether those placebo effects are all zero. Inference is a
     delete-one-borough jackknife with t on G - 1 degrees of freedom (Hotelling's F for the joint
-    test). A failed pre-trend test makes the result "not interpretable".
+    test, on as many degrees of freedom as boroughs reached). A failed pre-trend test makes the
+    result "not interpretable".
     """
     with threadpool_limits(limits=1, user_api="blas"):
         return _fit_event_study(
@@ -729,9 +730,14 @@ def _fit_event_study(
         cov = (n_clusters - 1) / n_clusters * centred.T @ centred
         t2 = float(b @ np.linalg.pinv(cov) @ b)
         q = len(pre_cols)
-        if n_clusters - q > 0:
-            f = (n_clusters - q) / (q * (n_clusters - 1)) * t2
-            pre_p = float(stats.f.sf(f, q, n_clusters - q))
+        # The placebo effects move only when a reached borough is left out, so the covariance
+        # has about as many degrees of freedom as reached boroughs, not all boroughs: with all
+        # 33 the test rejected 22% of simulated null panels, with the reached ones about 5%.
+        reached_pre = np.isin(rel, [times[j] for j in pre_cols])
+        d = min(len(np.unique(area[reached_pre])), n_clusters) - 1
+        if d - q + 1 > 0:
+            f = (d - q + 1) / (q * d) * t2
+            pre_p = float(stats.f.sf(f, q, d - q + 1))
         else:
             pre_p = float(stats.chi2.sf(t2, q))
     checks = [_pre_trend_check(pre_p, pre)]
