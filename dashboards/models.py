@@ -31,10 +31,10 @@ MODEL_SENTENCES = {
     "gives the ratio by which the count changes per extra opportunity per 1,000 young people.",
     "negbin": "is the same count model but allows counts to vary more than chance alone would, "
     "which real crime counts usually do.",
-    "its": "fits London's rate before a chosen month and asks whether its level or slope "
-    "changed after it.",
-    "event": "lines boroughs up on the month a programme first reached them and shows how the "
-    "outcome moved before and after, against boroughs not yet reached.",
+    "its": "follows London's (or one borough's) monthly count, with its season, the COVID months "
+    "and any series break, and asks whether its level or slope changed at a chosen month.",
+    "event": "lines boroughs up on the month a programme first reached them and compares each "
+    "with what the boroughs not yet or never reached predict, before and after.",
 }
 MODEL_NAMES = {
     "fe": "Two-way fixed effects (rate on lagged delivery rate)",
@@ -143,8 +143,9 @@ def render_result(result: ModelResult) -> None:
             _interval_chart(coefficients, "relative_period", "Periods since first delivery"),
             coefficients,
             summary=(
-                "Each diamond is the outcome rate relative to the period before first delivery "
-                "(period -1, left out), with its 95% interval; before 0 they should sit near zero."
+                "Each diamond is the log of observed over predicted counts (0: no difference), "
+                "the prediction from boroughs not yet or never reached, with its 95% interval; "
+                "before 0 they should sit near zero."
             ),
             name="event-study",
             key="event",
