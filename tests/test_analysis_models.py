@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -89,6 +90,20 @@ def test_its_break_at_the_interruption_is_not_interpretable() -> None:
     result = fit_its(its_series(13), at=at, breaks=[(at, "new crime system")])
     assert result.verdict == "not interpretable"
     assert "series breaks at 2019-09, the month of the interruption" in result.verdict_text
+
+
+def test_its_on_a_sparse_series_uses_a_smooth_season() -> None:
+    """A borough's homicides: a calendar month with none in any year would send its dummy to
+    minus infinity, so the season becomes two sine-cosine pairs, said in words."""
+    series = its_series(15, n_months=60, first=dt.date(2017, 1, 1), base=0.3)
+    series.loc[[m.month == 2 for m in series["month"]], "count"] = 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = fit_its(series, at=dt.date(2019, 9, 1), area="Sutton")
+    assert {"season_sin1", "season_cos2"} <= set(result.extra["terms"])
+    assert not any(t.startswith("month_") for t in result.extra["terms"])
+    assert any("season is a smooth curve" in c for c in result.caveats)
+    assert any(c.startswith("Small counts") for c in result.caveats)
 
 
 def test_interrupted_time_series_needs_periods_on_both_sides() -> None:

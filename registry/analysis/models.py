@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -16,6 +17,7 @@ import pandas as pd
 import statsmodels.api as sm
 from scipy import stats
 from statsmodels.stats.diagnostic import acorr_ljungbox
+from statsmodels.tools.sm_exceptions import PerfectSeparationWarning
 from threadpoolctl import threadpool_limits
 
 from registry import numbers as num
@@ -235,10 +237,18 @@ def _its_caveats(counts: np.ndarray) -> list[str]:
 
 
 def its_design(
-    months: list[dt.date], at: dt.date, breaks: Sequence[dt.date] = ()
+    months: list[dt.date],
+    at: dt.date,
+    breaks: Sequence[dt.date] = (),
+    *,
+    harmonic: bool = False,
 ) -> tuple[pd.DataFrame, list[str]]:
     """The segmented design: trend, level and slope change at ``at``, month of year, COVID, and
-    a step for each series break inside the period. Returns it with notes on terms left out."""
+    a step for each series break inside the period. Returns it with the months of any break
+    that falls on ``at`` itself (it cannot be told from the level change).
+
+    ``harmonic`` replaces the 11 month-of-year dummies with two sine-cosine pairs: a calendar
+    month with no offence in any year would otherwise send its term to minus infinity."""
     first = months[0]
     t = np.array([(m.year - first.year) * 12 + m.month - first.month for m in months], float)
     t_at = (at.year - first.year) * 12 + at.month - first.month
@@ -251,8 +261,14 @@ def its_design(
             "slope_change_per_year": post * (t - t_at) / 12,
         }
     )
-    for calendar in range(2, 13):
-        design[f"month_{calendar:02d}"] = [1.0 if m.month == calendar else 0.0 for m in months]
+    if harmonic:
+        angle = np.array([2 * np.pi * m.month / 12 for m in months])
+        for j in (1, 2):
+            design[f"season_sin{j}"] = np.sin(j * angle)
+            design[f"season_cos{j}"] = np.cos(j * angle)
+    else:
+        for calendar in range(2, 13):
+            design[f"month_{calendar:02d}"] = [1.0 if m.month == calendar else 0.0 for m in months]
     notes = []
     covid = np.array([COVID_START <= m <= COVID_END for m in months], float)
     if covid.any() and not covid.all():
@@ -328,14 +344,19 @@ def _fit_its(
     y = data["count"].to_numpy(dtype=float)
     if not y.any():
         raise RegistryError("Every count in this series is zero: there is nothing to model.")
-    design, clashing = its_design(months, at, [b for b, _ in breaks])
+    by_calendar = data.groupby([m.month for m in months])["count"].sum()
+    harmonic = bool((by_calendar == 0).any())
+    design, clashing = its_design(months, at, [b for b, _ in breaks], harmonic=harmonic)
     n, k = design.shape
     if np.linalg.matrix_rank(design.to_numpy()) < k:
         raise RegistryError(
             "The interruption cannot be told apart from the COVID months or a series break in "
             "this period; choose another month or a longer period."
         )
-    glm = sm.GLM(y, design, family=sm.families.Poisson()).fit()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", PerfectSeparationWarning)
+        glm = sm.GLM(y, design, family=sm.families.Poisson()).fit()
+    exact = any(issubclass(w.category, PerfectSeparationWarning) for w in caught)
     mu = glm.fittedvalues.to_numpy()
     resid = (y - mu) / np.sqrt(mu)
     x = design.to_numpy()
@@ -351,9 +372,11 @@ def _fit_its(
     )
     parametric = np.sqrt(np.diag(dispersion * bread @ (weighted.T @ sigma @ weighted) @ bread))
     lags = max(_hac_lags(n), 1)
-    newey_west = sm.GLM(y, design, family=sm.families.Poisson()).fit(
-        cov_type="HAC", cov_kwds={"maxlags": lags, "use_correction": True}
-    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PerfectSeparationWarning)  # said once, above
+        newey_west = sm.GLM(y, design, family=sm.families.Poisson()).fit(
+            cov_type="HAC", cov_kwds={"maxlags": lags, "use_correction": True}
+        )
     se = np.maximum(parametric, newey_west.bse.to_numpy())
     df_t = n - k
     names = list(design.columns)
@@ -379,6 +402,16 @@ def _fit_its(
         f"({COVID_MONTHS}) have their own term"
         + (", and so does each series break inside the period." if breaks else "."),
     ]
+    if exact:
+        notes.append(
+            f"The model fits {n} months (almost) exactly with {k} terms: there are too few "
+            "months, or too few offences, for its estimates to mean much."
+        )
+    if harmonic:
+        notes.append(
+            "Some calendar month has no offence in any year, so the season is a smooth curve "
+            "(two sine-cosine pairs) rather than a separate level for each month."
+        )
     if lb_p < LJUNG_BOX_ALPHA:
         notes.append(
             "Neighbouring months are alike even after the model (one month's departure from "
