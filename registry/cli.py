@@ -294,12 +294,18 @@ def seed(obj: Context, force: bool, if_empty: bool, with_demo_users: bool) -> No
 
 @cli.command("serve")
 @click.option("--port", default=8501, show_default=True, type=click.IntRange(1, 65535))
+@click.option(
+    "--address",
+    metavar="HOST",
+    help="Listen on this address only (127.0.0.1 behind a proxy; default: every address).",
+)
 @click.option("--headless/--no-headless", default=True, show_default=True)
 @pass_ctx
-def serve(obj: Context, port: int, headless: bool) -> None:
+def serve(obj: Context, port: int, address: str | None, headless: bool) -> None:
     """Start the Streamlit app on http://localhost:PORT."""
     obj.require_migrated()
-    env = dict(os.environ, VRU_DATABASE_URL=get_settings(obj.database_url).database_url)
+    settings = get_settings(obj.database_url)
+    env = dict(os.environ, VRU_DATABASE_URL=settings.database_url)
     command = [
         sys.executable,
         "-m",
@@ -308,7 +314,9 @@ def serve(obj: Context, port: int, headless: bool) -> None:
         str(APP_FILE),
         f"--server.port={port}",
         f"--server.headless={str(headless).lower()}",
+        f"--server.maxUploadSize={settings.max_upload_megabytes}",
         "--browser.gatherUsageStats=false",
+        *([f"--server.address={address}"] if address else []),
     ]
     raise SystemExit(subprocess.call(command, env=env))
 
