@@ -19,7 +19,7 @@ PYTHON="${PYTHON:-python3}"
 say() { echo "deploy: $*"; }
 die() { echo "deploy: error: $*" >&2; exit 1; }
 
-alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+alive() { [ -f "$1" ] && kill -0 "$(cat "$1" 2>/dev/null)" 2>/dev/null; }
 
 healthy() { curl -fsS --max-time 2 "http://127.0.0.1:$1/_stcore/health" >/dev/null 2>&1; }
 

@@ -3,6 +3,7 @@
     python -m deploy.render site --workers 4 --first-port 8641 --listen 443 \\
         --server-name vru.example.gov.uk --tls-cert /etc/ssl/vru.pem --tls-key /etc/ssl/vru.key
     python -m deploy.render local --workers 2 --port 8640 --run-dir deploy/run
+    python -m deploy.render site --upstream app1:8501,app2:8501 --listen 80    (Compose)
 
 The upload limit comes from the one settings object (:func:`registry.config.get_settings`), so
 nginx, Streamlit (``vru serve``) and the registry's own check agree.
@@ -30,6 +31,12 @@ class Site:
     tls_cert: str | None = None
     tls_key: str | None = None
     app_host: str = "127.0.0.1"
+    upstream: tuple[str, ...] = ()  # explicit host:port of each process (Compose), else ports
+
+    def servers(self) -> list[str]:
+        if self.upstream:
+            return list(self.upstream)
+        return [f"{self.app_host}:{self.first_port + i}" for i in range(self.workers)]
 
 
 def _fill(template: str, values: dict[str, str]) -> str:
@@ -42,13 +49,12 @@ def _fill(template: str, values: dict[str, str]) -> str:
 
 def site_config(site: Site) -> str:
     """The ``http``-level nginx configuration: upstream of the app processes and the server."""
-    if site.workers < 1:
+    if not site.servers():
         raise ValueError("At least one app process is needed.")
     tls = site.tls_cert is not None and site.tls_key is not None
     servers = "\n".join(
-        f"    server {site.app_host}:{site.first_port + i} "
-        f"max_fails=1 fail_timeout={FAIL_TIMEOUT_SECONDS}s;"
-        for i in range(site.workers)
+        f"    server {server} max_fails=1 fail_timeout={FAIL_TIMEOUT_SECONDS}s;"
+        for server in site.servers()
     )
     listen = f"    listen {site.listen}" + (" ssl;" if tls else ";")
     if tls:
@@ -93,6 +99,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=8640, help="nginx's port (local)")
     parser.add_argument("--first-port", type=int, help="first app process (default: port + 1)")
     parser.add_argument("--listen", help="nginx listen directive (site; default 127.0.0.1:PORT)")
+    parser.add_argument("--upstream", help="app processes as host:port,host:port (Compose)")
     parser.add_argument("--server-name", default="_")
     parser.add_argument("--tls-cert")
     parser.add_argument("--tls-key")
@@ -105,6 +112,7 @@ def main(argv: list[str] | None = None) -> None:
         server_name=args.server_name,
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
+        upstream=tuple(args.upstream.split(",")) if args.upstream else (),
     )
     if args.what == "site":
         print(site_config(site), end="")
