@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 RUN_DIR="${VRU_RUN_DIR:-$PWD/deploy/run}"
-NGINX="${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}"
+NGINX="${NGINX_BIN:-$(command -v nginx || echo /usr/sbin/nginx)}"
 VRU="${VRU:-vru}"
 PYTHON="${PYTHON:-python3}"
 

@@ -12,7 +12,7 @@ nginx, Streamlit (``vru serve``) and the registry's own check agree.
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from registry.config import get_settings
@@ -31,6 +31,7 @@ class Site:
     tls_cert: str | None = None
     tls_key: str | None = None
     app_host: str = "127.0.0.1"
+    access_log: str = "/var/log/nginx/vru-access.log"
     upstream: tuple[str, ...] = ()  # explicit host:port of each process (Compose), else ports
 
     def servers(self) -> list[str]:
@@ -75,6 +76,7 @@ def site_config(site: Site) -> str:
             "REDIRECT_SERVER": redirect,
             "LISTEN": listen,
             "SERVER_NAME": site.server_name,
+            "ACCESS_LOG": site.access_log,
             "MAX_BODY_MB": str(get_settings().max_upload_megabytes),
             "COOKIE_SECURE": "; Secure" if tls else "",
             "HSTS": (
@@ -101,6 +103,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--listen", help="nginx listen directive (site; default 127.0.0.1:PORT)")
     parser.add_argument("--upstream", help="app processes as host:port,host:port (Compose)")
     parser.add_argument("--server-name", default="_")
+    parser.add_argument("--access-log", default=Site.access_log)
     parser.add_argument("--tls-cert")
     parser.add_argument("--tls-key")
     parser.add_argument("--run-dir", type=Path, default=HERE / "run")
@@ -113,11 +116,13 @@ def main(argv: list[str] | None = None) -> None:
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
         upstream=tuple(args.upstream.split(",")) if args.upstream else (),
+        access_log=args.access_log,
     )
     if args.what == "site":
         print(site_config(site), end="")
         return
     args.run_dir.mkdir(parents=True, exist_ok=True)
+    site = replace(site, access_log=str(args.run_dir.resolve() / "nginx-access.log"))
     (args.run_dir / "vru-site.conf").write_text(site_config(site), encoding="utf-8")
     (args.run_dir / "nginx.conf").write_text(local_config(args.run_dir), encoding="utf-8")
     print(args.run_dir / "nginx.conf")
