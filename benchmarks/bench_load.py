@@ -315,14 +315,17 @@ def main() -> None:
 
     name, url, plan = prepare()
     results: dict[int, dict] = {}
+    counts = [args.workers] if args.workers else [1, 2]
     try:
-        for workers in [args.workers] if args.workers else [1, 2]:
+        for workers in counts:
             with Cluster(url, workers) as cluster:
                 tally = asyncio.run(simulate(cluster.base, args.users, args.duration, plan, 1))
                 results[workers] = summary(tally) | {"error_samples": tally.errors[:3]}
-                if args.chromium and workers == max(results):
+                if not args.json:
+                    print(f"{workers} process(es): {results[workers]}", file=sys.stderr, flush=True)
+                if args.chromium and workers == counts[-1]:
                     results[workers]["chromium_check"] = chromium_check(cluster.base)
-                if args.upload and workers == max(results):
+                if args.upload and workers == counts[-1]:
                     folder = Path(tempfile.mkdtemp(prefix="vru-load-upload-"))
                     path = upload_file(url, folder)
                     tally, start, end, outcome = asyncio.run(
