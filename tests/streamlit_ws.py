@@ -101,6 +101,7 @@ class StreamlitSession:
             additional_headers=headers,
             max_size=None,
             open_timeout=self.timeout,
+            ping_interval=None,  # as a browser: the server pings, the client only answers
         )
 
     async def close(self) -> None:
