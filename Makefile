@@ -39,7 +39,7 @@ bench: $(STAMP)
 ## N app processes behind a private nginx on PORT, on the PostgreSQL in $VRU_DATABASE_URL
 WORKERS ?= 2
 deploy-local: $(STAMP)
-	VRU=$(CURDIR)/$(BIN)/vru PYTHON=$(CURDIR)/$(BIN)/python deploy/deploy.sh start $(WORKERS) $(PORT)
+	VRU=$(abspath $(BIN))/vru PYTHON=$(abspath $(BIN))/python deploy/deploy.sh start $(WORKERS) $(PORT)
 
 deploy-stop:
 	deploy/deploy.sh stop
