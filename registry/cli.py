@@ -255,18 +255,26 @@ def seed(obj: Context, force: bool, if_empty: bool, with_demo_users: bool) -> No
 
 @cli.command("serve")
 @click.option("--port", default=8501, show_default=True, type=click.IntRange(1, 65535))
+@click.option(
+    "--address",
+    metavar="HOST",
+    help="Interface to listen on [default: VRU_SERVER_ADDRESS, else 127.0.0.1, this machine "
+    "only]; 0.0.0.0 listens on every interface.",
+)
 @click.option("--headless/--no-headless", default=True, show_default=True)
 @pass_ctx
-def serve(obj: Context, port: int, headless: bool) -> None:
-    """Start the Streamlit app on http://localhost:PORT."""
+def serve(obj: Context, port: int, address: str | None, headless: bool) -> None:
+    """Start the Streamlit app on http://ADDRESS:PORT (this machine only by default)."""
     obj.require_migrated()
-    env = dict(os.environ, VRU_DATABASE_URL=get_settings(obj.database_url).database_url)
+    settings = get_settings(obj.database_url)
+    env = dict(os.environ, VRU_DATABASE_URL=settings.database_url)
     command = [
         sys.executable,
         "-m",
         "streamlit",
         "run",
         str(APP_FILE),
+        f"--server.address={address or settings.server_address}",
         f"--server.port={port}",
         f"--server.headless={str(headless).lower()}",
         "--browser.gatherUsageStats=false",
