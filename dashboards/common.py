@@ -14,6 +14,7 @@ import streamlit as st
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
+from streamlit.runtime.app_session import AppSession
 
 from dashboards import session_routes
 from registry import audit, db, demo, sessions
@@ -166,9 +167,31 @@ def data_state() -> tuple[int, bool]:
 
 
 def data_changed() -> None:
-    """Forget cached figures after this session wrote to the registry."""
+    """Forget cached figures after this session wrote to the registry: the one place the app
+    clears the server's caches, reached only from pages that write (so only when signed in
+    with a permission to write)."""
     st.session_state["_nonce"] = st.session_state.get("_nonce", 0) + 1
     st.cache_data.clear()
+
+
+def _refuse_clear_cache_request(self: AppSession) -> None:
+    log.warning("Refused a browser's request to clear the server's caches.")
+
+
+def refuse_browser_cache_clearing() -> None:
+    """Make the server ignore a browser's "clear cache" message.
+
+    Streamlit's menu item and ``c`` shortcut send it, and the server obeys any connection,
+    signed in or not, emptying every visitor's cached figures and the database engines.
+    ``client.toolbarMode = "minimal"`` hides both, but a hand-made websocket message still
+    arrives; so the handler itself is replaced. Caches are cleared by :func:`data_changed`.
+    """
+    if not callable(getattr(AppSession, "_handle_clear_cache_request", None)):
+        raise RuntimeError("Streamlit's clear-cache handler moved; update dashboards/common.py.")
+    AppSession._handle_clear_cache_request = _refuse_clear_cache_request  # type: ignore[method-assign]
+
+
+refuse_browser_cache_clearing()
 
 
 def demo_banner() -> None:
