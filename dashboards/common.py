@@ -14,7 +14,6 @@ import streamlit as st
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
-from streamlit.runtime.app_session import AppSession
 
 from dashboards import session_routes
 from registry import audit, db, demo, sessions
@@ -174,24 +173,8 @@ def data_changed() -> None:
     st.cache_data.clear()
 
 
-def _refuse_clear_cache_request(self: AppSession) -> None:
-    log.warning("Refused a browser's request to clear the server's caches.")
-
-
-def refuse_browser_cache_clearing() -> None:
-    """Make the server ignore a browser's "clear cache" message.
-
-    Streamlit's menu item and ``c`` shortcut send it, and the server obeys any connection,
-    signed in or not, emptying every visitor's cached figures and the database engines.
-    ``client.toolbarMode = "minimal"`` hides both, but a hand-made websocket message still
-    arrives; so the handler itself is replaced. Caches are cleared by :func:`data_changed`.
-    """
-    if not callable(getattr(AppSession, "_handle_clear_cache_request", None)):
-        raise RuntimeError("Streamlit's clear-cache handler moved; update dashboards/common.py.")
-    AppSession._handle_clear_cache_request = _refuse_clear_cache_request  # type: ignore[method-assign]
-
-
-refuse_browser_cache_clearing()
+# Before any page runs: a browser's clear-cache message is ignored (see the function).
+session_routes.refuse_browser_cache_clearing()
 
 
 def demo_banner() -> None:
