@@ -61,6 +61,22 @@ def test_a_cache_hit_never_skips_the_permission_check(seeded_url, monkeypatch) -
     cached_explore_options.clear()
 
 
+def test_name_role_and_funder_are_each_part_of_the_key() -> None:
+    """Streamlit hashes a dataclass by its fields: any difference is a fresh call."""
+    calls: list[Principal] = []
+
+    @st.cache_data
+    def asked(who: Principal) -> str:
+        calls.append(who)
+        return who.username
+
+    other_funder = Principal(FUNDER.username, FUNDER.role, "Another Trust")
+    for who in (FUNDER, other_funder, Principal("fred", "funder", FUNDER.funder), FUNDER):
+        asked(who)
+    assert calls == [FUNDER, other_funder, Principal("fred", "funder", FUNDER.funder)]
+    asked.clear()
+
+
 def test_a_browser_cannot_clear_the_servers_caches() -> None:
     """Streamlit's "Clear cache" menu item and ``c`` shortcut (hidden by toolbarMode "minimal")
     send a ``clear_cache`` message any connection can forge; the server now ignores it."""
