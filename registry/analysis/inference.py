@@ -183,6 +183,7 @@ class PoissonGrid:
     x: list[np.ndarray]
     mask: np.ndarray
     areas: list[str]
+    periods: list[object]
 
     @classmethod
     def of(cls, frame: pd.DataFrame, xs: list[str]) -> PoissonGrid:
@@ -210,10 +211,11 @@ class PoissonGrid:
             x=[grid(data[c].to_numpy(float)) for c in xs],
             mask=mask,
             areas=[str(v) for v in areas],
+            periods=list(periods),
         )
 
 
-def _effects(grid: PoissonGrid, eta: np.ndarray) -> np.ndarray:
+def fitted_means(grid: PoissonGrid, eta: np.ndarray) -> np.ndarray:
     """The fitted means with borough and period effects at their maximum-likelihood values for
     the linear predictor ``eta`` (offset plus slopes), by iterative proportional fitting: the
     Poisson likelihood equations say each borough's and each period's fitted total equals its
@@ -249,30 +251,36 @@ def _partial(grid: PoissonGrid, x: np.ndarray, weight: np.ndarray) -> np.ndarray
     return np.where(m, r, 0.0)
 
 
-def poisson_fe(
-    grid: PoissonGrid, *, start: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Poisson slopes with borough and period effects and their borough-clustered covariance.
-
-    Newton's method on the profile likelihood: at the effects' optimum the score of the slopes
-    is ``Σ x (y - μ)`` and its information ``x̃' W x̃`` (``x̃`` partialled on the effects with
-    weights ``μ``). The covariance is the cluster sandwich with the ``G/(G-1)`` factor.
-    """
-    k = len(grid.x)
-    beta = np.zeros(k) if start is None else np.array(start, dtype=float)
+def _newton(
+    grid: PoissonGrid, beta: np.ndarray, free: list[int]
+) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+    """Newton's method on the profile likelihood over the slopes in ``free`` (the others stay
+    as given): at the effects' optimum the score of the slopes is ``Σ x (y - μ)`` and their
+    information ``x̃' W x̃`` (``x̃`` partialled on the effects with weights ``μ``). Returns the
+    slopes, the fitted means and every regressor partialled on the effects."""
+    beta = np.array(beta, dtype=float)
     for _ in range(100):
-        mu = _effects(grid, grid.offset + sum(b * x for b, x in zip(beta, grid.x, strict=True)))
+        mu = fitted_means(grid, grid.offset + sum(b * x for b, x in zip(beta, grid.x, strict=True)))
         tilde = [_partial(grid, x, mu) for x in grid.x]
-        score = np.array([float(np.sum(t * (grid.y - mu))) for t in tilde])
-        info = np.array([[float(np.sum(ti * mu * tj)) for tj in tilde] for ti in tilde])
+        if not free:
+            return beta, mu, tilde
+        score = np.array([float(np.sum(tilde[i] * (grid.y - mu))) for i in free])
+        info = np.array([[float(np.sum(tilde[i] * mu * tilde[j])) for j in free] for i in free])
         step = np.linalg.solve(info, score)
-        beta = beta + step
+        beta[free] += step
         if np.max(np.abs(step)) < 1e-10:
-            break
-    else:
-        raise RegistryError("The Poisson model did not converge.")
-    mu = _effects(grid, grid.offset + sum(b * x for b, x in zip(beta, grid.x, strict=True)))
-    tilde = [_partial(grid, x, mu) for x in grid.x]
+            mu = fitted_means(
+                grid, grid.offset + sum(b * x for b, x in zip(beta, grid.x, strict=True))
+            )
+            return beta, mu, [_partial(grid, x, mu) for x in grid.x]
+    raise RegistryError("The Poisson model did not converge.")
+
+
+def poisson_fe(grid: PoissonGrid) -> tuple[np.ndarray, np.ndarray]:
+    """Poisson slopes with borough and period effects and their borough-clustered covariance
+    (the cluster sandwich with the ``G/(G-1)`` factor)."""
+    k = len(grid.x)
+    beta, mu, tilde = _newton(grid, np.zeros(k), list(range(k)))
     info = np.array([[float(np.sum(ti * mu * tj)) for tj in tilde] for ti in tilde])
     scores = np.column_stack([(t * (grid.y - mu)).sum(1) for t in tilde])  # borough × k
     g = scores.shape[0]
@@ -281,39 +289,52 @@ def poisson_fe(
     return beta, cov
 
 
+def _borough_scores(grid: PoissonGrid, tested: int, b0: float) -> np.ndarray:
+    """Each borough's score for slope ``tested`` with it held at ``b0`` and the other slopes
+    and effects refitted, orthogonal to the other slopes (so they are nuisance, as in a
+    restricted fit)."""
+    beta = np.zeros(len(grid.x))
+    beta[tested] = b0
+    free = [i for i in range(len(grid.x)) if i != tested]
+    beta, mu, tilde = _newton(grid, beta, free)
+    t = tilde[tested]
+    for j in free:
+        t = t - tilde[j] * float(np.sum(tilde[j] * mu * t) / np.sum(tilde[j] * mu * tilde[j]))
+    return (t * (grid.y - mu)).sum(1)
+
+
 def score_poisson(
     grid: PoissonGrid,
     *,
-    estimate: float,
-    std_error: float,
+    estimate: float | None = None,
+    std_error: float | None = None,
+    tested: int = 0,
     draws: int = DRAWS,
     seed: int = SEED,
     alpha: float = 0.05,
 ) -> Bootstrap:
-    """Wild score bootstrap (Kline-Santos) of the first slope of ``grid`` (a single regressor).
+    """Wild score bootstrap (Kline-Santos) of slope ``tested`` of ``grid``.
 
-    For a tested slope ``b0`` the model is fitted with the slope fixed, each borough's score
+    For a tested value ``b0`` the model is fitted with that slope fixed, each borough's score
     ``S_g = Σ_t x̃ (y - μ)`` is formed, and the studentised score ``Σ S_g / √Σ S_g²`` is set
-    against the same statistic with each ``S_g`` multiplied by a bootstrap weight.
+    against the same statistic with each ``S_g`` multiplied by a bootstrap weight. The interval
+    (test inversion) is found only when ``estimate`` and ``std_error`` are given, and only for a
+    single regressor; otherwise it is NaN.
     """
-    if len(grid.x) != 1:
-        raise RegistryError("The score bootstrap tests one regressor.")
-    x = grid.x[0]
-    draws_w, weights = cluster_weights(grid.y.shape[0], draws, seed)
-    w = np.vstack([np.ones(grid.y.shape[0]), draws_w])
+    g = grid.y.shape[0]
+    draws_w, weights = cluster_weights(g, draws, seed)
+    w = np.vstack([np.ones(g), draws_w])
 
     def p_at(b0: float) -> float:
-        mu = _effects(grid, grid.offset + b0 * x)
-        s_g = (_partial(grid, x, mu) * (grid.y - mu)).sum(1)
-        ws = w * s_g[None, :]
+        ws = w * _borough_scores(grid, tested, b0)[None, :]
         with np.errstate(divide="ignore", invalid="ignore"):
             t = ws.sum(1) / np.sqrt(np.sum(ws**2, axis=1))
         return _p_value(np.nan_to_num(t))
 
-    low, high = invert(p_at, estimate, std_error, alpha=alpha)
-    return Bootstrap(
-        p_at(0.0), low, high, weights, len(w) - 1, grid.y.shape[0], "Wild score (Kline-Santos)"
-    )
+    low = high = float("nan")
+    if estimate is not None and std_error is not None and len(grid.x) == 1:
+        low, high = invert(p_at, estimate, std_error, alpha=alpha)
+    return Bootstrap(p_at(0.0), low, high, weights, len(w) - 1, g, "Wild score (Kline-Santos)")
 
 
 def minimum_detectable(std_error: float, df: int, *, alpha: float = 0.05) -> float:
