@@ -7,10 +7,13 @@ import json
 from typing import Any
 
 import click
+import pandas as pd
 
+from registry import numbers
+from registry.analysis.headline import UNIT
 from registry.analysis.models import OVERDISPERSION_THRESHOLD
 from registry.analysis.result import ModelResult, TrendChange
-from registry.analysis.run import MODELS, VRU_START, run_model
+from registry.analysis.run import HEADLINE, MODELS, VRU_START, run_model, run_specs
 from registry.analysis.trends import TrendReport, trend_report
 from registry.cli import Context, cli, pass_ctx
 from registry.periods import PeriodError, format_month, parse_month
@@ -133,21 +136,43 @@ def _print_dispersion(diagnostics: dict[str, Any]) -> None:
         )
 
 
-def _print_model(result: ModelResult) -> None:
+def _print_effect(result: ModelResult) -> None:
+    """The headline figure in words with its full interval, p-value, method and the smallest
+    change the data could detect."""
+    effect = result.extra.get("effect")
+    if not effect:
+        click.echo(
+            f"{result.model} model of {result.outcome}: {result.term} = {result.estimate:.4g} "
+            f"(95% interval {result.ci_low:.4g} to {result.ci_high:.4g}; p = {result.p_value:.3g})"
+        )
+        return
+    percent = effect["scale"] == "percent"
+
+    def fmt(value: float) -> str:
+        return numbers.change(value) if percent else f"{value:+,.2f}"
+
+    p = effect["p_value"]
+    p_text = "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
     click.echo(
-        f"{result.model} model of {result.outcome}: {result.term} = {result.estimate:.4g} "
-        f"(95% CI {result.ci_low:.4g} to {result.ci_high:.4g}; SE {result.std_error:.3g}; "
-        f"p = {result.p_value:.3g})"
+        f"{effect['label']}: {fmt(effect['value'])} (95% interval {fmt(effect['ci_low'])} to "
+        f"{fmt(effect['ci_high'])}; {p_text})"
     )
+    click.echo(
+        f"  Smallest change detectable with 80% power: {fmt(-abs(effect['mde_fall']))} "
+        f"(either way). Inference: {effect['inference']}."
+    )
+
+
+def _print_model(result: ModelResult) -> None:
+    click.echo(result.verdict_text or "No verdict.")
+    for check in result.checks:
+        detail = check.detail[0].upper() + check.detail[1:]
+        click.echo(f"  - {detail}" if check.passed else f"  - FAILED ({check.name}): {detail}")
+    _print_effect(result)
     click.echo(
         f"  {result.n_obs:,} observations, {result.n_areas} boroughs, {result.n_periods} periods"
     )
     extra = result.extra
-    if "irr" in extra:
-        click.echo(
-            f"  incidence rate ratio per extra opportunity per 1,000 young people: "
-            f"{extra['irr']:.4f} ({extra['irr_ci_low']:.4f} to {extra['irr_ci_high']:.4f})"
-        )
     _print_dispersion(result.diagnostics)
     if "slope_change" in extra:
         click.echo(
@@ -159,12 +184,6 @@ def _print_model(result: ModelResult) -> None:
         click.echo(
             f"  permutation p = {extra['permutation_p_value']:.3g} "
             f"({extra['permutations']} shuffles)"
-        )
-    if "lead_placebo" in extra:
-        placebo = extra["lead_placebo"]
-        click.echo(
-            f"  lead placebo {placebo['estimate']:.4g} "
-            f"({placebo['ci_low']:.4g} to {placebo['ci_high']:.4g})"
         )
     for key in ("permutation", "lead_placebo"):
         if key in result.diagnostics:
@@ -181,9 +200,40 @@ def _print_model(result: ModelResult) -> None:
         click.echo(f"  - {caveat}")
 
 
+SPEC_HEADER = (
+    f"{'Outcome':<44} {'Lag':>3} {'Change':>8} {'95% interval':>20} {'p':>7} {'Holm p':>7}  Verdict"
+)
+
+
+def _print_specs(table: pd.DataFrame) -> None:
+    """The specification table as text, with a header, and how its p-values were adjusted."""
+    click.echo(
+        "Headline Poisson model, every outcome at lags 0-3; change in the rate (%) per extra "
+        f"{UNIT} opportunities per 1,000 young people. Holm-adjusted p-values across all "
+        f"{int(table['p_value'].notna().sum())} specifications."
+    )
+    click.echo(SPEC_HEADER)
+    for row in table.itertuples():
+        if isinstance(row.note, str) and row.note:
+            click.echo(f"{row.outcome[:44]:<44} {row.lag:>3}  not fitted: {row.note}")
+            continue
+        interval = f"{numbers.change(row.ci_low_pct)} to {numbers.change(row.ci_high_pct)}"
+        click.echo(
+            f"{row.outcome[:44]:<44} {row.lag:>3} {numbers.change(row.change_pct):>8} "
+            f"{interval:>20} {row.p_value:>7.3f} {row.holm_p_value:>7.3f}  {row.verdict}"
+        )
+
+
 @cli.command("analyse")
 @click.option("--outcome", required=True, metavar="M", help="Outcome measure code.")
-@click.option("--model", "model", required=True, type=click.Choice(MODELS))
+@click.option(
+    "--model",
+    "model",
+    default=HEADLINE,
+    show_default=True,
+    type=click.Choice(MODELS),
+    help="poisson is the headline (multiplicative, borough and month effects).",
+)
 @click.option("--lag", default=1, show_default=True, type=click.IntRange(0, 60))
 @click.option("--from", "start", type=MONTH, help="First month of outcomes to use.")
 @click.option("--to", "end", type=MONTH, help="Last month of outcomes to use.")
@@ -202,6 +252,11 @@ def _print_model(result: ModelResult) -> None:
     default="month",
     show_default=True,
 )
+@click.option(
+    "--specs",
+    is_flag=True,
+    help="Every stored outcome at lags 0-3 with the headline model, Holm-adjusted p-values.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (numbers at full precision).")
 @pass_ctx
 def analyse(
@@ -214,9 +269,30 @@ def analyse(
     programme: str | None,
     at: dt.date,
     frequency: str,
+    specs: bool,
     as_json: bool,
 ) -> None:
-    """Relate delivery to an outcome with a statsmodels model; prints estimates and caveats."""
+    """Relate delivery to an outcome; prints the verdict first, then estimates and caveats.
+
+    With --specs, the specification table: every stored outcome (--outcome's rows first) at
+    lags 0-3 with the headline model, so no lag is picked for looking best.
+    """
+    if specs:
+        with obj.session() as (session, principal):
+            table = run_specs(
+                session,
+                principal=principal,
+                start=start,
+                end=end,
+                programme=programme,
+                frequency=frequency,
+                first=outcome,
+            )
+        if as_json:
+            click.echo(table.to_json(orient="records", indent=2))
+        else:
+            _print_specs(table)
+        return
     with obj.session() as (session, principal):
         result = run_model(
             session,

@@ -284,13 +284,18 @@ def run_specs(
     end: dt.date | None = None,
     programme: str | None = None,
     frequency: str = "month",
+    first: str | None = None,
 ) -> pd.DataFrame:
     """The specification table: the headline model for every outcome (all stored, by default)
-    at every lag, with Holm-adjusted p-values across the whole table."""
+    at every lag, with Holm-adjusted p-values across the whole table; ``first``'s rows first."""
     require(principal, "models.run")
     measures = stored_measures(session)
-    wanted = outcomes or [code for code, _ in measures]
     labels = dict(measures)
+    if first is not None and first not in labels:
+        raise RegistryError(f"No stored counts for {first}.")
+    wanted = outcomes or [code for code, _ in measures]
+    if first is not None:
+        wanted = [first, *(o for o in wanted if o != first)]
     unknown = [o for o in wanted if o not in labels]
     if unknown:
         raise RegistryError(f"No stored counts for {', '.join(unknown)}.")
