@@ -74,11 +74,16 @@ def effect_label(model: str, outcome_label: str, lag: int, frequency: str = "mon
     return f"Change in the rate of {outcome_label} per 100,000 young people {per}"
 
 
+def _exp(value: float) -> float:
+    """``exp`` that gives infinity (or NaN) instead of overflowing."""
+    if not math.isfinite(value):
+        return math.exp(value) if value == -math.inf else value
+    return math.exp(value) if value < 700 else math.inf
+
+
 def _percent(log_ratio: float) -> float:
     """A slope on the log scale as the % change per ``UNIT`` of delivery."""
-    if not math.isfinite(log_ratio):
-        return log_ratio
-    return 100 * (math.exp(UNIT * log_ratio) - 1)
+    return 100 * (_exp(UNIT * log_ratio) - 1)
 
 
 def _p_text(p: float) -> str:
@@ -225,9 +230,9 @@ def headline_poisson(
     }
     direction = "lower" if result.estimate < 0 else "higher"
     found = (
-        f"Association: the rate of {label} was {direction} after months with more delivery in "
-        "the same borough, by more than chance explains (an association, not proof that "
-        "delivery caused it)."
+        f"Association: the rate of {label} was {direction} after {period_word(frequency)}s with "
+        "more delivery in the same borough, by more than chance explains (an association, "
+        "not proof that delivery caused it)."
     )
     none_found = (
         f"No detectable association: the data are consistent with delivery making no "
@@ -239,9 +244,9 @@ def headline_poisson(
     fitted = _without_delivery(frame, x, beta)
     extra = {
         **result.extra,
-        "irr": math.exp(beta),
-        "irr_ci_low": math.exp(low) if math.isfinite(low) else low,
-        "irr_ci_high": math.exp(high) if math.isfinite(high) else high,
+        "irr": _exp(beta),
+        "irr_ci_low": _exp(low),
+        "irr_ci_high": _exp(high),
         **crv,
         "effect": effect,
         "mde": mde,
@@ -347,8 +352,8 @@ def fe_with_checks(
     direction = "lower" if result.estimate < 0 else "higher"
     found = (
         f"Association (additive model): the rate of {label} per 100,000 was {direction} after "
-        "months with more delivery in the same borough, by more than chance explains; this "
-        "model assumes parallel trends in levels."
+        f"{period_word(frequency)}s with more delivery in the same borough, by more than "
+        "chance explains; this model assumes parallel trends in levels."
     )
     none_found = (
         f"No detectable association (additive model): the data are consistent with delivery "
