@@ -101,6 +101,7 @@ def effect_line(result: ModelResult) -> str:
         return (
             f"**{md(effect['label'])}**: {fmt(effect['value'])} (95% interval "
             f"{fmt(effect['ci_low'])} to {fmt(effect['ci_high'])}; {_p(effect['p_value'])})."
+            + (f" That is {effect['ratio_words']}." if "ratio_words" in effect else "")
         )
     label = TERM_LABELS.get(result.term, describe_term(result.term).capitalize())
     return (

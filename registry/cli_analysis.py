@@ -157,6 +157,8 @@ def _print_effect(result: ModelResult) -> None:
         f"{effect['label']}: {fmt(effect['value'])} (95% interval {fmt(effect['ci_low'])} to "
         f"{fmt(effect['ci_high'])}; {p_text})"
     )
+    if "ratio_words" in effect:
+        click.echo(f"  That is {effect['ratio_words']}.")
     click.echo(
         f"  Smallest change detectable with 80% power: {fmt(-abs(effect['mde_fall']))} "
         f"(either way). Inference: {effect['inference']}."

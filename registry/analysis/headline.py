@@ -226,6 +226,12 @@ def headline_poisson(
         "p_value": p,
         "mde": _percent(mde),
         "mde_fall": -_percent(-mde),
+        "rate_ratio": _exp(UNIT * result.estimate),
+        "ratio_words": (
+            f"a rate ratio of {_exp(UNIT * result.estimate):.2f}: the rate multiplied by "
+            f"{_exp(UNIT * result.estimate):.2f} per extra {UNIT} opportunities per 1,000 young "
+            "people"
+        ),
         "inference": inference,
     }
     direction = "lower" if result.estimate < 0 else "higher"
