@@ -77,6 +77,20 @@ def test_fe_states_its_assumption_and_uses_the_bootstrap() -> None:
     assert result.caveats[0].startswith("Parallel trends in levels")
     assert result.diagnostics["inference"].startswith("Wild cluster (restricted, WCR)")
     assert result.extra["crv_p_value"] != result.p_value
+    # Additive data: the check of the additive model's assumption passes.
+    assert next(c for c in result.checks if c.name == "parallel trends in levels").passed
+
+
+def test_fe_is_not_interpretable_when_risk_is_multiplicative_and_delivery_targeted() -> None:
+    """Delivery grows in high-risk boroughs while London falls, no effect: the additive model
+    finds one, and its own check says it cannot be read."""
+    frame = risk_panel(9, n_periods=60, start=12)
+    result = fe_with_checks(frame, x=X, lag=1, outcome_label="knife crime")
+    levels = next(c for c in result.checks if c.name == "parallel trends in levels")
+    assert not levels.passed and "Tukey's test for non-additivity" in levels.detail
+    assert result.verdict == NOT_INTERPRETABLE
+    assert "read the headline Poisson model" in result.verdict_text
+    assert headline_poisson(frame, x=X, lag=1).verdict == NO_ASSOCIATION
 
 
 @pytest.mark.parametrize("seed", [1, 2])
