@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Sequence
 
 import altair as alt
@@ -20,14 +21,23 @@ from dashboards.common import (
     table_download,
 )
 from dashboards.synth_tab import synth_section
+from registry import numbers
 from registry.analysis import DEFINITIONS
-from registry.analysis.result import ModelResult
+from registry.analysis.fixed_effects import describe_term
+from registry.analysis.headline import UNIT, lag_words
+from registry.analysis.result import (
+    ASSOCIATION_FOUND,
+    NO_ASSOCIATION,
+    NOT_INTERPRETABLE,
+    ModelResult,
+)
 from registry.analysis.run import (
     MODELS,
     VRU_START,
     analysis_options,
     model_series_breaks,
     run_model,
+    run_specs,
 )
 from registry.analysis.trends import trend_report
 from registry.boroughs import BOROUGHS
@@ -35,23 +45,40 @@ from registry.outcomes.measures import SeriesBreak
 from registry.periods import add_months, format_month, parse_month
 
 MODEL_SENTENCES = {
-    "fe": "compares each borough with itself over time, after removing what all boroughs share "
-    "each month, and asks whether months with more delivery were followed by lower rates.",
-    "poisson": "models the counts themselves, allowing for population, borough and month, and "
-    "gives the ratio by which the count changes per extra opportunity per 1,000 young people.",
-    "negbin": "is the same count model but allows counts to vary more than chance alone would, "
-    "which real crime counts usually do.",
+    "poisson": "is the headline. It models the counts, allowing for each borough's population and "
+    "usual level and for what all boroughs share each month, and gives the % change in the rate "
+    "per extra 10 opportunities per 1,000 young people. Its intervals come from a bootstrap by "
+    "borough, which stays honest when few boroughs deliver.",
+    "fe": "compares each borough's rate per 100,000 with itself over time, after removing what "
+    "all boroughs share each month. It assumes that, without delivery, every borough's rate "
+    "would have moved by the same amount, which fails when crime falls most where it is highest.",
+    "negbin": "is the count model allowing counts to vary more than chance alone would, which "
+    "real crime counts usually do.",
     "its": "follows London's (or one borough's) monthly count, with its season, the COVID months "
     "and any series break, and asks whether its level or slope changed at a chosen month.",
     "event": "lines boroughs up on the month a programme first reached them and compares each "
     "with what the boroughs not yet or never reached predict, before and after.",
 }
 MODEL_NAMES = {
-    "fe": "Two-way fixed effects (rate on lagged delivery rate)",
-    "poisson": "Poisson count model (incidence rate ratio)",
-    "negbin": "Negative binomial count model (incidence rate ratio)",
+    "poisson": "Headline: Poisson model with borough and month effects",
+    "fe": "Additive fixed effects (rate per 100,000; assumes parallel trends in levels)",
+    "negbin": "Negative binomial count model",
     "its": "Interrupted time series",
     "event": "Event study around first delivery",
+}
+TERM_LABELS = {
+    "level_change": "Change in London's rate per 100,000 young people at the interruption",
+    "mean_post_delivery": "Average change in the rate per 100,000 after first delivery",
+}
+FITTED_SERIES = {
+    "observed": "Observed",
+    "without_delivery": "Model's prediction with no delivery",
+    "fitted": "Model's prediction",
+}
+VERDICT_BOX = {
+    NOT_INTERPRETABLE: st.warning,
+    NO_ASSOCIATION: st.info,
+    ASSOCIATION_FOUND: st.success,
 }
 
 
@@ -71,95 +98,90 @@ def _interval_chart(frame: pd.DataFrame, x: str, x_title: str) -> alt.LayerChart
     )
 
 
+def _p(p: float) -> str:
+    if numbers.missing(p):
+        return "p not available"
+    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
+
+
+def effect_line(result: ModelResult) -> str:
+    """The headline figure in words with its interval written out in full."""
+    effect = result.extra.get("effect")
+    if effect:
+        fmt = numbers.change if effect["scale"] == "percent" else _signed
+        return (
+            f"**{md(effect['label'])}**: {fmt(effect['value'])} (95% interval "
+            f"{fmt(effect['ci_low'])} to {fmt(effect['ci_high'])}; {_p(effect['p_value'])})."
+            + (f" That is {effect['ratio_words']}." if "ratio_words" in effect else "")
+        )
+    label = TERM_LABELS.get(result.term, describe_term(result.term).capitalize())
+    return (
+        f"**{md(label)}**: {_signed(result.estimate)} (95% interval {_signed(result.ci_low)} to "
+        f"{_signed(result.ci_high)}; {_p(result.p_value)})."
+    )
+
+
+def _signed(value: float) -> str:
+    return numbers.MISSING if numbers.missing(value) else f"{value:+,.2f}"
+
+
+def short_caveat(text: str) -> str:
+    """A caveat in one line: its first sentence, and missing population years as ranges
+    ("2021-2025 use 2020 population")."""
+    if text.startswith("Missing population years"):
+        pairs = sorted({(int(y), int(u)) for y, u in re.findall(r"(\d{4}) \(used (\d{4})\)", text)})
+        by_used: dict[int, list[int]] = {}
+        for year, used in pairs:
+            by_used.setdefault(used, []).append(year)
+        parts = [
+            f"{min(ys)}-{max(ys)} use {u} population" if len(ys) > 1 else f"{ys[0]} uses {u}"
+            for u, ys in sorted(by_used.items())
+        ]
+        return "Missing population years: " + "; ".join(parts) + "."
+    head = text.split(". ", 1)[0]
+    if len(head) > 160 and ": " in head:
+        head = head.split(": ", 1)[0]
+    return head.rstrip(".") + "."
+
+
 def render_result(result: ModelResult, breaks: Sequence[SeriesBreak] = ()) -> None:
-    """Numbers with their caveats beside them, then the charts, each with its table.
+    """The verdict first, then the figure in words, short caveats, the chart, the details.
 
     ``breaks`` are the series breaks inside the model's period: said beside the figures and
     marked on the fitted chart.
     """
     st.subheader(MODEL_NAMES[result.model])
+    box = VERDICT_BOX.get(result.verdict, st.info)
+    box(md(result.verdict_text or "No verdict was given for this model."))
     for brk in breaks:
         st.warning(md(brk.sentence()), icon=":material/timeline:")
-    numbers, caveats = st.columns([3, 2])
-    with numbers:
-        left, mid, right = st.columns(3)
-        left.metric(result.term, f"{result.estimate:.4g}")
-        mid.metric("95% interval", f"{result.ci_low:.4g} to {result.ci_high:.4g}")
-        right.metric("p-value", f"{result.p_value:.3g}")
-        st.write(
-            f"{result.n_obs:,} observations, {result.n_areas} boroughs, "
-            f"{result.n_periods} periods. "
-            + (
-                "The interval includes zero: the data are consistent with no association."
-                if result.ci_low <= 0 <= result.ci_high
-                else "The interval excludes zero."
-            )
-            + (
-                f" Outcome rates are {result.extra['rate_unit']}; delivery per 1,000 aged 10-24."
-                if "rate_unit" in result.extra
-                else ""
+    if result.checks:
+        st.markdown(
+            "\n".join(
+                f"- {'Passed' if c.passed else 'Failed'}: {md(c.detail[0].upper() + c.detail[1:])}"
+                for c in result.checks
             )
         )
-        if "irr" in result.extra:
-            st.write(
-                f"Incidence rate ratio per extra opportunity per 1,000 young people: "
-                f"{result.extra['irr']:.4f} ({result.extra['irr_ci_low']:.4f} to "
-                f"{result.extra['irr_ci_high']:.4f})."
-            )
-    with caveats:
-        st.markdown("**Read with these caveats**")
+    st.markdown(effect_line(result))
+    effect = result.extra.get("effect")
+    if effect:
+        fmt = numbers.change if effect["scale"] == "percent" else _signed
+        st.markdown(
+            f"Smallest change these data could detect (80% power): about "
+            f"{fmt(-abs(effect['mde_fall']))} or {fmt(abs(effect['mde']))}. "
+            f"{result.n_obs:,} borough-periods, {result.n_areas} boroughs, "
+            f"{result.n_periods} periods."
+        )
+        st.caption(md(f"Interval and p-value: {effect['inference']}."))
+    else:
+        st.markdown(
+            f"{result.n_obs:,} observations, {result.n_areas} boroughs, {result.n_periods} periods."
+        )
+    st.markdown("**Read with these caveats**")
+    st.markdown("\n".join(f"- {md(short_caveat(c))}" for c in result.caveats))
+    with st.expander("Caveats in full"):
         st.markdown("\n".join(f"- {md(c)}" for c in result.caveats))
-    terms = pd.DataFrame(
-        [
-            {
-                "term": result.term,
-                "estimate": result.estimate,
-                "ci_low": result.ci_low,
-                "ci_high": result.ci_high,
-                "p_value": result.p_value,
-            }
-        ]
-    )
-    if "lead_placebo" in result.extra:
-        terms = pd.concat([terms, pd.DataFrame([result.extra["lead_placebo"]])], ignore_index=True)
-    chart_with_table(
-        _interval_chart(terms, "term", "Term"),
-        terms,
-        summary=(
-            f"Diamonds are estimates, bars their 95% intervals, the dashed line zero: "
-            f"{result.term} {result.estimate:.4g} ({result.ci_low:.4g} to {result.ci_high:.4g})."
-        ),
-        name=f"estimates-{result.model}",
-        key="estimates",
-    )
-    if result.fitted is not None and not result.fitted.empty:
-        st.subheader("Fitted against observed")
-        long = result.fitted.melt(id_vars="period", var_name="series")
-        chart = charts.with_breaks(
-            alt.Chart(long)
-            .mark_line(point=True)
-            .encode(
-                x=alt.X("period:T", title="Period"),
-                y=alt.Y("value:Q", title=result.fitted_unit),
-                color=alt.Color("series:N", title=None, scale=alt.Scale(range=list(OKABE_ITO[:2]))),
-                shape=alt.Shape("series:N", title=None),
-                strokeDash=alt.StrokeDash("series:N", title=None),
-            ),
-            breaks,
-            "period",
-            "Period",
-        )
-        gap = (result.fitted["observed"] - result.fitted["fitted"]).abs().mean()
-        chart_with_table(
-            chart,
-            result.fitted,
-            summary=(
-                f"Observed (solid, circles) and the model's fitted values (dashed, squares), "
-                f"{result.fitted_unit}; mean absolute gap {gap:,.2f}."
-            ),
-            name=f"fitted-{result.model}",
-            key="fitted",
-        )
+    _fitted_chart(result, breaks)
     if "coefficients" in result.extra:
         st.subheader("Event study")
         coefficients = pd.DataFrame(result.extra["coefficients"])
@@ -174,13 +196,96 @@ def render_result(result: ModelResult, breaks: Sequence[SeriesBreak] = ()) -> No
             name="event-study",
             key="event",
         )
-    st.subheader("Diagnostics")
-    diagnostics = pd.DataFrame(
-        [(k, str(v)) for k, v in {**result.diagnostics, **_scalars(result.extra)}.items()],
-        columns=["diagnostic", "value"],
+    with st.expander("Details for analysts"):
+        items = {
+            "term": result.term,
+            "estimate (model scale)": result.estimate,
+            "standard error (clustered)": result.std_error,
+            **result.diagnostics,
+            **_scalars(result.extra),
+        }
+        # Numbers stay numbers (a text "-0.03" would be guarded as a formula in the CSV).
+        diagnostics = pd.DataFrame(
+            [
+                (k, float(v), "")
+                if isinstance(v, int | float) and not isinstance(v, bool)
+                else (k, float("nan"), str(v))
+                for k, v in items.items()
+            ],
+            columns=["diagnostic", "value", "text"],
+        )
+        st.dataframe(diagnostics, hide_index=True, key="diagnostics")
+        table_download(diagnostics, name=f"diagnostics-{result.model}", key="diagnostics_csv")
+
+
+def _fitted_chart(result: ModelResult, breaks: Sequence[SeriesBreak] = ()) -> None:
+    """London's series against what the model says: with delivery's term taken out (the gap is
+    the association), or the interrupted series' own prediction. A fit that matches the observed
+    series by construction is not drawn."""
+    fitted = result.fitted
+    if fitted is None or fitted.empty:
+        return
+    series = [c for c in fitted.columns if c != "period"]
+    if "without_delivery" in series:
+        st.subheader("London: observed and the model's prediction with no delivery")
+        summary = (
+            f"Observed (solid, circles) and the model's prediction had there been no delivery "
+            f"(dashed, squares), {result.fitted_unit}; the gap is the association the model "
+            "estimates, not a measured effect."
+        )
+    else:
+        st.subheader("London: observed and the model's prediction")
+        summary = (
+            f"Observed (solid, circles) and the model's prediction (dashed, squares), "
+            f"{result.fitted_unit}."
+        )
+    long = fitted.melt(id_vars="period", var_name="series").assign(
+        series=lambda t: t["series"].map(FITTED_SERIES).fillna(t["series"])
     )
-    st.dataframe(diagnostics, hide_index=True, key="diagnostics")
-    table_download(diagnostics, name=f"diagnostics-{result.model}", key="diagnostics_csv")
+    chart = charts.with_breaks(
+        alt.Chart(long)
+        .mark_line(point=True)
+        .encode(
+            x=alt.X("period:T", title="Month"),
+            y=alt.Y("value:Q", title=result.fitted_unit[:1].upper() + result.fitted_unit[1:]),
+            color=alt.Color("series:N", title=None, scale=alt.Scale(range=list(OKABE_ITO[:3]))),
+            shape=alt.Shape("series:N", title=None),
+            strokeDash=alt.StrokeDash("series:N", title=None),
+        ),
+        breaks,
+        "period",
+        "Month",
+    )
+    chart_with_table(chart, fitted, summary=summary, name=f"fitted-{result.model}", key="fitted")
+
+
+def render_specs(table: pd.DataFrame) -> None:
+    """The specification table in plain words, with how its p-values were adjusted."""
+    st.subheader("Every outcome at every lag (no lag picked for looking best)")
+    st.caption(
+        f"The headline model for each outcome with delivery 0 to 3 months before; change in the "
+        f"rate per extra {UNIT} opportunities per 1,000 young people. 'Adjusted p' is Holm's "
+        "correction across every row, so a row is an association only if it stands out against "
+        "them all; 'not interpretable' means its lead placebo failed."
+    )
+    shown = pd.DataFrame(
+        {
+            "Outcome": table["outcome"],
+            "Delivery": [lag_words(int(lag)) for lag in table["lag"]],
+            "Change": [numbers.change(v) for v in table.get("change_pct", [])],
+            "95% interval": [
+                f"{numbers.change(lo)} to {numbers.change(hi)}"
+                for lo, hi in zip(
+                    table.get("ci_low_pct", []), table.get("ci_high_pct", []), strict=True
+                )
+            ],
+            "p": [_p(v) for v in table["p_value"]],
+            "Adjusted p (Holm)": [_p(v) for v in table["holm_p_value"]],
+            "Verdict": table["verdict"],
+        }
+    )
+    st.dataframe(shown, hide_index=True, key="specs")
+    table_download(table, name="specification-table", key="specs_csv")
 
 
 SERIES_NAMES = {"rolling_12": "12-month total", "observed": "Observed", "trend": "Trend"}
@@ -397,6 +502,9 @@ with model_tab:
             key="model_at",
         )
         fit = st.form_submit_button("Fit")
+    specs = st.button(
+        "Specification table: every outcome at lags 0-3 (headline model)", key="specs_button"
+    )
 
 if fit:
     with model_tab:
@@ -429,3 +537,9 @@ if fit:
             )
         if result is not None:
             render_result(result, breaks or [])
+
+if specs:
+    with model_tab, session() as s:
+        table = attempt(lambda: run_specs(s, principal=who, first=outcome))
+        if table is not None and not table.empty:
+            render_specs(table)

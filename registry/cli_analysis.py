@@ -8,10 +8,20 @@ import math
 from typing import Any
 
 import click
+import pandas as pd
 
+from registry import numbers
+from registry.analysis.headline import UNIT
 from registry.analysis.models import OVERDISPERSION_THRESHOLD
 from registry.analysis.result import ModelResult, TrendChange
-from registry.analysis.run import MODELS, VRU_START, model_series_breaks, run_model
+from registry.analysis.run import (
+    HEADLINE,
+    MODELS,
+    VRU_START,
+    model_series_breaks,
+    run_model,
+    run_specs,
+)
 from registry.analysis.synth import run_synth
 from registry.analysis.trends import TrendReport, trend_report
 from registry.cli import Context, cli, pass_ctx
@@ -159,23 +169,47 @@ def _print_dispersion(diagnostics: dict[str, Any]) -> None:
         )
 
 
-def _print_model(result: ModelResult) -> None:
+def _print_effect(result: ModelResult) -> None:
+    """The headline figure in words with its full interval, p-value, method and the smallest
+    change the data could detect."""
+    effect = result.extra.get("effect")
+    if not effect:
+        click.echo(
+            f"{result.model} model of {result.outcome}: {result.term} = {result.estimate:.4g} "
+            f"(95% interval {result.ci_low:.4g} to {result.ci_high:.4g}; p = {result.p_value:.3g})"
+        )
+        return
+    percent = effect["scale"] == "percent"
+
+    def fmt(value: float) -> str:
+        return numbers.change(value) if percent else f"{value:+,.2f}"
+
+    p = effect["p_value"]
+    p_text = "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
     click.echo(
-        f"{result.model} model of {result.outcome}: {result.term} = {result.estimate:.4g} "
-        f"(95% CI {result.ci_low:.4g} to {result.ci_high:.4g}; SE {result.std_error:.3g}; "
-        f"p = {result.p_value:.3g})"
+        f"{effect['label']}: {fmt(effect['value'])} (95% interval {fmt(effect['ci_low'])} to "
+        f"{fmt(effect['ci_high'])}; {p_text})"
     )
+    if "ratio_words" in effect:
+        click.echo(f"  That is {effect['ratio_words']}.")
+    click.echo(
+        f"  Smallest change detectable with 80% power: {fmt(-abs(effect['mde_fall']))} "
+        f"(either way). Inference: {effect['inference']}."
+    )
+
+
+def _print_model(result: ModelResult) -> None:
+    click.echo(result.verdict_text or "No verdict.")
+    for check in result.checks:
+        detail = check.detail[0].upper() + check.detail[1:]
+        click.echo(f"  - {detail}" if check.passed else f"  - FAILED ({check.name}): {detail}")
+    _print_effect(result)
     click.echo(
         f"  {result.n_obs:,} observations, {result.n_areas} boroughs, {result.n_periods} periods"
     )
     extra = result.extra
     if "rate_unit" in extra:
         click.echo(f"  outcome rates {extra['rate_unit']}; delivery per 1,000 aged 10-24")
-    if "irr" in extra:
-        click.echo(
-            f"  incidence rate ratio per extra opportunity per 1,000 young people: "
-            f"{extra['irr']:.4f} ({extra['irr_ci_low']:.4f} to {extra['irr_ci_high']:.4f})"
-        )
     _print_dispersion(result.diagnostics)
     if "slope_change" in extra:
         click.echo(
@@ -187,12 +221,6 @@ def _print_model(result: ModelResult) -> None:
         click.echo(
             f"  permutation p = {extra['permutation_p_value']:.3g} "
             f"({extra['permutations']} shuffles)"
-        )
-    if "lead_placebo" in extra:
-        placebo = extra["lead_placebo"]
-        click.echo(
-            f"  lead placebo {placebo['estimate']:.4g} "
-            f"({placebo['ci_low']:.4g} to {placebo['ci_high']:.4g})"
         )
     for key in ("permutation", "lead_placebo"):
         if key in result.diagnostics:
@@ -232,9 +260,41 @@ def _print_synth(result: ModelResult) -> None:
         click.echo(f"  - {caveat}")
 
 
+SPEC_HEADER = (
+    f"{'Outcome':<44} {'Lag':>3} {'Change':>8} {'95% interval':>20} {'p':>7} {'Holm p':>7}  Verdict"
+)
+
+
+def _print_specs(table: pd.DataFrame) -> None:
+    """The specification table as text, with a header, and how its p-values were adjusted."""
+    click.echo(
+        "Headline Poisson model, every outcome at lags 0-3; change in the rate (%) per extra "
+        f"{UNIT} opportunities per 1,000 young people. Holm-adjusted p-values across all "
+        f"{int(table['p_value'].notna().sum())} specifications."
+    )
+    click.echo(SPEC_HEADER)
+    for row in table.itertuples():
+        if isinstance(row.note, str) and row.note:
+            click.echo(f"{row.outcome[:44]:<44} {row.lag:>3}  not fitted: {row.note}")
+            continue
+        interval = f"{numbers.change(row.ci_low_pct)} to {numbers.change(row.ci_high_pct)}"
+        click.echo(
+            f"{row.outcome[:44]:<44} {row.lag:>3} {numbers.change(row.change_pct):>8} "
+            f"{interval:>20} {row.p_value:>7.3f} {row.holm_p_value:>7.3f}  {row.verdict}"
+        )
+
+
 @cli.command("analyse")
 @click.option("--outcome", required=True, metavar="M", help="Outcome measure code.")
-@click.option("--model", "model", required=True, type=click.Choice([*MODELS, "synth"]))
+@click.option(
+    "--model",
+    "model",
+    default=HEADLINE,
+    show_default=True,
+    type=click.Choice([*MODELS, "synth"]),
+    help="poisson is the headline (multiplicative, borough and month effects); synth "
+    "compares one borough with a synthetic one.",
+)
 @click.option("--lag", default=1, show_default=True, type=click.IntRange(0, 60))
 @click.option("--from", "start", type=MONTH, help="First month of outcomes to use.")
 @click.option("--to", "end", type=MONTH, help="Last month of outcomes to use.")
@@ -268,6 +328,11 @@ def _print_synth(result: ModelResult) -> None:
     default="month",
     show_default=True,
 )
+@click.option(
+    "--specs",
+    is_flag=True,
+    help="Every stored outcome at lags 0-3 with the headline model, Holm-adjusted p-values.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (numbers at full precision).")
 @pass_ctx
 def analyse(
@@ -282,9 +347,30 @@ def analyse(
     borough: str | None,
     donor_threshold: int,
     frequency: str,
+    specs: bool,
     as_json: bool,
 ) -> None:
-    """Relate delivery to an outcome with a statsmodels model; prints estimates and caveats."""
+    """Relate delivery to an outcome; prints the verdict first, then estimates and caveats.
+
+    With --specs, the specification table: every stored outcome (--outcome's rows first) at
+    lags 0-3 with the headline model, so no lag is picked for looking best.
+    """
+    if specs:
+        with obj.session() as (session, principal):
+            table = run_specs(
+                session,
+                principal=principal,
+                start=start,
+                end=end,
+                programme=programme,
+                frequency=frequency,
+                first=outcome,
+            )
+        if as_json:
+            click.echo(table.to_json(orient="records", indent=2))
+        else:
+            _print_specs(table)
+        return
     if model == "synth":
         with obj.session() as (session, principal):
             result = run_synth(
@@ -298,8 +384,12 @@ def analyse(
                 end=end,
                 donor_threshold=donor_threshold,
             )
+            breaks = model_series_breaks(
+                session, principal=principal, outcome=outcome, start=start, end=end
+            )
         if as_json:
-            click.echo(json.dumps(result.to_dict(), indent=2))
+            out = result.to_dict() | {"series_breaks": [b.to_dict() for b in breaks]}
+            click.echo(json.dumps(out, indent=2))
         else:
             _print_synth(result)
         return

@@ -206,8 +206,45 @@ def test_text_output_and_quarters(seeded_url: str) -> None:
         "1",
     )
     assert result.exit_code == 0, result.output
-    assert result.stdout.startswith("fe model of homicide: delivery_rate_lag1 =")
+    # The verdict first, then the checks, then the figure in words with its full interval.
+    lines = result.stdout.splitlines()
+    # On the demo data (multiplicative risk, delivery growing where crime is high) the additive
+    # model's own check fails, and it says so before any figure.
+    assert lines[0].startswith("Not interpretable: the additive model's assumption fails")
+    assert lines[1].startswith("  - Lead placebo passed") or "FAILED (lead placebo)" in lines[1]
+    assert lines[2].startswith("  - FAILED (parallel trends in levels)")
+    assert (
+        "per extra 10 opportunities per 1,000 young people in the quarter before" in result.stdout
+    )
+    assert "95% interval" in result.stdout and "Smallest change detectable" in result.stdout
     assert "Caveats:" in result.stdout and "permutation p =" in result.stdout
+    assert "Parallel trends in levels" in result.stdout
+
+
+def test_headline_is_the_default_and_json_leads_with_the_verdict(seeded_url: str) -> None:
+    result = run(seeded_url, "analyse", "--outcome", "knife_crime_injury_u25", "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["model"] == "poisson" and list(data)[:3] == ["verdict", "verdict_text", "checks"]
+    assert data["verdict"] in ("association", "no detectable association", "not interpretable")
+    assert {c["name"] for c in data["checks"]} == {"lead placebo", "delivering boroughs"}
+    assert data["effect"]["label"].startswith("Change in the rate of knife crime")
+    assert data["diagnostics"]["inference"].startswith("Wild score (Kline-Santos) bootstrap")
+
+
+def test_specs_table_with_holm_adjusted_p_values(seeded_url: str) -> None:
+    result = run(seeded_url, "analyse", "--outcome", "homicide", "--specs")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert "Holm-adjusted p-values across all 12 specifications" in lines[0]
+    assert lines[1].split()[:3] == ["Outcome", "Lag", "Change"]
+    rows = lines[2:]
+    assert len(rows) == 12 and all(r.startswith("Homicide") for r in rows[:4])
+    assert [r.split()[1] for r in rows[:4]] == ["0", "1", "2", "3"]
+    as_json = json.loads(
+        run(seeded_url, "analyse", "--outcome", "homicide", "--specs", "--json").stdout
+    )
+    assert all(r["holm_p_value"] >= r["p_value"] for r in as_json)
 
 
 @pytest.mark.parametrize(

@@ -54,25 +54,61 @@ def test_model_fit_shows_estimate_and_caveats(seeded_url, monkeypatch, downloade
     button(at, "Fit").click().run()
     assert not at.exception
     assert not at.error
-    assert any(m.label == "delivery_rate_lag1" for m in at.metric)
-    # The caveats sit beside the numbers, not in an expander.
-    assert any("Association, not causation" in m.value for m in at.markdown)
-    assert not any("Association" in m.value for e in at.expander for m in e.markdown)
-    assert "Fitted against observed" in [h.value for h in at.subheader]
-    assert any(d.value.columns.tolist() == ["period", "observed", "fitted"] for d in at.dataframe)
-    assert any("95% interval" in c.value for c in at.caption)
+    text = "\n".join(m.value for m in at.markdown)
+    # Plain labels, intervals written in full, no code names.
+    assert "per extra 10 opportunities per 1,000 young people in the month before" in text
+    assert "delivery_rate_lag1" not in text and "95% interval" in text
+    # Short caveats on the page, in full in an expander; the assumption is stated.
+    assert "Association, not causation" in text
+    full = "\n".join(m.value for e in at.expander for m in e.markdown)
+    assert "Parallel trends in levels" in full
+    # No perfect-by-construction fitted chart: observed against the no-delivery prediction.
+    assert any(
+        d.value.columns.tolist() == ["period", "observed", "without_delivery"] for d in at.dataframe
+    )
     assert tables_without_csv(at, downloaded) == []
 
 
+def test_headline_shows_the_verdict_before_any_number(seeded_url, monkeypatch) -> None:
+    at = page_as(seeded_url, monkeypatch, COMMISSIONER)
+    assert at.selectbox(key="model_kind").value == "poisson"
+    button(at, "Fit").click().run()
+    assert not at.exception and not at.error
+    boxes = [*at.success, *at.info, *at.warning]
+    verdicts = [b.value for b in boxes if b.value.startswith(("Association", "No detectable"))]
+    assert len(verdicts) == 1
+    # The verdict box comes before the figure: the first element after the heading.
+    subheaders = [h.value for h in at.subheader]
+    assert subheaders[0].startswith("Headline: Poisson")
+    texts = [e.value for e in at.main if isinstance(getattr(e, "value", None), str)]
+    verdict_at = texts.index(verdicts[0])
+    figure_at = next(i for i, t in enumerate(texts) if "95% interval" in t)
+    assert verdict_at < figure_at
+
+
+def test_specification_table_on_the_page(seeded_url, monkeypatch) -> None:
+    at = page_as(seeded_url, monkeypatch, COMMISSIONER)
+    button(at, "Specification table: every outcome at lags 0-3 (headline model)").click().run()
+    assert not at.exception and not at.error
+    table = next(d.value for d in at.dataframe if "Adjusted p (Holm)" in d.value.columns)
+    assert len(table) == 12 and set(table["Delivery"]) == {
+        "in the same month",
+        "in the month before",
+        "2 months before",
+        "3 months before",
+    }
+    assert any("Holm's correction" in c.value for c in at.caption)
+
+
 @pytest.mark.parametrize("model", ["poisson", "its"])
-def test_count_and_its_models_show_fitted_against_observed(seeded_url, monkeypatch, model) -> None:
+def test_count_and_its_models_show_a_true_chart(seeded_url, monkeypatch, model) -> None:
     at = page_as(seeded_url, monkeypatch, COMMISSIONER)
     at.selectbox(key="model_kind").set_value(model)
     at.radio(key="model_frequency").set_value("quarter")
     button(at, "Fit").click().run()
     assert not at.exception
     assert not at.error
-    fitted = next(d.value for d in at.dataframe if "fitted" in d.value.columns)
+    fitted = next(d.value for d in at.dataframe if "observed" in d.value.columns)
     assert len(fitted) > 4
 
 
@@ -93,7 +129,7 @@ def test_event_study_plot_with_a_programme(seeded_url, monkeypatch) -> None:
 def test_each_model_is_explained_in_one_sentence(seeded_url, monkeypatch) -> None:
     at = page_as(seeded_url, monkeypatch, COMMISSIONER)
     text = "\n".join(m.value for m in at.markdown)
-    for name in ("Two-way fixed effects", "Poisson", "Negative binomial", "Interrupted", "Event"):
+    for name in ("Additive fixed effects", "Poisson", "Negative binomial", "Interrupted", "Event"):
         assert name in text
 
 

@@ -424,6 +424,7 @@ def test_cli_report_writes_each_format_and_refuses_other_funders(small, db_url, 
 
 
 def test_headline_model_equals_the_analysis_engine(seeded_url) -> None:
+    """The summary leads with the headline Poisson model's verdict, then its figures."""
     from registry.analysis.run import run_model
 
     engine = db.make_engine(seeded_url)
@@ -436,21 +437,57 @@ def test_headline_model_equals_the_analysis_engine(seeded_url) -> None:
             s,
             principal=ADMIN,
             outcome="knife_crime_injury_u25",
-            model="fe",
             lag=1,
             end=FY.end,
             funding_stream=stream,
         )
     engine.dispose()
     row = report.tables["headline_model"].iloc[0]
-    assert row["estimate"] == round(direct.estimate, 4)
-    assert (row["ci_low"], row["ci_high"]) == (round(direct.ci_low, 4), round(direct.ci_high, 4))
+    effect = direct.extra["effect"]
+    assert direct.model == "poisson" and row["verdict"] == direct.verdict
+    assert row["change_pct"] == round(effect["value"], 1)
+    assert (row["ci_low_pct"], row["ci_high_pct"]) == (
+        round(effect["ci_low"], 1),
+        round(effect["ci_high"], 1),
+    )
     assert row["n_areas"] == direct.n_areas and row["fitted_to"] == "2024-03"
     assert row["outcome"] == "Knife crime with injury, victims under 25 per 100,000 aged 1-24"
+    assert row["explanation"].startswith(direct.verdict_text)
     assert "Association, not causation" in report.notes[-1]
     text = "".join(p.extract_text() for p in PdfReader(io.BytesIO(render(report, "pdf"))).pages)
-    assert "Headline model" in text and f"{direct.estimate:+.3f}" in text
-    assert "per 100,000 aged 1-24" in text.replace("\n", " ")
+    model_text = " ".join(text[text.index("Headline model") :].split())
+    assert model_text.startswith("Headline model " + " ".join(direct.verdict_text.split())[:40])
+    assert "per 100,000 aged 1-24" in model_text
+
+
+def test_summary_never_leads_with_a_number_its_checks_reject(
+    seeded_url, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A headline whose lead placebo fails is given as "not interpretable", with no figure."""
+    import registry.analysis.headline as headline
+    from registry.analysis.result import Check
+
+    monkeypatch.setattr(
+        headline,
+        "placebo_check",
+        lambda p, **_: Check("lead placebo", False, "the lead placebo failed (forced)"),
+    )
+    engine = db.make_engine(seeded_url)
+    with db.session_scope(engine) as s:
+        report = build_report(
+            s,
+            principal=CITY_HALL,
+            scope=Scope("funding_stream", "VRU Core Programme Fund"),
+            window=FY,
+        )
+    engine.dispose()
+    row = report.tables["headline_model"].iloc[0]
+    assert row["verdict"] == "not interpretable"
+    assert row["explanation"] == "Not interpretable: the lead placebo failed (forced)"
+    text = "".join(p.extract_text() for p in PdfReader(io.BytesIO(render(report, "pdf"))).pages)
+    model_text = " ".join(text[text.index("Headline model") :].split())
+    assert model_text.startswith("Headline model Not interpretable")
+    assert "%" not in model_text.split("Outcome:")[0] and "p = " not in model_text.split("Note")[0]
 
 
 def test_headline_model_explains_when_it_cannot_be_fitted(small) -> None:

@@ -33,7 +33,6 @@ from registry.analysis.result import (
 from registry.errors import RegistryError
 from registry.periods import add_months, format_month
 
-Z95 = float(stats.norm.ppf(0.975))
 OVERDISPERSION_THRESHOLD = 1.5
 # A joint pre-trend test below this makes an event study "not interpretable".
 PRE_TREND_ALPHA = 0.05
@@ -125,7 +124,7 @@ def _fit_count(
     diagnostics: dict[str, object] = {
         "pearson_chi2_per_df": dispersion,
         "overdispersed": dispersion > OVERDISPERSION_THRESHOLD,
-        "vcov": "clustered by borough",
+        "vcov": "clustered by borough, Student's t with G - 1 degrees of freedom",
     }
     fitted = poisson
     if family == "negbin":
@@ -141,7 +140,9 @@ def _fit_count(
         diagnostics["left_out_all_zero"] = ", ".join(dropped)
     b = float(fitted.params[x])
     se = float(fitted.bse[x])
-    low, high = b - Z95 * se, b + Z95 * se
+    # Student's t on G - 1 degrees of freedom, not the normal: with 33 borough clusters the
+    # normal interval rejects a true null in 7-9% of panels.
+    low, high, p_value = term_summary(b, se, int(data["area"].nunique()) - 1)
     counts = data["count"].astype(int).tolist()
     n_periods = int(data["period"].nunique())
     notes = caveats if caveats is not None else caveats_for(counts=counts, n_periods=n_periods)
@@ -160,7 +161,7 @@ def _fit_count(
         std_error=se,
         ci_low=low,
         ci_high=high,
-        p_value=float(fitted.pvalues[x]),
+        p_value=p_value,
         n_obs=len(data),
         n_areas=int(data["area"].nunique()),
         n_periods=n_periods,

@@ -11,8 +11,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from registry import boroughs
-from registry.analysis.fixed_effects import fit_fe, permute_areas
-from registry.analysis.models import fit_count, fit_event_study, fit_its, lead_placebo
+from registry.analysis.fixed_effects import permute_areas
+from registry.analysis.headline import fe_with_checks, headline_poisson, specification_table
+from registry.analysis.models import fit_event_study, fit_its, lead_placebo
 from registry.analysis.panel import (
     FREQUENCIES,
     Panel,
@@ -21,16 +22,18 @@ from registry.analysis.panel import (
     load_panel,
     stored_measures,
 )
-from registry.analysis.result import ModelResult, caveats_for
+from registry.analysis.result import Check, ModelResult, caveats_for, decide_verdict
 from registry.analysis.series import LONDON, monthly_series
 from registry.auth import Principal, require
 from registry.demo import SYNTHETIC_NOTE, is_synthetic
 from registry.errors import RegistryError
-from registry.models import Borough, Delivery, OutcomeCount, Programme
+from registry.models import Borough, Delivery, OutcomeCount, OutcomeMeasure, Programme
 from registry.outcomes.measures import SeriesBreak, get_measure, series_breaks
 from registry.periods import as_date, format_month, month_start, quarter_start
 
-MODELS = ("fe", "poisson", "negbin", "its", "event")
+# The headline first: the Poisson model with borough and period effects (see headline.py).
+MODELS = ("poisson", "fe", "negbin", "its", "event")
+HEADLINE = "poisson"
 VRU_START = dt.date(2019, 9, 1)
 PERMUTATIONS = 199
 PERMUTATION_SEED = 20190901
@@ -196,7 +199,7 @@ def run_model(
     *,
     principal: Principal,
     outcome: str,
-    model: str,
+    model: str = HEADLINE,
     lag: int = 1,
     start: dt.date | None = None,
     end: dt.date | None = None,
@@ -209,12 +212,12 @@ def run_model(
 ) -> ModelResult:
     """Fit ``model`` relating ``programme``'s (or ``funding_stream``'s) delivery to ``outcome``.
 
-    Delivery is every programme's by default.
+    Delivery is every programme's by default. The default model is the headline Poisson model.
 
-    ``fe`` also runs the robustness checks: the lead placebo and permutation inference (delivery
-    series shuffled between boroughs, fixed seed). ``event`` needs a programme. ``its`` reads the
-    outcome series alone (every stored month, monthly whatever ``frequency`` says), not the
-    delivery panel.
+    Every result carries a verdict in words and the checks behind it (the lead placebo, enough
+    delivering boroughs). ``fe`` also reports permutation inference (delivery series shuffled
+    between boroughs, fixed seed). ``event`` needs a programme. ``its`` reads the outcome series
+    alone (every stored month, monthly whatever ``frequency`` says), not the delivery panel.
     """
     require(principal, "models.run")
     if model not in MODELS:
@@ -301,9 +304,19 @@ def _fit(
     """The model asked for, fitted to the panel (``run_model`` checked the arguments)."""
     frame, outcome, frequency = panel.frame, panel.measure, panel.frequency
     step = FREQUENCIES[frequency]
+    label = _label(session, outcome)
     if model == "fe":
         return _with_robustness(
-            fit_fe(frame, x=x, outcome=outcome, caveats=caveats),
+            fe_with_checks(
+                frame,
+                x=x,
+                lag=lag,
+                months_per_period=step,
+                frequency=frequency,
+                outcome=outcome,
+                outcome_label=label,
+                caveats=caveats,
+            ),
             frame,
             x=x,
             lag=lag,
@@ -311,16 +324,109 @@ def _fit(
             permutations=permutations,
         )
     if model in {"poisson", "negbin"}:
-        return fit_count(frame, family=model, x=x, outcome=outcome, caveats=caveats)
+        return headline_poisson(
+            frame,
+            x=x,
+            lag=lag,
+            months_per_period=step,
+            frequency=frequency,
+            outcome=outcome,
+            outcome_label=label,
+            caveats=caveats,
+            family=model,
+        )
     assert programme is not None
     firsts = first_deliveries(session, principal=principal, programme=programme)
     if frequency == "quarter":
         firsts = {a: quarter_start(m) for a, m in firsts.items()}
-    return fit_event_study(
-        frame,
-        first_delivery=firsts,
-        programme=programme,
-        months_per_period=step,
-        outcome=outcome,
-        caveats=caveats,
+    return with_verdict(
+        fit_event_study(
+            frame,
+            first_delivery=firsts,
+            programme=programme,
+            months_per_period=step,
+            outcome=outcome,
+            caveats=caveats,
+        ),
+        label,
+    )
+
+
+def _label(session: Session, outcome: str) -> str:
+    """The measure's label to sit inside a sentence: "knife crime with injury, ..." (a leading
+    capital is lowered unless it starts an abbreviation)."""
+    label = session.scalar(select(OutcomeMeasure.label).where(OutcomeMeasure.code == outcome))
+    if not label:
+        return outcome
+    return label if label[:2].isupper() else label[0].lower() + label[1:]
+
+
+def with_verdict(result: ModelResult, outcome_label: str) -> ModelResult:
+    """A verdict for a result whose model did not set one: its pre-trend test (when it has one)
+    as a check, then its interval's answer."""
+    if result.verdict:
+        return result
+    checks = list(result.checks)
+    pre = result.extra.get("pre_trend_p_value")
+    if isinstance(pre, float) and pre == pre and not any(c.name == "pre-trend" for c in checks):
+        checks.append(
+            Check(
+                "pre-trend",
+                pre >= 0.05,
+                f"the pre-trend test failed: before delivery began, the reached boroughs' "
+                f"{outcome_label} already moved differently (p = {pre:.3f})"
+                if pre < 0.05
+                else f"Pre-trend test passed (p = {pre:.3f}).",
+            )
+        )
+    verdict, text = decide_verdict(
+        p_value=result.p_value,
+        checks=checks,
+        found=f"Association: {outcome_label} changed by more than chance explains.",
+        none_found=f"No detectable association with {outcome_label}.",
+    )
+    return dataclasses.replace(result, verdict=verdict, verdict_text=text, checks=checks)
+
+
+def run_specs(
+    session: Session,
+    *,
+    principal: Principal,
+    outcomes: list[str] | None = None,
+    lags: tuple[int, ...] = (0, 1, 2, 3),
+    start: dt.date | None = None,
+    end: dt.date | None = None,
+    programme: str | None = None,
+    frequency: str = "month",
+    first: str | None = None,
+) -> pd.DataFrame:
+    """The specification table: the headline model for every outcome (all stored, by default)
+    at every lag, with Holm-adjusted p-values across the whole table; ``first``'s rows first."""
+    require(principal, "models.run")
+    measures = stored_measures(session)
+    labels = dict(measures)
+    if first is not None and first not in labels:
+        raise RegistryError(f"No stored counts for {first}.")
+    wanted = outcomes or [code for code, _ in measures]
+    if first is not None:
+        wanted = [first, *(o for o in wanted if o != first)]
+    unknown = [o for o in wanted if o not in labels]
+    if unknown:
+        raise RegistryError(f"No stored counts for {', '.join(unknown)}.")
+    panels = {}
+    for code in wanted:
+        panel = load_panel(
+            session,
+            principal=principal,
+            measure=code,
+            programmes=[programme] if programme else [],
+            funding_streams=[],
+            start=start,
+            end=end,
+            lags=lags,
+            frequency=frequency,
+        )
+        panels[code] = (labels[code], panel.frame)
+    return specification_table(
+        panels, lags=lags, months_per_period=FREQUENCIES[frequency], frequency=frequency
     )

@@ -17,7 +17,7 @@ import pandas as pd
 from sqlalchemy import Select, case, func, select
 from sqlalchemy.orm import Session
 
-from registry import audit, demo
+from registry import audit, demo, numbers
 from registry.auth import Principal, require, visible_funding_stream_ids
 from registry.errors import NotFoundError, PermissionDenied, RegistryError
 from registry.models import (
@@ -46,13 +46,16 @@ from registry.windows import part_stored, whole_only
 VRU_MEASURES = ("homicide", "knife_crime_injury_u25", "gun_crime")
 HEADLINE_MEASURES = ("knife_crime_injury_u25", "homicide", "gun_crime")  # first with data wins
 HEADLINE_COLUMNS = [
+    "verdict",
+    "verdict_text",
     "model",
     "outcome",
     "term",
-    "estimate",
-    "ci_low",
-    "ci_high",
+    "change_pct",
+    "ci_low_pct",
+    "ci_high_pct",
     "p_value",
+    "minimum_detectable_pct",
     "n_obs",
     "n_areas",
     "n_periods",
@@ -449,13 +452,18 @@ def _shared_uploads(
 def headline_model(
     session: Session, scope: Scope, window: Window
 ) -> tuple[pd.DataFrame, list[str]]:
-    """The two-way fixed-effects model for the scope's delivery, fitted up to the period's end.
+    """The headline model (Poisson, borough and month effects) for the scope's delivery, fitted
+    up to the period's end.
 
     Runs after the caller's scope check, on behalf of the registry (a funder may read this
     result for their own streams without the right to run models at will). Returns the one-row
-    table and the model's caveats; a model that cannot be fitted says why instead.
+    table and the model's caveats; a model that cannot be fitted says why instead. The verdict
+    comes first, and a result whose own checks fail is never given as a finding: its
+    explanation is the verdict alone.
     """
-    from registry.analysis.run import model_series_breaks, run_model
+    from registry.analysis.headline import UNIT
+    from registry.analysis.result import NOT_INTERPRETABLE
+    from registry.analysis.run import HEADLINE, model_series_breaks, run_model
     from registry.auth import SYSTEM
 
     available = set(
@@ -475,7 +483,7 @@ def headline_model(
             session,
             principal=SYSTEM,
             outcome=measure,
-            model="fe",
+            model=HEADLINE,
             lag=1,
             end=window.end,
             programme=scope.name if scope.kind == "programme" else None,
@@ -486,26 +494,36 @@ def headline_model(
         return pd.DataFrame(columns=HEADLINE_COLUMNS), [reason]
     label = session.scalar(select(OutcomeMeasure.label).where(OutcomeMeasure.code == measure))
     unit = result.extra["rate_unit"]
+    effect = result.extra["effect"]
+    explanation = result.verdict_text
+    if result.verdict != NOT_INTERPRETABLE:
+        explanation += (
+            f" Each extra {UNIT} opportunities per 1,000 young people in a month went with a "
+            f"change of {numbers.change(effect['value'])} in the next month's rate {unit} "
+            f"(95% interval {numbers.change(effect['ci_low'])} to "
+            f"{numbers.change(effect['ci_high'])}), "
+            "comparing each borough with itself over time and allowing for London-wide changes; "
+            f"changes smaller than about {numbers.percent(effect['mde_fall'])} could not be "
+            "reliably detected."
+        )
     frame = pd.DataFrame(
         [
             {
-                "model": "two-way fixed effects (borough and month), borough-clustered errors",
+                "verdict": result.verdict,
+                "verdict_text": result.verdict_text,
+                "model": "Poisson with borough and month effects, wild bootstrap by borough",
                 "outcome": f"{label} {unit}",
-                "term": "opportunities per 1,000 aged 10-24, previous month",
-                "estimate": round(result.estimate, 4),
-                "ci_low": round(result.ci_low, 4),
-                "ci_high": round(result.ci_high, 4),
+                "term": f"per extra {UNIT} opportunities per 1,000 aged 10-24, previous month",
+                "change_pct": round(effect["value"], 1),
+                "ci_low_pct": round(effect["ci_low"], 1),
+                "ci_high_pct": round(effect["ci_high"], 1),
                 "p_value": round(result.p_value, 4),
+                "minimum_detectable_pct": round(effect["mde_fall"], 1),
                 "n_obs": result.n_obs,
                 "n_areas": result.n_areas,
                 "n_periods": result.n_periods,
                 "fitted_to": format_month(window.end),
-                "explanation": (
-                    "Each extra opportunity per 1,000 young people in a month goes with a change "
-                    f"of {result.estimate:+.3f} (95% interval {result.ci_low:+.3f} to "
-                    f"{result.ci_high:+.3f}) in the next month's rate {unit}, comparing each "
-                    "borough with itself over time."
-                ),
+                "explanation": explanation,
             }
         ],
         columns=HEADLINE_COLUMNS,

@@ -271,7 +271,8 @@ def to_pdf(report: Report) -> bytes:
             _paragraph(
                 f"{row['explanation']} Outcome: {row['outcome']}; {row['n_areas']} boroughs, "
                 f"{row['n_periods']} months to {row['fitted_to']} ({row['n_obs']:,} "
-                f"borough-months); p = {row['p_value']:.3f}.",
+                "borough-months)."
+                + (f" p = {row['p_value']:.3f}." if row["verdict"] != "not interpretable" else ""),
                 styles["BodyText"],
             ),
             _paragraph(report.notes[-1], small),
