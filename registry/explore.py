@@ -50,6 +50,7 @@ from registry.models import (
     Programme,
 )
 from registry.outcomes.measures import get_measure
+from registry.outcomes.sources import of_record, record_sources
 from registry.periods import (
     add_months,
     as_date,
@@ -159,7 +160,9 @@ def explore_options(session: Session, *, principal: Principal) -> ExploreOptions
     require(principal, "outcomes.read")
     measures = stored_measures(session)
     first, last = session.execute(
-        select(func.min(OutcomeCount.month), func.max(OutcomeCount.month))
+        select(func.min(OutcomeCount.month), func.max(OutcomeCount.month)).where(
+            of_record(session, OutcomeCount)
+        )
     ).one()
     dfirst, dlast = session.execute(
         select(func.min(Delivery.month), func.max(Delivery.month)).where(
@@ -254,7 +257,7 @@ def outcomes_by_month(session: Session, *, principal: Principal, measure: str) -
     outcome = get_measure(session, measure)
     stmt = (
         select(OutcomeCount.borough_id, _raw(OutcomeCount.month), func.sum(OutcomeCount.count))
-        .where(OutcomeCount.measure_id == outcome.id)
+        .where(OutcomeCount.measure_id == outcome.id, of_record(session, OutcomeCount))
         .group_by(OutcomeCount.borough_id, OutcomeCount.month)
     )
     return _by_area_month(session, stmt, "count")
@@ -606,7 +609,7 @@ def overview(session: Session, *, principal: Principal, start: dt.date, end: dt.
     tiles = []
     for code, label in session.execute(
         select(OutcomeMeasure.code, OutcomeMeasure.label)
-        .where(OutcomeMeasure.id.in_(select(OutcomeCount.measure_id).distinct()))
+        .where(OutcomeMeasure.id.in_(record_sources(session)))
         .order_by(OutcomeMeasure.id)
     ):
         series = monthly_series(session, principal=principal, measure=code)

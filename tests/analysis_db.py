@@ -84,6 +84,7 @@ def load_small(url: str) -> None:
                     rows.append(
                         OutcomeCount(
                             measure_id=measures[measure],
+                            source="long",
                             borough_id=ids[code],
                             month=month,
                             count=value,
@@ -93,6 +94,7 @@ def load_small(url: str) -> None:
             rows.append(
                 UnallocatedCount(
                     measure_id=measures["homicide"],
+                    source="long",
                     month=month,
                     source_area="Unknown",
                     count=1,

@@ -24,6 +24,7 @@ from registry.auth import Principal, require
 from registry.demo import SYNTHETIC_NOTE, is_synthetic
 from registry.errors import RegistryError
 from registry.models import Borough, Delivery, OutcomeCount, Programme
+from registry.outcomes.sources import of_record
 from registry.periods import as_date, format_month, month_start, quarter_start
 
 MODELS = ("fe", "poisson", "negbin", "its", "event")
@@ -50,7 +51,9 @@ def analysis_options(session: Session, *, principal: Principal) -> AnalysisOptio
     require(principal, "models.run")
     measures = stored_measures(session)
     first, last = session.execute(
-        select(func.min(OutcomeCount.month), func.max(OutcomeCount.month))
+        select(func.min(OutcomeCount.month), func.max(OutcomeCount.month)).where(
+            of_record(session, OutcomeCount)
+        )
     ).one()
     return AnalysisOptions(
         measures=measures,

@@ -20,6 +20,7 @@ from registry.analysis.result import WindowTotal
 from registry.auth import Principal, require
 from registry.models import Borough, OutcomeCount, UnallocatedCount
 from registry.outcomes.measures import get_measure
+from registry.outcomes.sources import of_record
 from registry.periods import as_date, month_range, rolling_window
 
 LONDON = "London"
@@ -50,7 +51,7 @@ def monthly_series(
     """
     require(principal, "outcomes.read")
     outcome = get_measure(session, measure)
-    flt = [OutcomeCount.measure_id == outcome.id]
+    flt = [OutcomeCount.measure_id == outcome.id, of_record(session, OutcomeCount)]
     if start is not None:
         flt.append(OutcomeCount.month >= start)
     if end is not None:
@@ -64,7 +65,7 @@ def monthly_series(
     rows = session.execute(stmt.group_by(OutcomeCount.month)).all()
     frame = _month_frame(rows, "boroughs")
     if borough is None:
-        uflt = [UnallocatedCount.measure_id == outcome.id]
+        uflt = [UnallocatedCount.measure_id == outcome.id, of_record(session, UnallocatedCount)]
         if start is not None:
             uflt.append(UnallocatedCount.month >= start)
         if end is not None:
@@ -97,7 +98,11 @@ def borough_series(
     rows = session.execute(
         select(Borough.gss_code, OutcomeCount.month, func.sum(OutcomeCount.count))
         .join(Borough, Borough.id == OutcomeCount.borough_id)
-        .where(OutcomeCount.measure_id == outcome.id, OutcomeCount.month.between(start, end))
+        .where(
+            OutcomeCount.measure_id == outcome.id,
+            OutcomeCount.month.between(start, end),
+            of_record(session, OutcomeCount),
+        )
         .group_by(Borough.gss_code, OutcomeCount.month)
         .order_by(Borough.gss_code, OutcomeCount.month)
     ).all()

@@ -33,8 +33,12 @@ def measure_ids(session: Session) -> dict[str, int]:
 
 
 def list_measures(session: Session, *, principal: Principal) -> list[dict[str, Any]]:
-    """Every measure with its definition and its dated series-break notes."""
+    """Every measure with its definition, its dated series-break notes, its source order and
+    its source of record (the first source in the order holding counts; null when none does)."""
+    from registry.outcomes.sources import record_sources
+
     require(principal, "outcomes.read")
+    record = record_sources(session)
     breaks: dict[int, list[dict[str, str]]] = {}
     for b in session.scalars(select(MeasureBreak).order_by(MeasureBreak.month)):
         breaks.setdefault(b.measure_id, []).append({"month": format_month(b.month), "note": b.note})
@@ -46,6 +50,8 @@ def list_measures(session: Session, *, principal: Principal) -> list[dict[str, A
             "unit": m.unit,
             "source": m.source or "",
             "breaks": breaks.get(m.id, []),
+            "source_order": list(m.source_order),
+            "source_of_record": record.get(m.id),
         }
         for m in session.scalars(select(OutcomeMeasure).order_by(OutcomeMeasure.id))
     ]
@@ -58,6 +64,7 @@ def _snapshot(m: OutcomeMeasure) -> dict[str, Any]:
         "definition": m.definition,
         "unit": m.unit,
         "source": m.source,
+        "source_order": m.source_order,
     }
 
 
@@ -72,7 +79,13 @@ def add_measure(
     unit: str = "offences",
     source: str | None = None,
 ) -> OutcomeMeasure:
-    """Add an outcome measure; map source categories to it with ``set_mapping``."""
+    """Add an outcome measure; map source categories to it with ``set_mapping``.
+
+    It takes the default source order (Met sources first, police.uk last); change it with
+    :func:`registry.outcomes.sources.set_source_order`.
+    """
+    from registry.outcomes.sources import default_order
+
     code = code.strip()
     if not _CODE_RE.match(code):
         raise RegistryError(
@@ -89,6 +102,7 @@ def add_measure(
         definition=definition.strip(),
         unit=unit.strip(),
         source=(source or "").strip() or None,
+        source_order=default_order(code),
     )
     session.add(measure)
     session.flush()

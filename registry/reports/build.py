@@ -29,6 +29,7 @@ from registry.models import (
     OutcomeMeasure,
     Programme,
 )
+from registry.outcomes.sources import of_record, record_sources
 from registry.periods import (
     Window,
     add_months,
@@ -296,6 +297,7 @@ def _outcomes(session: Session, borough_codes: list[str], window: Window) -> pd.
                 .join(Borough, Borough.id == OutcomeCount.borough_id)
                 .where(
                     OutcomeCount.measure_id == measure.id,
+                    of_record(session, OutcomeCount),
                     Borough.gss_code.in_(borough_codes),
                     OutcomeCount.month.between(w.start, w.end),
                 )
@@ -438,9 +440,7 @@ def headline_model(
 
     available = set(
         session.scalars(
-            select(OutcomeMeasure.code).where(
-                OutcomeMeasure.id.in_(select(OutcomeCount.measure_id).distinct())
-            )
+            select(OutcomeMeasure.code).where(OutcomeMeasure.id.in_(record_sources(session)))
         )
     )
     measure = next((m for m in HEADLINE_MEASURES if m in available), None)
