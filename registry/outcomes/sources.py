@@ -150,7 +150,7 @@ def set_source_order(
     audit.record(
         session,
         actor=principal,
-        action="update",
+        action="amend",
         entity="outcome_measure",
         entity_id=measure.id,
         before={"code": code, "source_order": before},
@@ -208,10 +208,16 @@ def list_sources(
 
 
 def compare_sources(
-    session: Session, *, principal: Principal, measure: str, first: str, second: str
+    session: Session,
+    *,
+    principal: Principal,
+    measure: str,
+    first: str,
+    second: str,
+    include_missing: bool = False,
 ) -> pd.DataFrame:
-    """The borough-months where two sources' counts of ``measure`` differ (a month one source
-    holds and the other does not is listed too, with the missing count empty).
+    """The borough-months both sources hold where their counts of ``measure`` differ; with
+    ``include_missing`` also those only one holds (the other's count empty).
 
     Columns ``borough``, ``month``, the two sources' counts and ``difference`` (second - first).
     """
@@ -236,7 +242,8 @@ def compare_sources(
         index=["borough", "month"], columns="source", values="count", aggfunc="sum"
     )
     wide = wide.reindex(columns=[first, second])
-    differ = wide[first].ne(wide[second]) | wide[first].isna() | wide[second].isna()
+    missing = wide[first].isna() | wide[second].isna()
+    differ = (wide[first].ne(wide[second]) & ~missing) | (missing & include_missing)
     wide = wide[differ].reset_index()
     wide["difference"] = wide[second] - wide[first]
     wide["month"] = [format_month(m) for m in wide["month"]]
