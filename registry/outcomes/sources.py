@@ -37,19 +37,18 @@ from registry.periods import add_months, format_month
 
 MET_SOURCES = ("mps-borough", "mps-dashboard")
 SOURCES = (*MET_SOURCES, "long", "demo", "police-uk")
-SOURCE_NAMES = {
-    "mps-borough": "Met borough file (MPS Borough Level Crime)",
-    "mps-dashboard": "Met crime dashboard (Monthly Crime Dashboard export)",
+# The file each source's counts are loaded from (the demo data is no file to look for).
+SOURCE_FILES = {
+    "mps-borough": "the Met's borough-level crime file (MPS Borough Level Crime, London Datastore)",
+    "mps-dashboard": "the Met's Monthly Crime Dashboard export (London Datastore; csv or xlsx)",
     "police-uk": "data.police.uk street files",
-    "long": "long-format file (measure,borough,month,count)",
-    "demo": "demo data",
+    "long": "a long file (measure,borough,month,count)",
 }
 # The orders shipped with the measures (0008_outcome_sources writes the same into the database).
 BOROUGH_FILE_FIRST = ["mps-borough", "mps-dashboard", "long", "demo", "police-uk"]
 DASHBOARD_FIRST = ["mps-dashboard", "mps-borough", "long", "demo", "police-uk"]
 DEFAULT_ORDER = BOROUGH_FILE_FIRST
 DASHBOARD_MEASURES = ("knife_crime_injury_u25", "gun_crime")
-DASHBOARD_FILE = "the Met's Monthly Crime Dashboard export (csv or xlsx)"
 
 
 def default_order(code: str) -> list[str]:
@@ -268,3 +267,29 @@ def infer_release(fmt: str, file_name: str, last_month: dt.date | None) -> dt.da
     if fmt == "mps-borough" and "histor" in file_name.casefold():
         return add_months(month, 24)
     return month
+
+
+def where_to_load(session: Session, *, principal: Principal) -> list[dict[str, str]]:
+    """For each measure with no counts, the file that supplies them and the format to load it
+    with (the first file source in its order): knife crime with injury and gun crime come from
+    the Met's crime dashboard, not the borough file a newcomer loads first."""
+    require(principal, "outcomes.read")
+    record = record_sources(session)
+    hints = []
+    for measure in session.scalars(select(OutcomeMeasure).order_by(OutcomeMeasure.id)):
+        if measure.id in record:
+            continue
+        source = next((s for s in measure.source_order or [] if s in SOURCE_FILES), None)
+        if source is None:
+            continue
+        hints.append(
+            {
+                "measure": measure.code,
+                "label": measure.label,
+                "format": source,
+                "sentence": f"{measure.label}: no counts loaded. They come from "
+                f"{SOURCE_FILES[source]}; load it on the Outcome data page with format "
+                f"{source}, or with `vru import crime FILE --format {source}`.",
+            }
+        )
+    return hints

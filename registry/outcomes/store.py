@@ -682,12 +682,6 @@ def list_batches(
     return rows
 
 
-def _release_name(batch: ImportBatch) -> str:
-    """How a revision names a release: its label, else its file, with the release date."""
-    name = batch.release_label or batch.file_name or f"batch {batch.id}"
-    return f"{name} ({batch.release_date.isoformat()})" if batch.release_date else name
-
-
 def list_revisions(
     session: Session, *, principal: Principal, batch: int | None = None, limit: int = 2000
 ) -> list[dict[str, Any]]:
@@ -713,10 +707,12 @@ def list_revisions(
             "area": name or f"London (unallocated: {r.source_area})",
             "month": format_month(r.month),
             "old_count": r.old_count,
-            "old_release": _release_name(ob),
+            "old_release": ob.release_label or ob.file_name or f"batch {ob.id}",
+            "old_release_date": ob.release_date.isoformat() if ob.release_date else "",
             "old_batch": ob.id,
             "new_count": r.new_count,
-            "new_release": _release_name(nb),
+            "new_release": nb.release_label or nb.file_name or f"batch {nb.id}",
+            "new_release_date": nb.release_date.isoformat() if nb.release_date else "",
             "new_batch": nb.id,
         }
         for r, code, name, ob, nb in session.execute(stmt).tuples()

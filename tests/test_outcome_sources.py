@@ -1,0 +1,303 @@
+"""Sources kept apart and releases ordered by publication (issue #13, items 1, 2 and 7).
+
+The two overwrites the issue reports, as tests: a City of London Police police.uk file whose
+LSOAs cross into Met boroughs, imported after the Met's borough file; and an older Met release
+imported after a newer one. What users see (series, exports, Home) must be the source of
+record's figures from the newest release, whatever the order; the rest is kept as history.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import select
+
+from registry import db
+from registry.analysis.series import monthly_series
+from registry.cli import cli
+from registry.errors import PermissionDenied, RegistryError
+from registry.models import AuditEvent, ImportBatch, OutcomeCount, OutcomeRevision
+from registry.outcomes import measures, sources, store
+from registry.outcomes.common import Source
+from registry.summary import home_figures
+from tests.conftest import ADMIN, STAFF, _fresh
+from tests.outcome_helpers import FIXTURES, mps_borough_expected, police_uk_expected
+
+RELEASES = FIXTURES / "releases"
+NEWER = [
+    RELEASES / "2025-11" / "MPS Borough Level Crime (Historical).csv",
+    RELEASES / "2025-11" / "MPS Borough Level Crime (most recent 24 months).csv",
+]
+OLDER = RELEASES / "2024-03" / "MPS Borough Level Crime (most recent 24 months).csv"
+CITY = RELEASES / "2023-12-city-of-london-street.csv"
+ISLINGTON, SOUTHWARK = "E09000019", "E09000028"
+
+
+def run(url: str, *args: str):
+    return CliRunner().invoke(cli, ["--database-url", url, *args], catch_exceptions=False)
+
+
+def _import(url: str, paths: list[Path], fmt: str, **kwargs) -> list[store.ImportReport]:
+    engine = db.make_engine(url)
+    with db.session_scope(engine) as s:
+        reports = store.import_crime(
+            s, principal=ADMIN, sources=[Source.from_path(p) for p in paths], fmt=fmt, **kwargs
+        )
+    engine.dispose()
+    return reports
+
+
+def _expected(paths: list[Path]) -> dict[tuple[str, str, dt.date], int]:
+    """The files' borough counts computed with pandas; later files' months win."""
+    totals: dict[tuple[str, str, dt.date], int] = {}
+    for path in paths:
+        totals |= mps_borough_expected(path, "BoroughName", "MajorText", "MinorText")[0]
+    return totals
+
+
+def _seen(url: str) -> dict[str, object]:
+    """What users see: the export, London and Islington series, and Home's totals."""
+    engine = db.make_engine(url)
+    with db.session_scope(engine) as s:
+        export = store.export_outcomes(s, principal=ADMIN, include_unallocated=True)
+        london = monthly_series(s, principal=ADMIN, measure="possession_of_weapons")
+        islington = monthly_series(
+            s, principal=ADMIN, measure="possession_of_weapons", borough=ISLINGTON
+        )
+        home = [(m.code, m.total, m.unallocated) for m in home_figures(s, principal=ADMIN).measures]
+    engine.dispose()
+    return {
+        "export": export.to_dict("records"),
+        "london": london.to_dict("records"),
+        "islington": islington.to_dict("records"),
+        "home": home,
+    }
+
+
+def _stored(url: str, source: str) -> dict[tuple[int, int, dt.date], int]:
+    engine = db.make_engine(url)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(
+                OutcomeCount.measure_id,
+                OutcomeCount.borough_id,
+                OutcomeCount.month,
+                OutcomeCount.count,
+            ).where(OutcomeCount.source == source)
+        ).all()
+    engine.dispose()
+    return {(m, b, t): n for m, b, t, n in rows}
+
+
+def test_police_uk_over_the_border_never_changes_the_met_counts(db_url) -> None:
+    _import(db_url, NEWER, "mps-borough")
+    met_before, seen_before = _stored(db_url, "mps-borough"), _seen(db_url)
+
+    (report,) = _import(db_url, [CITY], "police-uk")
+
+    assert report.source == "police-uk" and report.revised == 0
+    assert _stored(db_url, "mps-borough") == met_before
+    assert _seen(db_url) == seen_before
+    islington = [r for r in seen_before["islington"] if r["month"] == dt.date(2023, 12, 1)]
+    assert (
+        islington[0]["count"]
+        == _expected(NEWER)[("possession_of_weapons", ISLINGTON, dt.date(2023, 12, 1))]
+    )
+    # The police.uk counts are kept, listed and comparable.
+    police, _unallocated, _skipped = police_uk_expected([CITY])
+    assert len(_stored(db_url, "police-uk")) == len(police)
+    listed = json.loads(run(db_url, "outcomes", "sources", "--json").output)
+    assert {(r["measure"], r["source"], r["of_record"]) for r in listed} == {
+        ("homicide", "mps-borough", True),
+        ("possession_of_weapons", "mps-borough", True),
+        ("possession_of_weapons", "police-uk", False),
+    }
+    result = run(
+        db_url,
+        *("outcomes", "compare", "--measure", "possession_of_weapons"),
+        *("--source", "mps-borough", "--source", "police-uk", "--json"),
+    )
+    assert result.exit_code == 0, result.output
+    met = _expected(NEWER)
+    december = dt.date(2023, 12, 1)
+    assert json.loads(result.output) == [
+        {
+            "borough": name,
+            "month": "2023-12",
+            "mps-borough": met[("possession_of_weapons", code, december)],
+            "police-uk": police[("possession_of_weapons", code, december)],
+            "difference": police[("possession_of_weapons", code, december)]
+            - met[("possession_of_weapons", code, december)],
+        }
+        for name, code in (("Islington", ISLINGTON), ("Southwark", SOUTHWARK))
+    ]
+    out = Path("police.csv")
+    run(db_url, "outcomes", "export", str(out), "--source", "police-uk")
+    exported = pd.read_csv(out)
+    assert set(exported["borough"]) == {"City of London", "Islington", "Southwark"}
+
+
+def _revisions(url: str) -> set[tuple[int, int | None, str | None, dt.date, int, int]]:
+    engine = db.make_engine(url)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(
+                OutcomeRevision.measure_id,
+                OutcomeRevision.borough_id,
+                OutcomeRevision.source_area,
+                OutcomeRevision.month,
+                OutcomeRevision.old_count,
+                OutcomeRevision.new_count,
+            )
+        ).all()
+    engine.dispose()
+    return {tuple(r) for r in rows}
+
+
+@pytest.fixture
+def second_url(db_url: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A second fresh database on ``db_url``'s backend."""
+    yield from _fresh(db_url.split(":")[0], request, tmp_path, migrated=True)
+
+
+def test_older_release_imported_after_a_newer_one_changes_nothing_users_see(
+    db_url, second_url
+) -> None:
+    newer_reports = _import(db_url, NEWER, "mps-borough")
+    assert [r.release_date for r in newer_reports] == [dt.date(2025, 11, 1)] * 2
+    seen_before = _seen(db_url)
+
+    result = run(db_url, "import", "crime", str(OLDER), "--format", "mps-borough")
+
+    assert result.exit_code == 0, result.output
+    older, newer = _expected([OLDER]), _expected(NEWER)
+    differ = {k for k in older if k in newer and older[k] != newer[k]}
+    assert differ, "the fixtures must hold revised counts"
+    borough_kept = len(differ)
+    engine = db.make_engine(db_url)
+    with db.session_scope(engine) as s:
+        batch = s.scalars(select(ImportBatch).order_by(ImportBatch.id.desc())).first()
+        release, details = batch.release_date, dict(batch.details)
+    engine.dispose()
+    assert release == dt.date(2024, 3, 1)
+    kept = details["kept_newer"]
+    assert kept >= borough_kept and details["revised"] == 0
+    assert f"kept {kept:,} counts from a newer mps-borough release" in result.output
+    assert "release: 2024-03-01 (inferred from the file" in result.output
+    assert _seen(db_url) == seen_before
+    history = _revisions(db_url)
+    assert len(history) == kept
+    borough_history = {(r[3], r[4], r[5]) for r in history if r[1] is not None}
+    assert borough_history == {(k[2], older[k], newer[k]) for k in differ}
+
+    # The same releases in publication order give the same figures and the same history.
+    (first,) = _import(second_url, [OLDER], "mps-borough")
+    later = _import(second_url, NEWER, "mps-borough")
+    assert first.kept_newer == 0 and sum(r.kept_newer for r in later) == 0
+    assert sum(r.revised for r in later) == kept
+    assert _seen(second_url) == seen_before
+    assert _revisions(second_url) == history
+
+
+def test_release_date_given_overrides_and_is_checked(db_url) -> None:
+    (report,) = _import(
+        db_url, [OLDER], "mps-borough", release_date=dt.date(2026, 1, 5), dry_run=True
+    )
+    assert report.release_date == dt.date(2026, 1, 5) and not report.release_inferred
+    with pytest.raises(RegistryError, match="in the future"):
+        _import(db_url, [OLDER], "mps-borough", release_date=dt.date.today() + dt.timedelta(days=2))
+    # Given as the newer release, the 2024-03 file now wins over the 2025-11 pair.
+    _import(db_url, NEWER, "mps-borough")
+    (report,) = _import(db_url, [OLDER], "mps-borough", release_date=dt.date(2025, 12, 1))
+    assert report.revised > 0 and report.kept_newer == 0
+
+
+def test_infer_release_follows_formats_md() -> None:
+    assert sources.infer_release(
+        "mps-borough", "MPS Borough Level Crime (Historical).csv", dt.date(2023, 11, 1)
+    ) == dt.date(2025, 11, 1)
+    assert sources.infer_release(
+        "mps-borough", "MPS_Borough_Level_Crime_Historic.csv", dt.date(2023, 11, 1)
+    ) == dt.date(2025, 11, 1)
+    assert sources.infer_release(
+        "mps-borough", "MPS Borough Level Crime (most recent 24 months).csv", dt.date(2025, 11, 1)
+    ) == dt.date(2025, 11, 1)
+    assert sources.infer_release("police-uk", "2023-12-city.csv", dt.date(2023, 12, 1)) == (
+        dt.date(2023, 12, 1)
+    )
+
+
+def test_long_counts_are_of_record_until_a_preferred_source_holds_some(db_url) -> None:
+    _import(db_url, [FIXTURES / "long_crime.csv"], "long")
+    engine = db.make_engine(db_url)
+    with db.session_scope(engine) as s:
+        listed = {m["code"]: m for m in measures.list_measures(s, principal=ADMIN)}
+    assert listed["homicide"]["source_of_record"] == "long"
+    _import(db_url, NEWER, "mps-borough")
+    with db.session_scope(engine) as s:
+        record = {
+            m["code"]: m["source_of_record"] for m in measures.list_measures(s, principal=ADMIN)
+        }
+        series = monthly_series(s, principal=ADMIN, measure="homicide")
+    engine.dispose()
+    assert record["homicide"] == "mps-borough"
+    newer = _expected(NEWER)
+    december = sum(
+        n for (m, _g, t), n in newer.items() if m == "homicide" and t == dt.date(2023, 12, 1)
+    )
+    row = series[series["month"] == dt.date(2023, 12, 1)].iloc[0]
+    assert row["boroughs"] == december
+
+
+def test_source_order_is_admin_only_checked_and_audited(db_url) -> None:
+    _import(db_url, NEWER, "mps-borough")
+    _import(db_url, [CITY], "police-uk")
+    engine = db.make_engine(db_url)
+    with db.session_scope(engine) as s, pytest.raises(PermissionDenied):
+        sources.set_source_order(
+            s, principal=STAFF, code="possession_of_weapons", order=["police-uk"]
+        )
+    for bad, reason in (
+        (["police-uk", "mps-borough"], "cannot come before a Met source"),
+        (["mps-borough", "mps-borough"], "named twice"),
+        (["borough-file"], "Unknown source"),
+    ):
+        with db.session_scope(engine) as s, pytest.raises(RegistryError, match=reason):
+            sources.set_source_order(s, principal=ADMIN, code="possession_of_weapons", order=bad)
+    result = run(db_url, "measures", "source", "possession_of_weapons", "police-uk")
+    assert result.exit_code == 0 and "of record: police-uk" in result.output
+    with db.session_scope(engine) as s:
+        event = s.scalars(select(AuditEvent).order_by(AuditEvent.id.desc())).first()
+        islington = monthly_series(
+            s, principal=ADMIN, measure="possession_of_weapons", borough=ISLINGTON
+        )
+    engine.dispose()
+    assert event.entity == "outcome_measure" and event.after["source_order"] == ["police-uk"]
+    assert event.before["source_order"][0] == "mps-borough"
+    assert islington.to_dict("records") == [
+        {"month": dt.date(2023, 12, 1), "boroughs": 1, "unallocated": 0, "count": 1}
+    ]
+    listed = json.loads(run(db_url, "measures", "list", "--json").output)
+    weapons = next(m for m in listed if m["code"] == "possession_of_weapons")
+    assert weapons["source_order"] == ["police-uk"] and weapons["source_of_record"] == "police-uk"
+    knife = next(m for m in listed if m["code"] == "knife_crime_injury_u25")
+    assert knife["source_order"][0] == "mps-dashboard" and knife["source_of_record"] is None
+
+
+def test_where_to_load_names_the_dashboard_export_for_knife_and_gun_crime(db_url) -> None:
+    _import(db_url, NEWER, "mps-borough")
+    engine = db.make_engine(db_url)
+    with db.session_scope(engine) as s:
+        hints = {h["measure"]: h for h in sources.where_to_load(s, principal=ADMIN)}
+    engine.dispose()
+    for code in ("knife_crime_injury_u25", "gun_crime"):
+        assert hints[code]["format"] == "mps-dashboard"
+        assert "Monthly Crime Dashboard export" in hints[code]["sentence"]
+        assert "--format mps-dashboard" in hints[code]["sentence"]
+    assert "homicide" not in hints
