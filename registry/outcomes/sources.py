@@ -168,11 +168,13 @@ def list_sources(
     """Every measure and source holding counts: months held, latest release, of record or not."""
     require(principal, "outcomes.read")
     record = record_sources(session)
+    orders = dict(
+        session.execute(select(OutcomeMeasure.id, OutcomeMeasure.source_order)).tuples().all()
+    )
     stmt = (
         select(
             OutcomeMeasure.id,
             OutcomeMeasure.code,
-            OutcomeMeasure.source_order,
             OutcomeCount.source,
             func.count(),
             func.min(OutcomeCount.month),
@@ -181,21 +183,19 @@ def list_sources(
         )
         .join(OutcomeMeasure, OutcomeMeasure.id == OutcomeCount.measure_id)
         .join(ImportBatch, ImportBatch.id == OutcomeCount.import_batch_id)
-        .group_by(
-            OutcomeMeasure.id, OutcomeMeasure.code, OutcomeMeasure.source_order, OutcomeCount.source
-        )
-        .order_by(OutcomeMeasure.id, OutcomeCount.source)
+        .group_by(OutcomeMeasure.id, OutcomeMeasure.code, OutcomeCount.source)
     )
     if measure is not None:
         stmt = stmt.where(OutcomeMeasure.id == get_measure(session, measure).id)
     rows = []
-    for mid, code, order, source, n, first, last, release in session.execute(stmt):
+    for mid, code, source, n, first, last, release in session.execute(stmt):
+        order = orders.get(mid) or []
         rows.append(
             {
                 "measure": code,
                 "source": source,
                 "of_record": record.get(mid) == source,
-                "rank": (order or []).index(source) + 1 if source in (order or []) else None,
+                "rank": order.index(source) + 1 if source in order else None,
                 "counts": int(n),
                 "first_month": format_month(first),
                 "last_month": format_month(last),
