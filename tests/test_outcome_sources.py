@@ -301,3 +301,66 @@ def test_where_to_load_names_the_dashboard_export_for_knife_and_gun_crime(db_url
         assert "Monthly Crime Dashboard export" in hints[code]["sentence"]
         assert "--format mps-dashboard" in hints[code]["sentence"]
     assert "homicide" not in hints
+
+
+def test_migration_gives_existing_counts_their_batch_source_and_release(empty_db_url) -> None:
+    """0008: a count's source is its batch's format (``demo`` for the seed); a batch's release
+    is its last month (a Met Historical file's plus 24). Downgrading keeps the source of record.
+    """
+    engine = db.make_engine(empty_db_url)
+    db.upgrade(engine, "0007_returns_received")
+    batches = (
+        (1, "seed", "demo-csv", "seed"),
+        (2, "crime", "mps-borough", "MPS Borough Level Crime (Historical).csv"),
+        (3, "crime", "police-uk", "2023-11-city-of-london-street.csv"),
+    )
+    with engine.begin() as conn:
+        for bid, kind, fmt, name in batches:
+            conn.exec_driver_sql(
+                "INSERT INTO import_batch (id, kind, format, file_name, rows_read, rows_accepted, "
+                f"synthetic, created_by, created_at) VALUES ({bid}, '{kind}', '{fmt}', '{name}', "
+                "1, 1, false, 'x', '2024-05-20 10:00:00')"
+            )
+        # Before 0008 one row per measure, borough and month: police.uk had overwritten
+        # Islington's November (batch 3), the seed holds homicide.
+        for cid, measure, borough, month, n, bid in (
+            (1, 1, 19, "2023-10-01", 15, 2),
+            (2, 1, 19, "2023-11-01", 1, 3),
+            (3, 2, 19, "2023-11-01", 4, 1),
+        ):
+            conn.exec_driver_sql(
+                "INSERT INTO outcome_count (id, measure_id, borough_id, month, count, "
+                f"import_batch_id) VALUES ({cid}, {measure}, {borough}, '{month}', {n}, {bid})"
+            )
+        conn.exec_driver_sql(
+            "INSERT INTO outcome_revision (id, measure_id, borough_id, month, old_count, "
+            "new_count, old_batch_id, new_batch_id, revised_at) VALUES (1, 1, 19, '2023-11-01', "
+            "17, 1, 2, 3, '2024-05-20 10:00:00')"
+        )
+    db.upgrade(engine)
+    with engine.connect() as conn:
+        counts = conn.exec_driver_sql("SELECT id, source FROM outcome_count ORDER BY id").all()
+        releases = conn.exec_driver_sql(
+            "SELECT id, release_date FROM import_batch ORDER BY id"
+        ).all()
+        revision = conn.exec_driver_sql("SELECT source FROM outcome_revision").scalar()
+    assert [tuple(r) for r in counts] == [(1, "mps-borough"), (2, "police-uk"), (3, "demo")]
+    assert [(i, str(d)) for i, d in releases] == [
+        (1, "2023-11-01"),
+        (2, "2025-11-01"),
+        (3, "2023-11-01"),
+    ]
+    assert revision == "mps-borough"
+    # Counts of one measure from two sources now sit side by side.
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO outcome_count (id, measure_id, source, borough_id, month, count, "
+            "import_batch_id) VALUES (4, 1, 'mps-borough', 19, '2023-11-01', 17, 2)"
+        )
+    db.downgrade(engine, "0007_returns_received")
+    with engine.connect() as conn:
+        kept = conn.exec_driver_sql("SELECT id, count FROM outcome_count ORDER BY id").all()
+    assert [tuple(r) for r in kept] == [(1, 15), (3, 4), (4, 17)]
+    db.upgrade(engine)
+    assert db.is_up_to_date(engine)
+    engine.dispose()
