@@ -364,3 +364,32 @@ def test_migration_gives_existing_counts_their_batch_source_and_release(empty_db
     db.upgrade(engine)
     assert db.is_up_to_date(engine)
     engine.dispose()
+
+
+def test_home_and_outcome_data_pages_name_the_dashboard_export(db_url, monkeypatch) -> None:
+    """With only the Met borough file loaded, knife and gun crime have no counts: Home and the
+    Outcome data page say which file supplies them and the format; the preview shows the
+    release it infers."""
+    from streamlit.testing.v1 import AppTest
+
+    from tests.test_app_home import APP, texts
+
+    _import(db_url, NEWER, "mps-borough")
+    monkeypatch.setenv("VRU_DATABASE_URL", db_url)
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.session_state["principal"] = ADMIN
+    at.run()
+    assert not at.exception
+    infos = [i.value for i in at.info]
+    for label in ("Knife crime with injury, victims under 25", "Gun crime"):
+        hint = next(i for i in infos if i.startswith(label))
+        assert "Monthly Crime Dashboard export" in hint and "--format mps-dashboard" in hint
+    at.switch_page("dashboards/outcome_data.py").run()
+    assert not at.exception
+    assert sum("Monthly Crime Dashboard export" in i.value for i in at.info) == 2
+    at.file_uploader(key="od_files").set_value([(OLDER.name, OLDER.read_bytes(), "text/csv")]).run()
+    at.button(key="od_preview").click().run()
+    assert not at.exception
+    shown = texts(at)
+    assert "Release: 2024-03-01 (inferred from the file" in shown
+    assert "Kept" in shown and "newer mps-borough release" in shown
