@@ -134,7 +134,10 @@ def test_measures_and_mapping_cli(db_url) -> None:
     assert run(db_url, "measures", "add-break", "lbd", "2024-02", "New system.").exit_code == 0
     listed = run(db_url, "measures", "list")
     assert "lbd" in listed.output and "2024-02: New system." in listed.output
-    assert listed.output.splitlines()[0].split() == ["Code", "Measure", "Unit", "Series", "breaks"]
+    assert listed.output.splitlines()[0].split() == [
+        *("Code", "Measure", "Unit", "Source", "of", "record", "Source", "order"),
+        *("Series", "breaks"),
+    ]
     result = run(
         db_url, "measures", "mapping", "set", "mps-dashboard", "Lethal Barrel Discharge", "lbd"
     )
