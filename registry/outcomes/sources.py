@@ -19,7 +19,19 @@ from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import ColumnElement, and_, false, func, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    String,
+    and_,
+    exists,
+    false,
+    func,
+    literal,
+    or_,
+    select,
+    union_all,
+)
 from sqlalchemy.orm import Session
 
 from registry import audit
@@ -48,6 +60,7 @@ SOURCE_FILES = {
 BOROUGH_FILE_FIRST = ["mps-borough", "mps-dashboard", "long", "demo", "police-uk"]
 DASHBOARD_FIRST = ["mps-dashboard", "mps-borough", "long", "demo", "police-uk"]
 DEFAULT_ORDER = BOROUGH_FILE_FIRST
+PROBES_PER_QUERY = 200  # SQLite allows at most 500 SELECTs in one UNION
 DASHBOARD_MEASURES = ("knife_crime_injury_u25", "gun_crime")
 
 
@@ -92,28 +105,32 @@ def check_order(order: Sequence[str]) -> list[str]:
 # --- the source of record ----------------------------------------------------------------------
 
 
-def sources_held(session: Session) -> dict[int, set[str]]:
-    """The sources holding any counts (borough or London unallocated), by measure id."""
-    held: dict[int, set[str]] = {}
-    for table in (OutcomeCount, UnallocatedCount):
-        for measure_id, source in session.execute(
-            select(table.measure_id, table.source).distinct()
-        ):
-            held.setdefault(measure_id, set()).add(source)
-    return held
-
-
 def record_sources(session: Session) -> dict[int, str]:
     """Each measure's source of record (measure id -> source): the first source in its order
-    holding any counts. A measure none of whose ordered sources holds counts has none."""
-    held = sources_held(session)
+    holding any counts (borough or London unallocated). A measure none of whose ordered sources
+    holds counts has none.
+
+    One probe per measure and ordered source, each an index seek on the unique key (which starts
+    with ``measure_id, source``), so the cost does not grow with the number of counts stored.
+    """
+    orders = session.execute(select(OutcomeMeasure.id, OutcomeMeasure.source_order)).all()
+    probes = [
+        select(literal(mid, Integer).label("m"), literal(source, String).label("s")).where(
+            exists().where(table.measure_id == mid, table.source == source)
+        )
+        for mid, order in orders
+        for source in order or []
+        for table in (OutcomeCount, UnallocatedCount)
+    ]
+    held: set[tuple[int, str]] = set()
+    for start in range(0, len(probes), PROBES_PER_QUERY):
+        chunk = probes[start : start + PROBES_PER_QUERY]
+        held.update(session.execute(union_all(*chunk)).tuples().all())
     record = {}
-    for measure_id, order in session.execute(
-        select(OutcomeMeasure.id, OutcomeMeasure.source_order)
-    ):
-        first = next((s for s in order or [] if s in held.get(measure_id, set())), None)
+    for mid, order in orders:
+        first = next((s for s in order or [] if (mid, s) in held), None)
         if first is not None:
-            record[measure_id] = first
+            record[mid] = first
     return record
 
 
