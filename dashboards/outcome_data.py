@@ -19,7 +19,8 @@ from dashboards.common import (
 )
 from registry.errors import RegistryError
 from registry.numbers import count
-from registry.outcomes import mapping, measures, sources, store
+from registry.outcomes import mapping, measures, store
+from registry.outcomes import sources as outcome_sources
 from registry.outcomes.common import ImportRefused, Source
 from registry.outcomes.detect import detect
 
@@ -29,7 +30,7 @@ tab_import, tab_batches, tab_revisions, tab_measures = st.tabs(
     ["Import", "Import batches", "Revisions", "Measures and mapping"]
 )
 with session() as s:
-    hints = attempt(lambda: sources.where_to_load(s, principal=who))
+    hints = attempt(lambda: outcome_sources.where_to_load(s, principal=who))
 
 
 def _show(report: store.ImportReport) -> None:
@@ -238,6 +239,7 @@ with session() as s:
     revisions = attempt(lambda: store.list_revisions(s, principal=who))
     measure_rows = attempt(lambda: measures.list_measures(s, principal=who))
     mapping_rows = attempt(lambda: mapping.list_mapping(s, principal=who))
+    source_rows = attempt(lambda: outcome_sources.list_sources(s, principal=who))
 
 with tab_batches:
     if batches:
@@ -269,6 +271,15 @@ with tab_measures:
             hide_index=True,
             width="stretch",
         )
+    if source_rows:
+        st.caption(
+            "Sources holding counts. Pages, trends, models, exports and funder summaries use "
+            "each measure's source of record only (the first source in its order holding "
+            "counts; `vru measures source` changes the order); compare two sources with "
+            "`vru outcomes compare`."
+        )
+        shown = pd.DataFrame(source_rows)
+        st.dataframe(shown, hide_index=True, width="stretch", column_config=number_columns(shown))
     if mapping_rows:
         st.caption("Which source category feeds which measure (blank: feeds none).")
         st.dataframe(pd.DataFrame(mapping_rows), hide_index=True, width="stretch")

@@ -387,6 +387,11 @@ def test_home_and_outcome_data_pages_name_the_dashboard_export(db_url, monkeypat
     at.switch_page("dashboards/outcome_data.py").run()
     assert not at.exception
     assert sum("Monthly Crime Dashboard export" in i.value for i in at.info) == 2
+    listed = next(d.value for d in at.dataframe if "of_record" in d.value.columns)
+    assert set(zip(listed["measure"], listed["source"], listed["of_record"], strict=True)) == {
+        ("homicide", "mps-borough", True),
+        ("possession_of_weapons", "mps-borough", True),
+    }
     at.file_uploader(key="od_files").set_value([(OLDER.name, OLDER.read_bytes(), "text/csv")]).run()
     at.button(key="od_preview").click().run()
     assert not at.exception
