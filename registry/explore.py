@@ -609,7 +609,7 @@ def overview(session: Session, *, principal: Principal, start: dt.date, end: dt.
     tiles = []
     for code, label in session.execute(
         select(OutcomeMeasure.code, OutcomeMeasure.label)
-        .where(OutcomeMeasure.id.in_(record_sources(session)))
+        .where(OutcomeMeasure.id.in_(list(record_sources(session))))
         .order_by(OutcomeMeasure.id)
     ):
         series = monthly_series(session, principal=principal, measure=code)

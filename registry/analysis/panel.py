@@ -79,7 +79,7 @@ def stored_measures(session: Session) -> list[tuple[str, str]]:
         (code, label)
         for code, label in session.execute(
             select(OutcomeMeasure.code, OutcomeMeasure.label)
-            .where(OutcomeMeasure.id.in_(record_sources(session)))
+            .where(OutcomeMeasure.id.in_(list(record_sources(session))))
             .order_by(OutcomeMeasure.id)
         )
     ]

@@ -440,7 +440,7 @@ def headline_model(
 
     available = set(
         session.scalars(
-            select(OutcomeMeasure.code).where(OutcomeMeasure.id.in_(record_sources(session)))
+            select(OutcomeMeasure.code).where(OutcomeMeasure.id.in_(list(record_sources(session))))
         )
     )
     measure = next((m for m in HEADLINE_MEASURES if m in available), None)
