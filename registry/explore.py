@@ -257,7 +257,7 @@ def outcomes_by_month(session: Session, *, principal: Principal, measure: str) -
     outcome = get_measure(session, measure)
     stmt = (
         select(OutcomeCount.borough_id, _raw(OutcomeCount.month), func.sum(OutcomeCount.count))
-        .where(OutcomeCount.measure_id == outcome.id, of_record(session, OutcomeCount))
+        .where(of_record(session, OutcomeCount, outcome.id))
         .group_by(OutcomeCount.borough_id, OutcomeCount.month)
     )
     return _by_area_month(session, stmt, "count")

@@ -52,7 +52,8 @@ def measure_last_12_months(session: Session, measure: OutcomeMeasure) -> Measure
     London means boroughs plus London unallocated, so the total matches the publisher's; the
     unallocated part is reported beside it.
     """
-    record, record_u = of_record(session, OutcomeCount), of_record(session, UnallocatedCount)
+    record = of_record(session, OutcomeCount, measure.id)
+    record_u = of_record(session, UnallocatedCount, measure.id)
     stored = session.scalar(
         select(func.max(OutcomeCount.month)).where(OutcomeCount.measure_id == measure.id, record)
     )

@@ -306,7 +306,7 @@ def load_panel(
     )
 
     out_stmt = select(OutcomeCount.borough_id, OutcomeCount.month, OutcomeCount.count).where(
-        OutcomeCount.measure_id == outcome.id, of_record(session, OutcomeCount)
+        of_record(session, OutcomeCount, outcome.id)
     )
     if start is not None:
         out_stmt = out_stmt.where(OutcomeCount.month >= start)

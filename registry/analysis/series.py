@@ -51,7 +51,7 @@ def monthly_series(
     """
     require(principal, "outcomes.read")
     outcome = get_measure(session, measure)
-    flt = [OutcomeCount.measure_id == outcome.id, of_record(session, OutcomeCount)]
+    flt = [of_record(session, OutcomeCount, outcome.id)]
     if start is not None:
         flt.append(OutcomeCount.month >= start)
     if end is not None:
@@ -65,7 +65,7 @@ def monthly_series(
     rows = session.execute(stmt.group_by(OutcomeCount.month)).all()
     frame = _month_frame(rows, "boroughs")
     if borough is None:
-        uflt = [UnallocatedCount.measure_id == outcome.id, of_record(session, UnallocatedCount)]
+        uflt = [of_record(session, UnallocatedCount, outcome.id)]
         if start is not None:
             uflt.append(UnallocatedCount.month >= start)
         if end is not None:
@@ -99,9 +99,8 @@ def borough_series(
         select(Borough.gss_code, OutcomeCount.month, func.sum(OutcomeCount.count))
         .join(Borough, Borough.id == OutcomeCount.borough_id)
         .where(
-            OutcomeCount.measure_id == outcome.id,
+            of_record(session, OutcomeCount, outcome.id),
             OutcomeCount.month.between(start, end),
-            of_record(session, OutcomeCount),
         )
         .group_by(Borough.gss_code, OutcomeCount.month)
         .order_by(Borough.gss_code, OutcomeCount.month)

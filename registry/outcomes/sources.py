@@ -19,19 +19,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import (
-    ColumnElement,
-    Integer,
-    String,
-    and_,
-    exists,
-    false,
-    func,
-    literal,
-    or_,
-    select,
-    union_all,
-)
+from sqlalchemy import ColumnElement, and_, false, func, select, text, tuple_
 from sqlalchemy.orm import Session
 
 from registry import audit
@@ -60,7 +48,7 @@ SOURCE_FILES = {
 BOROUGH_FILE_FIRST = ["mps-borough", "mps-dashboard", "long", "demo", "police-uk"]
 DASHBOARD_FIRST = ["mps-dashboard", "mps-borough", "long", "demo", "police-uk"]
 DEFAULT_ORDER = BOROUGH_FILE_FIRST
-PROBES_PER_QUERY = 200  # SQLite allows at most 500 SELECTs in one UNION
+PROBES_PER_QUERY = 200  # SQLite allows at most 500 SELECTs in one UNION ALL
 DASHBOARD_MEASURES = ("knife_crime_injury_u25", "gun_crime")
 
 
@@ -114,18 +102,20 @@ def record_sources(session: Session) -> dict[int, str]:
     with ``measure_id, source``), so the cost does not grow with the number of counts stored.
     """
     orders = session.execute(select(OutcomeMeasure.id, OutcomeMeasure.source_order)).all()
-    probes = [
-        select(literal(mid, Integer).label("m"), literal(source, String).label("s")).where(
-            exists().where(table.measure_id == mid, table.source == source)
-        )
-        for mid, order in orders
-        for source in order or []
-        for table in (OutcomeCount, UnallocatedCount)
-    ]
+    pairs = [(mid, source) for mid, order in orders for source in order or []]
     held: set[tuple[int, str]] = set()
-    for start in range(0, len(probes), PROBES_PER_QUERY):
-        chunk = probes[start : start + PROBES_PER_QUERY]
-        held.update(session.execute(union_all(*chunk)).tuples().all())
+    # Plain SQL: building this many SQLAlchemy expressions costs more than running them.
+    for start in range(0, len(pairs), PROBES_PER_QUERY):
+        chunk = pairs[start : start + PROBES_PER_QUERY]
+        sql = " UNION ALL ".join(
+            f"SELECT {i} AS probe WHERE EXISTS (SELECT 1 FROM outcome_count WHERE "
+            f"measure_id = :m{i} AND source = :s{i}) OR EXISTS (SELECT 1 FROM "
+            f"unallocated_count WHERE measure_id = :m{i} AND source = :s{i})"
+            for i in range(len(chunk))
+        )
+        params = {f"m{i}": mid for i, (mid, _s) in enumerate(chunk)}
+        params |= {f"s{i}": source for i, (_m, source) in enumerate(chunk)}
+        held.update(chunk[i] for i in session.execute(text(sql), params).scalars())
     record = {}
     for mid, order in orders:
         first = next((s for s in order or [] if (mid, s) in held), None)
@@ -134,21 +124,29 @@ def record_sources(session: Session) -> dict[int, str]:
     return record
 
 
-def of_record(session: Session, table: type[OutcomeCount | UnallocatedCount]) -> ColumnElement:
+def of_record(
+    session: Session,
+    table: type[OutcomeCount | UnallocatedCount],
+    measure_id: int | None = None,
+) -> ColumnElement[bool]:
     """The filter every reader of stored counts uses: rows of their measure's source of record.
 
     ``table`` is :class:`OutcomeCount` or :class:`UnallocatedCount` (London unallocated counts
-    follow the source of record of the borough counts). Add it to any query on those tables.
+    follow the same source of record). Add it to any query on those tables; a reader of one
+    measure passes its id, which also restricts the rows to that measure (and lets the database
+    seek straight to that measure's source of record).
     """
     record = record_sources(session)
+    if measure_id is not None:
+        if measure_id not in record:
+            return false()
+        return and_(table.measure_id == measure_id, table.source == record[measure_id])
     if not record:
         return false()
-    return or_(
-        *(
-            and_(table.measure_id == measure_id, table.source == source)
-            for measure_id, source in sorted(record.items())
-        )
-    )
+    return tuple_(table.measure_id, table.source).in_(sorted(record.items()))
+
+
+# --- admin: the order ---------------------------------------------------------------------------
 
 
 @write_action("measures.manage")

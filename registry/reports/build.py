@@ -296,8 +296,7 @@ def _outcomes(session: Session, borough_codes: list[str], window: Window) -> pd.
                 )
                 .join(Borough, Borough.id == OutcomeCount.borough_id)
                 .where(
-                    OutcomeCount.measure_id == measure.id,
-                    of_record(session, OutcomeCount),
+                    of_record(session, OutcomeCount, measure.id),
                     Borough.gss_code.in_(borough_codes),
                     OutcomeCount.month.between(w.start, w.end),
                 )
