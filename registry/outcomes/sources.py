@@ -47,7 +47,6 @@ SOURCE_FILES = {
 # The orders shipped with the measures (0008_outcome_sources writes the same into the database).
 BOROUGH_FILE_FIRST = ["mps-borough", "mps-dashboard", "long", "demo", "police-uk"]
 DASHBOARD_FIRST = ["mps-dashboard", "mps-borough", "long", "demo", "police-uk"]
-DEFAULT_ORDER = BOROUGH_FILE_FIRST
 PROBES_PER_QUERY = 200  # SQLite allows at most 500 SELECTs in one UNION ALL
 DASHBOARD_MEASURES = ("knife_crime_injury_u25", "gun_crime")
 
