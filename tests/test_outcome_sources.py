@@ -19,9 +19,10 @@ from click.testing import CliRunner
 from sqlalchemy import select
 
 from registry import db
-from registry.analysis.series import monthly_series
+from registry.analysis.series import borough_series, monthly_series
 from registry.cli import cli
 from registry.errors import PermissionDenied, RegistryError
+from registry.explore import explore_options, outcomes_by_month, overview
 from registry.models import AuditEvent, ImportBatch, OutcomeCount, OutcomeRevision
 from registry.outcomes import measures, sources, store
 from registry.outcomes.common import Source
@@ -62,7 +63,7 @@ def _expected(paths: list[Path]) -> dict[tuple[str, str, dt.date], int]:
 
 
 def _seen(url: str) -> dict[str, object]:
-    """What users see: the export, London and Islington series, and Home's totals."""
+    """What users see: the export, London, borough and Explore series, Home and Overview."""
     engine = db.make_engine(url)
     with db.session_scope(engine) as s:
         export = store.export_outcomes(s, principal=ADMIN, include_unallocated=True)
@@ -71,12 +72,26 @@ def _seen(url: str) -> dict[str, object]:
             s, principal=ADMIN, measure="possession_of_weapons", borough=ISLINGTON
         )
         home = [(m.code, m.total, m.unallocated) for m in home_figures(s, principal=ADMIN).measures]
+        explore = outcomes_by_month(s, principal=ADMIN, measure="possession_of_weapons")
+        boroughs = borough_series(
+            s,
+            principal=ADMIN,
+            measure="possession_of_weapons",
+            start=dt.date(2022, 1, 1),
+            end=dt.date(2025, 11, 1),
+        )
+        tiles = overview(s, principal=ADMIN, start=dt.date(2024, 12, 1), end=dt.date(2025, 11, 1))
+        options = explore_options(s, principal=ADMIN)
     engine.dispose()
     return {
         "export": export.to_dict("records"),
         "london": london.to_dict("records"),
         "islington": islington.to_dict("records"),
         "home": home,
+        "explore": explore.to_dict("records"),
+        "boroughs": {k: v.to_dict("records") for k, v in boroughs.items()},
+        "overview": tiles.outcomes,
+        "months": (options.first_month, options.last_month, options.measures),
     }
 
 
@@ -98,6 +113,7 @@ def _stored(url: str, source: str) -> dict[tuple[int, int, dt.date], int]:
 def test_police_uk_over_the_border_never_changes_the_met_counts(db_url) -> None:
     _import(db_url, NEWER, "mps-borough")
     met_before, seen_before = _stored(db_url, "mps-borough"), _seen(db_url)
+    assert [t.code for t in seen_before["overview"]] == ["homicide", "possession_of_weapons"]
 
     (report,) = _import(db_url, [CITY], "police-uk")
 
