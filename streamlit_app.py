@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from urllib.parse import urlencode
+
 import streamlit as st
 
-from dashboards.common import PRINCIPAL_KEY, data_state, demo_banner, md, principal
+from dashboards import session_routes, sign_in
+from dashboards.common import data_state, demo_banner, end_session, md, resolve_principal
 from registry.auth import allowed
 
 st.set_page_config(page_title="VRU registry", page_icon=":material/diversity_3:", layout="wide")
@@ -37,11 +41,21 @@ PAGES: dict[str, list[tuple[str, str, str, str | None]]] = {
     ],
 }
 
-who = principal()
+who = resolve_principal()
 if who is None:
+    # The sign-in form answers at every page's address, so a shared link keeps its page and
+    # query string; signing in then opens that view (dashboards/sign_in.py).
+    addresses = [
+        st.Page(sign_in.show, title="Sign in", url_path=Path(path).stem)
+        for pages in PAGES.values()
+        for path, *_ in pages
+    ]
     page = st.navigation(
-        [st.Page("dashboards/sign_in.py", title="Sign in", icon=":material/login:")]
+        [st.Page(sign_in.show, title="Sign in", icon=":material/login:", default=True), *addresses],
+        position="hidden",
     )
+    query = urlencode([(k, v) for k in st.query_params for v in st.query_params.get_all(k)])
+    st.session_state[sign_in.NEXT_KEY] = f"/{page.url_path}" + (f"?{query}" if query else "")
 else:
     sections = {
         section: [
@@ -54,10 +68,17 @@ else:
     page = st.navigation({section: pages for section, pages in sections.items() if pages})
     with st.sidebar:
         st.write(f"Signed in as **{md(who.username)}** ({who.role})")
-        if st.button("Sign out", key="sign_out"):
-            del st.session_state[PRINCIPAL_KEY]
+        this_browser = st.button("Sign out", key="sign_out", help="Every tab of this browser.")
+        everywhere = st.button(
+            "Sign out everywhere", key="sign_out_everywhere", help="Every browser you use."
+        )
+        if this_browser or everywhere:
+            end_session(everywhere=everywhere)
             if getattr(st.user, "is_logged_in", False):
                 st.logout()
+            if session_routes.MOUNTED:  # clear the cookie too
+                st.html(session_routes.signed_out_html(), unsafe_allow_javascript=True)
+                st.stop()
             st.rerun()
     _, synthetic = data_state()
     if synthetic:

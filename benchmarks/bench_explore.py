@@ -150,10 +150,11 @@ def build(url: str) -> None:
                 {
                     "borough_id": area,
                     "year": year,
-                    "age_band": "10-24",
-                    "people": 30_000 + area * 11,
+                    "age_band": band,  # delivery's band and the measures' bands
+                    "people": (30_000 + area * 11) * scale,
                     "import_batch_id": batch,
                 }
+                for band, scale in (("10-24", 1), ("1-24", 2), ("all ages", 6))
                 for area in area_ids
                 for year in range(2011, 2026)
             ],
@@ -183,6 +184,7 @@ def baseline(url: str, start: dt.date, end: dt.date, areas: list[str]) -> float:
     d = delivery[delivery["month"].between(*window) & delivery["area"].isin(areas)]
     o = outcomes[outcomes["month"].between(*window) & outcomes["area"].isin(areas)]
     pop = population.assign(area=population["borough_id"].map(code))
+    pop = pop[pop["age_band"] == "all ages"]
     people = pop[pop["year"] == end.year].set_index("area")["people"]
     table = pd.concat(
         [d.groupby("area")["opportunities"].sum(), o.groupby("area")["count"].sum(), people],

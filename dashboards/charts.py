@@ -8,12 +8,16 @@ rerun only attaches the new data, which keeps a filter change well under a tenth
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 
 import altair as alt
 import pandas as pd
 
 from dashboards.common import OKABE_ITO
+from registry.denominators import people_words, rate_unit
 from registry.numbers import D3, FORMATTERS, Kind
+from registry.outcomes.measures import SeriesBreak
+from registry.periods import format_month
 
 BANDS = [
     "within 95% limits",
@@ -59,15 +63,51 @@ def trend(d_col: str, o_col: str, d_title: str, o_title: str) -> alt.LayerChart:
     return alt.layer(bars, line).resolve_scale(y="independent")
 
 
+BREAK_COLOUR = "#D55E00"  # Okabe-Ito vermillion, unlike any series colour used with it
+
+
+def with_breaks(
+    chart: alt.TopLevelMixin, breaks: Sequence[SeriesBreak], x: str = "period", x_title: str = ""
+) -> alt.TopLevelMixin:
+    """``chart`` with a dashed vertical rule, labelled "Series break YYYY-MM", at each break.
+
+    ``x`` is the chart's temporal field and ``x_title`` its axis title (the rule shares the axis).
+    A chart with no break inside its period is returned as it is.
+    """
+    if not breaks:
+        return chart
+    marks = pd.DataFrame(
+        {
+            x: [pd.Timestamp(b.month) for b in breaks],
+            "label": [f"Series break {format_month(b.month)}" for b in breaks],
+            "note": [b.note for b in breaks],
+        }
+    )
+    axis = alt.X(f"{x}:T", title=x_title or x.capitalize())
+    rule = (
+        alt.Chart(marks)
+        .mark_rule(color=BREAK_COLOUR, strokeDash=[6, 3], strokeWidth=2)
+        .encode(x=axis, tooltip=[alt.Tooltip("label:N"), alt.Tooltip("note:N")])
+    )
+    label = (
+        alt.Chart(marks)
+        .mark_text(align="left", baseline="top", dx=4, dy=2, color=BREAK_COLOUR)
+        .encode(x=axis, y=alt.value(0), text=alt.Text("label:N"))
+    )
+    return alt.layer(chart, rule, label)
+
+
 @functools.cache
-def funnel(outcome: str) -> tuple[alt.Chart, alt.Chart, alt.Chart]:
-    """Limit curves, the London line and the borough points (three datasets)."""
-    y_title = f"{outcome} per 100,000 aged 10-24"
+def funnel(outcome: str, band: str) -> tuple[alt.Chart, alt.Chart, alt.Chart]:
+    """Limit curves, the London line and the borough points (three datasets); ``band`` is the
+    measure's population band, which the rate is per."""
+    y_title = f"{outcome} {rate_unit(band)}"
+    x_title = people_words(band)
     lines = (
         alt.Chart()
         .mark_line(color="#555555")
         .encode(
-            x=alt.X("young_people:Q", title="People aged 10-24", scale=alt.Scale(type="log")),
+            x=alt.X("population:Q", title=x_title, scale=alt.Scale(type="log")),
             y=alt.Y("rate:Q", title=y_title),
             detail=alt.Detail("curve:N"),
             strokeDash=alt.StrokeDash(
@@ -82,7 +122,7 @@ def funnel(outcome: str) -> tuple[alt.Chart, alt.Chart, alt.Chart]:
         alt.Chart()
         .mark_point(filled=True, size=90)
         .encode(
-            x=alt.X("young_people:Q", title="People aged 10-24"),
+            x=alt.X("population:Q", title=x_title),
             y=alt.Y("outcome_rate:Q", title=y_title),
             shape=alt.Shape(
                 "band:N",

@@ -15,7 +15,8 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from registry import audit, db, demo
+from dashboards import session_routes
+from registry import audit, db, demo, sessions
 from registry.auth import Principal, allowed
 from registry.config import get_settings
 from registry.errors import RegistryError, database_error_message
@@ -74,8 +75,66 @@ def show_error(exc: BaseException | str) -> None:
     st.error(md(exc))
 
 
+SESSION_TOKEN_KEY = "_vru_session_token"
+SESSION_ENDED_KEY = "_vru_session_ended"
+_RESOLVED_KEY = "_vru_principal"
+
+
+def _user_agent() -> str:
+    agent = st.context.headers.get("User-Agent")
+    return agent if isinstance(agent, str) else ""
+
+
+def session_token() -> str | None:
+    """This visitor's session token: from the signed cookie this connection sent, or (without
+    the app server's cookie routes: AppTest, plain ``streamlit run``) kept for this tab only."""
+    raw = st.context.cookies.get(sessions.COOKIE_NAME)
+    token = sessions.token_from_cookie(raw) if isinstance(raw, str) else None
+    return token or st.session_state.get(SESSION_TOKEN_KEY)
+
+
+def start_session(s: Session, who: Principal) -> sessions.Opened:
+    """Open the server-side session for ``who``, just signed in. Without the cookie routes the
+    token is kept in this tab's (server-side) state; with them the cookie will carry it."""
+    opened = sessions.open_session(s, who, user_agent=_user_agent())
+    if not session_routes.MOUNTED:
+        st.session_state[SESSION_TOKEN_KEY] = opened.token
+    return opened
+
+
+def resolve_principal() -> Principal | None:
+    """Who is signed in for this run, re-read from the database (one query): called once at
+    the top of every run, so a disabled, demoted or signed-out user is stopped at the next
+    action. A principal placed straight into session state (tests only: nothing in the app
+    does) is taken as it is.
+    """
+    st.session_state.pop(_RESOLVED_KEY, None)
+    token = session_token()
+    if token is None:
+        return st.session_state.get(PRINCIPAL_KEY)
+    with session() as s:
+        found = sessions.resume(s, token, user_agent=_user_agent())
+    if isinstance(found, Principal):
+        st.session_state[_RESOLVED_KEY] = found
+        return found
+    st.session_state.pop(SESSION_TOKEN_KEY, None)
+    if isinstance(found, sessions.Ended):
+        st.session_state[SESSION_ENDED_KEY] = found.message
+    return None
+
+
+def end_session(*, everywhere: bool) -> None:
+    """Sign out: end this session (every tab of this browser) or all of the user's sessions."""
+    token = session_token()
+    if token is not None:
+        with session() as s:
+            sessions.sign_out(s, token, everywhere=everywhere)
+    for key in (SESSION_TOKEN_KEY, _RESOLVED_KEY, PRINCIPAL_KEY):
+        st.session_state.pop(key, None)
+
+
 def principal() -> Principal | None:
-    return st.session_state.get(PRINCIPAL_KEY)
+    return st.session_state.get(_RESOLVED_KEY) or st.session_state.get(PRINCIPAL_KEY)
 
 
 def current_principal() -> Principal:

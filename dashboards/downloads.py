@@ -49,7 +49,14 @@ if kind == "Funding stream":
 elif kind == "Programme":
     name = middle.selectbox("Programme", choices.programmes, key="report_programme")
 year = right.selectbox(
-    "Financial year", choices.financial_years, key="report_year", help="April to March."
+    "Financial year",
+    choices.financial_years,
+    # The latest complete year by default: an unfinished one reads as a fall in delivery.
+    index=choices.financial_years.index(choices.default_year)
+    if choices.default_year in choices.financial_years
+    else 0,
+    key="report_year",
+    help="April to March. A year not yet finished is cut at the last complete month.",
 )
 granularity = right.radio(
     "Delivery tables by", ["month", "quarter"], horizontal=True, key="report_granularity"

@@ -19,6 +19,7 @@ from dashboards.common import (
 )
 from dashboards.figures import outcome_page_start
 from registry.auth import Principal
+from registry.denominators import people_words, rate_unit
 from registry.errors import RegistryError
 from registry.explore import (
     FREQUENCIES,
@@ -28,16 +29,21 @@ from registry.explore import (
     area_names,
     delivery_by_month,
     funnel,
+    measure_population,
     outcomes_by_month,
+    partial_periods,
+    population_note,
     tile_map,
     trend_series,
     young_people,
 )
 from registry.explore import borough_table as borough_figures
 from registry.numbers import change, count, rate
+from registry.outcomes.measures import SeriesBreak, series_breaks
 from registry.periods import format_month, parse_month
+from registry.windows import is_whole, stored_words
 
-FIGURES = {"counts": "Counts", "rates": "Rates per young people"}
+FIGURES = {"counts": "Counts", "rates": "Rates per population"}
 KEYS = ["measure", "borough", "programme", "stream", "start", "end", "figure", "freq", "detail"]
 
 
@@ -63,21 +69,42 @@ def _people(url: str, version: int, first: int, last: int, _who: Principal) -> p
         return young_people(s, principal=_who, first_year=first, last_year=last)
 
 
+@st.cache_data(max_entries=8, show_spinner=False)
+def _band_people(
+    url: str, version: int, measure: str, first: int, last: int, _who: Principal
+) -> tuple[str, pd.DataFrame]:
+    with session() as s:
+        found = measure_population(
+            s, principal=_who, measure=measure, first_year=first, last_year=last
+        )
+    return found.band, found.people
+
+
 @st.cache_data(max_entries=4, show_spinner=False)
 def _areas(url: str, version: int, _who: Principal) -> pd.DataFrame:
     with session() as s:
         return area_names(s, principal=_who)
 
 
+@st.cache_data(max_entries=16, show_spinner=False)
+def _breaks(
+    url: str, version: int, measure: str, start: str, end: str, _who: Principal
+) -> list[SeriesBreak]:
+    with session() as s:
+        return series_breaks(s, measure, parse_month(start), parse_month(end))
+
+
 def _data(measure: str, programmes: tuple[str, ...], streams: tuple[str, ...]) -> ExploreData:
     assert options.first_month is not None and options.last_month is not None
+    first, last = options.first_month.year, options.last_month.year
     return ExploreData(
         measure,
         labels[measure],
         _areas(url, version, who),
         _delivery(url, version, programmes, streams, who),
         _outcomes(url, version, measure, who),
-        _people(url, version, options.first_month.year, options.last_month.year, who),
+        _people(url, version, first, last, who),
+        *_band_people(url, version, measure, first, last, who),
     )
 
 
@@ -85,14 +112,17 @@ st.title("Explore")
 who, url, version, options, months = outcome_page_start("there is nothing to explore")
 names = dict(options.areas)
 labels = dict(options.measures)
+# By default the period ends on complete outcome data (the latest month whose outcome windows
+# are wholly stored), as Overview's does.
+last = months.index(format_month(options.default_end)) if options.default_end else len(months) - 1
 query_defaults(
     {
         "measure": options.measures[0][0],
         "borough": [],
         "programme": [],
         "stream": [],
-        "start": months[max(0, len(months) - 36)],
-        "end": months[-1],
+        "start": months[max(0, last - 35)],
+        "end": months[last],
         "figure": "counts",
         "freq": "month",
         "detail": "",
@@ -145,23 +175,38 @@ st.write(
     f"**{md(outcome)}** and positive opportunities delivered, {md(where)}, {span}, "
     f"{FREQUENCIES[flt.frequency].lower()}."
 )
+unit = rate_unit(data.band)
+years_note = population_note(data, flt)
 st.caption(
-    "Rates: opportunities per 1,000 and offences per 100,000 people aged 10-24 over each "
+    f"Rates: opportunities per 1,000 aged 10-24 and {md(outcome.lower())} {unit} over each "
     "period (not annualised). Borough figures count offences the police place in a borough; "
     "change compares the period with the same months one year earlier."
+    + (f" Population: {years_note}." if rates and years_note else "")
 )
 
 # Trend: delivery against the outcome --------------------------------------------------------
 st.subheader("Delivery against the outcome")
+breaks = _breaks(url, version, data.measure, state["start"], state["end"], who)
+for brk in breaks:  # beside every figure below: the period crosses the break
+    st.warning(md(brk.sentence()), icon=":material/timeline:")
 trend = trend_series(data, flt)
+left_out = partial_periods(flt)
+if left_out:
+    st.caption(
+        f"Left out: {' and '.join(left_out)}, of which the period chosen holds only some months."
+    )
+if trend["label"].str.endswith("(part)").any():
+    st.caption("A period marked (part) has a figure left empty: not all its months are stored.")
 d_col, o_col = ("delivery_rate", "outcome_rate") if rates else ("opportunities", "count")
 d_title = "Opportunities per 1,000 aged 10-24" if rates else "Opportunities delivered"
-o_title = f"{outcome} per 100,000 aged 10-24" if rates else f"{outcome} (count)"
+o_title = f"{outcome} {unit}" if rates else f"{outcome} (count)"
 number = charts.number_format(o_col)  # counts print whole, rates to one decimal
 if trend.empty:
     st.info("No delivery or outcome figures are stored for this selection.")
 else:
-    chart = charts.with_data(charts.trend(d_col, o_col, d_title, o_title), trend)
+    chart = charts.with_breaks(
+        charts.with_data(charts.trend(d_col, o_col, d_title, o_title), trend), breaks
+    )
     # The outcome's first and last periods with a figure (counts may stop before delivery).
     known = trend.dropna(subset=[o_col])
     outcome_span = (
@@ -176,6 +221,9 @@ else:
         summary=(
             f"Bars show {d_title.lower()}, the line with diamonds {o_title}: {outcome_span}; "
             f"{count(trend['opportunities'].sum())} opportunities in all."
+            + "".join(
+                f" A dashed rule marks the series break in {format_month(b.month)}." for b in breaks
+            )
         ),
         name="trend",
         key="trend",
@@ -190,13 +238,27 @@ shown = table.rename(
         "opportunities": "Opportunities",
         "count": f"{outcome}",
         "young_people": "People aged 10-24",
+        "population": people_words(data.band),
         "count_year_earlier": "Same months a year earlier",
         "delivery_rate": "Opportunities per 1,000",
-        "outcome_rate": "Rate per 100,000",
+        "outcome_rate": f"Rate {unit}",
         "change_pct": "Change on a year earlier (%)",
+        "months_stored": "Months stored",
     }
 ).drop(columns="area")
-st.caption("Click a column heading to sort. Change is empty where the earlier count was zero.")
+short = table[~is_whole(flt.start, flt.end, table["months_stored"])]
+gaps = [
+    f"{stored_words(flt.start, flt.end, int(n))} for "
+    + (", ".join(group["borough"]) if len(group) <= 5 else f"{len(group)} areas")
+    for n, group in short.groupby("months_stored")
+]
+st.caption(
+    md(
+        "Click a column heading to sort. Change is empty where the earlier count was zero. A "
+        "rate or a change needs every month of the period stored"
+        + (": " + "; ".join(gaps) + ", so they have neither." if gaps else ".")
+    )
+)
 st.dataframe(
     shown,
     hide_index=True,
@@ -212,13 +274,12 @@ try:
 except RegistryError as exc:  # a gap in the data, not a mistake: guidance, not an error box
     plot = None
     st.info(
-        f"{exc} Rates need outcome counts and the population aged 10-24: an administrator "
-        "loads them on the Outcome data page or with `vru import crime` and "
-        "`vru import population`."
+        f"{exc} Rates need outcome counts and the population: an administrator loads them on "
+        "the Outcome data page or with `vru import crime` and `vru import population`."
     )
 if plot is not None:
     limits = plot.limits.assign(curve=plot.limits["limit"] + " " + plot.limits["side"])
-    lines, centre, points = charts.funnel(outcome)
+    lines, centre, points = charts.funnel(outcome, data.band)
     funnel_chart = alt.layer(
         charts.with_data(lines, limits),
         charts.with_data(centre, pd.DataFrame({"rate": [plot.london_rate]})),
@@ -229,7 +290,7 @@ if plot is not None:
         funnel_chart,
         plot.points,
         summary=(
-            f"London rate {rate(plot.london_rate)} per 100,000 (black line); "
+            f"London rate {rate(plot.london_rate)} {unit} (black line); "
             f"{len(outside)} of {len(plot.points)} boroughs fall outside the 95% limits "
             f"(solid lines; 99.8% dashed) — "
             + (", ".join(f"{r.borough} ({r.band})" for r in outside.itertuples()) or "none")
@@ -244,7 +305,7 @@ if plot is not None:
 # Tile map -----------------------------------------------------------------------------------
 st.subheader("London map")
 figure = "outcome_rate" if rates else "count"
-figure_title = f"{outcome} per 100,000 aged 10-24" if rates else f"{outcome} (count)"
+figure_title = f"{outcome} {unit}" if rates else f"{outcome} (count)"
 tiles = tile_map(table).assign(value=lambda t: t[figure].round(1))
 if tiles.empty:
     st.info("None of the areas chosen is a London borough, so there is no map to draw.")
@@ -304,7 +365,7 @@ if state["detail"]:
             delta_color="inverse",
         )
         right.metric(
-            "Rate per 100,000 aged 10-24",
+            f"Rate {unit}",
             "no data" if pd.isna(r["outcome_rate"]) else rate(r["outcome_rate"]),
         )
     detail = trend_series(
@@ -318,7 +379,8 @@ if state["detail"]:
         chart_with_table(
             chart,
             detail[["label", d_col, o_col]],
-            summary=f"{names[code]}: {d_title.lower()} and {o_title} per period, {span}.",
+            summary=f"{names[code]}: {d_title.lower()} and {o_title} per period, {span}."
+            + "".join(f" Series break in {format_month(b.month)} (see above)." for b in breaks),
             name=f"detail-{code}",
             key="detail",
         )

@@ -61,11 +61,7 @@ rows = []
 for column, m in zip(columns, with_data, strict=False):
     window = m.window.label() if m.window else ""
     column.metric(md(m.label), count(m.total), help=md(f"{m.unit.capitalize()}, {window}."))
-    part = (
-        ""
-        if m.months_with_data == 12
-        else f" Only {m.months_with_data} of these 12 months are stored, so this is part of a year."
-    )
+    part = f" {m.stored_note}" if m.stored_note else ""
     column.caption(f"{window}; {count(m.unallocated)} of them in no borough.{part}")
     rows.append(
         {

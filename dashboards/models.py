@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 
 import altair as alt
 import pandas as pd
 import streamlit as st
 
+from dashboards import charts
 from dashboards.common import (
     OKABE_ITO,
     attempt,
@@ -17,12 +19,20 @@ from dashboards.common import (
     session,
     table_download,
 )
+from dashboards.synth_tab import synth_section
 from registry.analysis import DEFINITIONS
 from registry.analysis.result import ModelResult
-from registry.analysis.run import MODELS, VRU_START, analysis_options, run_model
+from registry.analysis.run import (
+    MODELS,
+    VRU_START,
+    analysis_options,
+    model_series_breaks,
+    run_model,
+)
 from registry.analysis.trends import trend_report
 from registry.boroughs import BOROUGHS
-from registry.periods import add_months, format_month
+from registry.outcomes.measures import SeriesBreak
+from registry.periods import add_months, format_month, parse_month
 
 MODEL_SENTENCES = {
     "fe": "compares each borough with itself over time, after removing what all boroughs share "
@@ -61,9 +71,15 @@ def _interval_chart(frame: pd.DataFrame, x: str, x_title: str) -> alt.LayerChart
     )
 
 
-def render_result(result: ModelResult) -> None:
-    """Numbers with their caveats beside them, then the charts, each with its table."""
+def render_result(result: ModelResult, breaks: Sequence[SeriesBreak] = ()) -> None:
+    """Numbers with their caveats beside them, then the charts, each with its table.
+
+    ``breaks`` are the series breaks inside the model's period: said beside the figures and
+    marked on the fitted chart.
+    """
     st.subheader(MODEL_NAMES[result.model])
+    for brk in breaks:
+        st.warning(md(brk.sentence()), icon=":material/timeline:")
     numbers, caveats = st.columns([3, 2])
     with numbers:
         left, mid, right = st.columns(3)
@@ -77,6 +93,11 @@ def render_result(result: ModelResult) -> None:
                 "The interval includes zero: the data are consistent with no association."
                 if result.ci_low <= 0 <= result.ci_high
                 else "The interval excludes zero."
+            )
+            + (
+                f" Outcome rates are {result.extra['rate_unit']}; delivery per 1,000 aged 10-24."
+                if "rate_unit" in result.extra
+                else ""
             )
         )
         if "irr" in result.extra:
@@ -114,7 +135,7 @@ def render_result(result: ModelResult) -> None:
     if result.fitted is not None and not result.fitted.empty:
         st.subheader("Fitted against observed")
         long = result.fitted.melt(id_vars="period", var_name="series")
-        chart = (
+        chart = charts.with_breaks(
             alt.Chart(long)
             .mark_line(point=True)
             .encode(
@@ -123,7 +144,10 @@ def render_result(result: ModelResult) -> None:
                 color=alt.Color("series:N", title=None, scale=alt.Scale(range=list(OKABE_ITO[:2]))),
                 shape=alt.Shape("series:N", title=None),
                 strokeDash=alt.StrokeDash("series:N", title=None),
-            )
+            ),
+            breaks,
+            "period",
+            "Period",
         )
         gap = (result.fitted["observed"] - result.fitted["fitted"]).abs().mean()
         chart_with_table(
@@ -161,14 +185,16 @@ def render_result(result: ModelResult) -> None:
 SERIES_NAMES = {"rolling_12": "12-month total", "observed": "Observed", "trend": "Trend"}
 
 
-def _lines(frame: pd.DataFrame, title: str) -> alt.Chart:
+def _lines(
+    frame: pd.DataFrame, title: str, breaks: Sequence[SeriesBreak] = ()
+) -> alt.TopLevelMixin:
     """One line per column after ``month``, told apart by colour, point shape and dash, and
-    named in words in the legend."""
+    named in words in the legend; a dashed rule at each series break."""
     long = frame.melt(id_vars="month", var_name="series").assign(
         month=lambda t: pd.to_datetime(t["month"]),
         series=lambda t: t["series"].replace(SERIES_NAMES),
     )
-    return (
+    return charts.with_breaks(
         alt.Chart(long)
         .mark_line(point=True)
         .encode(
@@ -177,7 +203,10 @@ def _lines(frame: pd.DataFrame, title: str) -> alt.Chart:
             color=alt.Color("series:N", title=None, scale=alt.Scale(range=list(OKABE_ITO))),
             shape=alt.Shape("series:N", title=None),
             strokeDash=alt.StrokeDash("series:N", title=None),
-        )
+        ),
+        breaks,
+        "month",
+        "Month",
     )
 
 
@@ -202,7 +231,18 @@ months = [
 ]
 labels = dict(options.measures)
 
-model_tab, trend_tab = st.tabs(["Models", "Trend against a baseline"])
+model_tab, trend_tab, synth_tab = st.tabs(
+    ["Models", "Trend against a baseline", "Synthetic control"]
+)
+
+with synth_tab:
+    synth_section(
+        who=who,
+        labels=labels,
+        months=months,
+        programmes=options.programmes,
+        default_start=VRU_START,
+    )
 
 with trend_tab, st.form("trend"):
     measure = st.selectbox("Measure", list(labels), format_func=labels.get, key="trend_measure")
@@ -245,9 +285,14 @@ if compare:
                 f"{change['baseline']['start']} to {change['baseline']['end']}",
                 f"{change['baseline']['count']:,}",
             )
-            right.metric("Change", f"{change['change_pct']:+.1f}%")
+            given = report.change.given  # both windows whole (registry.windows)
+            right.metric("Change", f"{change['change_pct']:+.1f}%" if given else "not given")
             st.write(
-                f"95% exact interval {change['ci_low']:+.1f}% to {change['ci_high']:+.1f}%"
+                (
+                    f"95% exact interval {change['ci_low']:+.1f}% to {change['ci_high']:+.1f}%"
+                    if given
+                    else "No change, interval or test: a window is not wholly stored"
+                )
                 + (
                     f"; London includes {change['current']['unallocated']:,} unallocated now and "
                     f"{change['baseline']['unallocated']:,} in the baseline."
@@ -257,10 +302,13 @@ if compare:
             )
             for caveat in report.change.caveats:
                 st.caption(md(caveat))
+            crossed = [
+                SeriesBreak(parse_month(b["month"]), b["note"]) for b in report.change.series_breaks
+            ]
             st.subheader("Rolling 12-month totals")
             rolling = report.series[["month", "count", "rolling_12"]]
             chart_with_table(
-                _lines(rolling[["month", "rolling_12"]], "12-month total"),
+                _lines(rolling[["month", "rolling_12"]], "12-month total", crossed),
                 rolling,
                 summary=(
                     f"The total of each 12 months to the month shown, {area}: "
@@ -274,7 +322,7 @@ if compare:
             if report.seasonal is not None:
                 st.subheader("Seasonal decomposition (STL)")
                 chart_with_table(
-                    _lines(report.seasonal[["month", "observed", "trend"]], "Count"),
+                    _lines(report.seasonal[["month", "observed", "trend"]], "Count", crossed),
                     report.seasonal,
                     summary=(
                         "Observed monthly counts and the trend once the seasonal pattern "
@@ -298,9 +346,9 @@ if compare:
             st.subheader("Baseline sensitivity")
             st.caption("The same current window against every other baseline year and length.")
             table = report.sensitivity.assign(
-                change=lambda t: (100 * t["change"]).round(1),
-                ci_low=lambda t: (100 * t["ci_low"]).round(1),
-                ci_high=lambda t: (100 * t["ci_high"]).round(1),
+                change=lambda t: (100 * t["change"].astype(float)).round(1),
+                ci_low=lambda t: (100 * t["ci_low"].astype(float)).round(1),
+                ci_high=lambda t: (100 * t["ci_high"].astype(float)).round(1),
             )
             st.dataframe(table, hide_index=True)
             table_download(table, name=f"sensitivity-{measure}", key="sensitivity_csv")
@@ -358,10 +406,15 @@ if fit:
                         at=at,
                     )
                 )
+                breaks = attempt(
+                    lambda: model_series_breaks(
+                        s, principal=who, outcome=outcome, start=start, end=end
+                    )
+                )
             status.update(
                 label="Fitted." if result is not None else "Could not fit.",
                 state="complete" if result is not None else "error",
                 expanded=False,
             )
         if result is not None:
-            render_result(result)
+            render_result(result, breaks or [])

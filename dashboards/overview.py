@@ -34,8 +34,11 @@ def _overview(url: str, version: int, start: str, end: str, _who: Principal) -> 
 
 st.title("Overview")
 who, url, version, options, months = outcome_page_start("there are no headline figures")
+# The period ends by default on the latest month whose outcome windows are wholly stored:
+# crime data usually stops before delivery data, and part-stored windows give no change.
+end = months.index(format_month(options.default_end)) if options.default_end else len(months) - 1
 query_defaults(
-    {"ov_start": months[max(0, len(months) - 12)], "ov_end": months[-1]},
+    {"ov_start": months[max(0, end - 11)], "ov_end": months[end]},
     {"ov_start": months, "ov_end": months},
 )
 left, right = st.columns(2)
@@ -79,11 +82,8 @@ for column, tile in zip(st.columns(max(1, len(figures.outcomes))), figures.outco
         f"{format_month(tile.window_start.replace(year=tile.window_start.year - 1))} to "
         f"{format_month(tile.window_end.replace(year=tile.window_end.year - 1))}"
     )
-    stored = (
-        ""
-        if tile.months_with_data == 12
-        else f" Only {tile.months_with_data} of these 12 months are stored, so no change is given."
-    )
+    stored = f" {tile.stored_note}" if tile.stored_note else ""
+    stored += "".join(f" {md(b.sentence())}" for b in tile.series_breaks)
     column.caption(
         f"{window}.{stored} A year earlier ({earlier}): "
         + (count(tile.year_earlier) if tile.year_earlier is not None else "not fully stored")
@@ -105,6 +105,7 @@ for column, tile in zip(st.columns(max(1, len(figures.outcomes))), figures.outco
             "2019": tile.count_2019,
             "change on 2019 (%)": tile.change_2019_pct,
             "months stored": tile.months_with_data,
+            "series breaks": ", ".join(format_month(b.month) for b in tile.series_breaks),
         }
     )
 if not rows:

@@ -37,7 +37,7 @@ with st.expander("Add a user", expanded=not users), st.form("add_user", clear_on
     funder = st.text_input("Funder (funder accounts only)", key="add_funder")
     email = st.text_input("Email for single sign-on (optional)", key="add_email")
     password = st.text_input(
-        "Password (at least 10 characters)", type="password", key="add_password"
+        "Password (10 or more characters, not a common one)", type="password", key="add_password"
     )
     if st.form_submit_button("Add user", type="primary"):
         _do(

@@ -12,6 +12,14 @@ hide what a role may not do, but hiding is not the protection.
 
 Passwords are hashed with Argon2id (argon2-cffi) and never stored, logged or put in an exception.
 After ``lockout_attempts`` failures in a row an account is locked for ``lockout_minutes``.
+
+Signing in holds against parallel guesses: each attempt is counted as a failure *before* its
+password is checked, in one ``UPDATE ... SET failed_logins = failed_logins + 1 ... RETURNING``
+that only matches an active, unlocked account, and the count is committed before the (slow)
+Argon2 check. So however many guesses arrive at once, at most ``lockout_attempts`` of them are
+ever checked before the account locks; a right password resets the count. An unknown username
+costs the same Argon2 check (against a dummy hash) and is audited without the text typed, which
+is sometimes a password typed in the wrong box.
 """
 
 from __future__ import annotations
@@ -20,20 +28,21 @@ import datetime as dt
 import functools
 import getpass
 import re
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Concatenate, ParamSpec, TypeVar
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from registry import audit
 from registry.config import get_settings
 from registry.db import session_scope
 from registry.errors import ConflictError, NotFoundError, PermissionDenied, RegistryError
-from registry.models import ROLES, AppUser, FundingStream, utcnow
+from registry.models import ROLES, AppSession, AppUser, FundingStream, utcnow
 
 _HASHER = PasswordHasher()
 MIN_PASSWORD_LENGTH = 10
@@ -144,16 +153,48 @@ class PasswordPolicyError(RegistryError):
     pass
 
 
-def check_password_policy(password: str) -> None:
+MAX_PASSWORD_LENGTH = 256
+# zxcvbn's score: 3 is "safely unguessable" (about 10^8 guesses or more), with its lists of common
+# and breached passwords, names, words, keyboard walks, dates, repeats and l33t spellings.
+MIN_PASSWORD_SCORE = 3
+
+
+def check_password_policy(password: str, *, user_inputs: tuple[str, ...] = ()) -> None:
+    """Refuse short, padded, very long and guessable passwords, with a plain reason.
+
+    Guessable means zxcvbn (Dropbox's estimator, whose lists include the commonest breached
+    passwords) scores it below :data:`MIN_PASSWORD_SCORE`; ``user_inputs`` (the username, the
+    email) count as known words, so ``sam-sam-sam-1`` is weak for sam.
+    """
+    from zxcvbn import zxcvbn  # imported on demand: only setting a password needs its lists
+
     if len(password) < MIN_PASSWORD_LENGTH:
         raise PasswordPolicyError(f"A password needs at least {MIN_PASSWORD_LENGTH} characters.")
+    if len(password) > MAX_PASSWORD_LENGTH:
+        raise PasswordPolicyError(f"A password can have at most {MAX_PASSWORD_LENGTH} characters.")
     if password.strip() != password:
         raise PasswordPolicyError("A password cannot start or end with a space.")
+    # zxcvbn's matching grows quickly with length; a long tail adds strength, never removes it.
+    result = zxcvbn(password[:100], user_inputs=[u for u in user_inputs if u])
+    if result["score"] < MIN_PASSWORD_SCORE:
+        warning = result["feedback"].get("warning") or "This password is too easy to guess."
+        advice = " ".join(result["feedback"].get("suggestions") or [])
+        raise PasswordPolicyError(
+            f"{warning.rstrip('.')}. Choose a longer password of unusual words, for example three "
+            f"or four words with something between them. {advice}".strip()
+        )
 
 
-def hash_password(password: str) -> str:
-    check_password_policy(password)
+def hash_password(password: str, *, user_inputs: tuple[str, ...] = ()) -> str:
+    check_password_policy(password, user_inputs=user_inputs)
     return _HASHER.hash(password)
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """A hash no password matches: an unknown user's attempt is checked against it, so it
+    takes as long as a known user's."""
+    return _HASHER.hash(secrets.token_urlsafe(32))
 
 
 def _verify(password_hash: str | None, password: str) -> bool:
@@ -239,7 +280,11 @@ def add_user(
         role=role,
         email=email or None,
         funder=funder if role == "funder" else None,
-        password_hash=hash_password(password) if password is not None else None,
+        password_hash=(
+            hash_password(password, user_inputs=(username, email or ""))
+            if password is not None
+            else None
+        ),
     )
     session.add(user)
     session.flush()
@@ -266,6 +311,8 @@ def set_role(
     user.role = role
     user.funder = (funder or user.funder) if role == "funder" else None
     session.flush()
+    if (user.role, user.funder) != (before["role"], before["funder"]):
+        end_sessions(session, user.id, reason="role changed")
     audit.record(
         session,
         actor=principal,
@@ -301,6 +348,8 @@ def set_disabled(
         user.failed_logins = 0
         user.locked_until = None
     session.flush()
+    if disabled:
+        end_sessions(session, user.id, reason="account disabled")
     audit.record(
         session,
         actor=principal,
@@ -319,10 +368,11 @@ def reset_password(
 ) -> AppUser:
     """Set a new password and lift any lock-out. The audit event says so, without the password."""
     user = get_user(session, username)
-    user.password_hash = hash_password(password)
+    user.password_hash = hash_password(password, user_inputs=(user.username, user.email or ""))
     user.failed_logins = 0
     user.locked_until = None
     session.flush()
+    end_sessions(session, user.id, reason="password reset")
     audit.record(
         session,
         actor=principal,
@@ -351,6 +401,10 @@ class SignInError(RegistryError):
     """Sign-in refused. The message never says whether the username exists."""
 
 
+REFUSED = "Wrong username or password, or the account is locked or disabled."
+UNKNOWN_USER = "unknown user"  # the audit actor of an unknown username: never the text typed
+
+
 def _aware(value: dt.datetime | None) -> dt.datetime | None:
     if value is not None and value.tzinfo is None:
         return value.replace(tzinfo=dt.UTC)
@@ -362,51 +416,109 @@ def _locked(user: AppUser, now: dt.datetime | None = None) -> bool:
     return until is not None and until > (now or utcnow())
 
 
-def authenticate(session: Session, *, username: str, password: str) -> Principal:
-    """Check a username and password; count failures and lock the account after too many.
+def _unlocked(now: dt.datetime) -> object:
+    """The SQL condition "active and not locked out at ``now``"."""
+    return AppUser.disabled.is_(False) & or_(
+        AppUser.locked_until.is_(None), AppUser.locked_until <= now
+    )
 
-    The caller must commit the session whatever the outcome, so failures are remembered.
+
+@dataclass(frozen=True)
+class _Attempt:
+    """A password attempt already counted against the account, waiting for its check."""
+
+    user_id: int
+    username: str
+    password_hash: str | None
+    number: int  # failures in a row, this attempt included
+
+
+def _count_attempt(session: Session, username: str, now: dt.datetime) -> _Attempt | None:
+    """Count this attempt as a failure before checking it; ``None`` when it may not be checked.
+
+    One atomic ``UPDATE ... RETURNING``: parallel attempts each get their own number, so the
+    ``lockout_attempts``-th is known exactly, and attempts past it are refused unchecked.
+    Refusals are audited here: an unknown name without the text typed.
     """
-    settings = get_settings()
-    refused = SignInError("Wrong username or password, or the account is locked or disabled.")
-    user = session.scalar(select(AppUser).where(AppUser.username == username.strip()))
+    row = session.execute(
+        update(AppUser)
+        .where(AppUser.username == username, _unlocked(now))
+        .values(failed_logins=AppUser.failed_logins + 1)
+        .returning(AppUser.id, AppUser.username, AppUser.password_hash, AppUser.failed_logins)
+        .execution_options(synchronize_session=False)
+    ).one_or_none()
+    if row is not None and row.failed_logins <= get_settings().lockout_attempts:
+        return _Attempt(row.id, row.username, row.password_hash, row.failed_logins)
+    user = session.scalar(select(AppUser).where(AppUser.username == username))
+    if user is None:
+        actor, entity_id, reason = (
+            UNKNOWN_USER,
+            None,
+            "Unknown username (the name typed is not kept).",
+        )
+    elif user.disabled:
+        actor, entity_id, reason = user.username, user.id, "Account disabled."
+    elif row is None:
+        actor, entity_id, reason = user.username, user.id, "Account locked after failed attempts."
+    else:  # past the limit while earlier attempts are being checked: lock now (also after a
+        # crash between counting and checking, which would otherwise leave the count too high)
+        actor, entity_id = user.username, user.id
+        reason = "Too many attempts at once; refused without checking the password. " + _lock(
+            session, user.id, now
+        )
+    audit.record(
+        session,
+        actor=actor,
+        action="sign_in_failed",
+        entity="app_user",
+        entity_id=entity_id,
+        detail=reason,
+    )
+    return None
+
+
+def _lock(session: Session, user_id: int, now: dt.datetime) -> str:
+    """Lock the account for ``lockout_minutes`` and start the count again; says so."""
+    minutes = get_settings().lockout_minutes
+    session.execute(
+        update(AppUser)
+        .where(AppUser.id == user_id)
+        .values(locked_until=now + dt.timedelta(minutes=minutes), failed_logins=0)
+        .execution_options(synchronize_session=False)
+    )
+    return f"Locked for {minutes} minutes."
+
+
+def _password_failed(session: Session, attempt: _Attempt, now: dt.datetime) -> None:
+    detail = f"Wrong password (failure {attempt.number} in a row)."
+    if attempt.number >= get_settings().lockout_attempts:
+        detail += " " + _lock(session, attempt.user_id, now)
+    audit.record(
+        session,
+        actor=attempt.username,
+        action="sign_in_failed",
+        entity="app_user",
+        entity_id=attempt.user_id,
+        detail=detail,
+    )
+
+
+def _password_passed(session: Session, attempt: _Attempt, password: str) -> Principal | None:
+    """Reset the count, unless the account was locked or disabled while the check ran."""
+    now = utcnow()
+    user = session.scalar(
+        select(AppUser).where(AppUser.id == attempt.user_id, _unlocked(now)).with_for_update()
+    )
     if user is None:
         audit.record(
             session,
-            actor=username.strip()[:100] or "(blank)",
+            actor=attempt.username,
             action="sign_in_failed",
             entity="app_user",
-            detail="Unknown username.",
+            entity_id=attempt.user_id,
+            detail="Right password, but the account was locked or disabled meanwhile.",
         )
-        raise refused
-    now = utcnow()
-    if user.disabled or _locked(user, now):
-        reason = "Account disabled." if user.disabled else "Account locked after failed attempts."
-        audit.record(
-            session,
-            actor=user.username,
-            action="sign_in_failed",
-            entity="app_user",
-            entity_id=user.id,
-            detail=reason,
-        )
-        raise refused
-    if not _verify(user.password_hash, password):
-        user.failed_logins += 1
-        detail = f"Wrong password (failure {user.failed_logins} in a row)."
-        if user.failed_logins >= settings.lockout_attempts:
-            user.locked_until = now + dt.timedelta(minutes=settings.lockout_minutes)
-            user.failed_logins = 0
-            detail += f" Locked for {settings.lockout_minutes} minutes."
-        audit.record(
-            session,
-            actor=user.username,
-            action="sign_in_failed",
-            entity="app_user",
-            entity_id=user.id,
-            detail=detail,
-        )
-        raise refused
+        return None
     if _HASHER.check_needs_rehash(user.password_hash or ""):
         user.password_hash = _HASHER.hash(password)
     user.failed_logins = 0
@@ -418,9 +530,44 @@ def authenticate(session: Session, *, username: str, password: str) -> Principal
     return Principal(user.username, user.role, user.funder)
 
 
-def principal_for_email(session: Session, email: str) -> Principal:
-    """The registry user an OpenID Connect sign-in maps to, by email."""
+def _password_sign_in(engine: Engine, username: str, password: str) -> Principal:
+    with session_scope(engine) as session:  # committed first, so parallel attempts see it
+        attempt = _count_attempt(session, username.strip(), utcnow())
+    if attempt is None or not attempt.password_hash:
+        _verify(_dummy_hash(), password)  # the same time as a real check
+        raise SignInError(REFUSED)
+    passed = _verify(attempt.password_hash, password)
+    with session_scope(engine) as session:
+        if passed:
+            who = _password_passed(session, attempt, password)
+        else:
+            _password_failed(session, attempt, utcnow())
+            who = None
+    if who is None:
+        raise SignInError(REFUSED)
+    return who
+
+
+def principal_for_email(session: Session, email: str, *, email_verified: bool) -> Principal:
+    """The registry user an OpenID Connect sign-in maps to, by email.
+
+    Only an email the identity provider says it verified (the ``email_verified`` claim) counts:
+    otherwise anyone who can register that address at the provider would get the account.
+    """
     user = session.scalar(select(AppUser).where(AppUser.email == email.strip().lower()))
+    if not email_verified:
+        audit.record(
+            session,
+            actor=user.username if user is not None else email[:100],
+            action="sign_in_failed",
+            entity="app_user",
+            entity_id=user.id if user is not None else None,
+            detail="Single sign-on email not verified by the identity provider.",
+        )
+        raise SignInError(
+            f"{email} signed in, but the identity provider has not verified this email address. "
+            "Verify it with your provider, then sign in again."
+        )
     if user is None or user.disabled:
         audit.record(
             session,
@@ -446,22 +593,40 @@ def principal_for_email(session: Session, email: str) -> Principal:
 
 
 def sign_in(
-    engine: Engine, *, username: str | None = None, password: str = "", email: str | None = None
+    engine: Engine,
+    *,
+    username: str | None = None,
+    password: str = "",
+    email: str | None = None,
+    email_verified: bool = False,
 ) -> Principal:
-    """Sign in by password (or by a single-sign-on email) in a transaction of its own.
-
-    A refused attempt is committed before :class:`SignInError` is raised, so failure counts,
-    lock-outs and their audit events are kept.
+    """Sign in by password, or by a single-sign-on email (``email_verified`` as the identity
+    provider said). Refused attempts are committed before :class:`SignInError` is raised, so
+    failure counts, lock-outs and their audit events are kept.
     """
+    if email is None:
+        return _password_sign_in(engine, username or "", password)
     refusal: SignInError | None = None
     with session_scope(engine) as session:
         try:
-            if email is not None:
-                return principal_for_email(session, email)
-            return authenticate(session, username=username or "", password=password)
+            return principal_for_email(session, email, email_verified=email_verified)
         except SignInError as exc:
             refusal = exc
     raise refusal
+
+
+def end_sessions(session: Session, user_id: int, *, reason: str, only: str | None = None) -> int:
+    """End ``user_id``'s open sessions (or just the session ``only``): the one place sessions
+    are revoked. Each open page finds out at its next action (registry/sessions.py)."""
+    stmt = (
+        update(AppSession)
+        .where(AppSession.user_id == user_id, AppSession.revoked_at.is_(None))
+        .values(revoked_at=utcnow(), revoked_reason=reason[:64])
+        .execution_options(synchronize_session=False)
+    )
+    if only is not None:
+        stmt = stmt.where(AppSession.id == only)
+    return session.execute(stmt).rowcount or 0
 
 
 def principal_for(session: Session, username: str) -> Principal:

@@ -25,7 +25,8 @@ from registry import audit, auth, db, demo, numbers, roles
 from registry.config import ConfigError, get_settings
 from registry.errors import RegistryError, database_error_message
 
-APP_FILE = Path(__file__).resolve().parent.parent / "streamlit_app.py"
+# The app with its session-cookie routes (vru_server.py serves streamlit_app.py).
+APP_FILE = Path(__file__).resolve().parent.parent / "vru_server.py"
 
 
 class Context:

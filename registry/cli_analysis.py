@@ -10,7 +10,8 @@ import click
 
 from registry.analysis.models import OVERDISPERSION_THRESHOLD
 from registry.analysis.result import ModelResult, TrendChange
-from registry.analysis.run import MODELS, VRU_START, run_model
+from registry.analysis.run import MODELS, VRU_START, model_series_breaks, run_model
+from registry.analysis.synth import run_synth
 from registry.analysis.trends import TrendReport, trend_report
 from registry.cli import Context, cli, pass_ctx
 from registry.periods import PeriodError, format_month, parse_month
@@ -45,6 +46,11 @@ def _print_trend(change: TrendChange) -> None:
             f"  (London includes unallocated counts: {d['current']['unallocated']:,} now, "
             f"{d['baseline']['unallocated']:,} in the baseline)"
         )
+    if not change.given:  # a part-stored window: the words, never a figure
+        for window in (change.current, change.baseline):
+            if not window.whole:
+                click.echo(f"  {window.not_given()}")
+        return
     click.echo(
         f"  change {d['change_pct']:+.1f}% (95% exact interval {d['ci_low']:+.1f}% to "
         f"{d['ci_high']:+.1f}%; p = {change.p_value:.3g})"
@@ -143,6 +149,8 @@ def _print_model(result: ModelResult) -> None:
         f"  {result.n_obs:,} observations, {result.n_areas} boroughs, {result.n_periods} periods"
     )
     extra = result.extra
+    if "rate_unit" in extra:
+        click.echo(f"  outcome rates {extra['rate_unit']}; delivery per 1,000 aged 10-24")
     if "irr" in extra:
         click.echo(
             f"  incidence rate ratio per extra opportunity per 1,000 young people: "
@@ -181,9 +189,32 @@ def _print_model(result: ModelResult) -> None:
         click.echo(f"  - {caveat}")
 
 
+def _print_synth(result: ModelResult) -> None:
+    """The verdict in words, then each treated borough's figures, donors and caveats."""
+    click.echo(result.verdict_text)
+    failed = [c for c in result.checks if not c.passed]
+    for check in failed:
+        click.echo(f"  failed check, {check.name}: {check.detail}")
+    click.echo(f"  {len(result.checks) - len(failed)} of {len(result.checks)} checks passed.")
+    for one in result.extra["boroughs"]:
+        click.echo(
+            f"{one['borough']} from {one['start']}: {100 * one['relative_gap']:+.1f}% against its "
+            f"synthetic counterpart (placebo range {100 * one['ci_low']:+.1f}% to "
+            f"{100 * one['ci_high']:+.1f}%; rank {one['rank']} of {one['placebos'] + 1}, "
+            f"p = {one['p_value']:.2f}); about {one['gap_count_cumulative']:+,.0f} crimes in all"
+        )
+        click.echo(
+            f"  pre-start RMSPE {one['pre_rmspe']:.2f}, post-start {one['post_rmspe']:.2f}; "
+            "donors: " + ", ".join(f"{d['borough']} {d['weight']:.2f}" for d in one["donors"])
+        )
+    click.echo("Caveats:")
+    for caveat in result.caveats:
+        click.echo(f"  - {caveat}")
+
+
 @cli.command("analyse")
 @click.option("--outcome", required=True, metavar="M", help="Outcome measure code.")
-@click.option("--model", "model", required=True, type=click.Choice(MODELS))
+@click.option("--model", "model", required=True, type=click.Choice([*MODELS, "synth"]))
 @click.option("--lag", default=1, show_default=True, type=click.IntRange(0, 60))
 @click.option("--from", "start", type=MONTH, help="First month of outcomes to use.")
 @click.option("--to", "end", type=MONTH, help="Last month of outcomes to use.")
@@ -193,7 +224,21 @@ def _print_model(result: ModelResult) -> None:
     type=MONTH,
     default=format_month(VRU_START),
     show_default=True,
-    help="Interruption month for --model its.",
+    help="Interruption month for --model its; the start month for --model synth.",
+)
+@click.option(
+    "--borough",
+    metavar="B",
+    help="--model synth: the treated borough (name or GSS code); default every borough that "
+    "delivered --programme, each from its own first month.",
+)
+@click.option(
+    "--donor-threshold",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0),
+    help="--model synth: boroughs with at most this many opportunities of --programme in the "
+    "period count as without it (donors).",
 )
 @click.option(
     "--by",
@@ -213,10 +258,30 @@ def analyse(
     end: dt.date | None,
     programme: str | None,
     at: dt.date,
+    borough: str | None,
+    donor_threshold: int,
     frequency: str,
     as_json: bool,
 ) -> None:
     """Relate delivery to an outcome with a statsmodels model; prints estimates and caveats."""
+    if model == "synth":
+        with obj.session() as (session, principal):
+            result = run_synth(
+                session,
+                principal=principal,
+                outcome=outcome,
+                borough=borough,
+                at=at if borough else None,
+                programme=programme,
+                start=start,
+                end=end,
+                donor_threshold=donor_threshold,
+            )
+        if as_json:
+            click.echo(json.dumps(result.to_dict(), indent=2))
+        else:
+            _print_synth(result)
+        return
     with obj.session() as (session, principal):
         result = run_model(
             session,
@@ -230,7 +295,13 @@ def analyse(
             at=at,
             frequency=frequency,
         )
+        breaks = model_series_breaks(
+            session, principal=principal, outcome=outcome, start=start, end=end
+        )
     if as_json:
-        click.echo(json.dumps(result.to_dict(), indent=2))
+        out = result.to_dict() | {"series_breaks": [b.to_dict() for b in breaks]}
+        click.echo(json.dumps(out, indent=2))
     else:
         _print_model(result)
+        for brk in breaks:
+            click.echo(f"Note: {brk.sentence()}")

@@ -14,6 +14,7 @@ import click
 import pandas as pd
 
 from registry.cli import Context, cli, echo_table, pass_ctx, shared_group
+from registry.denominators import rate_unit
 from registry.files import csv_bytes
 from registry.outcomes import mapping, measures, sources, store
 from registry.outcomes.common import Source
@@ -165,9 +166,9 @@ def import_crime(
 @click.option(
     "--format",
     "fmt",
-    required=True,
     type=click.Choice(store.POPULATION_FORMATS),
-    help="ons-single-year (ONS mid-year estimates) or long (borough,year,age_band,people).",
+    help="ons-single-year (ONS mid-year estimates), nomis (the estimates as Nomis exports "
+    "them) or long (borough,year,age_band,people); recognised from the header when left out.",
 )
 @click.option(
     "--year",
@@ -180,9 +181,10 @@ def import_crime(
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @pass_ctx
 def import_population(
-    obj: Context, file: Path, fmt: str, year: int | None, dry_run: bool, as_json: bool
+    obj: Context, file: Path, fmt: str | None, year: int | None, dry_run: bool, as_json: bool
 ) -> None:
     """Import population by borough, year and age band (admins)."""
+    fmt = fmt or store.detect_population_format(Source.from_path(file))
     with obj.session() as (session, principal):
         report = store.import_population(
             session,
@@ -420,6 +422,7 @@ def measures_list(obj: Context, as_json: bool) -> None:
             "code": "Code",
             "label": "Measure",
             "unit": "Unit",
+            "population_band": "Rates per",
             "record": "Source of record",
             "order": "Source order",
             "break_notes": "Series breaks",
@@ -434,9 +437,21 @@ def measures_list(obj: Context, as_json: bool) -> None:
 @click.option("--definition", required=True, help="What is counted, in words.")
 @click.option("--unit", default="offences", show_default=True, help="offences, victims, ...")
 @click.option("--source", help="Publisher and dataset.")
+@click.option(
+    "--population-band",
+    default="all ages",
+    show_default=True,
+    help="Who its rate is per: 'all ages' (residents) or ages such as '1-24'.",
+)
 @pass_ctx
 def measures_add(
-    obj: Context, code: str, label: str, definition: str, unit: str, source: str | None
+    obj: Context,
+    code: str,
+    label: str,
+    definition: str,
+    unit: str,
+    source: str | None,
+    population_band: str,
 ) -> None:
     """Add an outcome measure (admins)."""
     with obj.session() as (session, principal):
@@ -448,9 +463,25 @@ def measures_add(
             definition=definition,
             unit=unit,
             source=source,
+            population_band=population_band,
         )
     click.echo(
         f"Added measure {code}; map source categories to it with `vru measures mapping set`."
+    )
+
+
+@measures_group.command("band")
+@click.argument("code")
+@click.argument("band")
+@pass_ctx
+def measures_band(obj: Context, code: str, band: str) -> None:
+    """Set who CODE's rate is per: 'all ages' or ages such as '1-24' (admins)."""
+    with obj.session() as (session, principal):
+        measure = measures.set_population_band(session, principal=principal, code=code, band=band)
+        unit = rate_unit(measure.population_band)
+    click.echo(
+        f"{code} rates are now {unit}; if no population file with that band is loaded, "
+        "import the single-year-of-age estimates again (`vru import population`)."
     )
 
 

@@ -8,7 +8,7 @@ variable or by passing an explicit URL.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 DEFAULT_SQLITE_FILE = "vru.db"
@@ -57,6 +57,12 @@ class Settings:
     parse_seconds: int = 300
     lockout_attempts: int = 5
     lockout_minutes: int = 15
+    # Signed-in sessions (registry/sessions.py): ended after this long without an action, and
+    # after this long whatever happens. The secret signs the session cookie; unset, each server
+    # process makes its own, so a restart signs everyone out.
+    session_idle_minutes: int = 8 * 60
+    session_absolute_hours: int = 7 * 24
+    session_secret: str | None = field(default=None, repr=False)
 
     @property
     def is_sqlite(self) -> bool:
@@ -92,4 +98,14 @@ def get_settings(database_url: str | None = None) -> Settings:
         parse_seconds=_int_env("VRU_PARSE_SECONDS", 300, minimum=1),
         lockout_attempts=_int_env("VRU_LOCKOUT_ATTEMPTS", 5, minimum=1),
         lockout_minutes=_int_env("VRU_LOCKOUT_MINUTES", 15, minimum=1),
+        session_idle_minutes=_int_env("VRU_SESSION_IDLE_MINUTES", 8 * 60, minimum=1),
+        session_absolute_hours=_int_env("VRU_SESSION_ABSOLUTE_HOURS", 7 * 24, minimum=1),
+        session_secret=_secret_env("VRU_SESSION_SECRET"),
     )
+
+
+def _secret_env(name: str) -> str | None:
+    raw = os.environ.get(name, "").strip()
+    if raw and len(raw) < 32:
+        raise ConfigError(f"{name} must be at least 32 characters (a random string), if set.")
+    return raw or None

@@ -43,6 +43,9 @@ OUTCOME_START = dt.date(2015, 1, 1)
 DEMO_END = dt.date(2026, 9, 1)
 POPULATION_YEARS = range(2015, 2027)
 AGE_BAND = "10-24"
+# The measures' bands, scaled from the 10-24 figures by London's mid-2020 ratios (about 9.0
+# million residents and 2.6 million aged 1-24 to 1.58 million aged 10-24): demo figures only.
+BAND_RATIOS: dict[str, float] = {AGE_BAND: 1.0, "1-24": 1.66, "all ages": 5.69}
 SYNTHETIC_NOTE = "Synthetic demo data: invented figures, not real programmes or real crime."
 
 # ONS mid-2020 estimates of people aged 10-24 (FORMATS.md), London 1,581,803.
@@ -394,7 +397,12 @@ def generate(out_dir: Path = SEED_DIR, seed: int = DEFAULT_SEED) -> list[Path]:
     _write(
         out_dir / "population.csv",
         ("borough", "year", "age_band", "people"),
-        ((c, y, AGE_BAND, population[(c, y)]) for c in codes for y in POPULATION_YEARS),
+        (
+            (c, y, band, round(population[(c, y)] * ratio))
+            for band, ratio in BAND_RATIOS.items()
+            for c in codes
+            for y in POPULATION_YEARS
+        ),
     )
     return [out_dir / name for name in FILES]
 

@@ -2,16 +2,18 @@
 
 The database does the grouping: :func:`explore_data` asks it for opportunities summed per area and
 month (for the programmes or funding streams chosen), outcome counts per area and month for one
-measure, and the population aged 10-24 per area and year. Those frames are small (areas × months),
+measure, and the population per area and year (aged 10-24 for delivery, the measure's band for the
+outcome). Those frames are small (areas × months),
 so every other filter (boroughs, period, counts or rates, month / quarter / financial year) is a
 pure function over them: a filter change never reloads a table.
 
 Definitions (stated the same way on the pages):
 
-- delivery rate: opportunities per 1,000 people aged 10-24; outcome rate: count per 100,000 aged
-  10-24. A period's young people are the mean over its months of each month's calendar-year
-  population (nearest stored year when a year is missing); a rate is over the whole period, not
-  annualised;
+- delivery rate: opportunities per 1,000 people aged 10-24; outcome rate: count per 100,000 of
+  the measure's population band (residents, or aged 1-24 for knife crime with injury under 25). A
+  period's people are the mean over its months of each month's calendar-year population (nearest
+  stored year when a year is missing, :mod:`registry.denominators`); a rate is over the whole
+  period, not annualised;
 - borough figures and the London rate of the funnel plot count borough-allocated offences only
   (the police's "Unknown" and airport counts belong to no borough);
 - change: the period's total against the same months one year earlier.
@@ -19,7 +21,7 @@ Definitions (stated the same way on the pages):
 Funnel limits are exact Poisson limits around the London rate (Spiegelhalter 2005, with the
 interpolation that makes them smooth): for a borough with ``E`` young people (in 100,000s) the
 expected count is ``rate × E`` and the limits are the interpolated Poisson quantiles of that mean,
-divided by ``E``.
+divided by ``E``, where ``E`` is the people of the measure's band.
 """
 
 from __future__ import annotations
@@ -36,9 +38,15 @@ from scipy import special
 from sqlalchemy import Select, String, func, select, type_coerce
 from sqlalchemy.orm import Session
 
-from registry.analysis.panel import AGE_BAND, ids_by_name, stored_measures
+from registry.analysis.panel import ids_by_name, stored_measures
 from registry.analysis.series import monthly_series, window_total
 from registry.auth import Principal, require
+from registry.denominators import (
+    Denominator,
+    denominator,
+    no_population_message,
+    years_used_note,
+)
 from registry.errors import RegistryError
 from registry.models import (
     Borough,
@@ -46,10 +54,9 @@ from registry.models import (
     FundingStream,
     OutcomeCount,
     OutcomeMeasure,
-    Population,
     Programme,
 )
-from registry.outcomes.measures import get_measure
+from registry.outcomes.measures import SeriesBreak, get_measure, series_breaks
 from registry.outcomes.sources import of_record, record_sources
 from registry.periods import (
     add_months,
@@ -61,6 +68,7 @@ from registry.periods import (
     quarter_start,
     rolling_window,
 )
+from registry.windows import is_whole, not_given, whole_only
 
 FREQUENCIES = {"month": "Monthly", "quarter": "Quarterly", "financial_year": "Financial year"}
 LIMITS = {"95%": 0.95, "99.8%": 0.998}
@@ -116,6 +124,13 @@ class ExploreOptions:
     funding_streams: list[str]
     first_month: dt.date | None
     last_month: dt.date | None
+    # The latest month whose 12-month outcome windows are wholly stored (complete_month).
+    complete_month: dt.date | None = None
+
+    @property
+    def default_end(self) -> dt.date | None:
+        """Where a page's period ends by default: on complete outcome data when there is any."""
+        return self.complete_month or self.last_month
 
     @property
     def empty(self) -> bool:
@@ -131,7 +146,10 @@ class ExploreData:
     areas: pd.DataFrame  # area, area_name
     delivery: pd.DataFrame  # area, month, opportunities
     outcomes: pd.DataFrame  # area, month, count
-    population: pd.DataFrame  # area, year, young_people (every year of the data)
+    population: pd.DataFrame  # area, year, young_people (aged 10-24, every year of the data)
+    band: str  # the measure's population band: who its rate is per
+    # The band's people: area, year, people, population_year (the year that stood in).
+    band_population: pd.DataFrame
 
 
 @dataclass(frozen=True)
@@ -154,6 +172,31 @@ class ExploreFilter:
                 f"The period ends ({format_month(self.end)}) before it starts "
                 f"({format_month(self.start)})."
             )
+
+
+def complete_month(session: Session, months: int = 12) -> dt.date | None:
+    """The latest month at which every measure with counts has its ``months``-month window
+    ending there wholly stored (:mod:`registry.windows`), or ``None`` when a measure has no
+    whole window at all. Crime data usually stops before delivery data: a page that opened on
+    the latest delivery month would show only part-stored outcome windows.
+    """
+    stored: dict[int, set[dt.date]] = {}
+    for measure_id, month in session.execute(
+        select(OutcomeCount.measure_id, OutcomeCount.month)
+        .where(of_record(session, OutcomeCount))
+        .distinct()
+    ):
+        stored.setdefault(measure_id, set()).add(as_date(month))
+    ends = [_latest_whole_end(held, months) for held in stored.values()]
+    return None if not ends or None in ends else min(e for e in ends if e is not None)
+
+
+def _latest_whole_end(held: set[dt.date], months: int) -> dt.date | None:
+    for end in sorted(held, reverse=True):
+        start = add_months(end, 1 - months)
+        if is_whole(start, end, sum(m in held for m in _months(start, end))):
+            return end
+    return None
 
 
 def explore_options(session: Session, *, principal: Principal) -> ExploreOptions:
@@ -185,6 +228,7 @@ def explore_options(session: Session, *, principal: Principal) -> ExploreOptions
         ),
         first_month=min(firsts) if firsts else None,
         last_month=max(lasts) if lasts else None,
+        complete_month=complete_month(session),
     )
 
 
@@ -266,46 +310,32 @@ def outcomes_by_month(session: Session, *, principal: Principal, measure: str) -
 def young_people(
     session: Session, *, principal: Principal, first_year: int, last_year: int
 ) -> pd.DataFrame:
-    """People aged 10-24 per area and year from ``first_year`` to ``last_year`` (``area``,
-    ``year``, ``young_people``), the nearest stored year standing in for a missing one."""
+    """People aged 10-24 (the delivery rate's) per area and year from ``first_year`` to
+    ``last_year`` (``area``, ``year``, ``young_people``), the nearest stored year standing in for
+    a missing one."""
+    people = measure_population(
+        session, principal=principal, measure=None, first_year=first_year, last_year=last_year
+    ).people
+    return people.rename(columns={"people": "young_people"})[["area", "year", "young_people"]]
+
+
+def measure_population(
+    session: Session,
+    *,
+    principal: Principal,
+    measure: str | None,
+    first_year: int,
+    last_year: int,
+) -> Denominator:
+    """The people ``measure``'s rate is per (aged 10-24 for ``None``, delivery), per area and
+    year from ``first_year`` to ``last_year``."""
     require(principal, "outcomes.read")
-    code_of = _code_of(session)
-    rows = session.execute(
-        select(Population.borough_id, Population.year, func.sum(Population.people))
-        .where(Population.age_band == AGE_BAND)
-        .group_by(Population.borough_id, Population.year)
+    return denominator(
+        session,
+        measure=measure,
+        start=dt.date(first_year, 1, 1),
+        end=dt.date(last_year, 12, 1),
     )
-    stored = pd.DataFrame(
-        [(code_of[b], int(y), int(p)) for b, y, p in rows], columns=["area", "year", "people"]
-    )
-    if stored.empty:  # typed, so rates come out as NaN (not objects) where no one is counted
-        return pd.DataFrame(
-            {
-                "area": pd.Series(dtype=object),
-                "year": pd.Series(dtype="int64"),
-                "young_people": pd.Series(dtype=float),
-            }
-        )
-    # The same rule as the panel's nearest_population, vectorised over areas: for each year,
-    # the stored years in order of distance (ties to the earlier), first one an area has.
-    pivot = stored.pivot(index="area", columns="year", values="people")
-    stored_years = pivot.columns.to_numpy()
-    values = pivot.to_numpy(dtype=float)
-    frames = []
-    for year in range(first_year, last_year + 1):
-        order = np.argsort(np.abs(stored_years - year) * 2 + (stored_years > year), kind="stable")
-        ranked = values[:, order]
-        first = np.argmax(~np.isnan(ranked), axis=1)
-        frames.append(
-            pd.DataFrame(
-                {
-                    "area": pivot.index,
-                    "year": year,
-                    "young_people": ranked[np.arange(len(ranked)), first],
-                }
-            )
-        )
-    return pd.concat(frames, ignore_index=True)
 
 
 def explore_data(
@@ -323,6 +353,9 @@ def explore_data(
     options = explore_options(session, principal=principal)
     first = options.first_month.year if options.first_month else 2000
     last = options.last_month.year if options.last_month else first
+    at_risk = measure_population(
+        session, principal=principal, measure=measure, first_year=first, last_year=last
+    )
     return ExploreData(
         measure,
         get_measure(session, measure).label,
@@ -332,6 +365,8 @@ def explore_data(
         ),
         outcomes_by_month(session, principal=principal, measure=measure),
         young_people(session, principal=principal, first_year=first, last_year=last),
+        at_risk.band,
+        at_risk.people,
     )
 
 
@@ -360,14 +395,50 @@ def _months(start: dt.date, end: dt.date) -> list[dt.date]:
 
 
 def _people_by_year(data: ExploreData, areas: Sequence[str]) -> pd.DataFrame:
-    return data.population[data.population["area"].isin(list(areas))]
+    """Per area and year: ``young_people`` (aged 10-24) and ``population`` (the measure's band),
+    with the ``population_year`` that stood in."""
+    young = data.population[data.population["area"].isin(list(areas))]
+    band = data.band_population[data.band_population["area"].isin(list(areas))]
+    return young.merge(
+        band.rename(columns={"people": "population"}), on=["area", "year"], how="outer"
+    )
+
+
+def population_note(data: ExploreData, flt: ExploreFilter) -> str | None:
+    """One line saying which population year stood in for the filter's years with none, e.g.
+    "2021-2025 use 2020 population" (``None`` when every year has its own)."""
+    areas = list(flt.areas) or list(data.areas["area"])
+    years = range(flt.start.year, flt.end.year + 1)
+    band = data.band_population
+    return years_used_note(band[band["area"].isin(areas) & band["year"].isin(years)])
+
+
+def _period_end(first: dt.date, frequency: str) -> dt.date:
+    """The last month of the period (month, quarter or financial year) starting ``first``."""
+    return add_months(first, {"month": 0, "quarter": 2, "financial_year": 11}[frequency])
+
+
+def partial_periods(flt: ExploreFilter) -> list[str]:
+    """Labels of the periods the filter holds only part of, at either end: left out of the
+    trend, since a quarter holding only December would read as a dip."""
+    ends = {period_of(flt.start, flt.frequency), period_of(flt.end, flt.frequency)}
+    return [
+        label
+        for first, label in sorted(ends)
+        if first < flt.start or _period_end(first, flt.frequency) > flt.end
+    ]
 
 
 def trend_series(data: ExploreData, flt: ExploreFilter) -> pd.DataFrame:
     """Delivery and the outcome per period for the areas chosen, summed over them.
 
-    Columns ``period``, ``label``, ``opportunities``, ``count``, ``young_people``,
-    ``delivery_rate`` (per 1,000) and ``outcome_rate`` (per 100,000).
+    Columns ``period``, ``label``, ``opportunities``, ``count``, ``young_people`` (aged 10-24),
+    ``population`` (the measure's band), ``months_stored`` (months of the period with an outcome
+    count), ``delivery_rate`` (per 1,000 aged 10-24) and ``outcome_rate`` (per 100,000 of the
+    band). Periods the filter cuts are left out (:func:`partial_periods`); a period's outcome is
+    empty unless every month of it is stored, its delivery empty when it ends after the last
+    month with recorded delivery; a period with a figure left empty for want of some of its
+    months is labelled ``(part)``.
     """
     areas = list(flt.areas) or list(data.areas["area"])
     months = _months(flt.start, flt.end)
@@ -376,8 +447,9 @@ def trend_series(data: ExploreData, flt: ExploreFilter) -> pd.DataFrame:
     outcomes = _within(data.outcomes, flt.start, flt.end, flt.areas)
     frame = frame.join(delivery.groupby("month")["opportunities"].sum(), on="month")
     frame = frame.join(outcomes.groupby("month")["count"].sum(), on="month")
-    people = _people_by_year(data, areas).groupby("year")["young_people"].sum()
-    frame["young_people"] = frame["month"].dt.year.map(people)
+    people = _people_by_year(data, areas).groupby("year")[["young_people", "population"]].sum()
+    frame["young_people"] = frame["month"].dt.year.map(people["young_people"])
+    frame["population"] = frame["month"].dt.year.map(people["population"])
     # Months before any delivery or outcome is stored are unknown, not zero.
     frame = frame.dropna(subset=["opportunities", "count"], how="all")
     keys = {m: period_of(m, flt.frequency) for m in months}
@@ -389,11 +461,33 @@ def trend_series(data: ExploreData, flt: ExploreFilter) -> pd.DataFrame:
         count=("count", "sum"),
         has_count=("count", "count"),
         young_people=("young_people", "mean"),
+        population=("population", "mean"),
     )
-    grouped.loc[grouped["has_count"] == 0, "count"] = np.nan
-    grouped = grouped.drop(columns="has_count")
+    ends = [_period_end(p, flt.frequency) for p in grouped["period"]]
+    # Periods the filter cuts at either end are left out (see partial_periods); an outcome
+    # figure needs every month of its period stored (registry.windows), and delivery needs its
+    # period to end by the last month any delivery is recorded for.
+    cut = [p < flt.start or e > flt.end for p, e in zip(grouped["period"], ends, strict=True)]
+    grouped = grouped[~np.array(cut, dtype=bool)].copy()
+    ends = [e for e, c in zip(ends, cut, strict=True) if not c]
+    stored = grouped["has_count"].to_numpy()
+    whole = np.array(
+        [is_whole(p, e, n) for p, e, n in zip(grouped["period"], ends, stored, strict=True)],
+        dtype=bool,
+    )
+    grouped.loc[~whole, "count"] = np.nan
+    grouped["months_stored"] = stored.astype(int)
+    recorded = data.delivery["month"].max() if len(data.delivery) else pd.NaT
+    late = np.array([pd.isna(recorded) or pd.Timestamp(e) > recorded for e in ends], dtype=bool)
+    begun = np.array(
+        [pd.notna(recorded) and pd.Timestamp(p) <= recorded for p in grouped["period"]]
+    )
+    part = (~whole & (stored > 0)) | (late & begun)
+    grouped.loc[late, "opportunities"] = np.nan
+    grouped.loc[part, "label"] = grouped.loc[part, "label"] + " (part)"
+    grouped = grouped.drop(columns="has_count").dropna(subset=["opportunities", "count"], how="all")
     grouped["delivery_rate"] = grouped["opportunities"] / grouped["young_people"] * PER_DELIVERY
-    grouped["outcome_rate"] = grouped["count"] / grouped["young_people"] * PER_OUTCOME
+    grouped["outcome_rate"] = grouped["count"] / grouped["population"] * PER_OUTCOME
     return grouped.sort_values("period").reset_index(drop=True)
 
 
@@ -401,28 +495,32 @@ def _area_totals(
     data: ExploreData, start: dt.date, end: dt.date, areas: Sequence[str]
 ) -> pd.DataFrame:
     """Per area: opportunities, count (empty when none stored), the number of months with a
-    stored count, and mean young people."""
+    stored count, and the mean young people (aged 10-24) and population (the measure's band)."""
     delivery = _within(data.delivery, start, end, areas).groupby("area")["opportunities"].sum()
     stored = _within(data.outcomes, start, end, areas).groupby("area")
     outcomes, months = stored["count"].sum(), stored["month"].nunique().rename("months_stored")
     weights = pd.Series([m.year for m in _months(start, end)]).value_counts()
     pop = _people_by_year(data, areas)
     pop = pop[pop["year"].isin(weights.index)]
-    weighted = pop["young_people"] * pop["year"].map(weights)
-    people = (
-        weighted.groupby(pop["area"]).sum() / pop["year"].map(weights).groupby(pop["area"]).sum()
-    )
-    return pd.concat([delivery, outcomes, months, people.rename("young_people")], axis=1).reindex(
-        list(areas)
-    )
+    weight = pop["year"].map(weights)
+    people = [
+        (
+            (pop[c] * weight).groupby(pop["area"]).sum(min_count=1)
+            / weight.groupby(pop["area"]).sum()
+        ).rename(c)
+        for c in ("young_people", "population")
+    ]
+    return pd.concat([delivery, outcomes, months, *people], axis=1).reindex(list(areas))
 
 
 def borough_table(data: ExploreData, flt: ExploreFilter) -> pd.DataFrame:
-    """One row per area: opportunities, count, young people, rates and change on a year earlier.
+    """One row per area: opportunities, count, young people (aged 10-24), the population of the
+    measure's band, rates and change on a year earlier.
 
     ``change_pct`` compares the period's count with the same months one year earlier; it is
     empty unless every month of both windows has a stored count (a part-stored window would
-    read as a fall) and the earlier count is above zero.
+    read as a fall) and the earlier count is above zero. ``outcome_rate`` is empty unless the
+    period is whole; ``months_stored`` says how many of its months have a stored count.
     """
     areas = list(flt.areas) or list(data.areas["area"])
     now = _area_totals(data, flt.start, flt.end, areas)
@@ -435,16 +533,22 @@ def borough_table(data: ExploreData, flt: ExploreFilter) -> pd.DataFrame:
             "opportunities": now["opportunities"].fillna(0).astype(int).to_numpy(),
             "count": now["count"].to_numpy(),
             "young_people": now["young_people"].round(0).to_numpy(),
+            "population": now["population"].round(0).to_numpy(),
             "count_year_earlier": before["count"].to_numpy(),
         }
     )
     table["delivery_rate"] = table["opportunities"] / table["young_people"] * PER_DELIVERY
-    table["outcome_rate"] = table["count"] / table["young_people"] * PER_OUTCOME
-    length = len(_months(flt.start, flt.end))
-    whole = (now["months_stored"].to_numpy() == length) & (
-        before["months_stored"].to_numpy() == length
+    table["outcome_rate"] = table["count"] / table["population"] * PER_OUTCOME
+    stored = now["months_stored"].fillna(0).to_numpy()
+    stored_before = before["months_stored"].fillna(0).to_numpy()
+    table["months_stored"] = stored.astype(int)
+    # The one whole-window rule (registry.windows): no rate or change from a part-stored window.
+    whole = is_whole(flt.start, flt.end, stored)
+    whole_before = is_whole(add_months(flt.start, -12), add_months(flt.end, -12), stored_before)
+    table["outcome_rate"] = table["outcome_rate"].where(whole)
+    earlier = table["count_year_earlier"].where(
+        whole & whole_before & (table["count_year_earlier"] > 0)
     )
-    earlier = table["count_year_earlier"].where(whole & (table["count_year_earlier"] > 0))
     table["change_pct"] = (table["count"] - earlier) / earlier * 100.0
     return table.sort_values("borough").reset_index(drop=True)
 
@@ -478,13 +582,14 @@ class Funnel:
     """A funnel plot: the areas' rates, the London rate, and control-limit curves."""
 
     london_rate: float
-    points: pd.DataFrame  # area, borough, young_people, count, outcome_rate, expected, band
-    limits: pd.DataFrame  # young_people, limit, side, rate
+    points: pd.DataFrame  # area, borough, population, count, outcome_rate, expected, band
+    limits: pd.DataFrame  # population, limit, side, rate
     notes: list[str] = field(default_factory=list)
 
 
 def funnel(data: ExploreData, flt: ExploreFilter, every: pd.DataFrame | None = None) -> Funnel:
-    """Borough outcome rates per 100,000 against the London rate with 95% and 99.8% limits.
+    """Borough outcome rates per 100,000 of the measure's band against the London rate, with
+    95% and 99.8% limits.
 
     The London rate is over every area with counts and population (whatever the area filter);
     the points are the areas chosen. ``band`` says where each point falls. ``every`` is
@@ -492,17 +597,19 @@ def funnel(data: ExploreData, flt: ExploreFilter, every: pd.DataFrame | None = N
     """
     if every is None:
         every = borough_table(data, dataclasses.replace(flt, areas=()))
-    usable = every.dropna(subset=["count", "young_people"])
-    usable = usable[usable["young_people"] > 0]
+    usable = every.dropna(subset=["outcome_rate", "population"])  # whole periods only
+    usable = usable[usable["population"] > 0]
     if usable.empty:
+        if data.band_population.empty:
+            raise RegistryError(no_population_message(data.band))
         raise RegistryError(
-            "No area has both outcome counts and a population aged 10-24 in this period, so "
-            "there is no rate to plot."
+            "No area has both outcome counts and a population in this period, so there is no "
+            "rate to plot."
         )
-    london_rate = float(usable["count"].sum() / usable["young_people"].sum() * PER_OUTCOME)
+    london_rate = float(usable["count"].sum() / usable["population"].sum() * PER_OUTCOME)
     chosen = set(flt.areas) if flt.areas else set(data.areas["area"])
     points = usable[usable["area"].isin(chosen)].copy()
-    exposure = points["young_people"].to_numpy() / PER_OUTCOME
+    exposure = points["population"].to_numpy() / PER_OUTCOME
     points["expected"] = london_rate * exposure
     counts = points["count"].to_numpy()
     band = np.full(len(points), "within 95% limits", dtype=object)
@@ -512,8 +619,8 @@ def funnel(data: ExploreData, flt: ExploreFilter, every: pd.DataFrame | None = N
         band = np.where(counts > high, f"above {label} limit", band)
         band = np.where(counts < low, f"below {label} limit", band)
     points["band"] = band
-    lo = max(float(usable["young_people"].min()) * 0.8, 1.0)
-    hi = float(usable["young_people"].max()) * 1.1
+    lo = max(float(usable["population"].min()) * 0.8, 1.0)
+    hi = float(usable["population"].max()) * 1.1
     grid = np.geomspace(lo, hi, 60)
     curves = []
     for label, level in LIMITS.items():
@@ -521,20 +628,20 @@ def funnel(data: ExploreData, flt: ExploreFilter, every: pd.DataFrame | None = N
             e = grid / PER_OUTCOME
             rate = poisson_limit(london_rate * e, p) / e
             curves.append(
-                pd.DataFrame({"young_people": grid, "limit": label, "side": side, "rate": rate})
+                pd.DataFrame({"population": grid, "limit": label, "side": side, "rate": rate})
             )
     notes = []
     missing = sorted(chosen - set(usable["area"]))
     if missing:
         names = data.areas.set_index("area")["area_name"]
         notes.append(
-            "Not plotted for want of counts or population: "
+            "Not plotted for want of population or of a count for every month of the period: "
             + ", ".join(str(names.get(a, a)) for a in missing)
             + "."
         )
     return Funnel(
         london_rate,
-        points[["area", "borough", "young_people", "count", "outcome_rate", "expected", "band"]]
+        points[["area", "borough", "population", "count", "outcome_rate", "expected", "band"]]
         .sort_values("borough")
         .reset_index(drop=True),
         pd.concat(curves, ignore_index=True),
@@ -568,6 +675,15 @@ class OutcomeTile:
     count_2019: int | None
     change_2019_pct: float | None
     months_with_data: int = 12  # of the 12 in the window; a change needs all 12
+    # Breaks in the series from the earliest comparison window's start to this window's end.
+    series_breaks: tuple[SeriesBreak, ...] = ()
+
+    @property
+    def stored_note(self) -> str:
+        """Empty when the window is whole, else why no change is given (registry.windows)."""
+        if is_whole(self.window_start, self.window_end, self.months_with_data):
+            return ""
+        return not_given(self.window_start, self.window_end, self.months_with_data)
 
 
 @dataclass(frozen=True)
@@ -621,6 +737,8 @@ def overview(session: Session, *, principal: Principal, start: dt.date, end: dt.
         y2019 = window_total(series, dt.date(2019, 12, 1), 12)
         year_earlier = earlier.count if earlier.whole else None
         count_2019 = y2019.count if y2019.whole else None
+        now = [(current.start, current.end, current.months_with_data)]
+        crossed = series_breaks(session, code, min(earlier.start, y2019.start), current.end)
         tiles.append(
             OutcomeTile(
                 code,
@@ -629,10 +747,11 @@ def overview(session: Session, *, principal: Principal, start: dt.date, end: dt.
                 current.end,
                 current.count,
                 year_earlier,
-                _pct(current.count, year_earlier) if current.whole else None,
+                whole_only(_pct(current.count, year_earlier), now),
                 count_2019,
-                _pct(current.count, count_2019) if current.whole else None,
+                whole_only(_pct(current.count, count_2019), now),
                 current.months_with_data,
+                tuple(crossed),
             )
         )
     return Overview(start, end, int(opportunities or 0), int(programmes or 0), tiles)

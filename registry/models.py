@@ -183,6 +183,10 @@ class OutcomeMeasure(Base):
     definition: Mapped[str] = mapped_column(Text)
     unit: Mapped[str] = mapped_column(String(64), default="offences")
     source: Mapped[str | None] = mapped_column(Text)
+    # The people its rate is per: ``all ages`` (residents) or ``LOW-HIGH`` years of age.
+    population_band: Mapped[str] = mapped_column(
+        String(16), default="all ages", server_default="all ages"
+    )
     created_at: Mapped[dt.datetime | None] = mapped_column(default=utcnow)
     # Sources (registry.outcomes.sources.SOURCES) most preferred first: the first holding any
     # counts for the measure is its source of record, the one users see.
@@ -335,6 +339,26 @@ class AppUser(Base):
     locked_until: Mapped[dt.datetime | None]
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     last_login_at: Mapped[dt.datetime | None]
+
+
+class AppSession(Base):
+    """A signed-in browser: the cookie names it, the server decides whether it still holds.
+
+    ``id`` is the SHA-256 of the random token in the cookie, so a copy of this table signs no one
+    in. ``client_hash`` is the SHA-256 of the browser's User-Agent when it signed in.
+    ``claimed_at`` is when the browser took its cookie (once only; see registry/sessions.py).
+    """
+
+    __tablename__ = "app_session"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("app_user.id"), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    client_hash: Mapped[str] = mapped_column(String(64))
+    claimed_at: Mapped[dt.datetime | None]
+    revoked_at: Mapped[dt.datetime | None]
+    revoked_reason: Mapped[str | None] = mapped_column(String(64))
 
 
 class AuditEvent(Base):

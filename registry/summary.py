@@ -22,6 +22,7 @@ from registry.models import (
 )
 from registry.outcomes.sources import of_record
 from registry.periods import Window, as_date, rolling_window
+from registry.windows import is_whole, stored_words
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,16 @@ class MeasureTotal:
     total: int
     unallocated: int
     months_with_data: int = 0  # of the window's 12: fewer means the total is part of a year
+
+    @property
+    def stored_note(self) -> str:
+        """Empty when the window is whole, else how many of its months are stored."""
+        if self.window is None or is_whole(
+            self.window.start, self.window.end, self.months_with_data
+        ):
+            return ""
+        words = stored_words(self.window.start, self.window.end, self.months_with_data)
+        return f"{words[0].upper()}{words[1:]}, so this is part of a year."
 
 
 @dataclass(frozen=True)

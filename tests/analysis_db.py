@@ -4,7 +4,9 @@ Camden counts equal the month number (January 1 ... December 12), Hackney counts
 unallocated (``Unknown``) is 1 a month; March 2022 has no stored count at all. Programme P1
 (stream S1) delivers 10 a month in Camden from January 2021; P2 (stream S2) 5 a month in Hackney
 from June 2021; a deleted P1 row in Hackney must never count. Population aged 10-24: Camden 50,000
-(2021) and 52,000 (2022), Hackney 40,000 both years; 2023 is missing. Gun crime counts are all 0.
+(2021) and 52,000 (2022), Hackney 40,000 both years; all ages (homicide's band): Camden 250,000
+and 260,000, Hackney 280,000; aged 1-24 (knife crime's band): Camden 80,000, Hackney 70,000; 2023 is
+missing. Gun crime counts are all 0.
 """
 
 from __future__ import annotations
@@ -101,17 +103,25 @@ def load_small(url: str) -> None:
                     import_batch_id=batch.id,
                 )
             )
-        for code, year, people in (
-            (CAMDEN, 2021, 50_000),
-            (CAMDEN, 2022, 52_000),
-            (HACKNEY, 2021, 40_000),
-            (HACKNEY, 2022, 40_000),
+        for code, year, band, people in (
+            (CAMDEN, 2021, "10-24", 50_000),
+            (CAMDEN, 2022, "10-24", 52_000),
+            (HACKNEY, 2021, "10-24", 40_000),
+            (HACKNEY, 2022, "10-24", 40_000),
+            (CAMDEN, 2021, "all ages", 250_000),
+            (CAMDEN, 2022, "all ages", 260_000),
+            (HACKNEY, 2021, "all ages", 280_000),
+            (HACKNEY, 2022, "all ages", 280_000),
+            (CAMDEN, 2021, "1-24", 80_000),
+            (CAMDEN, 2022, "1-24", 80_000),
+            (HACKNEY, 2021, "1-24", 70_000),
+            (HACKNEY, 2022, "1-24", 70_000),
         ):
             rows.append(
                 Population(
                     borough_id=ids[code],
                     year=year,
-                    age_band="10-24",
+                    age_band=band,
                     people=people,
                     import_batch_id=batch.id,
                 )

@@ -66,7 +66,43 @@ def count_panel(
             count = int(rng.poisson(mean))
             rows.append((f"A{i:03d}", add_months(START, t), people, x, count))
     frame = pd.DataFrame(
-        rows, columns=["area", "period", "young_people", "delivery_rate_lag1", "count"]
+        rows, columns=["area", "period", "population", "delivery_rate_lag1", "count"]
     )
-    frame["rate"] = frame["count"] / frame["young_people"] * 100_000
+    frame["rate"] = frame["count"] / frame["population"] * 100_000
     return frame
+
+
+def synth_rates(
+    seed: int,
+    *,
+    n_areas: int = 33,
+    n_months: int = 120,
+    start_index: int = 72,
+    treated: int = 5,
+    effect: float = 0.0,
+    base: float = 15.0,
+    people: float = 60_000.0,
+    treated_risk: float | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame, str, dt.date]:
+    """Monthly rates per 100,000 of ``n_areas`` boroughs for a synthetic control.
+
+    Counts ~ Poisson(base · borough risk · London level), London falling by a third over the
+    period with a seasonal swing, each borough's risk log-normal; the treated borough's mean is
+    multiplied by ``1 + effect`` from ``start_index`` on (``effect=-0.2``: a 20% drop). With
+    ``treated_risk`` its risk is set (e.g. above every other borough's). Returns the rates, the
+    populations (same shape), the treated column and its start month.
+    """
+    rng = np.random.default_rng(seed)
+    months = [add_months(START, i) for i in range(n_months)]
+    codes = [f"E09{i:06d}" for i in range(1, n_areas + 1)]
+    risk = rng.lognormal(0.0, 0.4, n_areas)
+    if treated_risk is not None:
+        risk[treated] = treated_risk
+    t = np.arange(n_months)
+    level = np.linspace(1.2, 0.8, n_months) * (1 + 0.1 * np.sin(t * 2 * np.pi / 12))
+    mean = np.outer(level, risk) * base
+    mean[start_index:, treated] *= 1 + effect
+    counts = rng.poisson(mean)
+    rates = pd.DataFrame(counts / people * 100_000, index=months, columns=codes)
+    population = pd.DataFrame(people, index=months, columns=codes)
+    return rates, population, codes[treated], months[start_index]

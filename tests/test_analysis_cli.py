@@ -11,6 +11,9 @@ from click.testing import CliRunner
 from registry.cli import cli
 
 KEYS = [
+    "verdict",
+    "verdict_text",
+    "checks",
     "model",
     "outcome",
     "term",
@@ -53,10 +56,12 @@ def test_trend_json_shape(seeded_url: str) -> None:
         "change_pct",
         "ci_low",
         "ci_high",
+        "p_value",
+        "series_breaks",
     ]
     assert data["area"] == "London" and data["window_months"] == 12
     assert data["current"]["start"] == "2025-01" and data["baseline"]["end"] == "2019-12"
-    assert set(data["current"]) == {"start", "end", "count", "unallocated"}
+    assert set(data["current"]) == {"start", "end", "count", "unallocated", "months_stored"}
     assert data["current"]["unallocated"] > 0
     assert data["ci_low"] <= data["change_pct"] <= data["ci_high"]
     assert round(data["change_pct"], 1) == data["change_pct"]

@@ -63,7 +63,7 @@ def _its_series(level: float, slope: float, seed: int = 1) -> pd.DataFrame:
         rate = 50 + 0.1 * t + season + post * (level + slope * (t - at)) + rng.normal(0, 1)
         people = 1_000_000
         rows.append(("A000", month, people, round(rate * people / 100_000)))
-    return pd.DataFrame(rows, columns=["area", "period", "young_people", "count"])
+    return pd.DataFrame(rows, columns=["area", "period", "population", "count"])
 
 
 def test_interrupted_time_series_recovers_level_and_slope_change() -> None:

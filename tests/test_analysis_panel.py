@@ -39,7 +39,10 @@ def test_rates_lags_and_definitions(small_session) -> None:
     camden = _row(frame, CAMDEN, dt.date(2021, 5, 1))
     assert camden["opportunities"] == 10  # the deleted Hackney row never counts anywhere
     assert camden["delivery_rate"] == pytest.approx(10 / 50_000 * 1000)
-    assert camden["count"] == 5 and camden["rate"] == pytest.approx(5 / 50_000 * 100_000)
+    # Homicide is a rate per 100,000 residents (all ages): Camden 250,000 in 2021.
+    assert camden["count"] == 5 and camden["population"] == 250_000
+    assert camden["rate"] == pytest.approx(5 / 250_000 * 100_000)  # 2.0 per 100,000
+    assert panel.rate_unit == "per 100,000 residents"
     hackney = _row(frame, HACKNEY, dt.date(2021, 7, 1))
     assert hackney["opportunities"] == 5
     assert hackney["delivery_rate_lag1"] == pytest.approx(5 / 40_000 * 1000)
@@ -53,7 +56,7 @@ def test_rates_lags_and_definitions(small_session) -> None:
     # Delivery is known from January 2021, so January and February 2021 have no lag 2.
     assert frame["period"].min() == dt.date(2021, 3, 1)
     assert panel.n_areas == 2 and panel.n_periods == 27
-    assert panel.missing_population == ["Camden 2023 (used 2022)", "Hackney 2023 (used 2022)"]
+    assert panel.population_note == "2023 uses 2022 population"
 
 
 def test_filters_by_programme_stream_borough_and_period(small_session) -> None:
@@ -96,11 +99,11 @@ def test_reading_the_panel_needs_models_run(small_session) -> None:
         run_model(small_session, principal=FUNDER, outcome="homicide", model="fe")
 
 
-def test_missing_population_is_a_caveat(small_session) -> None:
+def test_missing_population_is_one_brief_caveat(small_session) -> None:
     result = run_model(small_session, principal=COMMISSIONER, outcome="homicide", model="fe")
-    assert any(
-        c.startswith("Missing population years: Camden 2023 (used 2022)") for c in result.caveats
-    )
+    said = [c for c in result.caveats if "population" in c and "2023" in c]
+    assert said == ["2023 uses 2022 population (no estimate is loaded for those years)."]
+    assert result.to_dict()["rate_unit"] == "per 100,000 residents"
     assert result.n_areas == 2 and result.n_obs == 2 * 28
 
 
@@ -138,6 +141,12 @@ def test_no_population_is_refused(small_session) -> None:
         run_model(small_session, principal=COMMISSIONER, outcome="homicide", model="fe")
 
 
+def test_a_missing_measure_band_is_refused(small_session) -> None:
+    small_session.execute(delete(Population).where(Population.age_band == "all ages"))
+    with pytest.raises(RegistryError, match="No population of all ages is stored"):
+        run_model(small_session, principal=COMMISSIONER, outcome="homicide", model="fe")
+
+
 def test_no_variation_in_delivery_is_refused(small_session) -> None:
     with pytest.raises(RegistryError, match="No variation"):
         run_model(
@@ -154,10 +163,11 @@ def test_no_variation_in_delivery_is_refused(small_session) -> None:
 def test_nearest_population_year_prefers_the_earlier_on_a_tie() -> None:
     import pandas as pd
 
-    from registry.analysis.panel import nearest_population
+    from registry.denominators import nearest_years, years_used_note
 
     stored = pd.DataFrame({"area": [CAMDEN] * 2, "year": [2019, 2021], "people": [100, 300]})
-    frame = nearest_population(stored, [CAMDEN, HACKNEY], [2018, 2020, 2022])
+    frame = nearest_years(stored, [2018, 2020, 2022])
     assert list(frame["population_year"]) == [2019, 2019, 2021]
-    assert list(frame["young_people"]) == [100, 100, 300]
+    assert list(frame["people"]) == [100, 100, 300]
     assert set(frame["area"]) == {CAMDEN}  # Hackney has none: left out
+    assert years_used_note(frame) == "2018, 2020 use 2019 population; 2022 uses 2021 population"

@@ -69,11 +69,25 @@ def test_london_window_crossing_a_year_by_hand(small_url: str) -> None:
         "measure": "homicide",
         "area": "London",
         "window_months": 6,
-        "current": {"start": "2021-09", "end": "2022-02", "count": 63, "unallocated": 6},
-        "baseline": {"start": "2021-03", "end": "2021-08", "count": 51, "unallocated": 6},
+        "current": {
+            "start": "2021-09",
+            "end": "2022-02",
+            "count": 63,
+            "unallocated": 6,
+            "months_stored": 6,
+        },
+        "baseline": {
+            "start": "2021-03",
+            "end": "2021-08",
+            "count": 51,
+            "unallocated": 6,
+            "months_stored": 6,
+        },
         "change_pct": 23.5,
         "ci_low": round(100 * low, 1),
         "ci_high": round(100 * high, 1),
+        "p_value": pytest.approx(stats.binomtest(63, 114, 0.5).pvalue),
+        "series_breaks": [],
     }
 
 
@@ -96,7 +110,7 @@ def test_borough_window_has_no_unallocated(small_url: str) -> None:
     assert change.change == pytest.approx(12 / 33)
 
 
-def test_window_with_a_missing_month_is_short_and_says_so(small_url: str) -> None:
+def test_window_with_a_missing_month_gives_no_change_and_says_so(small_url: str) -> None:
     # Current 2021-07..2022-06 without 2022-03: Camden 7+..+12 + 1+2+4+5+6 = 75, Hackney 11 x 2
     # = 22, unallocated 11. Baseline 2020-07..2021-06 holds only 2021-01..06: 21 + 12 + 6 = 39.
     result = _trend(
@@ -116,11 +130,19 @@ def test_window_with_a_missing_month_is_short_and_says_so(small_url: str) -> Non
         "end": "2022-06",
         "count": 108,
         "unallocated": 11,
+        "months_stored": 11,
     }
-    assert data["baseline"] == {"start": "2020-07", "end": "2021-06", "count": 39, "unallocated": 6}
-    assert data["change_pct"] == round(100 * 69 / 39, 1)
-    assert "11 of its 12 months" in result.stderr
-    assert "6 of its 12 months" in result.stderr
+    assert data["baseline"] == {
+        "start": "2020-07",
+        "end": "2021-06",
+        "count": 39,
+        "unallocated": 6,
+        "months_stored": 6,
+    }
+    # Totals as stored, but no change, interval or test from part-stored windows.
+    assert [data[k] for k in ("change_pct", "ci_low", "ci_high", "p_value")] == [None] * 4
+    assert "Only 11 of the 12 months to June 2022 are stored: no change is given." in result.stderr
+    assert "Only 6 of the 12 months to June 2021 are stored: no change is given." in result.stderr
 
 
 def test_trend_refusals_are_one_line(small_url: str) -> None:
@@ -164,8 +186,10 @@ def test_missing_month_totals_by_hand() -> None:
     assert change.current.count == 33 and change.current.months_with_data == 5
     assert change.baseline.count == 39 and change.baseline.months_with_data == 6
     assert change.current.unallocated == 5
-    assert any("5 of its 6 months" in c for c in change.caveats)
-    assert change.change == pytest.approx(-6 / 39)
+    assert change.caveats == [
+        "The current window: Only 5 of the 6 months to June 2022 are stored: no change is given."
+    ]
+    assert not change.given and math.isnan(change.change) and math.isnan(change.p_value)
 
 
 def test_rolling_totals_do_not_treat_a_missing_month_as_zero() -> None:

@@ -245,7 +245,7 @@ def test_explore_filters_change_figures_to_direct_queries(seeded_url, monkeypatc
     assert len(quarters) < months
     assert quarters["count"].sum() == trend["count"].sum()
     assert all("Q" in label for label in quarters["label"])
-    # Counts or rates: the rate is the count per 100,000 aged 10-24
+    # Counts or rates: gun crime's rate is the count per 100,000 residents (all ages)
     at.radio(key="figure").set_value("rates").run()
     rates = trend_frame(at)
     engine = db.make_engine(seeded_url)
@@ -255,7 +255,7 @@ def test_explore_filters_change_figures_to_direct_queries(seeded_url, monkeypatc
                 select(Population.year, func.sum(Population.people))
                 .join(Borough, Borough.id == Population.borough_id)
                 .where(
-                    Population.age_band == "10-24",
+                    Population.age_band == "all ages",
                     Borough.gss_code.in_(["E09000022", "E09000028"]),
                 )
                 .group_by(Population.year)
@@ -269,7 +269,7 @@ def test_explore_filters_change_figures_to_direct_queries(seeded_url, monkeypatc
     # Borough detail
     at.selectbox(key="detail").set_value("E09000022").run()
     assert not at.exception
-    assert any(m.label == "Rate per 100,000 aged 10-24" for m in at.metric)
+    assert any(m.label == "Rate per 100,000 residents" for m in at.metric)
     assert "Borough detail" in [h.value for h in at.subheader]
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
+from dashboards.common import md
 from registry import db
 from registry.outcomes import mapping
 from tests.conftest import ADMIN
@@ -50,7 +51,7 @@ def test_an_unmapped_category_from_an_import_is_mapped_on_the_page(db_url, monke
     at.selectbox(key="map_measure").select("gun_crime")
     at.button(key="FormSubmitter:mapping_form-Save the mapping").click().run()
     assert not at.exception
-    assert f"'{CATEGORY}' now feeds Gun crime (gun_crime)" in at.success[0].value
+    assert md(f"'{CATEGORY}' now feeds Gun crime (gun_crime)") in at.success[0].value
     assert _mapping(db_url)["mps-dashboard", CATEGORY] == ("gun_crime", "override")
 
 

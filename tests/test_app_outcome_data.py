@@ -73,12 +73,19 @@ def test_refused_upload_lists_problems_and_writes_nothing(db_url, monkeypatch) -
     assert _batches(db_url) == (0, 0)
 
 
-def test_population_upload_detects_the_ons_file(db_url, monkeypatch) -> None:
+@pytest.mark.parametrize(
+    ("name", "fmt"),
+    [
+        ("ONS2020_mid_year_single_age.csv", "ons-single-year"),
+        ("nomis_mid_year_single_age.csv", "nomis"),
+    ],
+)
+def test_population_upload_detects_the_format(db_url, monkeypatch, name, fmt) -> None:
     at = _app(db_url, monkeypatch, ADMIN)
     at.switch_page(PAGE).run()
     at.radio(key="od_kind").set_value("Population").run()
-    _upload(at, "ONS2020_mid_year_single_age.csv")
-    assert at.selectbox(key="od_format_population").value == "ons-single-year"
+    _upload(at, name)
+    assert at.selectbox(key="od_format_population").value == fmt
     at.button(key="od_import").click().run()
     assert not at.exception
     assert [s.value for s in at.success] == ["Imported."]

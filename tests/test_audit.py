@@ -69,7 +69,7 @@ def test_a_refused_write_leaves_no_event(engine) -> None:
 def test_sign_in_failures_are_audited(engine) -> None:
     with pytest.raises(auth.SignInError):
         auth.sign_in(engine, username="ghost", password="whatever-it-is")
-    assert _events(engine) == [("ghost", "sign_in_failed", "app_user")]
+    assert _events(engine) == [(auth.UNKNOWN_USER, "sign_in_failed", "app_user")]
 
 
 @pytest.mark.parametrize(
@@ -220,6 +220,11 @@ WRITE_CASES: dict[str, tuple[Any, Any, list[tuple[str, str, str]]]] = {
             note="Recording practice changed.",
         ),
         [("alice", "create", "measure_break")],
+    ),
+    "registry.outcomes.measures.set_population_band": (
+        None,
+        lambda s: measures.set_population_band(s, principal=ADMIN, code="homicide", band="10-24"),
+        [("alice", "amend", "outcome_measure")],
     ),
     "registry.outcomes.mapping.set_mapping": (
         None,

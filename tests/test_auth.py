@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from sqlalchemy import select
@@ -56,7 +58,7 @@ def test_wrong_password_and_unknown_user_get_the_same_answer(users) -> None:
             .where(AuditEvent.action == "sign_in_failed")
             .order_by(AuditEvent.id)
         ).all()
-    assert failures == ["sam", "nobody"]
+    assert failures == ["sam", auth.UNKNOWN_USER]
 
 
 def test_lock_out_after_repeated_failures_and_reset_lifts_it(users, monkeypatch) -> None:
@@ -115,9 +117,11 @@ def test_no_password_in_logs_exceptions_or_audit(users, caplog) -> None:
 
 
 def test_single_sign_on_maps_email_to_registry_role(users) -> None:
-    assert auth.sign_in(users, email=" jo@example.org ").role == "commissioner"
+    assert auth.sign_in(users, email=" jo@example.org ", email_verified=True).role == (
+        "commissioner"
+    )
     with pytest.raises(auth.SignInError) as info:
-        auth.sign_in(users, email="stranger@example.org")
+        auth.sign_in(users, email="stranger@example.org", email_verified=True)
     assert "no active account" in str(info.value)
     with pytest.raises(auth.SignInError):  # an SSO-only account has no password to guess
         auth.sign_in(users, username="jo", password="")
@@ -155,3 +159,122 @@ def test_funder_sees_only_their_funding_streams(engine) -> None:
         assert names == ["A"]
         assert auth.visible_funding_stream_ids(s, auth.Principal("f", "funder", None)) == []
         assert auth.visible_funding_stream_ids(s, ADMIN) is None
+
+
+def _guess_at_once(engine, passwords: list[str]) -> list[bool]:
+    """Send every password for sam at the same moment; True where it signed in."""
+    barrier = threading.Barrier(len(passwords))
+
+    def one(password: str) -> bool:
+        barrier.wait()
+        try:
+            auth.sign_in(engine, username="sam", password=password)
+        except auth.SignInError:
+            return False
+        return True
+
+    with ThreadPoolExecutor(max_workers=len(passwords)) as pool:
+        return list(pool.map(one, passwords))
+
+
+def _checked_failures(engine) -> list[str]:
+    with db.session_scope(engine) as s:
+        return list(
+            s.scalars(
+                select(AuditEvent.detail).where(
+                    AuditEvent.action == "sign_in_failed", AuditEvent.actor == "sam"
+                )
+            )
+        )
+
+
+def test_parallel_wrong_guesses_lock_the_account_at_the_limit(users, monkeypatch) -> None:
+    """Twenty wrong guesses at once: exactly the limit are checked, the account locks, and the
+    right password is refused afterwards (on SQLite and PostgreSQL)."""
+    monkeypatch.setenv("VRU_LOCKOUT_ATTEMPTS", "5")
+    assert not any(_guess_at_once(users, [f"wrong-guess-{i}" for i in range(20)]))
+    details = _checked_failures(users)
+    assert len(details) == 20
+    assert sum(d.startswith("Wrong password") for d in details) == 5
+    assert sum(d.startswith("Wrong password") and "Locked for" in d for d in details) == 1
+    assert _user(users, "sam").locked_until is not None
+    with pytest.raises(auth.SignInError):
+        auth.sign_in(users, username="sam", password=SECRET)
+
+
+def test_right_password_among_parallel_guesses_gets_no_extra_checks(users, monkeypatch) -> None:
+    monkeypatch.setenv("VRU_LOCKOUT_ATTEMPTS", "5")
+    guesses = [f"wrong-guess-{i}" for i in range(19)] + [SECRET]
+    _guess_at_once(users, guesses)
+    checked = [d for d in _checked_failures(users) if d.startswith("Wrong password")]
+    assert len(checked) <= 5  # never more checks than the limit, whatever the interleaving
+    assert _user(users, "sam").locked_until is not None
+    with pytest.raises(auth.SignInError):
+        auth.sign_in(users, username="sam", password=SECRET)
+
+
+def test_unknown_user_costs_a_full_check_and_keeps_no_text(users, monkeypatch) -> None:
+    checked: list[str] = []
+    real = auth._verify
+
+    def spy(password_hash, password):
+        checked.append(password_hash)
+        return real(password_hash, password)
+
+    monkeypatch.setattr(auth, "_verify", spy)
+    typed = "my-Password-typed-in-the-wrong-box"
+    with pytest.raises(auth.SignInError):
+        auth.sign_in(users, username=typed, password="x")
+    assert checked == [auth._dummy_hash()]  # an Argon2 check against the dummy hash
+    with db.session_scope(users) as s:
+        event = s.scalars(select(AuditEvent).order_by(AuditEvent.id.desc())).first()
+        assert (event.actor, event.action) == (auth.UNKNOWN_USER, "sign_in_failed")
+        assert typed not in f"{event.actor} {event.detail} {event.before} {event.after}"
+
+
+@pytest.mark.parametrize(
+    ("password", "reason"),
+    [
+        ("Password123!", "commonly used password"),
+        ("qwertyuiop12", "too easy to guess|common"),
+        ("P@ssw0rd2023", "commonly used password"),
+        ("aaaaaaaaaaaaaa", "Repeats"),
+        ("short", "at least 10 characters"),
+        (" padded-password-words ", "start or end with a space"),
+    ],
+)
+def test_password_policy_refuses_common_passwords(users, password, reason) -> None:
+    with db.session_scope(users) as s, pytest.raises(auth.PasswordPolicyError, match=reason):
+        auth.add_user(s, principal=ADMIN, username="newbie", role="staff", password=password)
+
+
+def test_password_policy_counts_the_username_as_known(users) -> None:
+    with db.session_scope(users) as s, pytest.raises(auth.PasswordPolicyError):
+        auth.add_user(
+            s, principal=ADMIN, username="wilberforce", role="staff", password="wilberforce2024"
+        )
+    with db.session_scope(users) as s:
+        auth.add_user(
+            s, principal=ADMIN, username="newbie", role="staff", password="kettle-orbit-marble"
+        )
+
+
+def test_single_sign_on_needs_a_verified_email(users) -> None:
+    with pytest.raises(auth.SignInError, match="not verified"):
+        auth.sign_in(users, email="jo@example.org", email_verified=False)
+    with db.session_scope(users) as s:
+        event = s.scalars(select(AuditEvent).order_by(AuditEvent.id.desc())).first()
+        assert (event.actor, event.action) == ("jo", "sign_in_failed")
+    assert _user(users, "jo").last_login_at is None
+
+
+def test_a_count_left_past_the_limit_locks_instead_of_sticking(users, monkeypatch) -> None:
+    """A process killed between counting an attempt and checking it leaves the count high: the
+    next attempt locks the account for the lock-out time rather than refusing it for ever."""
+    monkeypatch.setenv("VRU_LOCKOUT_ATTEMPTS", "3")
+    with db.session_scope(users) as s:
+        s.scalar(select(AppUser).where(AppUser.username == "sam")).failed_logins = 3
+    with pytest.raises(auth.SignInError):
+        auth.sign_in(users, username="sam", password=SECRET)
+    locked = _user(users, "sam")
+    assert locked.locked_until is not None and locked.failed_logins == 0

@@ -96,8 +96,8 @@ def test_explore_figures_on_demo_data(session) -> None:
     assert plot.london_rate > 0
     assert {"95%", "99.8%"} == set(plot.limits["limit"])
     # The wider limits lie outside the narrower ones.
-    wide = plot.limits[plot.limits["limit"] == "99.8%"].set_index(["young_people", "side"])
-    narrow = plot.limits[plot.limits["limit"] == "95%"].set_index(["young_people", "side"])
+    wide = plot.limits[plot.limits["limit"] == "99.8%"].set_index(["population", "side"])
+    narrow = plot.limits[plot.limits["limit"] == "95%"].set_index(["population", "side"])
     assert (
         wide.xs("upper", level="side")["rate"] >= narrow.xs("upper", level="side")["rate"]
     ).all()

@@ -135,7 +135,7 @@ def test_measures_and_mapping_cli(db_url) -> None:
     listed = run(db_url, "measures", "list")
     assert "lbd" in listed.output and "2024-02: New system." in listed.output
     assert listed.output.splitlines()[0].split() == [
-        *("Code", "Measure", "Unit", "Source", "of", "record", "Source", "order"),
+        *("Code", "Measure", "Unit", "Rates", "per", "Source", "of", "record", "Source", "order"),
         *("Series", "breaks"),
     ]
     result = run(
@@ -161,3 +161,25 @@ def test_measures_and_mapping_cli(db_url) -> None:
     assert run(db_url, "measures", "mapping", "set", "police-uk", "Drugs", "none").exit_code == 0
     assert run(db_url, "measures", "mapping", "set", "police-uk", "Drugs", "nope").exit_code == 1
     assert run(db_url, "measures", "add-break", "lbd", "2024-13", "x").exit_code == 2
+
+
+def test_each_measure_declares_its_population_band(db_url) -> None:
+    rows = {m["code"]: m for m in json.loads(run(db_url, "measures", "list", "--json").output)}
+    everyone = ["homicide", "robbery_personal", "violence_with_injury", "possession_of_weapons"]
+    assert {rows[c]["population_band"] for c in [*everyone, "gun_crime"]} == {"all ages"}
+    assert rows["knife_crime_injury_u25"]["population_band"] == "1-24"
+
+
+def test_admin_added_measures_default_to_all_ages_and_can_set_a_band(session) -> None:
+    measures.add_measure(session, principal=ADMIN, code="teen_robbery", label="x", definition="y")
+    assert measures.get_measure(session, "teen_robbery").population_band == "all ages"
+    measures.set_population_band(session, principal=ADMIN, code="teen_robbery", band=" 10 - 17 ")
+    assert measures.get_measure(session, "teen_robbery").population_band == "10-17"
+    with pytest.raises(RegistryError, match="'17-10' is not a population band"):
+        measures.set_population_band(session, principal=ADMIN, code="teen_robbery", band="17-10")
+    with pytest.raises(RegistryError, match="not a population band"):
+        measures.add_measure(
+            session, principal=ADMIN, code="x_y", label="x", definition="y", population_band="old"
+        )
+    with pytest.raises(PermissionDenied):
+        measures.set_population_band(session, principal=STAFF, code="homicide", band="1-24")

@@ -29,6 +29,7 @@ EXPECTED: dict[str, set[str]] = {
     "registry.demo.add_demo_users": ADMIN_ONLY,
     "registry.outcomes.measures.add_measure": ADMIN_ONLY,
     "registry.outcomes.measures.add_break": ADMIN_ONLY,
+    "registry.outcomes.measures.set_population_band": ADMIN_ONLY,
     "registry.outcomes.mapping.set_mapping": ADMIN_ONLY,
     "registry.outcomes.sources.set_source_order": ADMIN_ONLY,
     "registry.outcomes.store.import_crime": ADMIN_ONLY,
@@ -52,9 +53,13 @@ UNGATED = {
     "registry.audit.record",
     "registry.audit.record_many",  # the audit trail itself, inside gated writes
     "registry.audit.record_migration",  # `vru db`, the local operator only (never --as)
-    "registry.auth.authenticate",
     "registry.auth.principal_for_email",
     "registry.auth.sign_in",
+    "registry.auth.end_sessions",  # revoking: inside gated user writes, and signing out
+    "registry.sessions.open_session",  # a session of one's own, right after signing in
+    "registry.sessions.claim",
+    "registry.sessions.resume",
+    "registry.sessions.sign_out",
 }
 WRITE_MARKERS = {"add", "add_all", "delete", "merge", "record", "bulk_insert_mappings"}
 WRITE_CALLS = {"insert", "update", "delete"}

@@ -447,9 +447,11 @@ def test_headline_model_equals_the_analysis_engine(seeded_url) -> None:
     assert row["estimate"] == round(direct.estimate, 4)
     assert (row["ci_low"], row["ci_high"]) == (round(direct.ci_low, 4), round(direct.ci_high, 4))
     assert row["n_areas"] == direct.n_areas and row["fitted_to"] == "2024-03"
+    assert row["outcome"] == "Knife crime with injury, victims under 25 per 100,000 aged 1-24"
     assert "Association, not causation" in report.notes[-1]
     text = "".join(p.extract_text() for p in PdfReader(io.BytesIO(render(report, "pdf"))).pages)
     assert "Headline model" in text and f"{direct.estimate:+.3f}" in text
+    assert "per 100,000 aged 1-24" in text.replace("\n", " ")
 
 
 def test_headline_model_explains_when_it_cannot_be_fitted(small) -> None:

@@ -36,7 +36,8 @@ def test_generated_figures_have_a_realistic_size() -> None:
     assert homicide.loc[2023:2025].mean() < homicide.loc[2019] * 0.85  # falling after 2019
     assert (outcomes[outcomes.measure == "homicide"]["count"] == 0).mean() > 0.6
     population = pd.read_csv(demo.SEED_DIR / "population.csv")
-    london_2020 = population[population.year == 2020].people.sum()
+    young = population[(population.year == 2020) & (population.age_band == "10-24")]
+    london_2020 = young.people.sum()
     assert london_2020 == 1_581_803
     deliveries = pd.read_csv(demo.SEED_DIR / "deliveries.csv")
     assert deliveries.month.min() >= "2016-04"

@@ -41,8 +41,9 @@ def fit_count(
 ) -> ModelResult:
     """Poisson or negative-binomial GLM of counts with borough and period effects.
 
-    ``log(count) = log(young people) + b·x + borough + period``: the offset makes the model one of
-    rates, and ``exp(b)`` is the incidence rate ratio per extra opportunity per 1,000 young people.
+    ``log(count) = log(population) + b·x + borough + period`` (the measure's population band):
+    the offset makes the model one of rates, and ``exp(b)`` is the incidence rate ratio per
+    extra opportunity per 1,000 young people.
     Standard errors are clustered by borough. Boroughs or periods whose counts are all zero carry
     no information about ``b`` (their effect runs to minus infinity) and are left out.
 
@@ -68,7 +69,7 @@ def _fit_count(
 ) -> ModelResult:
     if family not in {"poisson", "negbin"}:
         raise RegistryError(f"Unknown count model {family!r}; use poisson or negbin.")
-    data = frame.dropna(subset=[x, "count", "young_people"])
+    data = frame.dropna(subset=[x, "count", "population"])
     if not data["count"].any():
         raise RegistryError("Every count in this panel is zero: there is nothing to model.")
     if data["area"].nunique() < 2:
@@ -95,7 +96,7 @@ def _fit_count(
     )
     design = sm.add_constant(design, has_constant="add")
     y = data["count"].astype(float)
-    offset = np.log(data["young_people"].astype(float))
+    offset = np.log(data["population"].astype(float))
     groups = pd.factorize(data["area"])[0]
     cluster = {"groups": groups}
     # Newton from the overall rate (not statsmodels' default IRLS start): far fewer solves of
@@ -173,17 +174,18 @@ def fit_its(
     months_per_period: int = 1,
     outcome: str = "",
     caveats: list[str] | None = None,
+    rate_unit: str = "per 100,000 residents",
 ) -> ModelResult:
     """Interrupted time series of the panel's total rate, interrupted at ``at``.
 
-    Segmented regression of the rate per 100,000 young people (all boroughs in the panel) on
+    Segmented regression of the rate ``rate_unit`` (all boroughs in the panel) on
     time, a step at ``at`` (level change), time since ``at`` (slope change) and month-of-year (or
     quarter) dummies for seasonality, with Newey-West (HAC) standard errors.
     """
-    series = frame.groupby("period")[["count", "young_people"]].sum().sort_index().reset_index()
+    series = frame.groupby("period")[["count", "population"]].sum().sort_index().reset_index()
     if series.empty:
         raise RegistryError("No periods to analyse.")
-    series["rate"] = series["count"] / series["young_people"] * 100_000
+    series["rate"] = series["count"] / series["population"] * 100_000
     before = int((series["period"] < at).sum())
     after = len(series) - before
     if before < 12 or after < 12:
@@ -253,7 +255,7 @@ def fit_its(
         },
         extra={
             "interruption": at,
-            "unit": "rate per 100,000 young people per period",
+            "unit": f"rate {rate_unit} per period",
             "pre_period_mean_rate": pre_mean,
             "pre_slope": float(fitted.params["time"]),
             "slope_change": float(fitted.params["slope_change"]),
@@ -269,7 +271,7 @@ def fit_its(
                 "fitted": np.asarray(fitted.fittedvalues),
             }
         ),
-        fitted_unit="London rate per 100,000 young people",
+        fitted_unit=f"London rate {rate_unit}",
     )
 
 

@@ -4,8 +4,9 @@ Definitions (stated the same way in the README and on the pages):
 
 - young people: a borough's population aged 10-24 for the calendar year containing the month
   (nearest available year when a year is missing, said in the caveats);
-- delivery rate: opportunities per 1,000 young people; outcome rate: count per 100,000 young
-  people.
+- delivery rate: opportunities per 1,000 young people; outcome rate: count per 100,000 people of
+  the measure's population band (residents, or aged 1-24 for knife crime with injury under 25),
+  the same year rule (:mod:`registry.denominators`).
 
 The database does the grouping (deliveries summed per borough and month); pandas only joins the
 small result and, for quarters, adds three months together. Delivery is known from the first month
@@ -26,6 +27,14 @@ from sqlalchemy.orm import Session
 
 from registry import boroughs
 from registry.auth import Principal, require
+from registry.denominators import (
+    DELIVERY_BAND,
+    nearest_years,
+    no_population_message,
+    rate_unit,
+    stored_population,
+    years_used_note,
+)
 from registry.errors import NotFoundError, RegistryError
 from registry.models import (
     Borough,
@@ -33,14 +42,12 @@ from registry.models import (
     FundingStream,
     OutcomeCount,
     OutcomeMeasure,
-    Population,
     Programme,
 )
 from registry.outcomes.measures import get_measure
 from registry.outcomes.sources import of_record, record_sources
 from registry.periods import add_months, as_date, format_month, month_start, quarter_start
 
-AGE_BAND = "10-24"
 FREQUENCIES = {"month": 1, "quarter": 3}
 
 
@@ -50,15 +57,23 @@ class Panel:
 
     ``frame`` has one row per borough and period with columns ``area`` (GSS code),
     ``area_name``, ``period`` (first day of the month or quarter), ``opportunities``,
-    ``young_people``, ``population_year``, ``delivery_rate``, ``count``, ``rate`` and, for each
-    lag ``n`` asked for, ``delivery_rate_lag{n}`` (``delivery_rate_lag0`` is the same period).
+    ``young_people`` (aged 10-24, for the delivery rate), ``population`` (the measure's band,
+    for the outcome rate), ``population_year``, ``delivery_rate``, ``count``, ``rate`` and, for
+    each lag ``n`` asked for, ``delivery_rate_lag{n}`` (``delivery_rate_lag0`` is the same
+    period). ``population_note`` says which population year stood in for a missing one.
     """
 
     measure: str
     frequency: str
     frame: pd.DataFrame
-    missing_population: list[str] = field(default_factory=list)
+    band: str = DELIVERY_BAND
+    population_note: str | None = None
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def rate_unit(self) -> str:
+        """``per 100,000 residents``: who the outcome rate is per."""
+        return rate_unit(self.band)
 
     @property
     def n_areas(self) -> int:
@@ -109,29 +124,6 @@ def borough_codes(names: Sequence[str]) -> list[str]:
     return codes
 
 
-def nearest_population(
-    population: pd.DataFrame, areas: Sequence[str], years: Sequence[int]
-) -> pd.DataFrame:
-    """People aged 10-24 for each area and year, using the nearest stored year when one is missing.
-
-    ``population`` has columns ``area``, ``year``, ``people``; ties go to the earlier year.
-    Returns ``area``, ``year``, ``young_people`` and ``population_year`` (the year used); areas
-    with no population at all are left out.
-    """
-    rows: list[tuple[str, int, float, int]] = []
-    by_area = {a: g.set_index("year")["people"] for a, g in population.groupby("area")}
-    for area in areas:
-        stored = by_area.get(area)
-        if stored is None or stored.empty:
-            continue
-        available = np.array(sorted(stored.index))
-        for year in years:
-            # Distance doubled, plus one for later years: ties go to the earlier year.
-            nearest = int(available[np.argmin(np.abs(available - year) * 2 + (available > year))])
-            rows.append((area, year, float(stored[nearest]), nearest))
-    return pd.DataFrame(rows, columns=["area", "year", "young_people", "population_year"])
-
-
 def build_panel(
     delivery: pd.DataFrame,
     outcomes: pd.DataFrame,
@@ -139,27 +131,30 @@ def build_panel(
     *,
     measure: str,
     known_from: dt.date,
+    band: str = DELIVERY_BAND,
+    band_population: pd.DataFrame | None = None,
     lags: Sequence[int] = (1,),
     frequency: str = "month",
 ) -> Panel:
     """Assemble the panel from monthly frames (pure: no database).
 
     ``delivery``: ``area``, ``month``, ``opportunities`` (summed over the programmes chosen);
-    ``outcomes``: ``area``, ``month``, ``count``; ``population``: ``area``, ``year``, ``people``.
-    ``known_from`` is the first month delivery is known (months with no delivery row after it
-    had none).
+    ``outcomes``: ``area``, ``month``, ``count``; ``population``: ``area``, ``year``, ``people``
+    aged 10-24; ``band_population`` the same for the measure's ``band`` (``population`` when the
+    band is 10-24 or it is not given). ``known_from`` is the first month delivery is known
+    (months with no delivery row after it had none).
     """
+    if band_population is None:
+        band_population = population
     if frequency not in FREQUENCIES:
         raise RegistryError(
             f"Frequency must be one of {', '.join(FREQUENCIES)}, not {frequency!r}."
         )
     if outcomes.empty:
         raise RegistryError(f"No {measure} counts are stored for the boroughs and period asked.")
-    if population.empty:
-        raise RegistryError(
-            f"No population aged {AGE_BAND} is stored, so rates cannot be computed; "
-            "import population estimates first."
-        )
+    for frame_, band_ in ((population, DELIVERY_BAND), (band_population, band)):
+        if frame_.empty:
+            raise RegistryError(no_population_message(band_))
     notes: list[str] = []
     step = FREQUENCIES[frequency]
     to_period = quarter_start if frequency == "quarter" else month_start
@@ -193,16 +188,21 @@ def build_panel(
     grid["opportunities"] = grid["opportunities"].fillna(0.0)
     grid["year"] = [p.year for p in grid["period"]]
     years = sorted(set(grid["year"]) | {p.year for p in outcomes["period"]})
-    pop = nearest_population(population, areas, years)
-    if pop.empty:
+    young = nearest_years(population[population["area"].isin(areas)], years)
+    at_risk = nearest_years(band_population[band_population["area"].isin(areas)], years)
+    if young.empty or at_risk.empty:
         raise RegistryError(
-            f"No population aged {AGE_BAND} is stored for the boroughs with {measure} counts, so "
-            "rates cannot be computed; import population estimates first."
+            no_population_message(
+                DELIVERY_BAND if young.empty else band,
+                f" for the boroughs with {measure} counts",
+            )
         )
-    no_pop = sorted(set(areas) - set(pop["area"]))
+    no_pop = sorted(set(areas) - (set(young["area"]) & set(at_risk["area"])))
     if no_pop:
         names = ", ".join(boroughs.BY_CODE[a].name for a in no_pop)
         notes.append(f"Left out for want of any population figure: {names}.")
+    pop = young.rename(columns={"people": "young_people"}).drop(columns="population_year")
+    pop = pop.merge(at_risk.rename(columns={"people": "population"}), on=["area", "year"])
     grid = grid.join(pop.set_index(["area", "year"]), on=["area", "year"], how="inner")
     grid["delivery_rate"] = grid["opportunities"] / grid["young_people"] * 1000.0
     grid = grid.sort_values(["area", "period"]).reset_index(drop=True)
@@ -225,7 +225,7 @@ def build_panel(
             "stored, leaving fewer than 2 periods with a lagged delivery rate."
         )
     frame["count"] = frame["count"].astype(int)
-    frame["rate"] = frame["count"] / frame["young_people"] * 100_000.0
+    frame["rate"] = frame["count"] / frame["population"] * 100_000.0
     frame["area_name"] = [boroughs.BY_CODE[a].name for a in frame["area"]]
     columns = [
         "area",
@@ -233,6 +233,7 @@ def build_panel(
         "period",
         "opportunities",
         "young_people",
+        "population",
         "population_year",
         "delivery_rate",
         "count",
@@ -241,19 +242,9 @@ def build_panel(
     ]
     frame = frame[list(dict.fromkeys(columns))].sort_values(["area", "period"])
     frame = frame.reset_index(drop=True)
-    return Panel(measure, frequency, frame, _filled_years(frame), notes)
-
-
-def _filled_years(frame: pd.DataFrame) -> list[str]:
-    """Per borough, the years of the panel's rows whose population came from another year."""
-    years = pd.Series([p.year for p in frame["period"]], index=frame.index)
-    gaps = frame.assign(year=years)[years != frame["population_year"]]
-    out = []
-    for area, rows in gaps.groupby("area", sort=True):
-        pairs = rows[["year", "population_year"]].drop_duplicates().sort_values("year")
-        used = ", ".join(f"{y} (used {u})" for y, u in pairs.itertuples(index=False))
-        out.append(f"{boroughs.BY_CODE[str(area)].name} {used}")
-    return out
+    used = frame.assign(year=[p.year for p in frame["period"]])
+    used = used[["area", "year", "population_year"]].drop_duplicates()
+    return Panel(measure, frequency, frame, band, years_used_note(used), notes)
 
 
 def load_panel(
@@ -319,20 +310,16 @@ def load_panel(
     if codes is not None:
         outcomes = outcomes[outcomes["area"].isin(codes)]
         delivery = delivery[delivery["area"].isin(codes)]
-    pop_rows = session.execute(
-        select(Population.borough_id, Population.year, Population.people).where(
-            Population.age_band == AGE_BAND
-        )
-    )
-    population = pd.DataFrame(
-        [(code_of[b], int(y), int(p)) for b, y, p in pop_rows], columns=["area", "year", "people"]
-    )
+    band = outcome.population_band
+    population = stored_population(session, DELIVERY_BAND)
     return build_panel(
         delivery,
         outcomes,
         population,
         measure=measure,
         known_from=known_from,
+        band=band,
+        band_population=(population if band == DELIVERY_BAND else stored_population(session, band)),
         lags=lags,
         frequency=frequency,
     )

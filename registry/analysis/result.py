@@ -13,7 +13,8 @@ from typing import Any
 
 import pandas as pd
 
-from registry.periods import format_month, months_between
+from registry.periods import format_month
+from registry.windows import is_whole, not_given
 
 ASSOCIATION = (
     "Association, not causation: the models show whether more delivery went with lower "
@@ -25,7 +26,7 @@ TARGETING = (
 )
 DENOMINATOR = (
     "Resident population is a poor denominator where many victims are visitors, as in "
-    "Westminster: rates there overstate the risk to the borough's own young people."
+    "Westminster: rates there overstate the risk to the borough's own residents."
 )
 SMALL_COUNTS = (
     "Small counts: {zero_share:.0%} of borough-periods have a count of zero and the mean is "
@@ -35,9 +36,47 @@ SHORT_SERIES = (
     "Short series: {n_periods} periods are too few to separate trend, season and any effect "
     "with confidence."
 )
-MISSING_POPULATION = (
-    "Missing population years: {detail}; the nearest available year was used for these."
-)
+MISSING_POPULATION = "{note} (no estimate is loaded for those years)."
+
+
+# The three verdicts a result can carry (``verdict`` in ``--json``), worst first.
+NOT_INTERPRETABLE = "not interpretable"
+NO_ASSOCIATION = "no detectable association"
+ASSOCIATION_FOUND = "association"
+VERDICTS = (NOT_INTERPRETABLE, NO_ASSOCIATION, ASSOCIATION_FOUND)
+
+
+@dataclass(frozen=True)
+class Check:
+    """One design check behind a verdict (a lead placebo, a pre-trend test, pre-period fit...).
+
+    ``detail`` is a plain sentence a commissioner can read ("Delivery next quarter goes with
+    crime this quarter (p = 0.01): delivery follows crime, so the estimate is not an effect").
+    """
+
+    name: str
+    passed: bool
+    detail: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "passed": self.passed, "detail": self.detail}
+
+
+def decide_verdict(
+    *, p_value: float, checks: list[Check], found: str, none_found: str, alpha: float = 0.05
+) -> tuple[str, str]:
+    """The verdict and its one sentence: a failed check first, then the interval's answer.
+
+    ``found`` and ``none_found`` are the sentences for an association and for none; a failed
+    check overrides both and names the check, since its estimate cannot be read as either.
+    """
+    failed = [c for c in checks if not c.passed]
+    if failed or not math.isfinite(p_value):
+        reasons = "; ".join(c.detail for c in failed) or "the model gave no usable estimate"
+        return NOT_INTERPRETABLE, f"Not interpretable: {reasons}"
+    if p_value < alpha:
+        return ASSOCIATION_FOUND, found
+    return NO_ASSOCIATION, none_found
 
 
 @dataclass(frozen=True)
@@ -66,10 +105,17 @@ class ModelResult:
     # averaged over boroughs as ``fitted_unit`` says); for charts, not part of the JSON.
     fitted: pd.DataFrame | None = field(default=None, compare=False, repr=False)
     fitted_unit: str = ""
+    # The answer in words, first: one of VERDICTS, its sentence, and the checks behind it.
+    verdict: str = ""
+    verdict_text: str = ""
+    checks: list[Check] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON shape of ``vru analyse --json``: the issue's keys first, then the extras."""
+        """The JSON shape of ``vru analyse --json``: the verdict, the issue's keys, the extras."""
         out: dict[str, Any] = {
+            "verdict": self.verdict or None,
+            "verdict_text": self.verdict_text or None,
+            "checks": [c.to_dict() for c in self.checks],
             "model": self.model,
             "outcome": self.outcome,
             "term": self.term,
@@ -100,9 +146,12 @@ class WindowTotal:
 
     @property
     def whole(self) -> bool:
-        """Every month of the window has a stored count: only then is the total comparable
-        (crime data usually arrives after delivery, and a short total reads as a fall)."""
-        return self.months_with_data == months_between(self.start, self.end) + 1
+        """Every month of the window has a stored count (:func:`registry.windows.is_whole`)."""
+        return bool(is_whole(self.start, self.end, self.months_with_data))
+
+    def not_given(self, what: str = "change") -> str:
+        """Why no ``what`` comes from this window, in words (:func:`registry.windows.not_given`)."""
+        return not_given(self.start, self.end, self.months_with_data, what)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -110,6 +159,7 @@ class WindowTotal:
             "end": format_month(self.end),
             "count": self.count,
             "unallocated": self.unallocated,
+            "months_stored": self.months_with_data,
         }
 
 
@@ -118,7 +168,8 @@ class TrendChange:
     """Change of a window's total against a baseline window, with an exact Poisson interval.
 
     ``change`` and its interval are fractions (-0.25 is a 25% fall); ``p_value`` is the exact
-    conditional (binomial) test of equal rates in the two windows.
+    conditional (binomial) test of equal rates in the two windows. All four are NaN (null in
+    JSON) unless both windows are whole.
     """
 
     measure: str
@@ -131,6 +182,9 @@ class TrendChange:
     ci_high: float
     p_value: float
     caveats: list[str]
+    # Every break in the measure's series from the baseline's start to the current window's end,
+    # as ``{"month": "2024-02", "note": ...}``: the two windows are not strictly comparable.
+    series_breaks: list[dict[str, str]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape of ``vru trend --json`` (change in percent, one decimal)."""
@@ -143,7 +197,14 @@ class TrendChange:
             "change_pct": _pct(self.change),
             "ci_low": _pct(self.ci_low),
             "ci_high": _pct(self.ci_high),
+            "p_value": self.p_value if math.isfinite(self.p_value) else None,
+            "series_breaks": [dict(b) for b in self.series_breaks],
         }
+
+    @property
+    def given(self) -> bool:
+        """Whether a change was worked out (both windows whole)."""
+        return math.isfinite(self.change)
 
 
 def _pct(fraction: float) -> float | None:
@@ -171,7 +232,7 @@ def caveats_for(
     *,
     counts: list[int] | None = None,
     n_periods: int | None = None,
-    missing_population: list[str] | None = None,
+    population_note: str | None = None,
     short_below: int = 36,
 ) -> list[str]:
     """The caveats in words that go with every fit, plus those this sample calls for."""
@@ -183,7 +244,7 @@ def caveats_for(
             caveats.append(SMALL_COUNTS.format(zero_share=zero_share, mean=mean))
     if n_periods is not None and n_periods < short_below:
         caveats.append(SHORT_SERIES.format(n_periods=n_periods))
-    if missing_population:
-        caveats.append(MISSING_POPULATION.format(detail="; ".join(missing_population)))
+    if population_note:
+        caveats.append(MISSING_POPULATION.format(note=population_note))
     caveats.append(DENOMINATOR)
     return caveats

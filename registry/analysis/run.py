@@ -14,6 +14,7 @@ from registry.analysis.fixed_effects import fit_fe, permute_areas
 from registry.analysis.models import fit_count, fit_event_study, fit_its, lead_placebo
 from registry.analysis.panel import (
     FREQUENCIES,
+    Panel,
     ids_by_name,
     lag_column,
     load_panel,
@@ -24,6 +25,7 @@ from registry.auth import Principal, require
 from registry.demo import SYNTHETIC_NOTE, is_synthetic
 from registry.errors import RegistryError
 from registry.models import Borough, Delivery, OutcomeCount, Programme
+from registry.outcomes.measures import SeriesBreak, get_measure, series_breaks
 from registry.outcomes.sources import of_record
 from registry.periods import as_date, format_month, month_start, quarter_start
 
@@ -60,6 +62,31 @@ def analysis_options(session: Session, *, principal: Principal) -> AnalysisOptio
         programmes=list(session.scalars(select(Programme.name).order_by(Programme.name))),
         first_month=as_date(first) if first is not None else None,
         last_month=as_date(last) if last is not None else None,
+    )
+
+
+def model_series_breaks(
+    session: Session,
+    *,
+    principal: Principal,
+    outcome: str,
+    start: dt.date | None = None,
+    end: dt.date | None = None,
+) -> list[SeriesBreak]:
+    """The series breaks a model of ``outcome`` from ``start`` to ``end`` crosses: the period is
+    the months with stored counts, cut to ``start`` and ``end`` when given."""
+    require(principal, "models.run")
+    measure = get_measure(session, outcome)
+    first, last = session.execute(
+        select(func.min(OutcomeCount.month), func.max(OutcomeCount.month)).where(
+            of_record(session, OutcomeCount, measure.id)
+        )
+    ).one()
+    if first is None or last is None:
+        return []
+    first, last = as_date(first), as_date(last)
+    return series_breaks(
+        session, outcome, max(first, start) if start else first, min(last, end) if end else last
     )
 
 
@@ -172,7 +199,7 @@ def run_model(
     caveats = caveats_for(
         counts=frame["count"].tolist(),
         n_periods=panel.n_periods,
-        missing_population=panel.missing_population,
+        population_note=panel.population_note,
         short_below=36 if frequency == "month" else 12,
     )
     caveats = [*caveats, *panel.notes]
@@ -182,6 +209,47 @@ def run_model(
     if is_synthetic(session):
         caveats = [SYNTHETIC_NOTE, *caveats]
     x = lag_column(lag)
+    result = _fit(
+        session,
+        principal,
+        model,
+        panel,
+        x=x,
+        lag=lag,
+        at=at,
+        programme=programme,
+        caveats=caveats,
+        permutations=permutations,
+    )
+    return _say_band(result, panel)
+
+
+def _say_band(result: ModelResult, panel: Panel) -> ModelResult:
+    """The result with the rate's population band in words (``rate_unit`` in the JSON)."""
+    fitted_unit = result.fitted_unit
+    if "rate" in fitted_unit and "per 100,000" not in fitted_unit:
+        fitted_unit = fitted_unit.replace("rate", f"rate {panel.rate_unit}", 1)
+    return dataclasses.replace(
+        result, extra={**result.extra, "rate_unit": panel.rate_unit}, fitted_unit=fitted_unit
+    )
+
+
+def _fit(
+    session: Session,
+    principal: Principal,
+    model: str,
+    panel: Panel,
+    *,
+    x: str,
+    lag: int,
+    at: dt.date,
+    programme: str | None,
+    caveats: list[str],
+    permutations: int,
+) -> ModelResult:
+    """The model asked for, fitted to the panel (``run_model`` checked the arguments)."""
+    frame, outcome, frequency = panel.frame, panel.measure, panel.frequency
+    step = FREQUENCIES[frequency]
     if model == "fe":
         return _with_robustness(
             fit_fe(frame, x=x, outcome=outcome, caveats=caveats),
@@ -195,7 +263,12 @@ def run_model(
         return fit_count(frame, family=model, x=x, outcome=outcome, caveats=caveats)
     if model == "its":
         return fit_its(
-            frame, at=month_start(at), months_per_period=step, outcome=outcome, caveats=caveats
+            frame,
+            at=month_start(at),
+            months_per_period=step,
+            outcome=outcome,
+            caveats=caveats,
+            rate_unit=panel.rate_unit,
         )
     assert programme is not None
     firsts = first_deliveries(session, principal=principal, programme=programme)

@@ -40,6 +40,7 @@ from registry.analysis.series import (
 from registry.auth import Principal
 from registry.demo import SYNTHETIC_NOTE, is_synthetic
 from registry.errors import RegistryError
+from registry.outcomes.measures import series_breaks
 from registry.periods import add_months, format_month, month_range
 
 
@@ -74,7 +75,11 @@ def compare_windows(
     baseline_end: dt.date,
     months: int = 12,
 ) -> TrendChange:
-    """Change of the window ending ``end`` against the window ending ``baseline_end`` (pure)."""
+    """Change of the window ending ``end`` against the window ending ``baseline_end`` (pure).
+
+    Only whole windows are compared: when either is part-stored the change, interval and
+    p-value are NaN and a caveat says how many months are stored.
+    """
     current = window_total(series, end, months)
     baseline = window_total(series, baseline_end, months)
     if baseline.end >= current.start:
@@ -90,11 +95,11 @@ def compare_windows(
                 f"No {measure} counts are stored for {area} in the {name} window "
                 f"({format_month(w.start)} to {format_month(w.end)})."
             )
-        if not w.whole:
-            caveats.append(
-                f"The {name} window ({format_month(w.start)} to {format_month(w.end)}) has "
-                f"counts for {w.months_with_data} of its {months} months; its total is short."
-            )
+        if not w.whole:  # the one rule (registry.windows): no change from a part-stored window
+            caveats.append(f"The {name} window: {w.not_given()}")
+    if caveats:
+        nan = float("nan")
+        return TrendChange(measure, area, months, current, baseline, nan, nan, nan, nan, caveats)
     change, low, high, p = change_interval(current.count, baseline.count)
     if current.count + baseline.count < 20:
         caveats.append(
@@ -224,6 +229,17 @@ def _change(
     return change
 
 
+def with_series_breaks(session: Session, change: TrendChange) -> TrendChange:
+    """``change`` with every series break from its baseline's start to its current window's end,
+    listed and said in a caveat (the comparison crosses each of them)."""
+    breaks = series_breaks(session, change.measure, change.baseline.start, change.current.end)
+    return dataclasses.replace(
+        change,
+        series_breaks=[b.to_dict() for b in breaks],
+        caveats=[*change.caveats, *(b.sentence() for b in breaks)],
+    )
+
+
 def trend_change(
     session: Session,
     *,
@@ -239,7 +255,7 @@ def trend_change(
     series = monthly_series(
         session, principal=principal, measure=measure, borough=borough, start=first, end=end
     )
-    return _change(
+    change = _change(
         series,
         synthetic=is_synthetic(session),
         measure=measure,
@@ -248,6 +264,7 @@ def trend_change(
         baseline_end=baseline_end,
         window=window,
     )
+    return with_series_breaks(session, change)
 
 
 @dataclass(frozen=True)
@@ -289,6 +306,7 @@ def trend_report(
         baseline_end=baseline_end,
         window=window,
     )
+    change = with_series_breaks(session, change)
     lengths = sorted({6, 12, 24, 36, window})
     sensitivity = baseline_sensitivity(
         series, end=end, window_lengths=lengths, measure=measure, area=change.area

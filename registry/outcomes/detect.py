@@ -12,6 +12,7 @@ POLICE_UK_COLUMNS = {"Month", "Falls within", "LSOA name", "Crime type"}
 LONG_CRIME_COLUMNS = {"measure", "borough", "month", "count"}
 LONG_POPULATION_COLUMNS = {"borough", "year", "age_band", "people"}
 ONS_COLUMNS = {"Code", "Name", "All ages"}
+NOMIS_COLUMNS = {"DATE_NAME", "GEOGRAPHY_CODE", "GENDER_NAME", "C_AGE_NAME", "OBS_VALUE"}
 XLSX_MAGIC = b"PK\x03\x04"
 
 
@@ -44,6 +45,8 @@ def detect_columns(columns: list[str]) -> str | None:
         return "long"
     if cols >= ONS_COLUMNS:
         return "ons-single-year"
+    if {c.upper() for c in cols} >= NOMIS_COLUMNS:
+        return "nomis"
     if {c.lower() for c in cols} >= LONG_POPULATION_COLUMNS:
         return "long-population"
     return None
@@ -54,7 +57,11 @@ def detect(source: Source) -> str | None:
     return detect_columns(header_of(source))
 
 
-_POPULATION_FORMATS = {"ons-single-year": "ons-single-year", "long-population": "long"}
+_POPULATION_FORMATS = {
+    "ons-single-year": "ons-single-year",
+    "nomis": "nomis",
+    "long-population": "long",
+}
 
 
 def describe(columns: list[str], *, command: str, fmt: str) -> str:
@@ -71,7 +78,11 @@ def describe(columns: list[str], *, command: str, fmt: str) -> str:
     if found is None or (found_command, found_fmt) == (command, fmt):
         shown = ",".join(columns[:8]) + (",..." if len(columns) > 8 else "")
         return f"; its header is '{shown}'"
-    kinds = {"ons-single-year": "an ONS population", "long-population": "a long population"}
+    kinds = {
+        "ons-single-year": "an ONS population",
+        "nomis": "a Nomis population",
+        "long-population": "a long population",
+    }
     kind = kinds.get(found, f"a '{found_fmt}'")
     if found_command == command:
         return f"; it looks like {kind} file (use --format {found_fmt})"

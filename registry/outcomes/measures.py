@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
@@ -11,9 +12,11 @@ from sqlalchemy.orm import Session
 
 from registry import audit
 from registry.auth import Principal, require, write_action
+from registry.denominators import ALL_AGES, parse_band
 from registry.errors import ConflictError, NotFoundError, RegistryError
 from registry.models import MeasureBreak, OutcomeMeasure
-from registry.periods import format_month
+from registry.periods import as_date, format_month
+from registry.windows import month_name
 
 _CODE_RE = re.compile(r"^[a-z][a-z0-9_]{1,63}$")
 
@@ -30,6 +33,46 @@ def get_measure(session: Session, code: str) -> OutcomeMeasure:
 
 def measure_ids(session: Session) -> dict[str, int]:
     return dict(session.execute(select(OutcomeMeasure.code, OutcomeMeasure.id)).tuples().all())
+
+
+@dataclass(frozen=True)
+class SeriesBreak:
+    """A dated break in a measure's series: counts from ``month`` on are recorded differently."""
+
+    month: dt.date
+    note: str
+
+    def to_dict(self) -> dict[str, str]:
+        """The JSON shape of ``"series_breaks"`` in ``vru trend`` and ``vru analyse``."""
+        return {"month": format_month(self.month), "note": self.note}
+
+    def sentence(self) -> str:
+        """What goes beside a figure whose period crosses the break."""
+        return (
+            f"Series break in {month_name(self.month)}, inside this period: {self.note} "
+            "Counts before and after it are not strictly comparable."
+        )
+
+
+def series_breaks(
+    session: Session, measure: str, start: dt.date, end: dt.date
+) -> list[SeriesBreak]:
+    """The breaks in ``measure``'s series that a period from ``start`` to ``end`` crosses.
+
+    A break in month B is crossed when the period holds months on both sides of it:
+    ``start < B <= end``. A period that starts with the break lies wholly after it.
+    """
+    outcome = get_measure(session, measure)
+    rows = session.scalars(
+        select(MeasureBreak)
+        .where(
+            MeasureBreak.measure_id == outcome.id,
+            MeasureBreak.month > start,
+            MeasureBreak.month <= end,
+        )
+        .order_by(MeasureBreak.month)
+    )
+    return [SeriesBreak(as_date(b.month), b.note) for b in rows]
 
 
 def list_measures(session: Session, *, principal: Principal) -> list[dict[str, Any]]:
@@ -49,6 +92,7 @@ def list_measures(session: Session, *, principal: Principal) -> list[dict[str, A
             "definition": m.definition,
             "unit": m.unit,
             "source": m.source or "",
+            "population_band": m.population_band,
             "breaks": breaks.get(m.id, []),
             "source_order": list(m.source_order),
             "source_of_record": record.get(m.id),
@@ -64,6 +108,7 @@ def _snapshot(m: OutcomeMeasure) -> dict[str, Any]:
         "definition": m.definition,
         "unit": m.unit,
         "source": m.source,
+        "population_band": m.population_band,
         "source_order": m.source_order,
     }
 
@@ -78,10 +123,13 @@ def add_measure(
     definition: str,
     unit: str = "offences",
     source: str | None = None,
+    population_band: str = ALL_AGES,
 ) -> OutcomeMeasure:
     """Add an outcome measure; map source categories to it with ``set_mapping``.
 
-    It takes the default source order (Met sources first, police.uk last); change it with
+    ``population_band`` is who its rate is per: all ages (residents) unless the measure counts
+    an age group, as knife crime with injury counts victims aged 1-24. It takes the default
+    source order (Met sources first, police.uk last); change it with
     :func:`registry.outcomes.sources.set_source_order`.
     """
     from registry.outcomes.sources import default_order
@@ -94,6 +142,7 @@ def add_measure(
         )
     if not label.strip() or not definition.strip() or not unit.strip():
         raise RegistryError("A measure needs a label, a definition and a unit.")
+    band = parse_band(population_band)
     if session.scalar(select(OutcomeMeasure.id).where(OutcomeMeasure.code == code)) is not None:
         raise ConflictError(f"A measure with code {code!r} already exists.")
     measure = OutcomeMeasure(
@@ -102,6 +151,7 @@ def add_measure(
         definition=definition.strip(),
         unit=unit.strip(),
         source=(source or "").strip() or None,
+        population_band=band,
         source_order=default_order(code),
     )
     session.add(measure)
@@ -147,3 +197,28 @@ def add_break(
         after={"measure": code, "month": format_month(month), "note": brk.note},
     )
     return brk
+
+
+@write_action("measures.manage")
+def set_population_band(
+    session: Session, *, principal: Principal, code: str, band: str
+) -> OutcomeMeasure:
+    """Change who ``code``'s rate is per. Population files loaded before a new band existed
+    lack it: loading them again derives it."""
+    measure = get_measure(session, code)
+    new = parse_band(band)
+    if new == measure.population_band:
+        return measure
+    before = _snapshot(measure)
+    measure.population_band = new
+    session.flush()
+    audit.record(
+        session,
+        actor=principal,
+        action="amend",
+        entity="outcome_measure",
+        entity_id=measure.id,
+        before=before,
+        after=_snapshot(measure),
+    )
+    return measure

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, aliased
 
 from registry import audit, boroughs
 from registry.auth import Principal, require, write_action
+from registry.denominators import bands_needed
 from registry.errors import RegistryError
 from registry.models import (
     Borough,
@@ -44,6 +45,7 @@ from registry.outcomes.common import (
     no_progress,
     refuse,
 )
+from registry.outcomes.detect import detect
 from registry.outcomes.mapping import Mapper, mapper_for
 from registry.outcomes.measures import get_measure, measure_ids
 from registry.outcomes.sources import check_order, infer_release, of_record, source_of_batch
@@ -53,7 +55,7 @@ from registry.untrusted import FileRefused, Limits, run_limited
 T = TypeVar("T")
 
 CRIME_FORMATS = ("mps-borough", "mps-dashboard", "police-uk", "long")
-POPULATION_FORMATS = ("ons-single-year", "long")
+POPULATION_FORMATS = ("ons-single-year", "nomis", "long")
 AUDIT_SAMPLE = 200
 PREVIEW_ROWS = 500
 RELEASE_MAX = 100
@@ -512,22 +514,45 @@ def _history(diff: _CrimeDiff, area: str, source: str, batch: int) -> list[dict[
 # --- population --------------------------------------------------------------------------------
 
 
-def parse_population(source: Source, fmt: str, year: int | None = None) -> ParsedPopulation:
-    """Read a population file (in a child process, within the limits) without writing."""
+def parse_population(
+    source: Source, fmt: str, year: int | None = None, bands: Sequence[str] = ()
+) -> ParsedPopulation:
+    """Read a population file (in a child process, within the limits) without writing.
+
+    ``bands`` are the measures' population bands, derived from single years of age besides the
+    delivery bands (:data:`~registry.outcomes.population.BANDS`).
+    """
     if fmt in POPULATION_FORMATS:
-        return _limited(_parse_population, [source], fmt, year, progress=None)
+        return _limited(_parse_population, [source], fmt, year, list(bands), progress=None)
     raise RegistryError(
         f"Unknown population format {fmt!r}; choose one of {', '.join(POPULATION_FORMATS)}."
     )
 
 
-def _parse_population(sources: list[Source], fmt: str, year: int | None) -> ParsedPopulation:
+def detect_population_format(source: Source) -> str:
+    """The population format ``source``'s header shows, or a refusal asking for ``--format``."""
+    found = detect(source)
+    fmt = "long" if found == "long-population" else found
+    if fmt not in POPULATION_FORMATS:
+        raise refuse(
+            source.name,
+            "the header is not one of a population file's (ONS single year of age, Nomis export "
+            f"or long); give --format ({', '.join(POPULATION_FORMATS)})",
+        )
+    return fmt
+
+
+def _parse_population(
+    sources: list[Source], fmt: str, year: int | None, bands: list[str]
+) -> ParsedPopulation:
     source = sources[0]
     if fmt == "ons-single-year":
-        return population_format.parse_ons(source, year)
+        return population_format.parse_ons(source, year, bands)
+    if year is not None:
+        raise RegistryError(f"--year is for the ONS file; a {fmt} file has a year column.")
+    if fmt == "nomis":
+        return population_format.parse_nomis(source, bands)
     if fmt == "long":
-        if year is not None:
-            raise RegistryError("--year is for the ONS file; a long file has a year column.")
         return population_format.parse_long(source)
     raise RegistryError(
         f"Unknown population format {fmt!r}; choose one of {', '.join(POPULATION_FORMATS)}."
@@ -545,7 +570,7 @@ def import_population(
     dry_run: bool = False,
 ) -> ImportReport:
     """Validate a population file, then store it in this transaction (newer figures replace)."""
-    parsed = parse_population(source, fmt, year)
+    parsed = parse_population(source, fmt, year, bands_needed(session))
     borough_id = boroughs.borough_ids(session)
     name_of = dict(session.execute(select(Borough.id, Borough.name)).tuples().all())
     years = {k[1] for k in parsed.people}

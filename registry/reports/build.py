@@ -29,16 +29,20 @@ from registry.models import (
     OutcomeMeasure,
     Programme,
 )
+from registry.outcomes.measures import series_breaks
 from registry.outcomes.sources import of_record, record_sources
 from registry.periods import (
     Window,
     add_months,
+    as_date,
     financial_year_label,
     financial_year_start,
     format_month,
+    last_complete_month,
     quarter_label,
 )
 from registry.reports.disclosure import TOTAL, Participants, threshold_for
+from registry.windows import part_stored, whole_only
 
 VRU_MEASURES = ("homicide", "knife_crime_injury_u25", "gun_crime")
 HEADLINE_MEASURES = ("knife_crime_injury_u25", "homicide", "gun_crime")  # first with data wins
@@ -100,9 +104,10 @@ class Report:
 def _delivery_range(
     session: Session, programme_ids: list[int] | None
 ) -> tuple[dt.date, dt.date] | None:
-    """The first and last months of the live deliveries of these programmes (``None``: all)."""
+    """The first and last months of the live deliveries of these programmes (``None``: all),
+    up to the last complete month: a month still running (or in the future) is no data yet."""
     stmt = select(func.min(Delivery.month), func.max(Delivery.month)).where(
-        Delivery.deleted_at.is_(None)
+        Delivery.deleted_at.is_(None), Delivery.month <= last_complete_month()
     )
     if programme_ids is not None:
         stmt = stmt.where(Delivery.programme_id.in_(programme_ids))
@@ -115,20 +120,26 @@ def _delivery_range(
 
 
 def default_window(session: Session, programme_ids: list[int] | None = None) -> Window:
-    """The latest complete financial year of these programmes' deliveries (or the current one).
+    """The latest complete financial year with these programmes' deliveries: one that is over
+    and has deliveries recorded to its last month or beyond (months to come never count); the
+    latest year with any deliveries when no year is complete.
 
     Worked out from the summarised programmes only: a funder's default period must not reveal
     when other funders' programmes delivered.
     """
-    found = _delivery_range(session, programme_ids)
-    if found is None:
+    stmt = select(Delivery.month).distinct()
+    stmt = stmt.where(Delivery.deleted_at.is_(None), Delivery.month <= last_complete_month())
+    if programme_ids is not None:
+        stmt = stmt.where(Delivery.programme_id.in_(programme_ids))
+    months = [as_date(m) for m in session.scalars(stmt)]
+    if not months:
         raise RegistryError("There are no deliveries to summarise yet.")
-    first, last = found
-    start_year = financial_year_start(last)
-    if last.month != 3:  # the financial year containing `last` is not complete
-        start_year -= 1
-    if start_year < financial_year_start(first):
-        start_year += 1
+    last = max(months)
+    # Complete: over, with deliveries recorded to its last month or beyond.
+    complete = [
+        y for y in {financial_year_start(m) for m in months} if dt.date(y + 1, 3, 1) <= last
+    ]
+    start_year = max(complete) if complete else financial_year_start(last)
     return Window(dt.date(start_year, 4, 1), dt.date(start_year + 1, 3, 1))
 
 
@@ -266,6 +277,8 @@ OUTCOME_COLUMNS = [
     "baseline_count",
     "baseline_months_with_data",
     "change_pct",
+    "change_note",  # why no change is given, when a window is not whole
+    "series_breaks",  # breaks in the series between the baseline's start and the period's end
 ]
 
 
@@ -307,12 +320,16 @@ def _outcomes(session: Session, borough_codes: list[str], window: Window) -> pd.
             figures["current"],
             figures["baseline"],
         )
-        # Only whole windows are compared: a part-loaded window would read as a fall.
-        whole = current_months == window.months and baseline_months == baseline.months
-        change = (
+        # Only whole windows are compared (registry.windows): a part-stored one reads as a fall.
+        stored = [
+            (window.start, window.end, current_months),
+            (baseline.start, baseline.end, baseline_months),
+        ]
+        change = whole_only(
             round((current - baseline_count) / baseline_count * 100, 1)
-            if whole and current is not None and baseline_count
-            else None
+            if current is not None and baseline_count
+            else None,
+            stored,
         )
         rows.append(
             {
@@ -327,6 +344,11 @@ def _outcomes(session: Session, borough_codes: list[str], window: Window) -> pd.
                 "baseline_count": baseline_count,
                 "baseline_months_with_data": baseline_months,
                 "change_pct": change,
+                "change_note": " ".join(part_stored(stored)),
+                "series_breaks": "; ".join(
+                    f"{format_month(b.month)}: {b.note}"
+                    for b in series_breaks(session, measure.code, baseline.start, window.end)
+                ),
             }
         )
     frame = pd.DataFrame(rows, columns=OUTCOME_COLUMNS)
@@ -434,7 +456,7 @@ def headline_model(
     result for their own streams without the right to run models at will). Returns the one-row
     table and the model's caveats; a model that cannot be fitted says why instead.
     """
-    from registry.analysis.run import run_model
+    from registry.analysis.run import model_series_breaks, run_model
     from registry.auth import SYSTEM
 
     available = set(
@@ -462,11 +484,12 @@ def headline_model(
         reason = f"The headline model could not be fitted: {exc}"
         return pd.DataFrame(columns=HEADLINE_COLUMNS), [reason]
     label = session.scalar(select(OutcomeMeasure.label).where(OutcomeMeasure.code == measure))
+    unit = result.extra["rate_unit"]
     frame = pd.DataFrame(
         [
             {
                 "model": "two-way fixed effects (borough and month), borough-clustered errors",
-                "outcome": f"{label} per 100,000 aged 10-24",
+                "outcome": f"{label} {unit}",
                 "term": "opportunities per 1,000 aged 10-24, previous month",
                 "estimate": round(result.estimate, 4),
                 "ci_low": round(result.ci_low, 4),
@@ -479,14 +502,15 @@ def headline_model(
                 "explanation": (
                     "Each extra opportunity per 1,000 young people in a month goes with a change "
                     f"of {result.estimate:+.3f} (95% interval {result.ci_low:+.3f} to "
-                    f"{result.ci_high:+.3f}) in the next month's rate per 100,000, comparing each "
+                    f"{result.ci_high:+.3f}) in the next month's rate {unit}, comparing each "
                     "borough with itself over time."
                 ),
             }
         ],
         columns=HEADLINE_COLUMNS,
     )
-    return frame, list(result.caveats)
+    breaks = model_series_breaks(session, principal=SYSTEM, outcome=measure, end=window.end)
+    return frame, [*result.caveats, *(b.sentence() for b in breaks)]
 
 
 def build_report(
@@ -515,6 +539,14 @@ def build_report(
             f"The period ends ({format_month(window.end)}) before it starts "
             f"({format_month(window.start)})."
         )
+    asked = window
+    window = Window(window.start, min(window.end, last_complete_month()))  # no future months
+    if window.end < window.start:
+        raise RegistryError(
+            f"The period {asked.label()} has not begun: the last complete month is "
+            f"{format_month(window.end)}."
+        )
+    recorded = _delivery_range(session, [p.id for p in programmes])
     threshold = threshold_for(principal, threshold)
     rows = _delivery_rows(session, [p.id for p in programmes], window)
     if not rows["opportunities"].sum():
@@ -530,6 +562,11 @@ def build_report(
     reached = sorted(rows.loc[rows["opportunities"] > 0, "borough"].unique())
     outcomes = _outcomes(session, [codes[b] for b in reached], window)
     model_table, model_caveats = headline_model(session, scope, window)
+    crossed = [
+        f"{m}: series break inside the compared periods ({b})."
+        for m, b in zip(outcomes["measure"], outcomes["series_breaks"], strict=True)
+        if b
+    ]
 
     total = by_borough.iloc[-1]
     version = audit.data_version(session)
@@ -568,20 +605,50 @@ def build_report(
             "sources": _sources(session, [p.id for p in programmes]),
         },
         notes=[
-            *_notes(scope, window, version, synthetic, participants),
+            *_notes(scope, asked, window, recorded, version, synthetic, participants),
+            *(
+                f"{line} Counts before and after it are not strictly comparable."
+                for line in crossed
+            ),
             "Headline model caveats: " + " ".join(model_caveats),
         ],
     )
 
 
+def period_words(asked: Window, window: Window, recorded: tuple[dt.date, dt.date] | None) -> str:
+    """How whole the summary's period is, in words: "12 whole months" only when every month
+    has ended and the scope's deliveries are recorded to the period's end."""
+    cut = (
+        f", cut at {format_month(window.end)}, the last complete month, from {asked.label()}"
+        if window != asked
+        else ""
+    )
+    last = recorded[1] if recorded else None
+    if not cut and last is not None and last >= window.end:
+        return f"{window.label()} ({window.months} whole months)"
+    held = (
+        f"deliveries are recorded to {format_month(last)}"
+        if last is not None
+        else "no deliveries are recorded"
+    )
+    part = " so the period is not whole" if last is None or last < window.end else ""
+    return f"{window.label()} ({window.months} months{cut}; {held}{',' if part else ''}{part})"
+
+
 def _notes(
-    scope: Scope, window: Window, version: int, synthetic: bool, participants: Participants
+    scope: Scope,
+    asked: Window,
+    window: Window,
+    recorded: tuple[dt.date, dt.date] | None,
+    version: int,
+    synthetic: bool,
+    participants: Participants,
 ) -> list[str]:
     notes = []
     if synthetic:
         notes.append(f"{demo.SYNTHETIC_NOTE} Do not use these figures for any decision.")
     notes += [
-        f"Summary of {scope.title()}, {window.label()} ({window.months} whole months), built "
+        f"Summary of {scope.title()}, {period_words(asked, window, recorded)}, built "
         f"from registry data version {version}. Rebuilding it from the same data gives "
         "identical files.",
         "Opportunities: positive opportunities delivered (one young person may take several). "
@@ -606,7 +673,8 @@ class ReportChoices:
     funding_streams: list[str]
     programmes: list[str]
     allow_all: bool
-    financial_years: list[str]
+    financial_years: list[str]  # newest first, none after the last complete month
+    default_year: str | None = None  # the latest complete one (default_window)
 
 
 def report_choices(session: Session, *, principal: Principal) -> ReportChoices:
@@ -626,15 +694,18 @@ def report_choices(session: Session, *, principal: Principal) -> ReportChoices:
     )
     found = _delivery_range(session, visible_programmes)
     years: list[str] = []
+    default = None
     if found is not None:
         first, last = found
         years = [
             f"{y}-{(y + 1) % 100:02d}"
             for y in range(financial_year_start(last), financial_year_start(first) - 1, -1)
         ]
+        default = financial_year_label(default_window(session, visible_programmes).start)
     return ReportChoices(
         funding_streams=list(session.scalars(streams)),
         programmes=list(session.scalars(programmes)),
         allow_all=visible is None,
         financial_years=years,
+        default_year=default,
     )

@@ -30,9 +30,10 @@ from reportlab.platypus import (
 )
 
 from registry import numbers
-from registry.periods import months_between, parse_month
+from registry.periods import parse_month
 from registry.reports.build import Report
 from registry.reports.disclosure import TOTAL
+from registry.windows import is_whole, months_in
 
 # Okabe-Ito blue: distinguishable for the common forms of colour blindness.
 BAR_COLOUR = colors.HexColor("#0072B2")
@@ -41,11 +42,11 @@ HEADER = colors.HexColor("#1D3557")
 
 def _window_count(count: Any, months: int, start: str, end: str) -> str:
     """A window's count as a reader should take it: none loaded, part-loaded or whole."""
-    length = months_between(parse_month(start), parse_month(end)) + 1
+    first, last = parse_month(start), parse_month(end)
     if months == 0 or pd.isna(count):
         return f"no counts loaded ({start} to {end})"
-    if months < length:
-        return f"{count:,} ({start} to {end}; {months} of {length} months loaded)"
+    if not is_whole(first, last, months):
+        return f"{count:,} ({start} to {end}; {months} of {months_in(first, last)} months loaded)"
     return f"{count:,} ({start} to {end})"
 
 
@@ -234,7 +235,8 @@ def to_pdf(report: Report) -> bytes:
                     )
                 ],
                 "Change": [
-                    "n/a" if pd.isna(c) else numbers.change(c) for c in outcomes["change_pct"]
+                    (note or "n/a") if pd.isna(c) else numbers.change(c)
+                    for c, note in zip(outcomes["change_pct"], outcomes["change_note"], strict=True)
                 ],
             }
         )
@@ -245,6 +247,15 @@ def to_pdf(report: Report) -> bytes:
                     _table(shown, [45 * mm, 45 * mm, 45 * mm, 25 * mm]),
                 ]
             )
+        ]
+        story += [
+            _paragraph(
+                f"Series break in {m}: {b}. Counts before and after a break are not strictly "
+                "comparable.",
+                small,
+            )
+            for m, b in zip(outcomes["measure"], outcomes["series_breaks"], strict=True)
+            if b
         ]
     model = report.tables["headline_model"]
     story += [_paragraph("Headline model", styles["Heading2"])]

@@ -72,7 +72,7 @@ def start_app(url: str, port: int, log: Path) -> subprocess.Popen[bytes]:
         "-m",
         "streamlit",
         "run",
-        str(ROOT / "streamlit_app.py"),
+        str(ROOT / "vru_server.py"),  # the app plus its session-cookie routes
         f"--server.port={port}",
         "--server.headless=true",
         "--browser.gatherUsageStats=false",

@@ -1,0 +1,11 @@
+"""The registry's web server: the Streamlit app (streamlit_app.py) plus the two routes that set
+and clear the HttpOnly session cookie (dashboards/session_routes.py).
+
+``vru serve`` runs it; so does ``streamlit run vru_server.py`` (Streamlit finds ``app``).
+"""
+
+import streamlit as st
+
+from dashboards.session_routes import routes
+
+app = st.App("streamlit_app.py", routes=routes())
