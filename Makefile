@@ -5,7 +5,7 @@ PORT   ?= 8501
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 
-.PHONY: run test test-sqlite lint format bench install clean
+.PHONY: run test test-sqlite lint format bench install clean deploy-local deploy-stop deploy-status
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,17 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	@for script in benchmarks/bench_*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+
+## N app processes behind a private nginx on PORT, on the PostgreSQL in $VRU_DATABASE_URL
+WORKERS ?= 2
+deploy-local: $(STAMP)
+	VRU=$(abspath $(BIN))/vru PYTHON=$(abspath $(BIN))/python deploy/deploy.sh start $(WORKERS) $(PORT)
+
+deploy-stop:
+	deploy/deploy.sh stop
+
+deploy-status:
+	deploy/deploy.sh status
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -151,23 +151,28 @@ def can(permission: str) -> bool:
     return who is not None and allowed(who, permission)
 
 
-@st.cache_data(ttl=60, show_spinner=False)
-def _version_and_demo(url: str, _nonce: int) -> tuple[int, bool]:
+@st.cache_data(max_entries=8, show_spinner=False)
+def _is_synthetic(url: str, version: int) -> bool:
     with db.session_scope(engine_for(url)) as s:
-        return audit.data_version(s), demo.is_synthetic(s)
+        return demo.is_synthetic(s)
 
 
 def data_state() -> tuple[int, bool]:
     """The data version (grows with every change) and whether the data is synthetic demo data.
 
-    Cached for a minute per server; a page that writes calls :func:`data_changed`.
+    The version is read from the database on every run (one indexed query), never cached: with
+    several server processes on one database (README, "Deploying"), another process may have
+    saved since this one last looked, and every page cache is keyed on this number.
     """
-    return _version_and_demo(get_settings().database_url, st.session_state.get("_nonce", 0))
+    url = get_settings().database_url
+    with db.session_scope(engine_for(url)) as s:
+        version = audit.data_version(s)
+    return version, _is_synthetic(url, version)
 
 
 def data_changed() -> None:
-    """Forget cached figures after this session wrote to the registry."""
-    st.session_state["_nonce"] = st.session_state.get("_nonce", 0) + 1
+    """Forget cached figures after this session wrote to the registry (a write also moves the
+    data version, which every cache is keyed on; this frees the memory of the old entries)."""
     st.cache_data.clear()
 
 

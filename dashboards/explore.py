@@ -294,7 +294,12 @@ if plot is not None:
             f"{len(outside)} of {len(plot.points)} boroughs fall outside the 95% limits "
             f"(solid lines; 99.8% dashed) — "
             + (", ".join(f"{r.borough} ({r.band})" for r in outside.itertuples()) or "none")
-            + ". Inside the limits, differences are what chance alone would produce."
+            + (
+                ". Inside the limits, differences are what chance and the usual spread between "
+                "boroughs would produce."
+                if plot.tau > 0
+                else ". Inside the limits, differences are what chance alone would produce."
+            )
         ),
         name="funnel",
         key="funnel",

@@ -41,10 +41,10 @@ MODEL_SENTENCES = {
     "gives the ratio by which the count changes per extra opportunity per 1,000 young people.",
     "negbin": "is the same count model but allows counts to vary more than chance alone would, "
     "which real crime counts usually do.",
-    "its": "fits London's rate before a chosen month and asks whether its level or slope "
-    "changed after it.",
-    "event": "lines boroughs up on the month a programme first reached them and shows how the "
-    "outcome moved before and after, against boroughs not yet reached.",
+    "its": "follows London's (or one borough's) monthly count, with its season, the COVID months "
+    "and any series break, and asks whether its level or slope changed at a chosen month.",
+    "event": "lines boroughs up on the month a programme first reached them and compares each "
+    "with what the boroughs not yet or never reached predict, before and after.",
 }
 MODEL_NAMES = {
     "fe": "Two-way fixed effects (rate on lagged delivery rate)",
@@ -167,8 +167,9 @@ def render_result(result: ModelResult, breaks: Sequence[SeriesBreak] = ()) -> No
             _interval_chart(coefficients, "relative_period", "Periods since first delivery"),
             coefficients,
             summary=(
-                "Each diamond is the outcome rate relative to the period before first delivery "
-                "(period -1, left out), with its 95% interval; before 0 they should sit near zero."
+                "Each diamond is the log of observed over predicted counts (0: no difference), "
+                "the prediction from boroughs not yet or never reached, with its 95% interval; "
+                "before 0 they should sit near zero."
             ),
             name="event-study",
             key="event",
@@ -300,6 +301,14 @@ if compare:
                     else "."
                 )
             )
+            od = change["overdispersion"]
+            if od["ci_low"] is not None:
+                st.write(
+                    f"Allowing for overdispersion: {od['ci_low']:+.1f}% to {od['ci_high']:+.1f}%. "
+                    f"The totals vary {report.change.dispersion:.2f} times as much as chance "
+                    f"alone would, judged from {od['year_pairs']} year-on-year pairs before the "
+                    "current window; read this interval when it is wider."
+                )
             for caveat in report.change.caveats:
                 st.caption(md(caveat))
             crossed = [
@@ -334,10 +343,12 @@ if compare:
             if report.boroughs is not None:
                 st.subheader("Boroughs")
                 st.caption(
-                    "Each borough's change with its exact test; 'significant' after Holm's "
-                    "correction for testing every borough tested. A borough is tested only when "
-                    "every month of both windows is stored ('tested'); a part-stored window's "
-                    "total is short."
+                    "Each borough's change with its exact test (a baseline of zero included); "
+                    "'significant' after Holm's correction for testing every borough tested. "
+                    "The 'od_' columns allow for each borough's overdispersion (its "
+                    "'dispersion', from its own year-on-year history). A borough is tested "
+                    "only when every month of both windows is stored and they hold an offence; "
+                    "'not_tested_because' says why the others were not."
                 )
                 st.dataframe(report.boroughs, hide_index=True)
                 table_download(

@@ -73,6 +73,8 @@ ACTIONS = (
     "reopen",
     "seed",
     "migrate",
+    "backup",
+    "restore",
 )
 GENESIS = "0" * 64  # the "previous hash" of the first event
 _CHAINED = ("occurred_at", "actor", "action", "entity", "entity_id", "before", "after", "detail")
@@ -430,19 +432,43 @@ def record_migration(
     """Record a ``vru db upgrade``/``downgrade`` in the migration's own transaction.
 
     Called after an upgrade (the schema is the new one) and before a downgrade (still the old
-    one). A schema from before the hash chain gets a plain event; one with no audit table, none.
+    one).
+    """
+    record_operator_event(
+        connection,
+        actor=actor,
+        action="migrate",
+        before={"revision": start},
+        after={"revision": end if end is not None else target},
+        detail=f"vru db {'upgrade' if end is not None else 'downgrade'} to {target}",
+    )
+
+
+def record_operator_event(
+    connection: Connection,
+    *,
+    actor: str,
+    action: str,
+    detail: str,
+    before: Mapping[str, Any] | None = None,
+    after: Mapping[str, Any] | None = None,
+) -> None:
+    """Record a ``vru db`` command (migrate, backup, restore) about the whole database.
+
+    The schema may be any revision (a migration in progress, a restored old backup): a schema
+    from before the hash chain gets a plain event; one with no audit table, none.
     """
     inspector = inspect(connection)
     if not inspector.has_table("audit_event"):
         return
     fields = {
         "actor": actor,
-        "action": "migrate",
+        "action": action,
         "entity": "schema",
         "entity_id": None,
-        "before": {"revision": start},
-        "after": {"revision": end if end is not None else target},
-        "detail": f"vru db {'upgrade' if end is not None else 'downgrade'} to {target}",
+        "before": before,
+        "after": after,
+        "detail": detail,
     }
     columns = {c["name"] for c in inspector.get_columns("audit_event")}
     with Session(bind=connection) as session:

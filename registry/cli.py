@@ -21,7 +21,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from registry import audit, auth, db, demo, numbers, roles
+from registry import audit, auth, backup, db, demo, numbers, roles
 from registry.config import ConfigError, get_settings
 from registry.errors import RegistryError, database_error_message
 
@@ -218,6 +218,46 @@ def db_downgrade(obj: Context, revision: str) -> None:
     click.echo(f"Database at revision {db.current_revision(engine) or 'base'}.")
 
 
+@db_group.command("backup")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@pass_ctx
+def db_backup(obj: Context, file: Path) -> None:
+    """Write the whole database to FILE (PostgreSQL: pg_dump custom format; SQLite: a copy)."""
+    engine = _migration_engine(obj)
+    if backup.table_names(engine):
+        with engine.begin() as connection:  # committed first, so the backup holds its own event
+            audit.record_operator_event(
+                connection,
+                actor=auth.cli_operator().username,
+                action="backup",
+                detail=f"vru db backup to {file.name}",
+            )
+    backup.backup(engine, file)
+    click.echo(f"Backed up {engine.url.render_as_string(hide_password=True)} to {file}.")
+
+
+@db_group.command("restore")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="Replace the tables the database already holds.")
+@pass_ctx
+def db_restore(obj: Context, file: Path, force: bool) -> None:
+    """Load the backup FILE into the database; refused when it is not empty, unless --force."""
+    engine = _migration_engine(obj)
+    backup.restore(engine, file, force=force)
+    revision = db.current_revision(engine)
+    with engine.begin() as connection:
+        audit.record_operator_event(
+            connection,
+            actor=auth.cli_operator().username,
+            action="restore",
+            detail=f"vru db restore from {file.name}" + (" (--force)" if force else ""),
+            after={"revision": revision},
+        )
+    granted = roles.grant_app_role(engine, get_settings(obj.database_url))
+    behind = "" if revision == db.head_revision() else " Run `vru db upgrade` before serving it."
+    click.echo(f"Restored {file} (schema revision {revision}).{behind}{granted}")
+
+
 @db_group.command("current")
 @pass_ctx
 def db_current(obj: Context) -> None:
@@ -255,12 +295,18 @@ def seed(obj: Context, force: bool, if_empty: bool, with_demo_users: bool) -> No
 
 @cli.command("serve")
 @click.option("--port", default=8501, show_default=True, type=click.IntRange(1, 65535))
+@click.option(
+    "--address",
+    metavar="HOST",
+    help="Listen on this address only (127.0.0.1 behind a proxy; default: every address).",
+)
 @click.option("--headless/--no-headless", default=True, show_default=True)
 @pass_ctx
-def serve(obj: Context, port: int, headless: bool) -> None:
+def serve(obj: Context, port: int, address: str | None, headless: bool) -> None:
     """Start the Streamlit app on http://localhost:PORT."""
     obj.require_migrated()
-    env = dict(os.environ, VRU_DATABASE_URL=get_settings(obj.database_url).database_url)
+    settings = get_settings(obj.database_url)
+    env = dict(os.environ, VRU_DATABASE_URL=settings.database_url)
     command = [
         sys.executable,
         "-m",
@@ -269,7 +315,9 @@ def serve(obj: Context, port: int, headless: bool) -> None:
         str(APP_FILE),
         f"--server.port={port}",
         f"--server.headless={str(headless).lower()}",
+        f"--server.maxUploadSize={settings.max_upload_megabytes}",
         "--browser.gatherUsageStats=false",
+        *([f"--server.address={address}"] if address else []),
     ]
     raise SystemExit(subprocess.call(command, env=env))
 

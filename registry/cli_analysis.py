@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 from typing import Any
 
 import click
@@ -55,20 +56,39 @@ def _print_trend(change: TrendChange) -> None:
         f"  change {d['change_pct']:+.1f}% (95% exact interval {d['ci_low']:+.1f}% to "
         f"{d['ci_high']:+.1f}%; p = {change.p_value:.3g})"
     )
+    od = d["overdispersion"]
+    if od["ci_low"] is not None:
+        click.echo(
+            f"  allowing for overdispersion: {od['ci_low']:+.1f}% to {od['ci_high']:+.1f}% "
+            f"(p = {change.od_p_value:.3g}); the totals vary {change.dispersion:.2f} times as "
+            f"much as Poisson, judged from {change.dispersion_pairs} year-on-year pairs before"
+        )
+
+
+def _borough_change(row: Any) -> str:
+    """A borough's change in percent; from a baseline of 0 it has no percentage."""
+    if not math.isfinite(row.change):
+        return f"{row.baseline:,} to {row.current:,}"
+    return f"{100 * row.change:+.1f}%"
 
 
 def _print_sensitivity(report: TrendReport) -> None:
     if report.boroughs is not None:
-        changed = report.boroughs[report.boroughs["significant"]]
-        names = ", ".join(f"{r.borough} ({100 * r.change:+.1f}%)" for r in changed.itertuples())
-        tested = int(report.boroughs["tested"].sum())
-        click.echo(
-            f"Boroughs whose change is significant after Holm's correction for "
-            f"{tested} tests: {names or 'none'}"
-        )
-        untested = report.boroughs.loc[~report.boroughs["tested"], "borough"]
-        if len(untested):
-            click.echo(f"Not tested, a window only partly stored: {', '.join(untested)}.")
+        table = report.boroughs
+        tested = int(table["tested"].sum())
+        for column, how in (
+            ("significant", ""),
+            ("od_significant", ", allowing for overdispersion"),
+        ):
+            changed = table[table[column]]
+            names = ", ".join(f"{r.borough} ({_borough_change(r)})" for r in changed.itertuples())
+            click.echo(
+                f"Boroughs whose change is significant after Holm's correction for "
+                f"{tested} tests{how}: {names or 'none'}"
+            )
+        untested = table[~table["tested"]]
+        for reason, part in untested.groupby("not_tested_because", sort=False):
+            click.echo(f"Not tested, {reason}: {', '.join(part['borough'])}.")
     table = report.sensitivity
     if table.empty:
         return
@@ -159,7 +179,7 @@ def _print_model(result: ModelResult) -> None:
     _print_dispersion(result.diagnostics)
     if "slope_change" in extra:
         click.echo(
-            f"  slope change per period: {extra['slope_change']:.4g} "
+            f"  slope change per year (log scale): {extra['slope_change']:.4g} "
             f"({extra['slope_change_ci_low']:.4g} to {extra['slope_change_ci_high']:.4g}) "
             f"at {format_month(extra['interruption'])}"
         )
@@ -229,8 +249,9 @@ def _print_synth(result: ModelResult) -> None:
 @click.option(
     "--borough",
     metavar="B",
-    help="--model synth: the treated borough (name or GSS code); default every borough that "
-    "delivered --programme, each from its own first month.",
+    help="--model its: this borough's series, not London's. --model synth: the treated borough "
+    "(name or GSS code); default every borough that delivered --programme, each from its own "
+    "first month.",
 )
 @click.option(
     "--donor-threshold",
@@ -293,6 +314,7 @@ def analyse(
             end=end,
             programme=programme,
             at=at,
+            borough=borough,
             frequency=frequency,
         )
         breaks = model_series_breaks(

@@ -65,6 +65,11 @@ class Settings:
     session_secret: str | None = field(default=None, repr=False)
 
     @property
+    def max_upload_megabytes(self) -> int:
+        """The upload limit in whole megabytes (rounded up), as Streamlit and nginx take it."""
+        return -(-self.max_upload_bytes // (1024 * 1024))
+
+    @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
 

@@ -106,3 +106,116 @@ def synth_rates(
     rates = pd.DataFrame(counts / people * 100_000, index=months, columns=codes)
     population = pd.DataFrame(people, index=months, columns=codes)
     return rates, population, codes[treated], months[start_index]
+
+
+def staggered_panel(
+    seed: int,
+    *,
+    n_areas: int = 33,
+    n_periods: int = 96,
+    n_reached: int = 20,
+    base_rate: float = 8.0,
+    effect: float = -0.2,
+    after_peak: bool = False,
+    pre_trend: float = 0.0,
+    overdispersion: float = 0.03,
+    design_seed: int | None = None,
+) -> tuple[pd.DataFrame, dict[str, dt.date], float]:
+    """Multiplicative counts with staggered first deliveries; returns the panel, the first
+    months and the true overall effect (log of expected counts with over without the programme,
+    pooled over reached borough-periods 0-12 periods after first delivery).
+
+    Risk differs by borough, London falls 3% a year with a season, and each start cohort's
+    effect differs and grows over its first year: ``effect`` times a cohort factor (1.5 for the
+    earliest starters down to 0.5) times ``min(k + 1, 12) / 12``. With ``after_peak`` each
+    reached borough starts the month after its highest three months (between months 24 and 72)
+    and the programme does nothing. ``pre_trend`` adds that much per period (log scale) to
+    reached boroughs before they start, so the pre-trend test should fail. ``design_seed`` fixes
+    which boroughs are reached and when (otherwise drawn with ``seed``), so the true effect
+    barely moves between panels.
+    """
+    rng = np.random.default_rng(seed)
+    design = rng if design_seed is None else np.random.default_rng(design_seed)
+    areas = [f"A{i:03d}" for i in range(n_areas)]
+    people = rng.integers(20_000, 70_000, n_areas).astype(float)
+    risk = rng.normal(0, 0.4, n_areas)
+    t = np.arange(n_periods)
+    london = -0.03 * t / 12 + 0.1 * np.cos(2 * np.pi * (t % 12) / 12) + rng.normal(0, 0.03, len(t))
+    noise = rng.gamma(1 / overdispersion, overdispersion, (n_areas, n_periods))
+    mu0 = people[:, None] * base_rate / 100_000 * np.exp(risk[:, None] + london[None, :]) * noise
+    counts0 = rng.poisson(mu0)
+    starts = np.full(n_areas, -1)
+    reached = design.choice(n_areas, n_reached, replace=False)
+    for i in reached:
+        if after_peak:
+            window = np.convolve(counts0[i], np.ones(3), mode="valid")  # months m..m+2
+            m = 24 + int(np.argmax(window[24:70]))
+            starts[i] = m + 3
+        else:
+            starts[i] = int(design.integers(24, 73))
+    order = np.argsort(np.argsort(starts[reached]))
+    factor = {
+        int(i): 1.5 - o / max(len(reached) - 1, 1) for i, o in zip(reached, order, strict=True)
+    }
+    rows, truth_with, truth_without = [], 0.0, 0.0
+    for i in range(n_areas):
+        for s in t:
+            k = s - starts[i] if starts[i] >= 0 else None
+            mu = mu0[i, s]
+            count = counts0[i, s]
+            if k is not None and k < 0 and pre_trend:
+                mu = mu * np.exp(pre_trend * (k + 1))
+                count = rng.poisson(mu)
+            if k is not None and k >= 0:
+                tau = 0.0 if after_peak else effect * factor[i] * min(k + 1, 12) / 12
+                treated_mu = mu * np.exp(tau)
+                count = rng.poisson(treated_mu)
+                if k <= 12:
+                    truth_with += treated_mu
+                    truth_without += mu
+            rows.append((areas[i], add_months(START, int(s)), people[i], int(count)))
+    frame = pd.DataFrame(rows, columns=["area", "period", "population", "count"])
+    frame["rate"] = frame["count"] / frame["population"] * 100_000
+    firsts = {areas[i]: add_months(START, int(starts[i])) for i in range(n_areas) if starts[i] >= 0}
+    truth = float(np.log(truth_with / truth_without)) if truth_without else 0.0
+    return frame, firsts, truth
+
+
+def its_series(
+    seed: int,
+    *,
+    n_months: int = 120,
+    first: dt.date = dt.date(2013, 1, 1),
+    at: dt.date = dt.date(2019, 9, 1),
+    base: float = 300.0,
+    level: float = 0.0,
+    rho: float = 0.0,
+    sd: float = 0.08,
+    covid: float = -0.25,
+    breaks: tuple[tuple[dt.date, float], ...] = (),
+) -> pd.DataFrame:
+    """A monthly count series (``month``, ``count``): a falling trend, a season, a COVID dip
+    (2020-03 to 2021-06), a level change of ``level`` (log scale) from ``at``, a step at each
+    of ``breaks``, and a slowly wandering level, AR(1) with ``rho`` and standard deviation
+    ``sd`` (log scale), under Poisson noise."""
+    rng = np.random.default_rng(seed)
+    wander = np.zeros(n_months)
+    wander[0] = rng.normal(0, sd)
+    shocks = rng.normal(0, sd * np.sqrt(1 - rho**2), n_months)
+    for t in range(1, n_months):
+        wander[t] = rho * wander[t - 1] + shocks[t]
+    months = [add_months(first, t) for t in range(n_months)]
+    log_mu = np.array(
+        [
+            np.log(base)
+            - 0.02 * t / 12
+            + 0.1 * np.cos(2 * np.pi * (m.month - 7) / 12)
+            + wander[t]
+            + level * (m >= at)
+            + covid * (dt.date(2020, 3, 1) <= m <= dt.date(2021, 6, 1))
+            + sum(step * (m >= month) for month, step in breaks)
+            for t, m in enumerate(months)
+        ]
+    )
+    counts = rng.poisson(np.exp(log_mu))
+    return pd.DataFrame({"month": months, "count": counts, "unallocated": 0})

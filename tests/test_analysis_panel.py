@@ -114,7 +114,7 @@ def test_missing_population_is_one_brief_caveat(small_session) -> None:
         ({"model": "fe", "outcome": "gun_crime"}, "Every rate in this panel is zero"),
         ({"model": "poisson", "outcome": "gun_crime"}, "Every count in this panel is zero"),
         ({"model": "event"}, "An event study needs a programme"),
-        ({"model": "its"}, "at least 12 periods on each side"),
+        ({"model": "its"}, r"at least 12 periods \(months\) on each side"),
         ({"model": "fe", "outcome": "knife_crime_injury_u25"}, "No knife_crime_injury_u25 counts"),
         ({"model": "magic"}, "Unknown model 'magic'"),
     ],

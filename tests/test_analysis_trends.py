@@ -11,6 +11,8 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 from scipy import stats
+from sqlalchemy import select
+from statsmodels.stats.multitest import multipletests
 
 from registry import db
 from registry.analysis.trends import (
@@ -18,13 +20,16 @@ from registry.analysis.trends import (
     borough_changes,
     change_interval,
     compare_windows,
+    history_dispersion,
     monthly_series,
+    overdispersed_interval,
     rolling_totals,
     stl_decompose,
     trend_change,
 )
 from registry.cli import cli
 from registry.errors import PermissionDenied, RegistryError
+from registry.models import Borough, ImportBatch, OutcomeCount, OutcomeMeasure
 from registry.periods import month_range
 from tests.analysis_db import load_small
 from tests.conftest import ADMIN, COMMISSIONER, FUNDER
@@ -88,6 +93,14 @@ def test_london_window_crossing_a_year_by_hand(small_url: str) -> None:
         "ci_high": round(100 * high, 1),
         "p_value": pytest.approx(stats.binomtest(63, 114, 0.5).pvalue),
         "series_breaks": [],
+        # Two years of history hold no year-on-year pair of whole windows before 2021-09.
+        "overdispersion": {
+            "dispersion": None,
+            "year_pairs": 0,
+            "ci_low": None,
+            "ci_high": None,
+            "p_value": None,
+        },
     }
 
 
@@ -300,12 +313,16 @@ def test_borough_changes_are_corrected_for_multiple_comparisons(small_url: str) 
             baseline_end=dt.date(2021, 12, 1),
         )
     engine.dispose()
-    assert list(table["borough"]) == ["Camden", "Hackney"]
-    assert table["tested"].all()
-    assert (table["p_adjusted"] >= table["p_value"]).all()
+    # Every borough has a row; those untested say why (issue #14.6: untested boroughs named).
+    assert len(table) == 33
+    tested = table[table["tested"]]
+    assert list(tested["borough"]) == ["Camden", "Hackney"]
+    assert set(table.loc[~table["tested"], "not_tested_because"]) == {"no counts stored"}
+    assert (tested["p_adjusted"] >= tested["p_value"]).all()
     assert table["significant"].dtype == bool
-    assert list(part["borough"]) == ["Camden", "Hackney"]
-    assert list(part["current_months"]) == [11, 11]
+    stored = part[part["borough"].isin(["Camden", "Hackney"])]
+    assert list(stored["current_months"]) == [11, 11]
+    assert set(stored["not_tested_because"]) == {"a window only partly stored"}
     assert not part["tested"].any() and not part["significant"].any()
     assert part["p_adjusted"].isna().all()
 
@@ -334,7 +351,9 @@ def test_trend_report_for_london(small_url: str) -> None:
         )
     engine.dispose()
     assert report.change.area == "London"
-    assert list(report.boroughs["borough"]) == ["Camden", "Hackney"]
+    reasons = report.boroughs.set_index("borough")["not_tested_because"]
+    assert reasons["Camden"] == reasons["Hackney"] == "a window only partly stored"
+    assert not report.boroughs["tested"].any()
     assert report.seasonal is None  # March 2022 is missing: no decomposition over a gap
     # Complete 12-month windows end 2021-12..2022-02 (3) and 2023-03..2023-06 (4).
     complete = report.series.loc[report.series["rolling_12"].notna(), "month"]
@@ -347,3 +366,99 @@ def test_trend_report_for_london(small_url: str) -> None:
         "2023-05",
         "2023-06",
     ]
+
+
+def _yearly(totals: list[int], first_year: int = 2018) -> pd.DataFrame:
+    """Monthly counts whose calendar-year totals are ``totals`` (spread evenly, remainder in
+    December)."""
+    rows = []
+    for i, total in enumerate(totals):
+        for m in range(1, 13):
+            share = total // 12 + (total % 12 if m == 12 else 0)
+            rows.append((dt.date(first_year + i, m, 1), share))
+    return pd.DataFrame(rows, columns=["month", "count"]).assign(unallocated=0)
+
+
+def test_dispersion_comes_from_the_series_own_year_on_year_history() -> None:
+    series = _yearly([100, 120, 90, 110, 80])
+    dispersion, pairs = history_dispersion(series, before=dt.date(2022, 1, 1), months=12)
+    by_hand = [(110 - 90) ** 2 / 200, (90 - 120) ** 2 / 210, (120 - 100) ** 2 / 220]
+    assert pairs == 3 and dispersion == pytest.approx(sum(by_hand) / 3)
+    # Steady years vary less than Poisson: the dispersion is never below 1.
+    assert history_dispersion(_yearly([100] * 5), before=dt.date(2022, 1, 1), months=12)[0] == 1
+    # Too short a history leaves it unestimated.
+    assert math.isnan(history_dispersion(series, before=dt.date(2020, 1, 1), months=12)[0])
+    change = compare_windows(
+        series,
+        measure="m",
+        area="London",
+        end=dt.date(2022, 12, 1),
+        baseline_end=dt.date(2021, 12, 1),
+    )
+    assert change.dispersion == pytest.approx(dispersion) and change.dispersion_pairs == 3
+    assert change.od_ci_low < change.ci_low and change.od_ci_high > change.ci_high
+    assert change.od_p_value > change.p_value
+
+
+def test_overdispersed_interval_scales_the_poisson_variance() -> None:
+    low1, high1, _ = overdispersed_interval(80, 100, 1.0, 1000)
+    low4, high4, _ = overdispersed_interval(80, 100, 4.0, 1000)
+    se = math.sqrt(1 / 80 + 1 / 100)
+    assert math.log(1 + low1) == pytest.approx(math.log(0.8) - 1.96 * se, abs=1e-3)
+    # Four times the variance: twice the width on the log scale.
+    width1 = math.log((1 + high1) / (1 + low1))
+    assert math.log((1 + high4) / (1 + low4)) == pytest.approx(2 * width1)
+    assert all(math.isnan(v) for v in overdispersed_interval(5, 0, 2.0, 5))
+
+
+def test_a_zero_baseline_is_tested_and_counted_in_holm(small_url: str) -> None:
+    """Sutton: 5 homicides against none. Dropping it would shrink Holm's family silently."""
+    engine = db.make_engine(small_url)
+    with db.session_scope(engine) as s:
+        sutton = s.scalar(select(Borough.id).where(Borough.name == "Sutton"))
+        measure = s.scalar(select(OutcomeMeasure.id).where(OutcomeMeasure.code == "homicide"))
+        batch = ImportBatch(kind="test", created_by="test")
+        s.add(batch)
+        s.flush()
+        for month in month_range(dt.date(2021, 7, 1), dt.date(2022, 12, 1)):
+            count = 1 if month >= dt.date(2022, 8, 1) else 0
+            s.add(
+                OutcomeCount(
+                    measure_id=measure,
+                    borough_id=sutton,
+                    month=month,
+                    count=count,
+                    import_batch_id=batch.id,
+                )
+            )
+        table = borough_changes(
+            s,
+            principal=COMMISSIONER,
+            measure="homicide",
+            end=dt.date(2022, 12, 1),
+            baseline_end=dt.date(2021, 12, 1),
+            window=6,
+        )
+    engine.dispose()
+    row = table.set_index("borough").loc["Sutton"]
+    assert row["tested"] and (row["current"], row["baseline"]) == (5, 0)
+    assert row["p_value"] == pytest.approx(2 * 0.5**5)
+    low = 0.025**0.2  # Clopper-Pearson lower limit for 5 of 5
+    assert math.isinf(row["change"]) and row["ci_low"] == pytest.approx(low / (1 - low) - 1)
+    tested = table[table["tested"]]
+    assert set(tested["borough"]) == {"Camden", "Hackney", "Sutton"}
+    _, adjusted, _, _ = multipletests(tested["p_value"], method="holm")
+    assert list(tested["p_adjusted"]) == pytest.approx(list(adjusted))
+    result = _trend(
+        small_url,
+        "--measure",
+        "homicide",
+        "--end",
+        "2022-12",
+        "--baseline-end",
+        "2021-12",
+        "--window",
+        "6",
+    )
+    assert "Holm's correction for 3 tests" in result.stdout
+    assert "Not tested, no counts stored: City of London, Barking and Dagenham" in result.stdout

@@ -36,6 +36,8 @@ def test_trend_with_definitions_and_sensitivity(seeded_url, monkeypatch, downloa
     assert not at.exception
     assert not at.error
     assert any(m.label == "Change" for m in at.metric)
+    # The interval allowing for overdispersion sits beside the exact one (issue #14.6).
+    assert any(m.value.startswith("Allowing for overdispersion:") for m in at.markdown)
     # Rolling totals and STL (each chart's table), per-borough changes, baseline sensitivity.
     assert len(at.dataframe) == 4
     assert any("12 months to the month shown" in c.value for c in at.caption)

@@ -21,6 +21,7 @@ from registry.explore import (
     borough_table,
     explore_data,
     funnel,
+    funnel_overdispersion,
     overview,
     period_of,
     poisson_limit,
@@ -145,3 +146,31 @@ def test_changes_need_every_month_of_both_windows_stored(db_url) -> None:
     # Camden's count is the month number, so the change is 0.
     assert np.isnan(camden_change(dt.date(2022, 1, 1), dt.date(2022, 6, 1)))
     assert camden_change(dt.date(2022, 7, 1), dt.date(2022, 12, 1)) == 0.0
+
+
+def test_funnel_overdispersion_by_spiegelhalter() -> None:
+    """Poisson counts: no allowance. Boroughs with their own risk: phi above 1, a spread tau,
+    and limits wide enough that far fewer boroughs fall outside the 99.8% limits."""
+    rng = np.random.default_rng(5)
+    people = rng.integers(20_000, 70_000, 32).astype(float)
+    expected = people / 100_000 * 400
+    poisson = rng.poisson(expected)
+    rate = poisson.sum() / people.sum() * 100_000
+    phi, tau, over = funnel_overdispersion(poisson, people, rate)
+    assert not over and tau == 0 and 0.3 < phi < 2
+    risky = rng.poisson(expected * rng.lognormal(0, 0.3, 32))
+    rate = risky.sum() / people.sum() * 100_000
+    phi, tau, over = funnel_overdispersion(risky, people, rate)
+    assert over and phi > 3 and tau > 0
+    # By hand: winsorised z-scores, then the additive random-effects spread.
+    exposure = people / 100_000
+    z = (risky / exposure - rate) / np.sqrt(rate / exposure)
+    lo, hi = np.quantile(z, [0.1, 0.9])
+    assert phi == pytest.approx(np.mean(np.clip(z, lo, hi) ** 2))
+    w = exposure / rate
+    assert tau**2 == pytest.approx((32 * phi - 31) / (w.sum() - (w**2).sum() / w.sum()))
+    upper = rate + 3.0902 * np.sqrt(rate / exposure + tau**2)
+    exact = np.array([poisson_limit(np.array([rate * e]), 0.999)[0] / e for e in exposure])
+    assert (risky / exposure > upper).sum() < (risky / exposure > exact).sum()
+    # Too few areas: not estimated.
+    assert np.isnan(funnel_overdispersion(risky[:5], people[:5], rate)[0])

@@ -53,6 +53,7 @@ UNGATED = {
     "registry.audit.record",
     "registry.audit.record_many",  # the audit trail itself, inside gated writes
     "registry.audit.record_migration",  # `vru db`, the local operator only (never --as)
+    "registry.audit.record_operator_event",  # `vru db` too
     "registry.auth.principal_for_email",
     "registry.auth.sign_in",
     "registry.auth.end_sessions",  # revoking: inside gated user writes, and signing out

@@ -8,21 +8,35 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Mapping
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import statsmodels.api as sm
 from scipy import stats
+from statsmodels.stats.diagnostic import acorr_ljungbox
+from statsmodels.tools.sm_exceptions import PerfectSeparationWarning
 from threadpoolctl import threadpool_limits
 
+from registry import numbers as num
 from registry.analysis.fixed_effects import describe_term, fit_within, term_summary
-from registry.analysis.result import ModelResult, caveats_for
+from registry.analysis.result import (
+    SHORT_SERIES,
+    SMALL_COUNTS,
+    Check,
+    ModelResult,
+    caveats_for,
+    decide_verdict,
+)
 from registry.errors import RegistryError
 from registry.periods import add_months, format_month
 
 Z95 = float(stats.norm.ppf(0.975))
 OVERDISPERSION_THRESHOLD = 1.5
+# A joint pre-trend test below this makes an event study "not interpretable".
+PRE_TREND_ALPHA = 0.05
 
 
 def _dummies(frame: pd.DataFrame, column: str) -> pd.DataFrame:
@@ -167,112 +181,441 @@ def _hac_lags(n: int) -> int:
     return math.floor(4 * (n / 100) ** (2 / 9))
 
 
+# COVID-19 restrictions in England, first lockdown to the end of the roadmap's last step: crime
+# counts fell and bounced in these months whatever any programme did, so ITS gives them their own
+# term.
+COVID_START = dt.date(2020, 3, 1)
+COVID_END = dt.date(2021, 6, 1)
+COVID_MONTHS = f"{format_month(COVID_START)} to {format_month(COVID_END)}"
+# Autocorrelation of the residuals fitted up to this many months apart, and the grids the
+# AR(1)-plus-noise correlation is searched on.
+ITS_MAX_LAG = 12
+_RHO_GRID = np.arange(0.0, 0.981, 0.02)
+_SHARE_GRID = np.arange(0.0, 1.0001, 0.02)
+LJUNG_BOX_ALPHA = 0.05
+
+
+def _residual_correlation(
+    resid: np.ndarray, hat_free: np.ndarray, lag: np.ndarray
+) -> tuple[float, float]:
+    """The AR(1)-plus-noise correlation ``corr(h) = share · rho^h`` of the model's errors.
+
+    Counts add Poisson noise to a slowly wandering level, so their errors are an AR(1) process
+    plus white noise (Zeger 1988). The regression's own trend, step and slope soak up slow
+    wandering, so the residuals' autocorrelation understates the errors'; the fit therefore
+    matches the residuals' autocorrelation up to 12 months apart with what each candidate
+    ``(share, rho)`` would leave in residuals, ``M Σ M'`` (``M`` the residual-maker).
+    """
+    upper = np.triu(np.ones_like(lag, dtype=bool), k=1)
+    masks = [upper & (lag == h) for h in range(1, ITS_MAX_LAG + 1)]
+    observed = np.outer(resid, resid)
+    sample = np.array([observed[m].sum() for m in masks]) / float(resid @ resid)
+    noise = hat_free @ hat_free.T
+    noise_sums = np.array([noise[m].sum() for m in masks])
+    best = (np.inf, 0.0, 0.0)
+    for rho in _RHO_GRID:
+        wander = hat_free @ np.where(lag == 0, 1.0, rho**lag) @ hat_free.T
+        wander_sums = np.array([wander[m].sum() for m in masks])
+        num = (1 - _SHARE_GRID)[:, None] * noise_sums + _SHARE_GRID[:, None] * wander_sums
+        den = (1 - _SHARE_GRID) * np.trace(noise) + _SHARE_GRID * np.trace(wander)
+        err = ((num / den[:, None] - sample) ** 2).sum(axis=1)
+        j = int(np.argmin(err))
+        if err[j] < best[0]:
+            best = (float(err[j]), float(_SHARE_GRID[j]), float(rho))
+    return best[1], best[2]
+
+
+def _its_caveats(counts: np.ndarray) -> list[str]:
+    """The sample's own caveats for one series: small counts, a short series."""
+    notes = []
+    zero_share = float(np.mean(counts == 0))
+    mean = float(np.mean(counts))
+    if zero_share >= 0.25 or mean < 10:
+        notes.append(SMALL_COUNTS.format(zero_share=zero_share, mean=mean))
+    if len(counts) < 36:
+        notes.append(SHORT_SERIES.format(n_periods=len(counts)))
+    return notes
+
+
+def its_design(
+    months: list[dt.date],
+    at: dt.date,
+    breaks: Sequence[dt.date] = (),
+    *,
+    harmonic: bool = False,
+) -> tuple[pd.DataFrame, list[str]]:
+    """The segmented design: trend, level and slope change at ``at``, month of year, COVID, and
+    a step for each series break inside the period. Returns it with the months of any break
+    that falls on ``at`` itself (it cannot be told from the level change).
+
+    ``harmonic`` replaces the 11 month-of-year dummies with two sine-cosine pairs: a calendar
+    month with no offence in any year would otherwise send its term to minus infinity."""
+    first = months[0]
+    t = np.array([(m.year - first.year) * 12 + m.month - first.month for m in months], float)
+    t_at = (at.year - first.year) * 12 + at.month - first.month
+    post = (t >= t_at).astype(float)
+    design = pd.DataFrame(
+        {
+            "const": 1.0,
+            "trend_per_year": t / 12,
+            "level_change": post,
+            "slope_change_per_year": post * (t - t_at) / 12,
+        }
+    )
+    if harmonic:
+        angle = np.array([2 * np.pi * m.month / 12 for m in months])
+        for j in (1, 2):
+            design[f"season_sin{j}"] = np.sin(j * angle)
+            design[f"season_cos{j}"] = np.cos(j * angle)
+    else:
+        for calendar in range(2, 13):
+            design[f"month_{calendar:02d}"] = [1.0 if m.month == calendar else 0.0 for m in months]
+    notes = []
+    covid = np.array([COVID_START <= m <= COVID_END for m in months], float)
+    if covid.any() and not covid.all():
+        design["covid"] = covid
+    for brk in sorted(set(breaks)):
+        step = np.array([m >= brk for m in months], float)
+        if brk == at:
+            notes.append(format_month(brk))
+        elif 0 < step.sum() < len(months):
+            design[f"break_{format_month(brk)}"] = step
+    return design, notes
+
+
 def fit_its(
-    frame: pd.DataFrame,
+    series: pd.DataFrame,
     *,
     at: dt.date,
-    months_per_period: int = 1,
     outcome: str = "",
+    area: str = "London",
+    n_areas: int = 1,
+    breaks: Sequence[tuple[dt.date, str]] = (),
     caveats: list[str] | None = None,
-    rate_unit: str = "per 100,000 residents",
 ) -> ModelResult:
-    """Interrupted time series of the panel's total rate, interrupted at ``at``.
+    """Interrupted time series of one monthly count series (London or a borough) at ``at``.
 
-    Segmented regression of the rate ``rate_unit`` (all boroughs in the panel) on
-    time, a step at ``at`` (level change), time since ``at`` (slope change) and month-of-year (or
-    quarter) dummies for seasonality, with Newey-West (HAC) standard errors.
+    Segmented Poisson regression of every stored month: a trend, a level change and a slope
+    change at ``at``, month-of-year seasonality, a term for the COVID months (``COVID_MONTHS``)
+    and a step at each series break (``measure_break``) inside the period. The estimate is the
+    level change as a log rate ratio.
+
+    Errors allow for overdispersion and autocorrelation: a parametric HAC from the residuals'
+    fitted AR(1)-plus-noise correlation (see :func:`_residual_correlation`), never narrower than
+    Newey-West's. Newey-West alone, on 96-120 months, rejected a true null in 19-28% of
+    simulated series with AR(1) noise (rho 0-0.8); this kept to 1-6%. When neighbouring months'
+    residuals remain alike (Ljung-Box test), a caveat says so in words.
+
+    Its caveats are its own (no delivery enters it): ``caveats`` are notes put before them,
+    such as the synthetic-data note.
     """
-    series = frame.groupby("period")[["count", "population"]].sum().sort_index().reset_index()
-    if series.empty:
-        raise RegistryError("No periods to analyse.")
-    series["rate"] = series["count"] / series["population"] * 100_000
-    before = int((series["period"] < at).sum())
-    after = len(series) - before
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _fit_its(
+            series,
+            at=at,
+            outcome=outcome,
+            area=area,
+            n_areas=n_areas,
+            breaks=breaks,
+            caveats=caveats,
+        )
+
+
+def _fit_its(
+    series: pd.DataFrame,
+    *,
+    at: dt.date,
+    outcome: str,
+    area: str,
+    n_areas: int,
+    breaks: Sequence[tuple[dt.date, str]],
+    caveats: list[str] | None,
+) -> ModelResult:
+    data = series.dropna(subset=["count"]).sort_values("month").reset_index(drop=True)
+    if data.empty:
+        raise RegistryError(f"No months of {outcome or 'the outcome'} are stored to analyse.")
+    months = list(data["month"])
+    before = sum(1 for m in months if m < at)
+    after = len(months) - before
     if before < 12 or after < 12:
         raise RegistryError(
-            f"An interrupted time series at {format_month(at)} needs at least 12 periods on each "
-            f"side; the data have {before} before and {after} from it."
+            f"An interrupted time series at {format_month(at)} needs at least 12 periods (months) "
+            f"on each side; the data have {before} before and {after} from it."
         )
-    if not series["count"].any():
+    y = data["count"].to_numpy(dtype=float)
+    if not y.any():
         raise RegistryError("Every count in this series is zero: there is nothing to model.")
-    first = series["period"].iloc[0]
-    step_months = months_per_period
-    t = np.array(
-        [
-            ((p.year - first.year) * 12 + p.month - first.month) / step_months
-            for p in series["period"]
-        ]
+    by_calendar = data.groupby([m.month for m in months])["count"].sum()
+    harmonic = bool((by_calendar == 0).any())
+    design, clashing = its_design(months, at, [b for b, _ in breaks], harmonic=harmonic)
+    n, k = design.shape
+    if np.linalg.matrix_rank(design.to_numpy()) < k:
+        raise RegistryError(
+            "The interruption cannot be told apart from the COVID months or a series break in "
+            "this period; choose another month or a longer period."
+        )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", PerfectSeparationWarning)
+        glm = sm.GLM(y, design, family=sm.families.Poisson()).fit()
+    exact = any(issubclass(w.category, PerfectSeparationWarning) for w in caught)
+    mu = glm.fittedvalues.to_numpy()
+    resid = (y - mu) / np.sqrt(mu)
+    x = design.to_numpy()
+    weighted = np.sqrt(mu)[:, None] * x
+    bread = np.linalg.inv(x.T @ (mu[:, None] * x))
+    residual_maker = np.eye(n) - weighted @ bread @ weighted.T
+    index = np.array([(m.year - months[0].year) * 12 + m.month - months[0].month for m in months])
+    lag = np.abs(np.subtract.outer(index, index))
+    share, rho = _residual_correlation(resid, residual_maker, lag)
+    sigma = np.where(lag == 0, 1.0, share * rho**lag)
+    dispersion = max(
+        float(resid @ resid) / float(np.trace(residual_maker @ sigma @ residual_maker.T)), 1.0
     )
-    t_at = ((at.year - first.year) * 12 + at.month - first.month) / step_months
-    post = (series["period"] >= at).astype(float).to_numpy()
-    season = pd.get_dummies(
-        pd.Series([p.month for p in series["period"]]).astype(str),
-        prefix="season",
-        drop_first=True,
-        dtype=float,
+    parametric = np.sqrt(np.diag(dispersion * bread @ (weighted.T @ sigma @ weighted) @ bread))
+    lags = max(_hac_lags(n), 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PerfectSeparationWarning)  # said once, above
+        newey_west = sm.GLM(y, design, family=sm.families.Poisson()).fit(
+            cov_type="HAC", cov_kwds={"maxlags": lags, "use_correction": True}
+        )
+    se = np.maximum(parametric, newey_west.bse.to_numpy())
+    df_t = n - k
+    names = list(design.columns)
+
+    def summary(term: str) -> tuple[float, float, float, float, float]:
+        j = names.index(term)
+        b = float(glm.params.iloc[j])
+        low, high, p = term_summary(b, float(se[j]), df_t)
+        return b, float(se[j]), low, high, p
+
+    b, std_error, low, high, p_value = summary("level_change")
+    slope, slope_se, slope_low, slope_high, slope_p = summary("slope_change_per_year")
+    lb = acorr_ljungbox(resid, lags=[min(ITS_MAX_LAG, n // 5)], return_df=True)
+    lb_p = float(lb["lb_pvalue"].iloc[0])
+    lag1 = float(np.corrcoef(resid[1:], resid[:-1])[0, 1])
+    notes = [*(caveats or []), *_its_caveats(y)]
+    notes = [
+        *notes,
+        f"An interrupted time series compares {area}'s series with its own past: anything "
+        f"else that changed around {format_month(at)} is folded into the estimate.",
+        f"Counts, not rates: the model follows {area}'s monthly count, so population change is "
+        "folded into the trend. The COVID months "
+        f"({COVID_MONTHS}) have their own term"
+        + (", and so does each series break inside the period." if breaks else "."),
+    ]
+    if exact:
+        notes.append(
+            f"The model fits {n} months (almost) exactly with {k} terms: there are too few "
+            "months, or too few offences, for its estimates to mean much."
+        )
+    if harmonic:
+        notes.append(
+            "Some calendar month has no offence in any year, so the season is a smooth curve "
+            "(two sine-cosine pairs) rather than a separate level for each month."
+        )
+    if lb_p < LJUNG_BOX_ALPHA:
+        notes.append(
+            "Neighbouring months are alike even after the model (one month's departure from "
+            f"it goes with the next month's, correlation {lag1:.2f}; a Ljung-Box test of the "
+            f"residuals up to {min(ITS_MAX_LAG, n // 5)} months apart gives p = {lb_p:.3f}). "
+            "The intervals allow for this, but a run of unusual months can still look like a "
+            "change: read the interval, not the point."
+        )
+    checks = []
+    if clashing:
+        checks.append(
+            Check(
+                "series break",
+                False,
+                f"the series breaks at {', '.join(clashing)}, the month of the interruption "
+                "itself, so a change in how offences were recorded cannot be told from a change "
+                "in offences.",
+            )
+        )
+    ratio, ratio_low, ratio_high = math.exp(b), math.exp(low), math.exp(high)
+    span = f"{num.change(100 * (ratio_low - 1))} to {num.change(100 * (ratio_high - 1))}"
+    moved = "lower" if ratio < 1 else "higher"
+    what = (
+        f"from {format_month(at)}, {area}'s {outcome or 'count'} was "
+        f"{num.percent(abs(100 * (ratio - 1)))} {moved} than its own trend and season "
+        f"predicted (95% interval {span})"
     )
-    design = pd.concat(
-        [
-            pd.DataFrame({"time": t, "level_change": post, "slope_change": post * (t - t_at)}),
-            season,
-        ],
-        axis=1,
+    verdict, verdict_text = decide_verdict(
+        p_value=p_value,
+        checks=checks,
+        found=f"A change at the interruption: {what}. This is a change in the series, not "
+        "evidence of what caused it.",
+        none_found=f"No detectable change: {what}, an interval that includes no change.",
     )
-    design = sm.add_constant(design)
-    lags = _hac_lags(len(series))
-    fitted = sm.OLS(series["rate"].to_numpy(), design).fit(
-        cov_type="HAC", cov_kwds={"maxlags": lags, "use_correction": True}
-    )
-    ci = fitted.conf_int()
-    n_areas = int(frame["area"].nunique())
-    notes = (
-        caveats
-        if caveats is not None
-        else caveats_for(counts=series["count"].astype(int).tolist(), n_periods=len(series))
-    )
-    pre_mean = float(series.loc[series["period"] < at, "rate"].mean())
     return ModelResult(
         model="its",
         outcome=outcome,
         term="level_change",
-        estimate=float(fitted.params["level_change"]),
-        std_error=float(fitted.bse["level_change"]),
-        ci_low=float(ci.loc["level_change", 0]),
-        ci_high=float(ci.loc["level_change", 1]),
-        p_value=float(fitted.pvalues["level_change"]),
-        n_obs=len(series),
+        estimate=b,
+        std_error=std_error,
+        ci_low=low,
+        ci_high=high,
+        p_value=p_value,
+        n_obs=n,
         n_areas=n_areas,
-        n_periods=len(series),
-        caveats=[
-            *notes,
-            "An interrupted time series compares London's series with its own past: anything "
-            f"else that changed around {format_month(at)} is folded into the estimate.",
-        ],
+        n_periods=n,
+        caveats=notes,
         diagnostics={
-            "vcov": f"Newey-West HAC, {lags} lags",
-            "r_squared": float(fitted.rsquared),
-            "durbin_watson": float(sm.stats.stattools.durbin_watson(fitted.resid)),
+            "vcov": (
+                "HAC: AR(1)-plus-noise residual correlation (parametric), at least Newey-West "
+                f"with {lags} lags; t on {df_t} degrees of freedom"
+            ),
+            "dispersion": dispersion,
+            "residual_ar1_rho": rho,
+            "residual_ar1_share": share,
+            "residual_lag1_correlation": lag1,
+            "ljung_box_p_value": lb_p,
+            "newey_west_std_error": float(newey_west.bse["level_change"]),
         },
         extra={
             "interruption": at,
-            "unit": f"rate {rate_unit} per period",
-            "pre_period_mean_rate": pre_mean,
-            "pre_slope": float(fitted.params["time"]),
-            "slope_change": float(fitted.params["slope_change"]),
-            "slope_change_std_error": float(fitted.bse["slope_change"]),
-            "slope_change_ci_low": float(ci.loc["slope_change", 0]),
-            "slope_change_ci_high": float(ci.loc["slope_change", 1]),
-            "slope_change_p_value": float(fitted.pvalues["slope_change"]),
+            "area": area,
+            "unit": "log rate ratio of monthly counts (level change at the interruption)",
+            "level_change_ratio": ratio,
+            "level_change_ratio_ci_low": ratio_low,
+            "level_change_ratio_ci_high": ratio_high,
+            "pre_slope_per_year": float(glm.params["trend_per_year"]),
+            "slope_change": slope,
+            "slope_change_std_error": slope_se,
+            "slope_change_ci_low": slope_low,
+            "slope_change_ci_high": slope_high,
+            "slope_change_p_value": slope_p,
+            "covid_months": COVID_MONTHS if "covid" in names else None,
+            "breaks": [
+                {"month": brk, "note": note}
+                for brk, note in breaks
+                if f"break_{format_month(brk)}" in names
+            ],
+            "terms": names,
         },
-        fitted=pd.DataFrame(
-            {
-                "period": series["period"].to_numpy(),
-                "observed": series["rate"].to_numpy(),
-                "fitted": np.asarray(fitted.fittedvalues),
-            }
-        ),
-        fitted_unit=f"London rate {rate_unit}",
+        fitted=pd.DataFrame({"period": months, "observed": y, "fitted": mu}),
+        fitted_unit=f"{area} monthly count",
+        verdict=verdict,
+        verdict_text=verdict_text,
+        checks=checks,
     )
+
+
+# Borusyak-Jaravel-Spiess imputation on the count scale (Poisson two-way effects fitted by
+# iterative proportional fitting on untreated borough-periods only).
+EVENT_JACKKNIFE_NOTE = (
+    "Intervals and the pre-trend test come from leaving out one borough at a time (a "
+    "delete-one-borough jackknife) with t on G - 1 degrees of freedom."
+)
+
+
+def _two_way_poisson(
+    y: np.ndarray,
+    exposure: np.ndarray,
+    area: np.ndarray,
+    period: np.ndarray,
+    shape: tuple[int, int],
+    start: tuple[np.ndarray, np.ndarray] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Borough and period multipliers of ``y ~ Poisson(exposure · A[area] · P[period])``.
+
+    The maximum-likelihood fit of a two-way Poisson model with an offset is the fixed point of
+    iterative proportional fitting: each borough's fitted total equals its observed total, and
+    each period's likewise. A borough or period with no observation gets NaN (nothing to impute
+    from); one whose counts are all zero gets a multiplier of 0.
+    """
+    n_area, n_period = shape
+    area_total = np.bincount(area, weights=y, minlength=n_area)
+    period_total = np.bincount(period, weights=y, minlength=n_period)
+    seen_area = np.bincount(area, minlength=n_area) > 0
+    seen_period = np.bincount(period, minlength=n_period) > 0
+    a = np.ones(n_area) if start is None else start[0].copy()
+    p = np.ones(n_period) if start is None else start[1].copy()
+    a[~np.isfinite(a)] = 1.0
+    p[~np.isfinite(p)] = 1.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for _ in range(2000):
+            denom = np.bincount(area, weights=exposure * p[period], minlength=n_area)
+            a = np.where(denom > 0, area_total / denom, 0.0)
+            denom = np.bincount(period, weights=exposure * a[area], minlength=n_period)
+            p_new = np.where(denom > 0, period_total / denom, 0.0)
+            done = np.allclose(p_new, p, rtol=1e-10, atol=1e-12)
+            p = p_new
+            if done:
+                break
+    a[~seen_area] = np.nan
+    p[~seen_period] = np.nan
+    return a, p
+
+
+@dataclass(frozen=True)
+class _Imputed:
+    """Effects by event time (log of observed over imputed counts) and overall."""
+
+    by_time: dict[int, float]
+    overall: float
+    fits: tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+
+def _log_ratio(observed: float, imputed: float) -> float:
+    if imputed <= 0 or observed <= 0:
+        return float("nan")
+    return math.log(observed / imputed)
+
+
+def _impute(
+    y: np.ndarray,
+    exposure: np.ndarray,
+    area: np.ndarray,
+    period: np.ndarray,
+    rel: np.ndarray,
+    shape: tuple[int, int],
+    *,
+    pre: int,
+    post: int,
+    keep: np.ndarray,
+    start: tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None,
+) -> _Imputed:
+    """The imputation estimator on the rows in ``keep`` (``rel`` is NaN for never reached).
+
+    After first delivery: borough and period effects from rows not yet or never reached, each
+    reached row's count imputed from them. Before it (the pre-trend placebo): the same, with
+    the ``pre`` periods before first delivery also held out and imputed.
+    """
+    never = np.isnan(rel)
+    untreated = keep & (never | (rel < 0))
+    main = _two_way_poisson(
+        y[untreated],
+        exposure[untreated],
+        area[untreated],
+        period[untreated],
+        shape,
+        None if start is None else start[0],
+    )
+    clean = keep & (never | (rel < -pre))
+    placebo = _two_way_poisson(
+        y[clean],
+        exposure[clean],
+        area[clean],
+        period[clean],
+        shape,
+        None if start is None else start[1],
+    )
+    by_time: dict[int, float] = {}
+    post_obs = post_imp = 0.0
+    for k in range(-pre, post + 1):
+        a, p = placebo if k < 0 else main
+        rows = keep & (rel == k)
+        mu = exposure[rows] * a[area[rows]] * p[period[rows]]
+        ok = np.isfinite(mu)
+        if not ok.any():
+            continue
+        obs, imp = float(y[rows][ok].sum()), float(mu[ok].sum())
+        by_time[k] = _log_ratio(obs, imp)
+        if k >= 0:
+            post_obs += obs
+            post_imp += imp
+    return _Imputed(by_time, _log_ratio(post_obs, post_imp), (main, placebo))
 
 
 def fit_event_study(
@@ -283,116 +626,241 @@ def fit_event_study(
     pre: int = 6,
     post: int = 12,
     months_per_period: int = 1,
-    y: str = "rate",
     outcome: str = "",
     caveats: list[str] | None = None,
 ) -> ModelResult:
-    """Event study around each borough's first delivery of a programme.
+    """Event study around each borough's first delivery, valid under staggered starts.
 
-    Relative-time dummies from ``-pre`` to ``post`` periods (the ends binned, so ``-pre`` means
-    "``pre`` or more periods before"), period -1 the reference, with borough and period fixed
-    effects and borough-clustered errors. Boroughs never reached are controls. The headline is
-    the mean of the coefficients from 0 to ``post``; ``pre_trend_p_value`` is the joint test
-    that every coefficient before the first delivery is zero (a small value shows a pre-trend).
+    The imputation estimator of Borusyak, Jaravel and Spiess (2024) on the count scale: a
+    Poisson model with borough and period effects and a log-population offset is fitted to the
+    borough-periods not yet or never reached by the programme only; each reached
+    borough-period's count is imputed from it, and the effect ``k`` periods after first
+    delivery is the log of observed over imputed counts there (a log rate ratio). A naive
+    two-way fixed-effects event study compares late starters with early ones already treated,
+    which goes wrong when effects differ by start or grow; this never does.
+
+    The overall effect pools every reached borough-period from 0 to ``post``. Before first
+    delivery the same imputation is run with the ``pre`` periods before each start held out,
+    and the joint pre-trend test asks whether those placebo effects are all zero. Inference is a
+    delete-one-borough jackknife with t on G - 1 degrees of freedom (Hotelling's F for the joint
+    test, on as many degrees of freedom as boroughs reached). A failed pre-trend test makes the
+    result "not interpretable".
     """
-    data = frame.dropna(subset=[y]).copy()
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _fit_event_study(
+            frame,
+            first_delivery=first_delivery,
+            programme=programme,
+            pre=pre,
+            post=post,
+            months_per_period=months_per_period,
+            outcome=outcome,
+            caveats=caveats,
+        )
+
+
+def _jackknife_se(full: float, replicates: np.ndarray) -> float:
+    """Delete-one-borough jackknife standard error; NaN when a replicate has no estimate."""
+    if not math.isfinite(full) or not np.all(np.isfinite(replicates)):
+        return float("nan")
+    g = len(replicates)
+    return float(math.sqrt((g - 1) / g * np.sum((replicates - replicates.mean()) ** 2)))
+
+
+def _fit_event_study(
+    frame: pd.DataFrame,
+    *,
+    first_delivery: Mapping[str, dt.date],
+    programme: str,
+    pre: int,
+    post: int,
+    months_per_period: int,
+    outcome: str,
+    caveats: list[str] | None,
+) -> ModelResult:
+    data = frame.dropna(subset=["count", "population"])
+    data = data[data["population"] > 0].reset_index(drop=True)
+    name = programme or "the programme"
     treated = {a: m for a, m in first_delivery.items() if a in set(data["area"])}
     if not treated:
-        raise RegistryError(
-            f"No borough in the panel has a first delivery of {programme or 'the programme'}."
-        )
+        raise RegistryError(f"No borough in the panel has a first delivery of {name}.")
+    areas, area = np.unique(data["area"].to_numpy(), return_inverse=True)
+    periods, period = np.unique(data["period"].to_numpy(), return_inverse=True)
+    shape = (len(areas), len(periods))
     step = months_per_period
-
-    def relative(area: str, period: dt.date) -> int | None:
-        start = treated.get(area)
-        if start is None:
-            return None
-        months = (period.year - start.year) * 12 + period.month - start.month
-        return max(-pre, min(post, months // step))
-
-    rel = [relative(a, p) for a, p in zip(data["area"], data["period"], strict=True)]
-    names = []
-    for k in range(-pre, post + 1):
-        if k == -1:
-            continue
-        name = f"event_{k}"
-        column = np.array([1.0 if r == k else 0.0 for r in rel])
-        if column.any():
-            data[name] = column
-            names.append(name)
-    if not names:
-        raise RegistryError("No period in the panel falls around a first delivery.")
-    try:
-        fit = fit_within(data, y=y, x=names)
-    except RegistryError as exc:
+    rel = np.array(
+        [
+            np.nan
+            if (start := treated.get(a)) is None
+            else ((p.year - start.year) * 12 + p.month - start.month) // step
+            for a, p in zip(data["area"], data["period"], strict=True)
+        ],
+        dtype=float,
+    )
+    y = data["count"].to_numpy(dtype=float)
+    exposure = data["population"].to_numpy(dtype=float)
+    everything = np.ones(len(data), dtype=bool)
+    full = _impute(y, exposure, area, period, rel, shape, pre=pre, post=post, keep=everything)
+    post_times = [k for k in full.by_time if k >= 0]
+    if not post_times or not math.isfinite(full.overall):
         raise RegistryError(
-            "The event-study terms cannot be separated from the period effects (for example, "
-            f"every borough started {programme or 'the programme'} in the same month and none "
-            f"is left as a control): {exc}"
-        ) from exc
-    se = fit.std_errors()
+            f"No borough-period after a first delivery of {name} can be compared with a borough "
+            "not yet or never reached in the same period, so the effect cannot be separated from "
+            "what happened everywhere at the time (for example, every borough started in the "
+            "same month and none is left as a control)."
+        )
+    if len(areas) < 3:
+        raise RegistryError(
+            f"An event study needs at least 3 boroughs; the panel has {len(areas)}."
+        )
+    times = sorted(full.by_time)
+    replicates = np.full((len(areas), len(times) + 1), np.nan)
+    for g in range(len(areas)):
+        part = _impute(
+            y,
+            exposure,
+            area,
+            period,
+            rel,
+            shape,
+            pre=pre,
+            post=post,
+            keep=area != g,
+            start=full.fits,
+        )
+        replicates[g, :-1] = [part.by_time.get(k, np.nan) for k in times]
+        replicates[g, -1] = part.overall
+    n_clusters = len(areas)
+    df_t = n_clusters - 1
     coefficients = []
-    for name, b, s in zip(names, fit.params, se, strict=True):
-        low, high, p = term_summary(float(b), float(s), fit.df_t)
+    for j, k in enumerate(times):
+        b = full.by_time[k]
+        se = _jackknife_se(b, replicates[:, j])
+        low, high, p = term_summary(b, se, df_t)
+        rows = rel == k
         coefficients.append(
             {
-                "relative_period": int(name.split("_")[1]),
-                "estimate": float(b),
-                "std_error": float(s),
+                "relative_period": k,
+                "estimate": b,
+                "std_error": se,
                 "ci_low": low,
                 "ci_high": high,
                 "p_value": p,
+                "boroughs": len(np.unique(area[rows])),
             }
         )
-    post_idx = [i for i, n in enumerate(names) if int(n.split("_")[1]) >= 0]
-    pre_idx = [i for i, n in enumerate(names) if int(n.split("_")[1]) < -1]
-    if not post_idx:
-        raise RegistryError("No period in the panel falls after a first delivery.")
-    w = np.zeros(len(names))
-    w[post_idx] = 1 / len(post_idx)
-    estimate = float(w @ fit.params)
-    std_error = float(math.sqrt(w @ fit.cov @ w))
-    low, high, p = term_summary(estimate, std_error, fit.df_t)
+    estimate = full.overall
+    std_error = _jackknife_se(estimate, replicates[:, -1])
+    low, high, p_value = term_summary(estimate, std_error, df_t)
+    pre_cols = [
+        j
+        for j, k in enumerate(times)
+        if k < 0 and math.isfinite(full.by_time[k]) and np.all(np.isfinite(replicates[:, j]))
+    ]
     pre_p = float("nan")
-    if pre_idx:
-        b = fit.params[pre_idx]
-        v = fit.cov[np.ix_(pre_idx, pre_idx)]
-        wald = float(b @ np.linalg.pinv(v) @ b) / len(pre_idx)
-        pre_p = float(stats.f.sf(wald, len(pre_idx), fit.df_t))
-    counts = data["count"].astype(int).tolist() if "count" in data else None
-    notes = caveats if caveats is not None else caveats_for(counts=counts, n_periods=fit.n_periods)
+    if pre_cols:
+        b = np.array([full.by_time[times[j]] for j in pre_cols])
+        centred = replicates[:, pre_cols] - replicates[:, pre_cols].mean(axis=0)
+        cov = (n_clusters - 1) / n_clusters * centred.T @ centred
+        t2 = float(b @ np.linalg.pinv(cov) @ b)
+        q = len(pre_cols)
+        # The placebo effects move only when a reached borough is left out, so the covariance
+        # has about as many degrees of freedom as reached boroughs, not all boroughs: with all
+        # 33 the test rejected 22% of simulated null panels, with the reached ones about 5%.
+        reached_pre = np.isin(rel, [times[j] for j in pre_cols])
+        d = min(len(np.unique(area[reached_pre])), n_clusters) - 1
+        if d - q + 1 > 0:
+            f = (d - q + 1) / (q * d) * t2
+            pre_p = float(stats.f.sf(f, q, d - q + 1))
+        else:
+            pre_p = float(stats.chi2.sf(t2, q))
+    checks = [_pre_trend_check(pre_p, pre)]
+    ratio, ratio_low, ratio_high = math.exp(estimate), math.exp(low), math.exp(high)
+    moved = "lower" if ratio < 1 else "higher"
+    span = f"{num.change(100 * (ratio_low - 1))} to {num.change(100 * (ratio_high - 1))}"
+    where = (
+        f"after {name} first reached a borough, {outcome or 'the outcome'} was "
+        f"{num.percent(abs(100 * (ratio - 1)))} {moved} than the boroughs not yet or never "
+        f"reached predict (95% interval {span})"
+    )
+    verdict, verdict_text = decide_verdict(
+        p_value=p_value,
+        checks=checks,
+        found=f"Association: {where}.",
+        none_found=(f"No detectable association: {where}, an interval that includes no change."),
+    )
+    counts = data["count"].astype(int).tolist()
+    notes = caveats if caveats is not None else caveats_for(counts=counts, n_periods=shape[1])
     first_months = sorted(treated.values())
     return ModelResult(
         model="event",
         outcome=outcome,
-        term="mean_post_delivery",
+        term="log_rate_ratio_after_first_delivery",
         estimate=estimate,
         std_error=std_error,
         ci_low=low,
         ci_high=high,
-        p_value=p,
-        n_obs=fit.n_obs,
-        n_areas=fit.n_areas,
-        n_periods=fit.n_periods,
+        p_value=p_value,
+        n_obs=len(data),
+        n_areas=n_clusters,
+        n_periods=shape[1],
         caveats=[
             *notes,
-            "Boroughs were not reached at random: where the coefficients before the first "
-            "delivery differ from zero, the comparison after it is not like with like.",
+            "Compared only with boroughs not yet or never reached: each reached borough's "
+            "count is set against what the others' path predicts (Borusyak, Jaravel and Spiess "
+            "imputation, on the count scale). Boroughs were not reached at random: where the "
+            "estimates before first delivery differ from zero, the comparison after it is not "
+            "like with like.",
+            EVENT_JACKKNIFE_NOTE,
         ],
         diagnostics={
-            "vcov": "CRV1 clustered by borough",
-            "reference_period": -1,
+            "vcov": "delete-one-borough jackknife, t on G - 1 degrees of freedom",
+            "estimator": "Borusyak-Jaravel-Spiess imputation, Poisson two-way effects",
             "pre_trend_p_value": pre_p,
             "boroughs_reached": len(treated),
-            "boroughs_never_reached": int(data["area"].nunique()) - len(treated),
+            "boroughs_never_reached": n_clusters - len(treated),
         },
         extra={
             "programme": programme,
+            "unit": "log rate ratio (observed over imputed counts)",
+            "rate_ratio": ratio,
+            "rate_ratio_ci_low": ratio_low,
+            "rate_ratio_ci_high": ratio_high,
             "first_delivery_from": first_months[0],
             "first_delivery_to": first_months[-1],
             "pre_trend_p_value": pre_p,
             "coefficients": coefficients,
         },
+        verdict=verdict,
+        verdict_text=verdict_text,
+        checks=checks,
+    )
+
+
+def _pre_trend_check(p_value: float, pre: int) -> Check:
+    """The joint pre-trend test, in words."""
+    name = "pre-trend test"
+    if not math.isfinite(p_value):
+        return Check(
+            name,
+            True,
+            "There were too few periods before first delivery to test for a pre-trend, so "
+            "nothing shows whether reached boroughs were on the same path as the others.",
+        )
+    if p_value < PRE_TREND_ALPHA:
+        return Check(
+            name,
+            False,
+            f"in the {pre} periods before first delivery, counts in the boroughs reached "
+            f"already differed from what the other boroughs predict (joint pre-trend test "
+            f"p = {p_value:.3f}), so they were not on the same path and the later difference "
+            "cannot be read as the programme's.",
+        )
+    return Check(
+        name,
+        True,
+        f"In the {pre} periods before first delivery, counts in the boroughs reached matched "
+        f"what the other boroughs predict (joint pre-trend test p = {p_value:.2f}).",
     )
 
 

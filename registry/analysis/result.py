@@ -165,7 +165,8 @@ class WindowTotal:
 
 @dataclass(frozen=True)
 class TrendChange:
-    """Change of a window's total against a baseline window, with an exact Poisson interval.
+    """Change of a window's total against a baseline window, with an exact Poisson interval
+    and one allowing for overdispersion.
 
     ``change`` and its interval are fractions (-0.25 is a 25% fall); ``p_value`` is the exact
     conditional (binomial) test of equal rates in the two windows. All four are NaN (null in
@@ -185,6 +186,14 @@ class TrendChange:
     # Every break in the measure's series from the baseline's start to the current window's end,
     # as ``{"month": "2024-02", "note": ...}``: the two windows are not strictly comparable.
     series_breaks: list[dict[str, str]] = field(default_factory=list)
+    # Allowing for overdispersion: ``dispersion`` (variance over Poisson's, from the series'
+    # own year-on-year history, NaN when too short), the year pairs it came from, and the
+    # interval and p-value it gives.
+    dispersion: float = float("nan")
+    dispersion_pairs: int = 0
+    od_ci_low: float = float("nan")
+    od_ci_high: float = float("nan")
+    od_p_value: float = float("nan")
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape of ``vru trend --json`` (change in percent, one decimal)."""
@@ -199,6 +208,13 @@ class TrendChange:
             "ci_high": _pct(self.ci_high),
             "p_value": self.p_value if math.isfinite(self.p_value) else None,
             "series_breaks": [dict(b) for b in self.series_breaks],
+            "overdispersion": {
+                "dispersion": jsonable(self.dispersion),
+                "year_pairs": self.dispersion_pairs,
+                "ci_low": _pct(self.od_ci_low),
+                "ci_high": _pct(self.od_ci_high),
+                "p_value": jsonable(self.od_p_value),
+            },
         }
 
     @property

@@ -10,6 +10,7 @@ import pandas as pd
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from registry import boroughs
 from registry.analysis.fixed_effects import fit_fe, permute_areas
 from registry.analysis.models import fit_count, fit_event_study, fit_its, lead_placebo
 from registry.analysis.panel import (
@@ -21,6 +22,7 @@ from registry.analysis.panel import (
     stored_measures,
 )
 from registry.analysis.result import ModelResult, caveats_for
+from registry.analysis.series import LONDON, monthly_series
 from registry.auth import Principal, require
 from registry.demo import SYNTHETIC_NOTE, is_synthetic
 from registry.errors import RegistryError
@@ -153,6 +155,45 @@ def _with_robustness(
     return dataclasses.replace(result, extra=extra, diagnostics=diagnostics)
 
 
+def _its(
+    session: Session,
+    *,
+    principal: Principal,
+    outcome: str,
+    start: dt.date | None,
+    end: dt.date | None,
+    at: dt.date,
+    borough: str | None = None,
+) -> ModelResult:
+    """ITS on the outcome series alone: every stored month of London's (or one borough's)
+    counts, whatever delivery is known, with the measure's series breaks."""
+    series = monthly_series(
+        session, principal=principal, measure=outcome, borough=borough, start=start, end=end
+    )
+    flt = [of_record(session, OutcomeCount, get_measure(session, outcome).id)]
+    if start is not None:
+        flt.append(OutcomeCount.month >= start)
+    if end is not None:
+        flt.append(OutcomeCount.month <= end)
+    months = series["month"]
+    crossed = series_breaks(session, outcome, months.min(), months.max()) if len(months) else []
+    n_areas = 1
+    if borough is None:
+        n_areas = int(
+            session.scalar(select(func.count(func.distinct(OutcomeCount.borough_id))).where(*flt))
+            or 0
+        )
+    return fit_its(
+        series,
+        at=month_start(at),
+        outcome=outcome,
+        area=boroughs.lookup(borough).name if borough else LONDON,
+        n_areas=n_areas,
+        breaks=[(b.month, b.note) for b in crossed],
+        caveats=[SYNTHETIC_NOTE] if is_synthetic(session) else [],
+    )
+
+
 def run_model(
     session: Session,
     *,
@@ -165,6 +206,7 @@ def run_model(
     programme: str | None = None,
     funding_stream: str | None = None,
     at: dt.date = VRU_START,
+    borough: str | None = None,
     frequency: str = "month",
     permutations: int = PERMUTATIONS,
 ) -> ModelResult:
@@ -173,7 +215,9 @@ def run_model(
     Delivery is every programme's by default.
 
     ``fe`` also runs the robustness checks: the lead placebo and permutation inference (delivery
-    series shuffled between boroughs, fixed seed). ``event`` needs a programme.
+    series shuffled between boroughs, fixed seed). ``event`` needs a programme. ``its`` reads the
+    outcome series alone (every stored month, monthly whatever ``frequency`` says), not the
+    delivery panel.
     """
     require(principal, "models.run")
     if model not in MODELS:
@@ -184,6 +228,16 @@ def run_model(
         raise RegistryError("An event study needs a programme (--programme NAME).")
     if start is not None and end is not None and end < start:
         raise RegistryError(f"The period ends ({format_month(end)}) before it starts.")
+    if model == "its":
+        return _its(
+            session,
+            principal=principal,
+            outcome=outcome,
+            start=start,
+            end=end,
+            at=at,
+            borough=borough,
+        )
     panel = load_panel(
         session,
         principal=principal,
@@ -261,15 +315,6 @@ def _fit(
         )
     if model in {"poisson", "negbin"}:
         return fit_count(frame, family=model, x=x, outcome=outcome, caveats=caveats)
-    if model == "its":
-        return fit_its(
-            frame,
-            at=month_start(at),
-            months_per_period=step,
-            outcome=outcome,
-            caveats=caveats,
-            rate_unit=panel.rate_unit,
-        )
     assert programme is not None
     firsts = first_deliveries(session, principal=principal, programme=programme)
     if frequency == "quarter":

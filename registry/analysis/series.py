@@ -88,20 +88,21 @@ def borough_series(
     *,
     principal: Principal,
     measure: str,
-    start: dt.date,
+    start: dt.date | None = None,
     end: dt.date,
 ) -> dict[str, pd.DataFrame]:
-    """Every borough's :func:`monthly_series` from ``start`` to ``end``, keyed by GSS code, from
-    one grouped query (a borough with no stored count is absent)."""
+    """Every borough's :func:`monthly_series` from ``start`` (default: the first stored) to
+    ``end``, keyed by GSS code, from one grouped query (a borough with no stored count is
+    absent)."""
     require(principal, "outcomes.read")
     outcome = get_measure(session, measure)
+    flt = [of_record(session, OutcomeCount, outcome.id), OutcomeCount.month <= end]
+    if start is not None:
+        flt.append(OutcomeCount.month >= start)
     rows = session.execute(
         select(Borough.gss_code, OutcomeCount.month, func.sum(OutcomeCount.count))
         .join(Borough, Borough.id == OutcomeCount.borough_id)
-        .where(
-            of_record(session, OutcomeCount, outcome.id),
-            OutcomeCount.month.between(start, end),
-        )
+        .where(*flt)
         .group_by(Borough.gss_code, OutcomeCount.month)
         .order_by(Borough.gss_code, OutcomeCount.month)
     ).all()

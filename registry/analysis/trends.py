@@ -11,12 +11,19 @@ The interval on a change is exact for counts: conditional on the two windows' to
 current count is binomial with ``p = rate_current / (rate_current + rate_baseline)`` (equal
 window lengths), so a Clopper-Pearson interval for ``p`` becomes one for the rate ratio
 ``p / (1 - p)`` and for the change, ratio - 1.
+
+Counts of crime vary more than Poisson from year to year (London's yearly totals 1.4-2.6 times
+as much), so beside the exact interval each change carries one allowing for overdispersion:
+the dispersion ``phi`` is estimated from the series' own history of year-on-year changes (see
+:func:`history_dispersion`), and the log rate ratio's standard error becomes
+``sqrt(phi (1/current + 1/baseline))`` with t on as many degrees of freedom as year pairs used.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -66,6 +73,51 @@ def change_interval(
     return (current - baseline) / baseline, ratio_low - 1, ratio_high - 1, p_value
 
 
+# Fewer year pairs than this leave the dispersion unestimated (and the adjusted interval out).
+MIN_DISPERSION_PAIRS = 3
+
+
+def history_dispersion(series: pd.DataFrame, *, before: dt.date, months: int) -> tuple[float, int]:
+    """Overdispersion of ``months``-month totals from the series' history before ``before``.
+
+    Each whole window ending before ``before`` is set against the window a year (for windows
+    longer than 12 months: a whole number of years, so they do not overlap) earlier. Under
+    Poisson with no change, ``(a - b)^2 / (a + b)`` averages 1 for such a pair; its mean over
+    the pairs is the dispersion, at least 1. Real changes in the history count as variation:
+    the interval asks whether this change is unusual against the years before it. Returns the
+    dispersion (NaN with fewer than ``MIN_DISPERSION_PAIRS`` pairs) and the number of pairs.
+    """
+    lag = 12 * math.ceil(months / 12)
+    end = add_months(before, -1)
+    ratios = []
+    first = series["month"].min() if len(series) else before
+    while True:
+        later = window_total(series, end, months)
+        earlier = window_total(series, add_months(end, -lag), months)
+        if earlier.start < first:
+            break
+        if later.whole and earlier.whole and later.count + earlier.count > 0:
+            ratios.append((later.count - earlier.count) ** 2 / (later.count + earlier.count))
+        end = add_months(end, -lag)
+    if len(ratios) < MIN_DISPERSION_PAIRS:
+        return float("nan"), len(ratios)
+    return max(1.0, float(np.mean(ratios))), len(ratios)
+
+
+def overdispersed_interval(
+    current: int, baseline: int, dispersion: float, pairs: int, level: float = 0.95
+) -> tuple[float, float, float]:
+    """The change's interval and p-value with the Poisson variance scaled by ``dispersion``
+    (NaN when it is unknown or a window's total is 0)."""
+    if not math.isfinite(dispersion) or current <= 0 or baseline <= 0:
+        return float("nan"), float("nan"), float("nan")
+    log_ratio = math.log(current / baseline)
+    se = math.sqrt(dispersion * (1 / current + 1 / baseline))
+    q = float(stats.t.ppf(0.5 + level / 2, pairs))
+    p = float(2 * stats.t.sf(abs(log_ratio) / se, pairs))
+    return math.exp(log_ratio - q * se) - 1, math.exp(log_ratio + q * se) - 1, p
+
+
 def compare_windows(
     series: pd.DataFrame,
     *,
@@ -105,7 +157,32 @@ def compare_windows(
         caveats.append(
             "Small counts: with so few events the interval is wide; read it, not the point."
         )
-    return TrendChange(measure, area, months, current, baseline, change, low, high, p, caveats)
+    dispersion, pairs = history_dispersion(series, before=current.start, months=months)
+    od_low, od_high, od_p = overdispersed_interval(current.count, baseline.count, dispersion, pairs)
+    if not math.isfinite(dispersion):
+        caveats.append(
+            f"Too little history ({pairs} year-on-year pairs of whole {months}-month windows "
+            f"before {format_month(current.start)}) to say how much more than Poisson the "
+            "totals vary, so only the exact Poisson interval is given; it is too narrow if "
+            "they do."
+        )
+    return TrendChange(
+        measure,
+        area,
+        months,
+        current,
+        baseline,
+        change,
+        low,
+        high,
+        p,
+        caveats,
+        dispersion=dispersion,
+        dispersion_pairs=pairs,
+        od_ci_low=od_low,
+        od_ci_high=od_high,
+        od_p_value=od_p,
+    )
 
 
 def baseline_sensitivity(
@@ -251,10 +328,9 @@ def trend_change(
     borough: str | None = None,
 ) -> TrendChange:
     """``vru trend``: a window's total against a baseline window's, from the database."""
-    first = _first_month(end, baseline_end, window)
-    series = monthly_series(
-        session, principal=principal, measure=measure, borough=borough, start=first, end=end
-    )
+    _first_month(end, baseline_end, window)
+    # The whole history up to ``end``: the dispersion comes from it.
+    series = monthly_series(session, principal=principal, measure=measure, borough=borough, end=end)
     change = _change(
         series,
         synthetic=is_synthetic(session),
@@ -328,6 +404,72 @@ def trend_report(
     return TrendReport(change, sensitivity, rolling_totals(series), by_borough, seasonal)
 
 
+def _borough_row(
+    series: pd.DataFrame | None, *, end: dt.date, baseline_end: dt.date, window: int
+) -> dict[str, object]:
+    """One borough's exact test and overdispersed interval, or why it was not tested."""
+    row: dict[str, object] = {"tested": False, "not_tested_because": ""}
+    if series is None:
+        return {**row, "not_tested_because": "no counts stored"}
+    current = window_total(series, end, window)
+    baseline = window_total(series, baseline_end, window)
+    row.update(
+        current=current.count,
+        baseline=baseline.count,
+        current_months=current.months_with_data,
+        baseline_months=baseline.months_with_data,
+    )
+    if not (current.whole and baseline.whole):
+        return {**row, "not_tested_because": "a window only partly stored"}
+    n = current.count + baseline.count
+    if n == 0:
+        return {**row, "not_tested_because": "no offences in either window"}
+    # The exact conditional test needs no baseline above zero: 5 against 0 is evidence too.
+    p_value = float(stats.binomtest(current.count, n, 0.5).pvalue)
+    if baseline.count > 0:
+        change, low, high, _ = change_interval(current.count, baseline.count)
+    else:
+        low_p = proportion_confint(current.count, n, alpha=0.05, method="beta")[0]
+        change, low, high = float("inf"), low_p / (1 - low_p) - 1, float("inf")
+    dispersion, pairs = history_dispersion(series, before=current.start, months=window)
+    od_low, od_high, od_p = overdispersed_interval(current.count, baseline.count, dispersion, pairs)
+    return {
+        **row,
+        "tested": True,
+        "change": change,
+        "ci_low": low,
+        "ci_high": high,
+        "p_value": p_value,
+        "dispersion": dispersion,
+        "od_ci_low": od_low,
+        "od_ci_high": od_high,
+        "od_p_value": od_p,
+    }
+
+
+BOROUGH_COLUMNS = [
+    "borough",
+    "current",
+    "baseline",
+    "change",
+    "ci_low",
+    "ci_high",
+    "p_value",
+    "p_adjusted",
+    "significant",
+    "dispersion",
+    "od_ci_low",
+    "od_ci_high",
+    "od_p_value",
+    "od_p_adjusted",
+    "od_significant",
+    "current_months",
+    "baseline_months",
+    "tested",
+    "not_tested_because",
+]
+
+
 def borough_changes(
     session: Session,
     *,
@@ -340,59 +482,42 @@ def borough_changes(
 ) -> pd.DataFrame:
     """Which boroughs changed significantly, corrected for multiple comparisons.
 
-    One exact test per borough (see :func:`change_interval`), then statsmodels
-    ``multipletests`` (Holm by default) across the boroughs tested. A borough is tested only when
-    every month of both windows has a stored count (``tested``): a part-stored window's total is
-    short and would read as a fall. Part-stored boroughs are listed, untested.
+    Every borough gets a row. One exact conditional test per borough (see
+    :func:`change_interval`; a baseline of zero is tested too, its change unbounded), then
+    statsmodels ``multipletests`` (Holm by default) across every borough tested, and the same
+    for the p-values allowing for each borough's own overdispersion. A borough is tested only
+    when every month of both windows has a stored count and the two hold at least one offence;
+    ``not_tested_because`` names the reason for the others (no counts stored, a window only
+    partly stored, no offences in either window).
     """
-    by_borough = borough_series(
-        session,
-        principal=principal,
-        measure=measure,
-        start=_first_month(end, baseline_end, window),
-        end=end,
-    )
-    synthetic = is_synthetic(session)
-    rows = []
-    for info in boroughs.BOROUGHS:
-        if info.gss_code not in by_borough:
-            continue  # no counts stored (the City in Met data): nothing to test
-        try:
-            change = _change(
-                by_borough[info.gss_code],
-                synthetic=synthetic,
-                measure=measure,
-                area=info.name,
-                end=end,
-                baseline_end=baseline_end,
-                window=window,
-            )
-        except RegistryError:
-            continue  # none in a window, or a zero baseline: nothing to test
-        rows.append(
-            {
-                "borough": info.name,
-                "current": change.current.count,
-                "baseline": change.baseline.count,
-                "change": change.change,
-                "ci_low": change.ci_low,
-                "ci_high": change.ci_high,
-                "p_value": change.p_value,
-                "current_months": change.current.months_with_data,
-                "baseline_months": change.baseline.months_with_data,
-                "tested": change.current.whole and change.baseline.whole,
-            }
-        )
-    if not rows:
-        raise RegistryError(f"No borough has {measure} counts in both windows.")
-    frame = pd.DataFrame(rows)
-    frame["p_adjusted"] = np.nan
+    _first_month(end, baseline_end, window)
+    by_borough = borough_series(session, principal=principal, measure=measure, end=end)
+    rows = [
+        {
+            "borough": info.name,
+            **_borough_row(
+                by_borough.get(info.gss_code), end=end, baseline_end=baseline_end, window=window
+            ),
+        }
+        for info in boroughs.BOROUGHS
+    ]
+    if not by_borough:
+        raise RegistryError(f"No borough has {measure} counts stored.")
+    frame = pd.DataFrame(rows).reindex(columns=BOROUGH_COLUMNS)
+    frame["tested"] = frame["tested"].astype(bool)
     frame["significant"] = False
-    if frame["tested"].any():
-        tested = frame["tested"]
-        reject, adjusted, _, _ = multipletests(
-            frame.loc[tested, "p_value"], alpha=0.05, method=method
-        )
-        frame.loc[tested, "p_adjusted"] = adjusted
-        frame.loc[tested, "significant"] = reject
+    frame["od_significant"] = False
+    for p, adjusted, significant in (
+        ("p_value", "p_adjusted", "significant"),
+        ("od_p_value", "od_p_adjusted", "od_significant"),
+    ):
+        family = frame["tested"] & frame[p].notna()
+        if family.any():
+            reject, corrected, _, _ = multipletests(
+                frame.loc[family, p].astype(float), alpha=0.05, method=method
+            )
+            frame.loc[family, adjusted] = corrected
+            frame.loc[family, significant] = reject
+    frame["significant"] = frame["significant"].astype(bool)
+    frame["od_significant"] = frame["od_significant"].astype(bool)
     return frame
