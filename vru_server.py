@@ -6,6 +6,8 @@ and clear the HttpOnly session cookie (dashboards/session_routes.py).
 
 import streamlit as st
 
-from dashboards.session_routes import routes
+from dashboards.session_routes import refuse_browser_cache_clearing, routes
 
+# At start-up, before any browser connects (the app also does it when first imported).
+refuse_browser_cache_clearing()
 app = st.App("streamlit_app.py", routes=routes())

@@ -171,9 +171,15 @@ def data_state() -> tuple[int, bool]:
 
 
 def data_changed() -> None:
-    """Forget cached figures after this session wrote to the registry (a write also moves the
-    data version, which every cache is keyed on; this frees the memory of the old entries)."""
+    """Forget cached figures after this session wrote to the registry: the one place the app
+    clears the server's caches, reached only from pages that write (so only when signed in with
+    a permission to write). A write also moves the data version every cache is keyed on; this
+    frees the memory of the old entries."""
     st.cache_data.clear()
+
+
+# Before any page runs: a browser's clear-cache message is ignored (see the function).
+session_routes.refuse_browser_cache_clearing()
 
 
 def demo_banner() -> None:

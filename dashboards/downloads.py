@@ -67,14 +67,15 @@ version, _ = data_state()
 
 @st.cache_data(ttl=600, max_entries=32, show_spinner="Building the summary...")
 def _build(
-    scope: Scope, year: str, granularity: str, _who: Principal, version: int, username: str
+    scope: Scope, year: str, granularity: str, who: Principal, version: int
 ) -> tuple[Report, dict[str, bytes]] | str:
-    """The summary and its three files, cached per data version and user."""
+    """The summary and its three files, cached per data version and principal (name, role and
+    funder are all in the key, so a hit never skips the check :func:`build_report` makes)."""
     try:
         with session() as s:
             built = build_report(
                 s,
-                principal=_who,
+                principal=who,
                 scope=scope,
                 window=financial_year_window(year),
                 granularity=granularity,
@@ -84,7 +85,7 @@ def _build(
     return built, {fmt: render(built, fmt) for fmt in FORMATS}
 
 
-result = _build(scope, year, granularity, who, version, who.username)
+result = _build(scope, year, granularity, who, version)
 if isinstance(result, str):
     show_error(result)
     st.stop()

@@ -51,44 +51,44 @@ KEYS = ["measure", "borough", "programme", "stream", "start", "end", "figure", "
 # delivery, and a borough, period or frequency change reloads nothing.
 @st.cache_data(max_entries=16, show_spinner=False)
 def _delivery(
-    url: str, version: int, programmes: tuple[str, ...], streams: tuple[str, ...], _who: Principal
+    url: str, version: int, programmes: tuple[str, ...], streams: tuple[str, ...], who: Principal
 ) -> pd.DataFrame:
     with session() as s:
-        return delivery_by_month(s, principal=_who, programmes=programmes, funding_streams=streams)
+        return delivery_by_month(s, principal=who, programmes=programmes, funding_streams=streams)
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
-def _outcomes(url: str, version: int, measure: str, _who: Principal) -> pd.DataFrame:
+def _outcomes(url: str, version: int, measure: str, who: Principal) -> pd.DataFrame:
     with session() as s:
-        return outcomes_by_month(s, principal=_who, measure=measure)
+        return outcomes_by_month(s, principal=who, measure=measure)
 
 
 @st.cache_data(max_entries=4, show_spinner=False)
-def _people(url: str, version: int, first: int, last: int, _who: Principal) -> pd.DataFrame:
+def _people(url: str, version: int, first: int, last: int, who: Principal) -> pd.DataFrame:
     with session() as s:
-        return young_people(s, principal=_who, first_year=first, last_year=last)
+        return young_people(s, principal=who, first_year=first, last_year=last)
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
 def _band_people(
-    url: str, version: int, measure: str, first: int, last: int, _who: Principal
+    url: str, version: int, measure: str, first: int, last: int, who: Principal
 ) -> tuple[str, pd.DataFrame]:
     with session() as s:
         found = measure_population(
-            s, principal=_who, measure=measure, first_year=first, last_year=last
+            s, principal=who, measure=measure, first_year=first, last_year=last
         )
     return found.band, found.people
 
 
 @st.cache_data(max_entries=4, show_spinner=False)
-def _areas(url: str, version: int, _who: Principal) -> pd.DataFrame:
+def _areas(url: str, version: int, who: Principal) -> pd.DataFrame:
     with session() as s:
-        return area_names(s, principal=_who)
+        return area_names(s, principal=who)
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def _breaks(
-    url: str, version: int, measure: str, start: str, end: str, _who: Principal
+    url: str, version: int, measure: str, start: str, end: str, who: Principal
 ) -> list[SeriesBreak]:
     with session() as s:
         return series_breaks(s, measure, parse_month(start), parse_month(end))

@@ -15,10 +15,11 @@ from registry.periods import format_month, month_range
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
-def cached_explore_options(url: str, version: int, _who: Principal) -> ExploreOptions:
-    """:func:`registry.explore.explore_options`, keyed on the database and its data version."""
+def cached_explore_options(url: str, version: int, who: Principal) -> ExploreOptions:
+    """:func:`registry.explore.explore_options`, keyed on the database, its data version and
+    the principal (a cache hit never skips the permission check the core makes)."""
     with session() as s:
-        return explore_options(s, principal=_who)
+        return explore_options(s, principal=who)
 
 
 class PageStart(NamedTuple):

@@ -27,9 +27,9 @@ KEYS = ["ov_start", "ov_end"]
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
-def _overview(url: str, version: int, start: str, end: str, _who: Principal) -> Overview:
+def _overview(url: str, version: int, start: str, end: str, who: Principal) -> Overview:
     with session() as s:
-        return overview(s, principal=_who, start=parse_month(start), end=parse_month(end))
+        return overview(s, principal=who, start=parse_month(start), end=parse_month(end))
 
 
 st.title("Overview")

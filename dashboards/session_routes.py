@@ -11,6 +11,9 @@ the cookie, which Streamlit hands every run as ``st.context.cookies``.
 
 Started as plain ``streamlit run streamlit_app.py`` (or under AppTest) the routes are absent:
 the sign-in then lasts for the open tab only (the token kept in its server-side session state).
+
+The server also loses one of Streamlit's messages here: a browser's "clear cache"
+(:func:`refuse_browser_cache_clearing`).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import functools
 import html
 import json
+import logging
 from urllib.parse import urlsplit
 
 from sqlalchemy import Engine
@@ -25,9 +29,12 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
+from streamlit.runtime.app_session import AppSession
 
 from registry import db, sessions
 from registry.config import get_settings
+
+log = logging.getLogger("vru.app")
 
 SESSION_PATH = "/_vru/session"
 SIGNED_OUT_PATH = "/_vru/signed-out"
@@ -119,3 +126,21 @@ def routes() -> list[BaseRoute]:
         Route(SESSION_PATH, take_session, methods=["POST"]),
         Route(SIGNED_OUT_PATH, signed_out, methods=["GET"]),
     ]
+
+
+def _refuse_clear_cache_request(self: AppSession) -> None:
+    log.warning("Refused a browser's request to clear the server's caches.")
+
+
+def refuse_browser_cache_clearing() -> None:
+    """Make the server ignore a browser's "clear cache" message.
+
+    Streamlit's menu item and ``c`` shortcut send it, and the server obeys any connection,
+    signed in or not, emptying every visitor's cached figures and the database engines.
+    ``client.toolbarMode = "minimal"`` hides both, but a hand-made websocket message still
+    arrives; so the handler itself is replaced. The app clears its caches itself, after a page
+    has written (``data_changed`` in dashboards/common.py).
+    """
+    if not callable(getattr(AppSession, "_handle_clear_cache_request", None)):
+        raise RuntimeError("Streamlit's clear-cache handler moved; update session_routes.py.")
+    AppSession._handle_clear_cache_request = _refuse_clear_cache_request  # type: ignore[method-assign]

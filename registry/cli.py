@@ -298,12 +298,13 @@ def seed(obj: Context, force: bool, if_empty: bool, with_demo_users: bool) -> No
 @click.option(
     "--address",
     metavar="HOST",
-    help="Listen on this address only (127.0.0.1 behind a proxy; default: every address).",
+    help="Interface to listen on [default: VRU_SERVER_ADDRESS, else 127.0.0.1, this machine "
+    "only]; 0.0.0.0 listens on every interface.",
 )
 @click.option("--headless/--no-headless", default=True, show_default=True)
 @pass_ctx
 def serve(obj: Context, port: int, address: str | None, headless: bool) -> None:
-    """Start the Streamlit app on http://localhost:PORT."""
+    """Start the Streamlit app on http://ADDRESS:PORT (this machine only by default)."""
     obj.require_migrated()
     settings = get_settings(obj.database_url)
     env = dict(os.environ, VRU_DATABASE_URL=settings.database_url)
@@ -313,11 +314,11 @@ def serve(obj: Context, port: int, address: str | None, headless: bool) -> None:
         "streamlit",
         "run",
         str(APP_FILE),
+        f"--server.address={address or settings.server_address}",
         f"--server.port={port}",
         f"--server.headless={str(headless).lower()}",
         f"--server.maxUploadSize={settings.max_upload_megabytes}",
         "--browser.gatherUsageStats=false",
-        *([f"--server.address={address}"] if address else []),
     ]
     raise SystemExit(subprocess.call(command, env=env))
 

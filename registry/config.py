@@ -63,6 +63,8 @@ class Settings:
     session_idle_minutes: int = 8 * 60
     session_absolute_hours: int = 7 * 24
     session_secret: str | None = field(default=None, repr=False)
+    # The interface `vru serve` listens on: this machine only unless told otherwise.
+    server_address: str = "127.0.0.1"
 
     @property
     def max_upload_megabytes(self) -> int:
@@ -106,6 +108,7 @@ def get_settings(database_url: str | None = None) -> Settings:
         session_idle_minutes=_int_env("VRU_SESSION_IDLE_MINUTES", 8 * 60, minimum=1),
         session_absolute_hours=_int_env("VRU_SESSION_ABSOLUTE_HOURS", 7 * 24, minimum=1),
         session_secret=_secret_env("VRU_SESSION_SECRET"),
+        server_address=os.environ.get("VRU_SERVER_ADDRESS", "").strip() or "127.0.0.1",
     )
 
 

@@ -173,3 +173,22 @@ def test_a_funder_account_must_name_an_existing_funder(db_url) -> None:
     assert run(db_url, "users", "set-role", "f1", "funder", "--funder", "Nobody").exit_code == 1
     ok = run(db_url, "users", "add", "f3", "--role", "funder", "--funder", "City Hall", *password)
     assert ok.exit_code == 0, ok.output
+
+
+def test_serve_listens_on_this_machine_unless_told(db_url, monkeypatch) -> None:
+    """`vru serve` listens on 127.0.0.1 by default; --address or VRU_SERVER_ADDRESS widen it."""
+    calls: list[list[str]] = []
+    monkeypatch.setattr(
+        "registry.cli.subprocess.call", lambda command, env: calls.append(command) or 0
+    )
+    assert run(db_url, "serve").exit_code == 0
+    monkeypatch.setenv("VRU_SERVER_ADDRESS", "10.0.0.5")
+    assert run(db_url, "serve").exit_code == 0
+    assert run(db_url, "serve", "--address", "0.0.0.0", "--port", "8600").exit_code == 0
+    addresses = [[a for a in c if a.startswith("--server.address=")] for c in calls]
+    assert addresses == [
+        ["--server.address=127.0.0.1"],
+        ["--server.address=10.0.0.5"],
+        ["--server.address=0.0.0.0"],
+    ]
+    assert "--server.port=8600" in calls[2]
