@@ -135,6 +135,7 @@ def build(url: str) -> None:
                     counts.append(
                         {
                             "measure_id": measure_ids[code],
+                            "source": "long",
                             "borough_id": area,
                             "month": m,
                             "count": int(c),

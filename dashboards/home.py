@@ -7,6 +7,7 @@ import streamlit as st
 
 from dashboards.common import can, current_principal, md, session
 from registry.numbers import count
+from registry.outcomes.sources import where_to_load
 from registry.periods import format_month
 from registry.summary import home_figures
 
@@ -75,6 +76,10 @@ for column, m in zip(columns, with_data, strict=False):
 without = [m.label for m in figures.measures if m.window is None]
 if without:
     st.caption(md("No counts loaded yet for: " + ", ".join(without) + "."))
+    with session() as s:
+        hints = where_to_load(s, principal=who)
+    for hint in hints:
+        st.info(md(hint["sentence"]))
 if rows:
     shown = pd.DataFrame(rows).set_index("measure")
     for column in ("London total", "of which unallocated", "months stored"):

@@ -20,6 +20,7 @@ from dashboards.common import (
 from registry.errors import RegistryError
 from registry.numbers import count
 from registry.outcomes import mapping, measures, store
+from registry.outcomes import sources as outcome_sources
 from registry.outcomes.common import ImportRefused, Source
 from registry.outcomes.detect import detect
 
@@ -28,6 +29,8 @@ who = current_principal()
 tab_import, tab_batches, tab_revisions, tab_measures = st.tabs(
     ["Import", "Import batches", "Revisions", "Measures and mapping"]
 )
+with session() as s:
+    hints = attempt(lambda: outcome_sources.where_to_load(s, principal=who))
 
 
 def _show(report: store.ImportReport) -> None:
@@ -44,6 +47,19 @@ def _show(report: store.ImportReport) -> None:
     cols[3].metric("Unchanged", count(report.unchanged))
     if report.layout:
         st.caption(f"Layout recognised: {report.layout}.")
+    if report.source:
+        how = " (inferred from the file; give the release date if wrong)"
+        released = (
+            f"{report.release_date.isoformat()}{how if report.release_inferred else ''}"
+            if report.release_date
+            else "none (the file holds no counts)"
+        )
+        st.caption(f"Source: {report.source}. Release: {released}.")
+    if report.kept_newer:
+        st.info(
+            f"Kept {count(report.kept_newer)} counts from a newer {report.source} release: this "
+            "file is an older release, so its values are kept as history (Revisions tab)."
+        )
     accounted = [
         {"where": f"London unallocated: {area}", "rows": n}
         for area, n in report.unallocated.items()
@@ -63,6 +79,8 @@ def _show(report: store.ImportReport) -> None:
 
 
 with tab_import:
+    for hint in hints or []:
+        st.info(md(hint["sentence"]))
     kind = st.radio("Data", ["Crime counts", "Population"], horizontal=True, key="od_kind")
     crime = kind == "Crime counts"
     uploads = st.file_uploader(
@@ -88,6 +106,15 @@ with tab_import:
     elif sources:
         st.caption("The format could not be recognised from the header; choose it.")
     release = st.text_input("Release label (e.g. MPS 2025-01)", key="od_release") if crime else ""
+    release_date = (
+        st.date_input(
+            "Release date (leave empty to infer it from the file)",
+            value=None,
+            key="od_release_date",
+        )
+        if crime
+        else None
+    )
     year = (
         None
         if crime
@@ -114,6 +141,7 @@ with tab_import:
                         sources=sources,
                         fmt=fmt,
                         release=release or None,
+                        release_date=release_date,
                         dry_run=preview,
                         progress=progress,
                     )
@@ -211,6 +239,7 @@ with session() as s:
     revisions = attempt(lambda: store.list_revisions(s, principal=who))
     measure_rows = attempt(lambda: measures.list_measures(s, principal=who))
     mapping_rows = attempt(lambda: mapping.list_mapping(s, principal=who))
+    source_rows = attempt(lambda: outcome_sources.list_sources(s, principal=who))
 
 with tab_batches:
     if batches:
@@ -221,7 +250,10 @@ with tab_batches:
 
 with tab_revisions:
     if revisions:
-        st.caption("Counts a newer release changed, with the earlier value and its release.")
+        st.caption(
+            "Counts a newer release of the same source changed (or kept, when the older release "
+            "was imported later), with the older value and its release."
+        )
         shown = pd.DataFrame(revisions)
         st.dataframe(shown, hide_index=True, width="stretch", column_config=number_columns(shown))
     else:
@@ -239,6 +271,15 @@ with tab_measures:
             hide_index=True,
             width="stretch",
         )
+    if source_rows:
+        st.caption(
+            "Sources holding counts. Pages, trends, models, exports and funder summaries use "
+            "each measure's source of record only (the first source in its order holding "
+            "counts; `vru measures source` changes the order); compare two sources with "
+            "`vru outcomes compare`."
+        )
+        shown = pd.DataFrame(source_rows)
+        st.dataframe(shown, hide_index=True, width="stretch", column_config=number_columns(shown))
     if mapping_rows:
         st.caption("Which source category feeds which measure (blank: feeds none).")
         st.dataframe(pd.DataFrame(mapping_rows), hide_index=True, width="stretch")

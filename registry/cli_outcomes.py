@@ -11,11 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import click
+import pandas as pd
 
 from registry.cli import Context, cli, echo_table, pass_ctx, shared_group
 from registry.denominators import rate_unit
 from registry.files import csv_bytes
-from registry.outcomes import mapping, measures, store
+from registry.outcomes import mapping, measures, sources, store
 from registry.outcomes.common import Source
 from registry.periods import PeriodError, parse_month
 
@@ -51,6 +52,16 @@ def _sources(paths: tuple[Path, ...], fmt: str) -> tuple[list[Source], list[str]
     return [Source.from_path(p) for p in files], ignored
 
 
+def _release(report: store.ImportReport) -> str:
+    """The release date as the preview shows it, saying whether it was inferred."""
+    if report.release_date is None:
+        return "none (the file holds no counts)"
+    how = (
+        " (inferred from the file; give --release-date if wrong)" if report.release_inferred else ""
+    )
+    return f"{report.release_date.isoformat()}{how}"
+
+
 def _print_report(
     report: store.ImportReport, as_json: bool, ignored: list[str] | None = None
 ) -> None:
@@ -79,6 +90,13 @@ def _print_report(
         f"{report.counts_written:,} counts ({report.revised:,} revised), "
         f"{report.unchanged:,} unchanged."
     )
+    if report.source:
+        click.echo(f"  source: {report.source}; release: {_release(report)}")
+    if report.kept_newer:
+        click.echo(
+            f"  kept {report.kept_newer:,} counts from a newer {report.source} release (this "
+            "file's older values are kept as history: `vru outcomes revisions`)"
+        )
     for area, n in report.unallocated.items():
         click.echo(f"  London unallocated ({area}): {n:,} rows")
     for reason, n in report.skipped.items():
@@ -103,6 +121,13 @@ def _print_report(
 )
 @click.option("--release", metavar="LABEL", help="The publisher's release, e.g. 'MPS 2025-01'.")
 @click.option(
+    "--release-date",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    metavar="YYYY-MM-DD",
+    help="The day the publisher released the files. Default: inferred (a Met Historical "
+    "borough file's last month plus 24; otherwise the last month the file holds).",
+)
+@click.option(
     "--dry-run", is_flag=True, help="Validate and report what would change; write nothing."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
@@ -112,14 +137,25 @@ def import_crime(
     files: tuple[Path, ...],
     fmt: str,
     release: str | None,
+    release_date: dt.datetime | None,
     dry_run: bool,
     as_json: bool,
 ) -> None:
-    """Import crime counts (admins). A refused file writes nothing and exits 1."""
-    sources, ignored = _sources(files, fmt)
+    """Import crime counts (admins). A refused file writes nothing and exits 1.
+
+    Counts are stored under their source (the format); a count from an older release never
+    replaces one from a newer release of the same source, whatever the import order.
+    """
+    files_in, ignored = _sources(files, fmt)
     with obj.session() as (session, principal):
         reports = store.import_crime(
-            session, principal=principal, sources=sources, fmt=fmt, release=release, dry_run=dry_run
+            session,
+            principal=principal,
+            sources=files_in,
+            fmt=fmt,
+            release=release,
+            release_date=release_date.date() if release_date else None,
+            dry_run=dry_run,
         )
     for report in reports:
         _print_report(report, as_json, ignored)
@@ -177,17 +213,104 @@ def outcomes_group() -> None:
     is_flag=True,
     help="Add London unallocated rows, with borough 'London (unallocated: <name>)'.",
 )
+@click.option(
+    "--source",
+    type=click.Choice(sources.SOURCES),
+    help="Write this source's counts instead of each measure's source of record.",
+)
 @pass_ctx
 def outcomes_export(
-    obj: Context, file: Path, measure: str | None, include_unallocated: bool
+    obj: Context, file: Path, measure: str | None, include_unallocated: bool, source: str | None
 ) -> None:
-    """Write stored borough counts as CSV: measure,borough,month,count."""
+    """Write stored borough counts as CSV: measure,borough,month,count.
+
+    Each measure's source of record (see `vru outcomes sources`) unless --source is given.
+    """
     with obj.session() as (session, principal):
         frame = store.export_outcomes(
-            session, principal=principal, measure=measure, include_unallocated=include_unallocated
+            session,
+            principal=principal,
+            measure=measure,
+            include_unallocated=include_unallocated,
+            source=source,
         )
     file.write_bytes(csv_bytes(frame))
-    click.echo(f"Wrote {len(frame):,} counts to {file}.")
+    which = f"{source} counts" if source else "counts of record"
+    click.echo(f"Wrote {len(frame):,} {which} to {file}.")
+
+
+@outcomes_group.command("sources")
+@click.option("--measure", metavar="M", help="Only this measure.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_ctx
+def outcomes_sources(obj: Context, measure: str | None, as_json: bool) -> None:
+    """List the sources holding counts for each measure, marking its source of record."""
+    with obj.session() as (session, principal):
+        rows = sources.list_sources(session, principal=principal, measure=measure)
+    _table(
+        [r | {"record": "yes" if r["of_record"] else ""} for r in rows] if not as_json else rows,
+        {
+            "measure": "Measure",
+            "source": "Source",
+            "record": "Of record",
+            "rank": "Order",
+            "counts": "Counts",
+            "first_month": "From",
+            "last_month": "To",
+            "latest_release": "Latest release",
+        },
+        as_json,
+        empty="No outcome counts are stored.",
+    )
+
+
+@outcomes_group.command("compare")
+@click.option("--measure", required=True, metavar="M", help="The measure to compare.")
+@click.option(
+    "--source",
+    "compared",
+    required=True,
+    multiple=True,
+    type=click.Choice(sources.SOURCES),
+    help="A source; give exactly two.",
+)
+@click.option(
+    "--include-missing", is_flag=True, help="Also list borough-months only one source holds."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_ctx
+def outcomes_compare(
+    obj: Context, measure: str, compared: tuple[str, ...], include_missing: bool, as_json: bool
+) -> None:
+    """List the borough-months where two sources' counts of a measure differ."""
+    if len(compared) != 2:
+        raise click.UsageError(
+            "Give --source exactly twice, e.g. --source mps-borough --source police-uk."
+        )
+    first, second = compared
+    with obj.session() as (session, principal):
+        frame = sources.compare_sources(
+            session,
+            principal=principal,
+            measure=measure,
+            first=first,
+            second=second,
+            include_missing=include_missing,
+        )
+    rows = [
+        {k: (None if pd.isna(v) else v) for k, v in r.items()} for r in frame.to_dict("records")
+    ]
+    if as_json:
+        click.echo(json.dumps(rows, default=int, indent=2))
+        return
+    echo_table(
+        rows,
+        {c: c for c in frame.columns},
+        empty=f"{first} and {second} agree on every borough-month of {measure} both hold "
+        "(or they hold none in common).",
+    )
+    if rows:
+        click.echo(f"{len(rows):,} borough-months differ.")
 
 
 def _table(rows: list[dict[str, Any]], columns: dict[str, str], as_json: bool, empty: str) -> None:
@@ -213,6 +336,7 @@ def outcomes_batches(obj: Context, kind: str | None, as_json: bool) -> None:
             "kind": "Kind",
             "format": "Format",
             "release": "Release",
+            "release_date": "Released",
             "file_name": "File",
             "rows_read": "Rows read",
             "revised": "Revised",
@@ -234,12 +358,15 @@ def outcomes_revisions(obj: Context, batch: int | None, as_json: bool) -> None:
         rows,
         {
             "measure": "Measure",
+            "source": "Source",
             "area": "Area",
             "month": "Month",
             "old_count": "Was",
             "old_release": "Old release",
+            "old_release_date": "Released",
             "new_count": "Now",
             "new_release": "New release",
+            "new_release_date": "Released",
         },
         as_json,
         empty="No stored count has been revised by a newer release.",
@@ -274,7 +401,8 @@ def measures_group() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_ctx
 def measures_list(obj: Context, as_json: bool) -> None:
-    """List outcome measures with their definitions and series breaks."""
+    """List outcome measures with their definitions, series breaks and source order (the source
+    of record, the one users see, is the first in the order holding counts)."""
     with obj.session() as (session, principal):
         rows = measures.list_measures(session, principal=principal)
     if as_json:
@@ -282,7 +410,12 @@ def measures_list(obj: Context, as_json: bool) -> None:
         return
     echo_table(
         [
-            m | {"break_notes": "; ".join(f"{b['month']}: {b['note']}" for b in m["breaks"])}
+            m
+            | {
+                "break_notes": "; ".join(f"{b['month']}: {b['note']}" for b in m["breaks"]),
+                "order": ", ".join(m["source_order"]),
+                "record": m["source_of_record"] or "",
+            }
             for m in rows
         ],
         {
@@ -290,6 +423,8 @@ def measures_list(obj: Context, as_json: bool) -> None:
             "label": "Measure",
             "unit": "Unit",
             "population_band": "Rates per",
+            "record": "Source of record",
+            "order": "Source order",
             "break_notes": "Series breaks",
         },
         empty="No outcome measures.",
@@ -367,6 +502,23 @@ def measures_add_break(obj: Context, code: str, month: dt.date, note: str) -> No
     with obj.session() as (session, principal):
         measures.add_break(session, principal=principal, code=code, month=month, note=note)
     click.echo(f"Recorded a break in {code} from {month:%Y-%m}.")
+
+
+@measures_group.command("source")
+@click.argument("code", metavar="MEASURE")
+@click.argument("order", nargs=-1, required=True, metavar="SOURCE...")
+@pass_ctx
+def measures_source(obj: Context, code: str, order: tuple[str, ...]) -> None:
+    """Set MEASURE's source order, most preferred first (admins; audited).
+
+    The first source in the order holding counts is the measure's source of record, the one
+    pages, trends, models, exports and funder summaries use. Sources not named are never of
+    record for it. police-uk cannot come before a Met source.
+    """
+    with obj.session() as (session, principal):
+        result = sources.set_source_order(session, principal=principal, code=code, order=order)
+    record = result["source_of_record"] or "none (no source in the order holds counts)"
+    click.echo(f"{code}: source order {', '.join(result['source_order'])}; of record: {record}.")
 
 
 @measures_group.group("mapping")

@@ -492,6 +492,8 @@ def load(
         created_by=principal.username,
         synthetic=True,
         rows_read=sum(len(rows) for rows in tables.values()),
+        # Demo counts are their own source ("demo"), released with their last month.
+        release_date=max((parse_month(r["month"]) for r in tables["outcomes.csv"]), default=None),
         details={"note": SYNTHETIC_NOTE},
     )
     session.add(batch)
@@ -546,6 +548,7 @@ def load(
         [
             {
                 "measure_id": measure_ids[r["measure"]],
+                "source": "demo",
                 "borough_id": ids[r["borough"]],
                 "month": parse_month(r["month"]),
                 "count": int(r["count"]),
@@ -559,6 +562,7 @@ def load(
         [
             {
                 "measure_id": measure_ids[r["measure"]],
+                "source": "demo",
                 "source_area": r["source_area"],
                 "month": parse_month(r["month"]),
                 "count": int(r["count"]),

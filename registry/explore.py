@@ -57,6 +57,7 @@ from registry.models import (
     Programme,
 )
 from registry.outcomes.measures import SeriesBreak, get_measure, series_breaks
+from registry.outcomes.sources import of_record, record_sources
 from registry.periods import (
     add_months,
     as_date,
@@ -181,7 +182,9 @@ def complete_month(session: Session, months: int = 12) -> dt.date | None:
     """
     stored: dict[int, set[dt.date]] = {}
     for measure_id, month in session.execute(
-        select(OutcomeCount.measure_id, OutcomeCount.month).distinct()
+        select(OutcomeCount.measure_id, OutcomeCount.month)
+        .where(of_record(session, OutcomeCount))
+        .distinct()
     ):
         stored.setdefault(measure_id, set()).add(as_date(month))
     ends = [_latest_whole_end(held, months) for held in stored.values()]
@@ -200,7 +203,9 @@ def explore_options(session: Session, *, principal: Principal) -> ExploreOptions
     require(principal, "outcomes.read")
     measures = stored_measures(session)
     first, last = session.execute(
-        select(func.min(OutcomeCount.month), func.max(OutcomeCount.month))
+        select(func.min(OutcomeCount.month), func.max(OutcomeCount.month)).where(
+            of_record(session, OutcomeCount)
+        )
     ).one()
     dfirst, dlast = session.execute(
         select(func.min(Delivery.month), func.max(Delivery.month)).where(
@@ -296,7 +301,7 @@ def outcomes_by_month(session: Session, *, principal: Principal, measure: str) -
     outcome = get_measure(session, measure)
     stmt = (
         select(OutcomeCount.borough_id, _raw(OutcomeCount.month), func.sum(OutcomeCount.count))
-        .where(OutcomeCount.measure_id == outcome.id)
+        .where(of_record(session, OutcomeCount, outcome.id))
         .group_by(OutcomeCount.borough_id, OutcomeCount.month)
     )
     return _by_area_month(session, stmt, "count")
@@ -789,7 +794,7 @@ def overview(session: Session, *, principal: Principal, start: dt.date, end: dt.
     tiles = []
     for code, label in session.execute(
         select(OutcomeMeasure.code, OutcomeMeasure.label)
-        .where(OutcomeMeasure.id.in_(select(OutcomeCount.measure_id).distinct()))
+        .where(OutcomeMeasure.id.in_(list(record_sources(session))))
         .order_by(OutcomeMeasure.id)
     ):
         series = monthly_series(session, principal=principal, measure=code)

@@ -114,6 +114,9 @@ class ImportBatch(Base):
     file_name: Mapped[str | None] = mapped_column(String(255))
     sha256: Mapped[str | None] = mapped_column(String(64), index=True)
     release_label: Mapped[str | None] = mapped_column(String(100))
+    # The publisher's release the batch's counts belong to (given, or inferred from the file):
+    # releases are ordered by this date, never by import order. Null for population batches.
+    release_date: Mapped[dt.date | None] = mapped_column(Date)
     rows_read: Mapped[int] = mapped_column(default=0)
     rows_accepted: Mapped[int] = mapped_column(default=0)
     synthetic: Mapped[bool] = mapped_column(default=False)
@@ -185,19 +188,24 @@ class OutcomeMeasure(Base):
         String(16), default="all ages", server_default="all ages"
     )
     created_at: Mapped[dt.datetime | None] = mapped_column(default=utcnow)
+    # Sources (registry.outcomes.sources.SOURCES) most preferred first: the first holding any
+    # counts for the measure is its source of record, the one users see.
+    source_order: Mapped[list[str]] = mapped_column(JSON)
 
 
 class OutcomeCount(Base):
-    """Count of one measure in one borough in one month, with the import that set it."""
+    """Count of one measure in one borough in one month from one source, with the import (and so
+    the release) that set it. Sources are stored side by side (registry.outcomes.sources)."""
 
     __tablename__ = "outcome_count"
     __table_args__ = (
-        UniqueConstraint("measure_id", "borough_id", "month"),
+        UniqueConstraint("measure_id", "source", "borough_id", "month"),
         CheckConstraint("count >= 0", name="count_non_negative"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     measure_id: Mapped[int] = mapped_column(ForeignKey("outcome_measure.id"))
+    source: Mapped[str] = mapped_column(String(32))
     borough_id: Mapped[int] = mapped_column(ForeignKey("borough.id"), index=True)
     month: Mapped[dt.date] = mapped_column(Date, index=True)
     count: Mapped[int]
@@ -212,12 +220,13 @@ class UnallocatedCount(Base):
 
     __tablename__ = "unallocated_count"
     __table_args__ = (
-        UniqueConstraint("measure_id", "month", "source_area"),
+        UniqueConstraint("measure_id", "source", "month", "source_area"),
         CheckConstraint("count >= 0", name="count_non_negative"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     measure_id: Mapped[int] = mapped_column(ForeignKey("outcome_measure.id"))
+    source: Mapped[str] = mapped_column(String(32))
     month: Mapped[dt.date] = mapped_column(Date, index=True)
     source_area: Mapped[str] = mapped_column(String(100))
     count: Mapped[int]
@@ -285,7 +294,8 @@ class MeasureMapping(Base):
 
 
 class OutcomeRevision(Base):
-    """An outcome count a newer release replaced, kept so anyone can see what changed.
+    """An outcome count a newer release of the same source replaced, kept so anyone can see what
+    changed: ``old_*`` is always the older release's, whichever of the two was imported first.
 
     ``borough_id`` is set for a borough count, ``source_area`` for a London unallocated count.
     """
@@ -300,6 +310,7 @@ class OutcomeRevision(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     measure_id: Mapped[int] = mapped_column(ForeignKey("outcome_measure.id"), index=True)
+    source: Mapped[str] = mapped_column(String(32))
     borough_id: Mapped[int | None] = mapped_column(ForeignKey("borough.id"))
     source_area: Mapped[str | None] = mapped_column(String(100))
     month: Mapped[dt.date] = mapped_column(Date)

@@ -20,6 +20,7 @@ from registry.models import (
     Programme,
     UnallocatedCount,
 )
+from registry.outcomes.sources import of_record
 from registry.periods import Window, as_date, rolling_window
 from registry.windows import is_whole, stored_words
 
@@ -56,13 +57,16 @@ class HomeFigures:
 
 
 def measure_last_12_months(session: Session, measure: OutcomeMeasure) -> MeasureTotal:
-    """London total for the 12 months ending with the newest month holding data for ``measure``.
+    """London total for the 12 months ending with the newest month holding data for ``measure``
+    (its source of record's counts).
 
     London means boroughs plus London unallocated, so the total matches the publisher's; the
     unallocated part is reported beside it.
     """
+    record = of_record(session, OutcomeCount, measure.id)
+    record_u = of_record(session, UnallocatedCount, measure.id)
     stored = session.scalar(
-        select(func.max(OutcomeCount.month)).where(OutcomeCount.measure_id == measure.id)
+        select(func.max(OutcomeCount.month)).where(OutcomeCount.measure_id == measure.id, record)
     )
     if stored is None:
         return MeasureTotal(measure.code, measure.label, measure.unit, None, 0, 0)
@@ -75,12 +79,14 @@ def measure_last_12_months(session: Session, measure: OutcomeMeasure) -> Measure
         ).where(
             OutcomeCount.measure_id == measure.id,
             OutcomeCount.month.between(window.start, window.end),
+            record,
         )
     ).one()
     unallocated = session.scalar(
         select(func.coalesce(func.sum(UnallocatedCount.count), 0)).where(
             UnallocatedCount.measure_id == measure.id,
             UnallocatedCount.month.between(window.start, window.end),
+            record_u,
         )
     )
     return MeasureTotal(

@@ -86,6 +86,7 @@ def load_small(url: str) -> None:
                     rows.append(
                         OutcomeCount(
                             measure_id=measures[measure],
+                            source="long",
                             borough_id=ids[code],
                             month=month,
                             count=value,
@@ -95,6 +96,7 @@ def load_small(url: str) -> None:
             rows.append(
                 UnallocatedCount(
                     measure_id=measures["homicide"],
+                    source="long",
                     month=month,
                     source_area="Unknown",
                     count=1,

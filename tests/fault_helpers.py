@@ -133,8 +133,8 @@ def integrity_problems(engine: Engine) -> list[str]:
         checks = {
             "duplicate delivery": "SELECT programme_id, borough_id, month FROM delivery "
             "GROUP BY programme_id, borough_id, month HAVING count(*) > 1",
-            "duplicate outcome count": "SELECT measure_id, borough_id, month FROM outcome_count "
-            "GROUP BY measure_id, borough_id, month HAVING count(*) > 1",
+            "duplicate outcome count": "SELECT measure_id, source, borough_id, month FROM "
+            "outcome_count GROUP BY measure_id, source, borough_id, month HAVING count(*) > 1",
             "delivery without its batch": "SELECT d.id FROM delivery d LEFT JOIN import_batch b "
             "ON b.id = d.import_batch_id WHERE d.import_batch_id IS NOT NULL AND b.id IS NULL",
             "outcome count without its batch": "SELECT c.id FROM outcome_count c LEFT JOIN "

@@ -28,6 +28,8 @@ AREAS = {
     "barking and dagenham": "E09000002",
     "camden": "E09000007",
     "city of london": "E09000001",
+    "islington": "E09000019",
+    "southwark": "E09000028",
     "hackney": "E09000012",
     "hammersmith & fulham": "E09000013",
     "hillingdon": "E09000017",

@@ -33,6 +33,7 @@ def _load_series(url: str) -> None:
         s.add_all(
             OutcomeCount(
                 measure_id=measure,
+                source="long",
                 borough_id=camden,
                 month=month,
                 count=int(count),

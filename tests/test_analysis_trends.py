@@ -425,6 +425,7 @@ def test_a_zero_baseline_is_tested_and_counted_in_holm(small_url: str) -> None:
             s.add(
                 OutcomeCount(
                     measure_id=measure,
+                    source="long",
                     borough_id=sutton,
                     month=month,
                     count=count,

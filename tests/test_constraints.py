@@ -92,6 +92,7 @@ def test_delivery_refuses_unknown_programme(session, refs) -> None:
 def test_outcome_and_population_refuse_negatives_and_duplicates(session, refs) -> None:
     count = {
         "measure_id": refs["measure"],
+        "source": "long",
         "borough_id": refs["borough"],
         "month": MONTH,
         "count": 3,
@@ -114,6 +115,7 @@ def test_outcome_and_population_refuse_negatives_and_duplicates(session, refs) -
     _refused(session, Population, people)
     unallocated = {
         "measure_id": refs["measure"],
+        "source": "long",
         "month": MONTH,
         "source_area": "Unknown",
         "count": 1,

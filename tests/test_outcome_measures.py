@@ -135,13 +135,8 @@ def test_measures_and_mapping_cli(db_url) -> None:
     listed = run(db_url, "measures", "list")
     assert "lbd" in listed.output and "2024-02: New system." in listed.output
     assert listed.output.splitlines()[0].split() == [
-        "Code",
-        "Measure",
-        "Unit",
-        "Rates",
-        "per",
-        "Series",
-        "breaks",
+        *("Code", "Measure", "Unit", "Rates", "per", "Source", "of", "record", "Source", "order"),
+        *("Series", "breaks"),
     ]
     result = run(
         db_url, "measures", "mapping", "set", "mps-dashboard", "Lethal Barrel Discharge", "lbd"

@@ -31,6 +31,7 @@ EXPECTED: dict[str, set[str]] = {
     "registry.outcomes.measures.add_break": ADMIN_ONLY,
     "registry.outcomes.measures.set_population_band": ADMIN_ONLY,
     "registry.outcomes.mapping.set_mapping": ADMIN_ONLY,
+    "registry.outcomes.sources.set_source_order": ADMIN_ONLY,
     "registry.outcomes.store.import_crime": ADMIN_ONLY,
     "registry.outcomes.store.import_population": ADMIN_ONLY,
     "registry.programmes.add_funding_stream": STAFF_UP,

@@ -45,6 +45,7 @@ def small_session(db_url: str):
         s.add_all(
             OutcomeCount(
                 measure_id=knife,
+                source="long",
                 borough_id=ids[code],
                 month=month,
                 count=count,

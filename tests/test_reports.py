@@ -91,6 +91,7 @@ def small(engine):
             s.add(
                 OutcomeCount(
                     measure_id=measure,
+                    source="long",
                     borough_id=ids[b],
                     month=m,
                     count=c,

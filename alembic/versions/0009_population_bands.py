@@ -5,7 +5,7 @@ Homicide, robbery, violence with injury, possession of weapons and gun crime are
 (the ages the Met counts). Measures added by an admin default to all ages.
 
 Revision ID: 0009_population_bands
-Revises: 0007_returns_received
+Revises: 0008_outcome_sources
 """
 
 from collections.abc import Sequence
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0009_population_bands"
-down_revision: str | None = "0007_returns_received"
+down_revision: str | None = "0008_outcome_sources"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -45,6 +45,7 @@ from registry.models import (
     Programme,
 )
 from registry.outcomes.measures import get_measure
+from registry.outcomes.sources import of_record, record_sources
 from registry.periods import add_months, as_date, format_month, month_start, quarter_start
 
 FREQUENCIES = {"month": 1, "quarter": 3}
@@ -93,7 +94,7 @@ def stored_measures(session: Session) -> list[tuple[str, str]]:
         (code, label)
         for code, label in session.execute(
             select(OutcomeMeasure.code, OutcomeMeasure.label)
-            .where(OutcomeMeasure.id.in_(select(OutcomeCount.measure_id).distinct()))
+            .where(OutcomeMeasure.id.in_(list(record_sources(session))))
             .order_by(OutcomeMeasure.id)
         )
     ]
@@ -296,7 +297,7 @@ def load_panel(
     )
 
     out_stmt = select(OutcomeCount.borough_id, OutcomeCount.month, OutcomeCount.count).where(
-        OutcomeCount.measure_id == outcome.id
+        of_record(session, OutcomeCount, outcome.id)
     )
     if start is not None:
         out_stmt = out_stmt.where(OutcomeCount.month >= start)

@@ -29,6 +29,7 @@ from registry.demo import SYNTHETIC_NOTE, is_synthetic
 from registry.errors import RegistryError
 from registry.models import Borough, Delivery, OutcomeCount, OutcomeMeasure, Programme
 from registry.outcomes.measures import SeriesBreak, get_measure, series_breaks
+from registry.outcomes.sources import of_record
 from registry.periods import as_date, format_month, month_start, quarter_start
 
 # The headline first: the Poisson model with borough and period effects (see headline.py).
@@ -57,7 +58,9 @@ def analysis_options(session: Session, *, principal: Principal) -> AnalysisOptio
     require(principal, "models.run")
     measures = stored_measures(session)
     first, last = session.execute(
-        select(func.min(OutcomeCount.month), func.max(OutcomeCount.month))
+        select(func.min(OutcomeCount.month), func.max(OutcomeCount.month)).where(
+            of_record(session, OutcomeCount)
+        )
     ).one()
     return AnalysisOptions(
         measures=measures,
@@ -81,7 +84,7 @@ def model_series_breaks(
     measure = get_measure(session, outcome)
     first, last = session.execute(
         select(func.min(OutcomeCount.month), func.max(OutcomeCount.month)).where(
-            OutcomeCount.measure_id == measure.id
+            of_record(session, OutcomeCount, measure.id)
         )
     ).one()
     if first is None or last is None:
@@ -170,7 +173,7 @@ def _its(
     series = monthly_series(
         session, principal=principal, measure=outcome, borough=borough, start=start, end=end
     )
-    flt = [OutcomeCount.measure_id == get_measure(session, outcome).id]
+    flt = [of_record(session, OutcomeCount, get_measure(session, outcome).id)]
     if start is not None:
         flt.append(OutcomeCount.month >= start)
     if end is not None:

@@ -20,6 +20,7 @@ from registry.analysis.result import WindowTotal
 from registry.auth import Principal, require
 from registry.models import Borough, OutcomeCount, UnallocatedCount
 from registry.outcomes.measures import get_measure
+from registry.outcomes.sources import of_record
 from registry.periods import as_date, month_range, rolling_window
 
 LONDON = "London"
@@ -50,7 +51,7 @@ def monthly_series(
     """
     require(principal, "outcomes.read")
     outcome = get_measure(session, measure)
-    flt = [OutcomeCount.measure_id == outcome.id]
+    flt = [of_record(session, OutcomeCount, outcome.id)]
     if start is not None:
         flt.append(OutcomeCount.month >= start)
     if end is not None:
@@ -64,7 +65,7 @@ def monthly_series(
     rows = session.execute(stmt.group_by(OutcomeCount.month)).all()
     frame = _month_frame(rows, "boroughs")
     if borough is None:
-        uflt = [UnallocatedCount.measure_id == outcome.id]
+        uflt = [of_record(session, UnallocatedCount, outcome.id)]
         if start is not None:
             uflt.append(UnallocatedCount.month >= start)
         if end is not None:
@@ -95,7 +96,7 @@ def borough_series(
     absent)."""
     require(principal, "outcomes.read")
     outcome = get_measure(session, measure)
-    flt = [OutcomeCount.measure_id == outcome.id, OutcomeCount.month <= end]
+    flt = [of_record(session, OutcomeCount, outcome.id), OutcomeCount.month <= end]
     if start is not None:
         flt.append(OutcomeCount.month >= start)
     rows = session.execute(

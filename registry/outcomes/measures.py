@@ -76,8 +76,12 @@ def series_breaks(
 
 
 def list_measures(session: Session, *, principal: Principal) -> list[dict[str, Any]]:
-    """Every measure with its definition and its dated series-break notes."""
+    """Every measure with its definition, its dated series-break notes, its source order and
+    its source of record (the first source in the order holding counts; null when none does)."""
+    from registry.outcomes.sources import record_sources
+
     require(principal, "outcomes.read")
+    record = record_sources(session)
     breaks: dict[int, list[dict[str, str]]] = {}
     for b in session.scalars(select(MeasureBreak).order_by(MeasureBreak.month)):
         breaks.setdefault(b.measure_id, []).append({"month": format_month(b.month), "note": b.note})
@@ -90,6 +94,8 @@ def list_measures(session: Session, *, principal: Principal) -> list[dict[str, A
             "source": m.source or "",
             "population_band": m.population_band,
             "breaks": breaks.get(m.id, []),
+            "source_order": list(m.source_order),
+            "source_of_record": record.get(m.id),
         }
         for m in session.scalars(select(OutcomeMeasure).order_by(OutcomeMeasure.id))
     ]
@@ -103,6 +109,7 @@ def _snapshot(m: OutcomeMeasure) -> dict[str, Any]:
         "unit": m.unit,
         "source": m.source,
         "population_band": m.population_band,
+        "source_order": m.source_order,
     }
 
 
@@ -121,8 +128,12 @@ def add_measure(
     """Add an outcome measure; map source categories to it with ``set_mapping``.
 
     ``population_band`` is who its rate is per: all ages (residents) unless the measure counts
-    an age group, as knife crime with injury counts victims aged 1-24.
+    an age group, as knife crime with injury counts victims aged 1-24. It takes the default
+    source order (Met sources first, police.uk last); change it with
+    :func:`registry.outcomes.sources.set_source_order`.
     """
+    from registry.outcomes.sources import default_order
+
     code = code.strip()
     if not _CODE_RE.match(code):
         raise RegistryError(
@@ -141,6 +152,7 @@ def add_measure(
         unit=unit.strip(),
         source=(source or "").strip() or None,
         population_band=band,
+        source_order=default_order(code),
     )
     session.add(measure)
     session.flush()

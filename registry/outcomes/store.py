@@ -1,9 +1,13 @@
 """Compare parsed counts with the stored ones and write them in one transaction.
 
-Each count is *unchanged* (same value: nothing written), *new* (inserted) or *revised* (a newer
-release changed it: the stored value is replaced and the earlier one kept in ``outcome_revision``
-with both releases' batches). The newest import wins. Re-importing a file already imported with
-the same figures writes nothing at all, not even a batch.
+Counts are compared only with stored counts of the same source (registry.outcomes.sources):
+a police.uk file never touches the Met's counts. Each count is *unchanged* (same value),
+*new* (inserted), *revised* (a newer release changed it: the stored value is replaced and the
+earlier one kept in ``outcome_revision`` with both releases' batches) or *kept* (the file is an
+older release than the stored count's: the stored value stays and the older one is kept as
+history). Releases are ordered by their release date, never by import order; of two imports of
+the same release the later wins. Re-importing a file already imported with the same figures
+writes nothing at all, not even a batch.
 """
 
 from __future__ import annotations
@@ -43,7 +47,8 @@ from registry.outcomes.common import (
 )
 from registry.outcomes.detect import detect
 from registry.outcomes.mapping import Mapper, mapper_for
-from registry.outcomes.measures import measure_ids
+from registry.outcomes.measures import get_measure, measure_ids
+from registry.outcomes.sources import check_order, infer_release, of_record, source_of_batch
 from registry.periods import format_month
 from registry.untrusted import FileRefused, Limits, run_limited
 
@@ -68,6 +73,10 @@ class ImportReport:
     unallocated: dict[str, int]
     skipped: dict[str, int]
     unmapped: list[str]
+    kept_newer: int = 0  # counts left as a newer release of the same source has them
+    source: str | None = None
+    release_date: dt.date | None = None
+    release_inferred: bool = False
     file_name: str = ""
     format: str = ""
     layout: str | None = None
@@ -83,6 +92,9 @@ class ImportReport:
             "counts_written": self.counts_written,
             "unchanged": self.unchanged,
             "revised": self.revised,
+            "kept_newer": self.kept_newer,
+            "source": self.source,
+            "release_date": self.release_date.isoformat() if self.release_date else None,
             "unallocated": self.unallocated,
             "skipped": self.skipped,
             "unmapped": self.unmapped,
@@ -155,16 +167,33 @@ def import_crime(
     sources: Sequence[Source],
     fmt: str,
     release: str | None = None,
+    release_date: dt.date | None = None,
     dry_run: bool = False,
     progress: Progress = no_progress,
 ) -> list[ImportReport]:
-    """Validate every file, then store all of them in this one transaction (or, dry, nothing)."""
+    """Validate every file, then store all of them in this one transaction (or, dry, nothing).
+
+    ``release_date`` is the publisher's release the files belong to; without it each file's is
+    inferred (:func:`registry.outcomes.sources.infer_release`).
+    """
     release = (release or "").strip() or None
     if release is not None and len(release) > RELEASE_MAX:
         raise RegistryError(f"A release label has at most {RELEASE_MAX} characters.")
+    if release_date is not None and release_date > dt.date.today():
+        raise RegistryError(
+            f"The release date {release_date.isoformat()} is in the future; give the day the "
+            "publisher released the file."
+        )
     parsed = parse_crime(session, sources, fmt, progress)
     return [
-        _store_crime(session, p, principal=principal, release=release, dry_run=dry_run)
+        _store_crime(
+            session,
+            p,
+            principal=principal,
+            release=release,
+            release_date=release_date,
+            dry_run=dry_run,
+        )
         for p in parsed
     ]
 
@@ -212,12 +241,81 @@ def _diff(
     return new, revised, unchanged
 
 
+Stored = dict[tuple[int, Any, dt.date], tuple[int, int, int, dt.date | None]]
+
+
+@dataclass
+class _CrimeDiff:
+    """How incoming counts of one source compare with the stored ones (see the module doc)."""
+
+    new: list[tuple[Any, int]] = field(default_factory=list)
+    revised: list[tuple[Any, int, tuple[int, int, int, dt.date | None]]] = field(
+        default_factory=list
+    )
+    kept: list[tuple[Any, int, tuple[int, int, int, dt.date | None]]] = field(default_factory=list)
+    confirmed: list[int] = field(default_factory=list)  # same value, newer release: re-pointed
+    unchanged: int = 0
+
+
+def _diff_releases(
+    incoming: dict[tuple[int, Any, dt.date], int], stored: Stored, release: dt.date | None
+) -> _CrimeDiff:
+    diff = _CrimeDiff()
+    for key, count in incoming.items():
+        old = stored.get(key)
+        if old is None:
+            diff.new.append((key, count))
+            continue
+        newer_stored = old[3] is not None and release is not None and old[3] > release
+        if old[1] == count:
+            diff.unchanged += 1
+            if not newer_stored and old[3] != release:
+                diff.confirmed.append(old[0])
+        elif newer_stored:
+            diff.kept.append((key, count, old))
+        else:
+            diff.revised.append((key, count, old))
+    return diff
+
+
+def _stored_counts(
+    session: Session,
+    table: type[OutcomeCount] | type[UnallocatedCount],
+    area: Any,
+    source: str,
+    wanted: set[int],
+    lo: dt.date,
+    hi: dt.date,
+) -> Stored:
+    """The stored counts of ``source`` in the months and measures given, with their release."""
+    rows = session.execute(
+        select(
+            table.id,
+            table.measure_id,
+            area,
+            table.month,
+            table.count,
+            table.import_batch_id,
+            ImportBatch.release_date,
+        )
+        .join(ImportBatch, ImportBatch.id == table.import_batch_id)
+        .where(
+            table.source == source,
+            table.measure_id.in_(wanted),
+            table.month >= lo,
+            table.month <= hi,
+        )
+    )
+    return {(r[1], r[2], r[3]): (r[0], r[4], r[5], r[6]) for r in rows}
+
+
 def _store_crime(
     session: Session,
     parsed: ParsedCrime,
     *,
     principal: Principal,
     release: str | None,
+    release_date: dt.date | None,
     dry_run: bool,
 ) -> ImportReport:
     ids = measure_ids(session)
@@ -228,76 +326,62 @@ def _store_crime(
             f"{parsed.file_name}: the mapping names measure(s) {', '.join(unknown)} that do not "
             "exist; add them with `vru measures add` or change the mapping."
         )
+    source = source_of_batch("crime", parsed.format)
     borough_id = boroughs.borough_ids(session)
     code_of = {v: k for k, v in ids.items()}
     name_of = dict(session.execute(select(Borough.id, Borough.name)).tuples().all())
     incoming = {(ids[m], borough_id[g], month): n for (m, g, month), n in parsed.counts.items()}
     incoming_u = {(ids[m], a, month): n for (m, a, month), n in parsed.unallocated.items()}
     months = [k[2] for k in incoming] + [k[2] for k in incoming_u]
+    inferred = release_date is None
+    if inferred:
+        release_date = infer_release(
+            parsed.format, parsed.file_name, max(months) if months else None
+        )
     wanted = {k[0] for k in incoming} | {k[0] for k in incoming_u}
-    stored: dict[tuple[int, Any, dt.date], tuple[int, int, int]] = {}
-    stored_u: dict[tuple[int, Any, dt.date], tuple[int, int, int]] = {}
+    stored: Stored = {}
+    stored_u: Stored = {}
     if months:
         lo, hi = min(months), max(months)
-        for row in session.execute(
-            select(
-                OutcomeCount.id,
-                OutcomeCount.measure_id,
-                OutcomeCount.borough_id,
-                OutcomeCount.month,
-                OutcomeCount.count,
-                OutcomeCount.import_batch_id,
-            ).where(
-                OutcomeCount.measure_id.in_(wanted),
-                OutcomeCount.month >= lo,
-                OutcomeCount.month <= hi,
-            )
-        ):
-            stored[(row.measure_id, row.borough_id, row.month)] = (
-                row.id,
-                row.count,
-                row.import_batch_id,
-            )
-        for row in session.execute(
-            select(
-                UnallocatedCount.id,
-                UnallocatedCount.measure_id,
-                UnallocatedCount.source_area,
-                UnallocatedCount.month,
-                UnallocatedCount.count,
-                UnallocatedCount.import_batch_id,
-            ).where(
-                UnallocatedCount.measure_id.in_(wanted),
-                UnallocatedCount.month >= lo,
-                UnallocatedCount.month <= hi,
-            )
-        ):
-            stored_u[(row.measure_id, row.source_area, row.month)] = (
-                row.id,
-                row.count,
-                row.import_batch_id,
-            )
-    new, revised, unchanged = _diff(incoming, stored)
-    new_u, revised_u, unchanged_u = _diff(incoming_u, stored_u)
+        stored = _stored_counts(
+            session, OutcomeCount, OutcomeCount.borough_id, source, wanted, lo, hi
+        )
+        stored_u = _stored_counts(
+            session, UnallocatedCount, UnallocatedCount.source_area, source, wanted, lo, hi
+        )
+    diff = _diff_releases(incoming, stored, release_date)
+    diff_u = _diff_releases(incoming_u, stored_u, release_date)
 
     def label(key: tuple[int, Any, dt.date], unallocated: bool) -> dict[str, Any]:
         area = f"London (unallocated: {key[1]})" if unallocated else name_of[key[1]]
         return {"measure": code_of[key[0]], "area": area, "month": format_month(key[2])}
 
-    changes = [
-        label(k, False) | {"old": o[1], "new": n, "change": "revised"} for k, n, o in revised
-    ] + [label(k, True) | {"old": o[1], "new": n, "change": "revised"} for k, n, o in revised_u]
-    changes += [label(k, False) | {"old": None, "new": n, "change": "new"} for k, n in new]
-    changes += [label(k, True) | {"old": None, "new": n, "change": "new"} for k, n in new_u]
+    changes = []
+    for d, unalloc in ((diff, False), (diff_u, True)):
+        changes += [
+            label(k, unalloc) | {"old": o[1], "new": n, "change": "revised"}
+            for k, n, o in d.revised
+        ]
+    for d, unalloc in ((diff, False), (diff_u, True)):
+        changes += [
+            label(k, unalloc) | {"old": o[1], "new": n, "change": "kept newer release"}
+            for k, n, o in d.kept
+        ]
+    for d, unalloc in ((diff, False), (diff_u, True)):
+        changes += [label(k, unalloc) | {"old": None, "new": n, "change": "new"} for k, n in d.new]
     report = ImportReport(
         batch=None,
         rows_read=parsed.rows_read,
-        counts_written=len(new) + len(new_u) + len(revised) + len(revised_u),
-        unchanged=unchanged + unchanged_u,
-        revised=len(revised) + len(revised_u),
+        counts_written=len(diff.new) + len(diff_u.new) + len(diff.revised) + len(diff_u.revised),
+        unchanged=diff.unchanged + diff_u.unchanged,
+        revised=len(diff.revised) + len(diff_u.revised),
         unallocated=dict(sorted(parsed.unallocated_rows.items())),
         skipped=dict(sorted((k, v) for k, v in parsed.skipped.items() if v)),
         unmapped=sorted(parsed.unmapped),
+        kept_newer=len(diff.kept) + len(diff_u.kept),
+        source=source,
+        release_date=release_date,
+        release_inferred=inferred and release_date is not None,
         file_name=parsed.file_name,
         format=parsed.format,
         layout=parsed.layout,
@@ -313,12 +397,14 @@ def _store_crime(
         file_name=parsed.file_name,
         sha256=parsed.sha256,
         release_label=release,
+        release_date=release_date,
         rows_read=parsed.rows_read,
         rows_accepted=parsed.borough_rows + sum(parsed.unallocated_rows.values()),
         created_by=principal.username,
         details={
             "layout": parsed.layout,
             "files": parsed.files,
+            "release_inferred": report.release_inferred,
             **report.as_json(),
         },
     )
@@ -326,69 +412,11 @@ def _store_crime(
     session.flush()
     report.batch = batch.id
     batch.details = {**(batch.details or {}), "batch": batch.id}
-    if new:
-        session.execute(
-            insert(OutcomeCount),
-            [
-                {
-                    "measure_id": m,
-                    "borough_id": b,
-                    "month": t,
-                    "count": n,
-                    "import_batch_id": batch.id,
-                }
-                for (m, b, t), n in new
-            ],
-        )
-    if new_u:
-        session.execute(
-            insert(UnallocatedCount),
-            [
-                {
-                    "measure_id": m,
-                    "source_area": a,
-                    "month": t,
-                    "count": n,
-                    "import_batch_id": batch.id,
-                }
-                for (m, a, t), n in new_u
-            ],
-        )
-    if revised:
-        session.execute(
-            update(OutcomeCount),
-            [{"id": o[0], "count": n, "import_batch_id": batch.id} for _k, n, o in revised],
-        )
-    if revised_u:
-        session.execute(
-            update(UnallocatedCount),
-            [{"id": o[0], "count": n, "import_batch_id": batch.id} for _k, n, o in revised_u],
-        )
-    history = [
-        {
-            "measure_id": m,
-            "borough_id": b,
-            "source_area": None,
-            "month": t,
-            "old_count": o[1],
-            "new_count": n,
-            "old_batch_id": o[2],
-            "new_batch_id": batch.id,
-        }
-        for (m, b, t), n, o in revised
-    ] + [
-        {
-            "measure_id": m,
-            "borough_id": None,
-            "source_area": a,
-            "month": t,
-            "old_count": o[1],
-            "new_count": n,
-            "old_batch_id": o[2],
-            "new_batch_id": batch.id,
-        }
-        for (m, a, t), n, o in revised_u
-    ]
+    _write_counts(session, OutcomeCount, "borough_id", diff, source, batch.id)
+    _write_counts(session, UnallocatedCount, "source_area", diff_u, source, batch.id)
+    history = _history(diff, "borough_id", source, batch.id) + _history(
+        diff_u, "source_area", source, batch.id
+    )
     if history:
         session.execute(insert(OutcomeRevision), history)
     audit.record(
@@ -410,6 +438,77 @@ def _store_crime(
     )
     session.flush()
     return report
+
+
+def _write_counts(
+    session: Session,
+    table: type[OutcomeCount] | type[UnallocatedCount],
+    area: str,
+    diff: _CrimeDiff,
+    source: str,
+    batch: int,
+) -> None:
+    """Insert the new counts, replace the revised ones and re-point the confirmed ones."""
+    if diff.new:
+        session.execute(
+            insert(table),
+            [
+                {
+                    "measure_id": m,
+                    "source": source,
+                    area: a,
+                    "month": t,
+                    "count": n,
+                    "import_batch_id": batch,
+                }
+                for (m, a, t), n in diff.new
+            ],
+        )
+    changed = [{"id": o[0], "count": n, "import_batch_id": batch} for _k, n, o in diff.revised]
+    # A newer release with the same figure: the count now belongs to that release, so an older
+    # release imported later is compared with it, not with an older one.
+    changed += [{"id": i, "import_batch_id": batch} for i in diff.confirmed]
+    for rows in (
+        [r for r in changed if "count" in r],
+        [r for r in changed if "count" not in r],
+    ):
+        if rows:
+            session.execute(update(table), rows)
+
+
+def _history(diff: _CrimeDiff, area: str, source: str, batch: int) -> list[dict[str, Any]]:
+    """``outcome_revision`` rows: the older release's value and the newer's, whichever came
+    first (a revised count: the stored one was older; a kept count: the incoming one is)."""
+    other = "source_area" if area == "borough_id" else "borough_id"
+    rows = [
+        {
+            "measure_id": m,
+            "source": source,
+            area: a,
+            other: None,
+            "month": t,
+            "old_count": o[1],
+            "new_count": n,
+            "old_batch_id": o[2],
+            "new_batch_id": batch,
+        }
+        for (m, a, t), n, o in diff.revised
+    ]
+    rows += [
+        {
+            "measure_id": m,
+            "source": source,
+            area: a,
+            other: None,
+            "month": t,
+            "old_count": n,
+            "new_count": o[1],
+            "old_batch_id": batch,
+            "new_batch_id": o[2],
+        }
+        for (m, a, t), n, o in diff.kept
+    ]
+    return rows
 
 
 # --- population --------------------------------------------------------------------------------
@@ -595,6 +694,7 @@ def list_batches(
                 "format": b.format or "",
                 "file_name": b.file_name or "",
                 "release": b.release_label or "",
+                "release_date": b.release_date.isoformat() if b.release_date else "",
                 "rows_read": b.rows_read,
                 "rows_accepted": b.rows_accepted,
                 "counts_written": details.get("counts_written", ""),
@@ -610,7 +710,8 @@ def list_batches(
 def list_revisions(
     session: Session, *, principal: Principal, batch: int | None = None, limit: int = 2000
 ) -> list[dict[str, Any]]:
-    """Counts a newer release changed: the earlier value with its release, and the new one."""
+    """Counts a newer release of the same source changed (or kept, when the older release was
+    imported after it): the older release's value with its release, and the newer one's."""
     require(principal, "outcomes.read")
     old_b, new_b = aliased(ImportBatch), aliased(ImportBatch)
     stmt = (
@@ -627,13 +728,16 @@ def list_revisions(
     return [
         {
             "measure": code,
+            "source": r.source,
             "area": name or f"London (unallocated: {r.source_area})",
             "month": format_month(r.month),
             "old_count": r.old_count,
             "old_release": ob.release_label or ob.file_name or f"batch {ob.id}",
+            "old_release_date": ob.release_date.isoformat() if ob.release_date else "",
             "old_batch": ob.id,
             "new_count": r.new_count,
             "new_release": nb.release_label or nb.file_name or f"batch {nb.id}",
+            "new_release_date": nb.release_date.isoformat() if nb.release_date else "",
             "new_batch": nb.id,
         }
         for r, code, name, ob, nb in session.execute(stmt).tuples()
@@ -646,28 +750,41 @@ def export_outcomes(
     principal: Principal,
     measure: str | None = None,
     include_unallocated: bool = False,
+    source: str | None = None,
 ) -> pd.DataFrame:
-    """Stored counts as ``measure,borough,month,count`` (the long import format)."""
+    """Stored counts as ``measure,borough,month,count`` (the long import format): each
+    measure's source of record, or the counts of ``source`` when it is given."""
     require(principal, "outcomes.read")
     if measure is not None and measure not in measure_ids(session):
-        from registry.outcomes.measures import get_measure
-
         get_measure(session, measure)
+    if source is not None:
+        check_order([source])
     stmt = (
         select(OutcomeMeasure.code, Borough.name, OutcomeCount.month, OutcomeCount.count)
         .join(OutcomeMeasure, OutcomeCount.measure_id == OutcomeMeasure.id)
         .join(Borough, OutcomeCount.borough_id == Borough.id)
+        .where(
+            of_record(session, OutcomeCount) if source is None else OutcomeCount.source == source
+        )
     )
     if measure:
         stmt = stmt.where(OutcomeMeasure.code == measure)
     rows = [tuple(r) for r in session.execute(stmt).tuples()]
     if include_unallocated:
-        ustmt = select(
-            OutcomeMeasure.code,
-            UnallocatedCount.source_area,
-            UnallocatedCount.month,
-            UnallocatedCount.count,
-        ).join(OutcomeMeasure, UnallocatedCount.measure_id == OutcomeMeasure.id)
+        ustmt = (
+            select(
+                OutcomeMeasure.code,
+                UnallocatedCount.source_area,
+                UnallocatedCount.month,
+                UnallocatedCount.count,
+            )
+            .join(OutcomeMeasure, UnallocatedCount.measure_id == OutcomeMeasure.id)
+            .where(
+                of_record(session, UnallocatedCount)
+                if source is None
+                else UnallocatedCount.source == source
+            )
+        )
         if measure:
             ustmt = ustmt.where(OutcomeMeasure.code == measure)
         rows += [

@@ -30,6 +30,7 @@ from registry.models import (
     Programme,
 )
 from registry.outcomes.measures import series_breaks
+from registry.outcomes.sources import of_record, record_sources
 from registry.periods import (
     Window,
     add_months,
@@ -311,7 +312,7 @@ def _outcomes(session: Session, borough_codes: list[str], window: Window) -> pd.
                 )
                 .join(Borough, Borough.id == OutcomeCount.borough_id)
                 .where(
-                    OutcomeCount.measure_id == measure.id,
+                    of_record(session, OutcomeCount, measure.id),
                     Borough.gss_code.in_(borough_codes),
                     OutcomeCount.month.between(w.start, w.end),
                 )
@@ -468,9 +469,7 @@ def headline_model(
 
     available = set(
         session.scalars(
-            select(OutcomeMeasure.code).where(
-                OutcomeMeasure.id.in_(select(OutcomeCount.measure_id).distinct())
-            )
+            select(OutcomeMeasure.code).where(OutcomeMeasure.id.in_(list(record_sources(session))))
         )
     )
     measure = next((m for m in HEADLINE_MEASURES if m in available), None)
