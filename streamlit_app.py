@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 
+import dashboards
 from dashboards.common import PRINCIPAL_KEY, data_state, demo_banner, md, principal
 from registry.auth import allowed
+
+# Page paths are relative to the folder holding the ``dashboards`` package: the repository in a
+# source checkout, site-packages in a wheel (which carries this file under registry/_data).
+ROOT = Path(dashboards.__file__).resolve().parent.parent
 
 st.set_page_config(page_title="VRU registry", page_icon=":material/diversity_3:", layout="wide")
 
@@ -40,12 +47,12 @@ PAGES: dict[str, list[tuple[str, str, str, str | None]]] = {
 who = principal()
 if who is None:
     page = st.navigation(
-        [st.Page("dashboards/sign_in.py", title="Sign in", icon=":material/login:")]
+        [st.Page(ROOT / "dashboards/sign_in.py", title="Sign in", icon=":material/login:")]
     )
 else:
     sections = {
         section: [
-            st.Page(path, title=title, icon=icon, default=(path == "dashboards/home.py"))
+            st.Page(ROOT / path, title=title, icon=icon, default=(path == "dashboards/home.py"))
             for path, title, icon, permission in pages
             if permission is None or allowed(who, permission)
         ]

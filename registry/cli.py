@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import tomllib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,10 +23,11 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from registry import audit, auth, db, demo, numbers, roles
+from registry.bundled import bundled
 from registry.config import ConfigError, get_settings
 from registry.errors import RegistryError, database_error_message
 
-APP_FILE = Path(__file__).resolve().parent.parent / "streamlit_app.py"
+APP_FILE = bundled("streamlit_app.py")
 
 
 class Context:
@@ -252,6 +254,17 @@ def seed(obj: Context, force: bool, if_empty: bool, with_demo_users: bool) -> No
         click.echo("Demo accounts (password: <name>-demo-password): " + ", ".join(users))
 
 
+def streamlit_options() -> dict[str, Any]:
+    """The app's Streamlit settings (``.streamlit/config.toml``) as ``section.key`` -> value.
+
+    Streamlit reads that file only from the current directory, so ``vru serve`` passes them as
+    flags: the app then behaves the same (no traceback shown, upload limit) wherever it starts.
+    """
+    with bundled("streamlit_config.toml").open("rb") as handle:
+        config = tomllib.load(handle)
+    return {f"{section}.{key}": v for section, keys in config.items() for key, v in keys.items()}
+
+
 @cli.command("serve")
 @click.option("--port", default=8501, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--headless/--no-headless", default=True, show_default=True)
@@ -260,16 +273,11 @@ def serve(obj: Context, port: int, headless: bool) -> None:
     """Start the Streamlit app on http://localhost:PORT."""
     obj.require_migrated()
     env = dict(os.environ, VRU_DATABASE_URL=get_settings(obj.database_url).database_url)
-    command = [
-        sys.executable,
-        "-m",
-        "streamlit",
-        "run",
-        str(APP_FILE),
-        f"--server.port={port}",
-        f"--server.headless={str(headless).lower()}",
-        "--browser.gatherUsageStats=false",
+    options = streamlit_options() | {"server.port": port, "server.headless": headless}
+    flags = [
+        f"--{name}={str(v).lower() if isinstance(v, bool) else v}" for name, v in options.items()
     ]
+    command = [sys.executable, "-m", "streamlit", "run", str(APP_FILE), *flags]
     raise SystemExit(subprocess.call(command, env=env))
 
 
