@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from registry import audit, auth, db, demo, numbers, roles
 from registry.bundled import bundled
+from registry.cli_types import ROLE
 from registry.config import ConfigError, get_settings
 from registry.errors import RegistryError, database_error_message
 
@@ -303,9 +304,7 @@ def _ask_password(password: str | None, sso: bool = False) -> str | None:
 
 @users_group.command("add")
 @click.argument("username")
-@click.option(
-    "--role", required=True, type=click.Choice(["admin", "staff", "commissioner", "funder"])
-)
+@click.option("--role", required=True, type=ROLE)
 @_password_option
 @click.option("--email", help="Email for OpenID Connect sign-in; no password is then needed.")
 @click.option("--funder", help="For funder accounts: the funder whose streams they see.")
@@ -335,7 +334,7 @@ def users_add(
 
 @users_group.command("set-role")
 @click.argument("username")
-@click.argument("role", type=click.Choice(["admin", "staff", "commissioner", "funder"]))
+@click.argument("role", type=ROLE)
 @click.option("--funder", help="For funder accounts: the funder whose streams they see.")
 @pass_ctx
 def users_set_role(obj: Context, username: str, role: str, funder: str | None) -> None:
