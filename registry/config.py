@@ -58,10 +58,6 @@ class Settings:
     lockout_attempts: int = 5
     lockout_minutes: int = 15
 
-    @property
-    def is_sqlite(self) -> bool:
-        return self.database_url.startswith("sqlite")
-
 
 def _int_env(name: str, default: int, minimum: int = 0) -> int:
     raw = os.environ.get(name)
