@@ -65,7 +65,7 @@ class Context:
             yield session, principal
 
 
-def echo_table(rows: list[dict[str, Any]], columns: dict[str, str], *, empty: str) -> None:
+def echo_table(rows: list[dict[Any, Any]], columns: dict[str, str], *, empty: str) -> None:
     """Print ``rows`` as a text table under a header line: ``columns`` maps each row key to its
     heading. Figures are written the one way (:mod:`registry.numbers`) and right-aligned; a
     missing value is a dash. Prints ``empty`` when there are no rows."""
@@ -77,9 +77,9 @@ def echo_table(rows: list[dict[str, Any]], columns: dict[str, str], *, empty: st
         [
             numbers.MISSING
             if numbers.missing(r.get(key))
-            else numbers.FORMATTERS[kinds[key]](r[key])
-            if kinds[key]
             else str(r[key])
+            if (kind := kinds[key]) is None
+            else numbers.FORMATTERS[kind](r[key])
             for key in columns
         ]
         for r in rows
