@@ -7,9 +7,14 @@ from urllib.parse import urlencode
 
 import streamlit as st
 
+import dashboards
 from dashboards import session_routes, sign_in
 from dashboards.common import data_state, demo_banner, end_session, md, resolve_principal
 from registry.auth import allowed
+
+# Page paths are relative to the folder holding the ``dashboards`` package: the repository in a
+# source checkout, site-packages in a wheel (which carries this file under registry/_data).
+ROOT = Path(dashboards.__file__).resolve().parent.parent
 
 st.set_page_config(page_title="VRU registry", page_icon=":material/diversity_3:", layout="wide")
 
@@ -59,7 +64,7 @@ if who is None:
 else:
     sections = {
         section: [
-            st.Page(path, title=title, icon=icon, default=(path == "dashboards/home.py"))
+            st.Page(ROOT / path, title=title, icon=icon, default=(path == "dashboards/home.py"))
             for path, title, icon, permission in pages
             if permission is None or allowed(who, permission)
         ]

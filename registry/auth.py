@@ -244,10 +244,6 @@ def get_user(session: Session, username: str) -> AppUser:
     return user
 
 
-def count_users(session: Session) -> int:
-    return int(session.scalar(select(func.count()).select_from(AppUser)) or 0)
-
-
 @write_action("users.manage")
 def add_user(
     session: Session,

@@ -16,10 +16,6 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-LONDON_CODE = "E12000007"
-INNER_LONDON_CODE = "E13000001"
-OUTER_LONDON_CODE = "E13000002"
-
 
 @dataclass(frozen=True)
 class BoroughInfo:

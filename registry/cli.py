@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import tomllib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,11 +23,13 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from registry import audit, auth, backup, db, demo, numbers, roles
+from registry.bundled import bundled
+from registry.cli_types import ROLE
 from registry.config import ConfigError, get_settings
 from registry.errors import RegistryError, database_error_message
 
 # The app with its session-cookie routes (vru_server.py serves streamlit_app.py).
-APP_FILE = Path(__file__).resolve().parent.parent / "vru_server.py"
+APP_FILE = bundled("vru_server.py")
 
 
 class Context:
@@ -63,7 +66,7 @@ class Context:
             yield session, principal
 
 
-def echo_table(rows: list[dict[str, Any]], columns: dict[str, str], *, empty: str) -> None:
+def echo_table(rows: list[dict[Any, Any]], columns: dict[str, str], *, empty: str) -> None:
     """Print ``rows`` as a text table under a header line: ``columns`` maps each row key to its
     heading. Figures are written the one way (:mod:`registry.numbers`) and right-aligned; a
     missing value is a dash. Prints ``empty`` when there are no rows."""
@@ -75,9 +78,9 @@ def echo_table(rows: list[dict[str, Any]], columns: dict[str, str], *, empty: st
         [
             numbers.MISSING
             if numbers.missing(r.get(key))
-            else numbers.FORMATTERS[kinds[key]](r[key])
-            if kinds[key]
             else str(r[key])
+            if (kind := kinds[key]) is None
+            else numbers.FORMATTERS[kind](r[key])
             for key in columns
         ]
         for r in rows
@@ -293,6 +296,17 @@ def seed(obj: Context, force: bool, if_empty: bool, with_demo_users: bool) -> No
         click.echo("Demo accounts (password: <name>-demo-password): " + ", ".join(users))
 
 
+def streamlit_options() -> dict[str, Any]:
+    """The app's Streamlit settings (``.streamlit/config.toml``) as ``section.key`` -> value.
+
+    Streamlit reads that file only from the current directory, so ``vru serve`` passes them as
+    flags: the app then behaves the same (no traceback shown, upload limit) wherever it starts.
+    """
+    with bundled("streamlit_config.toml").open("rb") as handle:
+        config = tomllib.load(handle)
+    return {f"{section}.{key}": v for section, keys in config.items() for key, v in keys.items()}
+
+
 @cli.command("serve")
 @click.option("--port", default=8501, show_default=True, type=click.IntRange(1, 65535))
 @click.option(
@@ -308,18 +322,16 @@ def serve(obj: Context, port: int, address: str | None, headless: bool) -> None:
     obj.require_migrated()
     settings = get_settings(obj.database_url)
     env = dict(os.environ, VRU_DATABASE_URL=settings.database_url)
-    command = [
-        sys.executable,
-        "-m",
-        "streamlit",
-        "run",
-        str(APP_FILE),
-        f"--server.address={address or settings.server_address}",
-        f"--server.port={port}",
-        f"--server.headless={str(headless).lower()}",
-        f"--server.maxUploadSize={settings.max_upload_megabytes}",
-        "--browser.gatherUsageStats=false",
+    options = streamlit_options() | {
+        "server.address": address or settings.server_address,
+        "server.port": port,
+        "server.headless": headless,
+        "server.maxUploadSize": settings.max_upload_megabytes,
+    }
+    flags = [
+        f"--{name}={str(v).lower() if isinstance(v, bool) else v}" for name, v in options.items()
     ]
+    command = [sys.executable, "-m", "streamlit", "run", str(APP_FILE), *flags]
     raise SystemExit(subprocess.call(command, env=env))
 
 
@@ -345,9 +357,7 @@ def _ask_password(password: str | None, sso: bool = False) -> str | None:
 
 @users_group.command("add")
 @click.argument("username")
-@click.option(
-    "--role", required=True, type=click.Choice(["admin", "staff", "commissioner", "funder"])
-)
+@click.option("--role", required=True, type=ROLE)
 @_password_option
 @click.option("--email", help="Email for OpenID Connect sign-in; no password is then needed.")
 @click.option("--funder", help="For funder accounts: the funder whose streams they see.")
@@ -377,7 +387,7 @@ def users_add(
 
 @users_group.command("set-role")
 @click.argument("username")
-@click.argument("role", type=click.Choice(["admin", "staff", "commissioner", "funder"]))
+@click.argument("role", type=ROLE)
 @click.option("--funder", help="For funder accounts: the funder whose streams they see.")
 @pass_ctx
 def users_set_role(obj: Context, username: str, role: str, funder: str | None) -> None:

@@ -25,24 +25,8 @@ from registry.analysis.run import (
 from registry.analysis.synth import run_synth
 from registry.analysis.trends import TrendReport, trend_report
 from registry.cli import Context, cli, pass_ctx
-from registry.periods import PeriodError, format_month, parse_month
-
-
-class MonthType(click.ParamType):
-    """A month written ``YYYY-MM``; anything else is a usage error."""
-
-    name = "YYYY-MM"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        if isinstance(value, dt.date):
-            return value
-        try:
-            return parse_month(value)
-        except PeriodError as exc:
-            self.fail(str(exc), param, ctx)
-
-
-MONTH = MonthType()
+from registry.cli_types import MEASURE, MONTH, period
+from registry.periods import format_month
 
 
 def _print_trend(change: TrendChange) -> None:
@@ -113,7 +97,7 @@ def _print_sensitivity(report: TrendReport) -> None:
 
 
 @cli.command("trend")
-@click.option("--measure", required=True, metavar="M", help="Outcome measure code, e.g. homicide.")
+@click.option("--measure", required=True, type=MEASURE, help="Outcome measure code, e.g. homicide.")
 @click.option("--end", required=True, type=MONTH, help="Last month of the current window.")
 @click.option(
     "--baseline-end", required=True, type=MONTH, help="Last month of the baseline window."
@@ -285,7 +269,7 @@ def _print_specs(table: pd.DataFrame) -> None:
 
 
 @cli.command("analyse")
-@click.option("--outcome", required=True, metavar="M", help="Outcome measure code.")
+@click.option("--outcome", required=True, type=MEASURE, help="Outcome measure code.")
 @click.option(
     "--model",
     "model",
@@ -324,7 +308,7 @@ def _print_specs(table: pd.DataFrame) -> None:
 @click.option(
     "--by",
     "frequency",
-    type=click.Choice(["month", "quarter"]),
+    type=period("month", "quarter"),
     default="month",
     show_default=True,
 )

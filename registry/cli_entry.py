@@ -16,9 +16,9 @@ import click
 
 from registry import deliveries, programmes
 from registry.cli import Context, cli, echo_table, pass_ctx, shared_group
+from registry.cli_types import MONTH
 from registry.files import write_table
 from registry.numbers import count
-from registry.periods import parse_month
 from registry.uploads import template_frame
 
 import_group = shared_group("import", "Load data files into the registry (validated first).")
@@ -32,13 +32,6 @@ def _date(value: str | None) -> dt.date | None:
         return dt.date.fromisoformat(value)
     except ValueError:
         raise click.BadParameter(f"{value!r} is not a date in the form YYYY-MM-DD.") from None
-
-
-def _month(value: str) -> dt.date:
-    try:
-        return parse_month(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
 
 
 # --- funding streams and programmes ------------------------------------------------------------
@@ -59,7 +52,8 @@ def funding_streams_add(obj: Context, name: str, funder: str) -> None:
         stream = programmes.add_funding_stream(
             session, principal=principal, name=name, funder=funder
         )
-        click.echo(f"Added funding stream {stream.name} ({stream.funder}).")
+        added = f"Added funding stream {stream.name} ({stream.funder})."
+    click.echo(added)  # after the commit: "Added" is said only once it is true
 
 
 @funding_streams_group.command("list")
@@ -119,7 +113,8 @@ def programmes_add(
             age_min=age_min,
             age_max=age_max,
         )
-        click.echo(f"Added programme {programme.name} (from {programme.start_date}).")
+        added = f"Added programme {programme.name} (from {programme.start_date})."
+    click.echo(added)
 
 
 @programmes_group.command("close")
@@ -272,7 +267,7 @@ def months_group() -> None:
 
 
 @months_group.command("sign-off")
-@click.argument("month", callback=lambda _c, _p, v: _month(v))
+@click.argument("month", type=MONTH)
 @click.option("--note", help="A note kept with the sign-off.")
 @pass_ctx
 def months_sign_off(obj: Context, month: dt.date, note: str | None) -> None:
@@ -293,7 +288,7 @@ def months_sign_off(obj: Context, month: dt.date, note: str | None) -> None:
 
 
 @months_group.command("reopen")
-@click.argument("month", callback=lambda _c, _p, v: _month(v))
+@click.argument("month", type=MONTH)
 @click.option("--reason", required=True, help="Why it is reopened (kept in the audit trail).")
 @pass_ctx
 def months_reopen(obj: Context, month: dt.date, reason: str) -> None:
@@ -304,8 +299,8 @@ def months_reopen(obj: Context, month: dt.date, reason: str) -> None:
 
 
 @months_group.command("missing")
-@click.option("--from", "start", required=True, callback=lambda _c, _p, v: _month(v))
-@click.option("--to", "end", required=True, callback=lambda _c, _p, v: _month(v))
+@click.option("--from", "start", required=True, type=MONTH)
+@click.option("--to", "end", required=True, type=MONTH)
 @pass_ctx
 def months_missing(obj: Context, start: dt.date, end: dt.date) -> None:
     """List delivery returns that are missing or late between two months (YYYY-MM)."""

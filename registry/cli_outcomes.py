@@ -14,11 +14,11 @@ import click
 import pandas as pd
 
 from registry.cli import Context, cli, echo_table, pass_ctx, shared_group
+from registry.cli_types import MEASURE, MONTH
 from registry.denominators import rate_unit
 from registry.files import csv_bytes
 from registry.outcomes import mapping, measures, sources, store
 from registry.outcomes.common import Source
-from registry.periods import PeriodError, parse_month
 
 import_group = shared_group(
     "import", "Load files into the registry (each validated first, then one transaction)."
@@ -207,7 +207,7 @@ def outcomes_group() -> None:
 
 @outcomes_group.command("export")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--measure", metavar="M", help="Only this measure (see `vru measures list`).")
+@click.option("--measure", type=MEASURE, help="Only this measure (see `vru measures list`).")
 @click.option(
     "--include-unallocated",
     is_flag=True,
@@ -432,7 +432,7 @@ def measures_list(obj: Context, as_json: bool) -> None:
 
 
 @measures_group.command("add")
-@click.argument("code")
+@click.argument("code", type=MEASURE)
 @click.option("--label", required=True, help="Short name shown on pages.")
 @click.option("--definition", required=True, help="What is counted, in words.")
 @click.option("--unit", default="offences", show_default=True, help="offences, victims, ...")
@@ -485,16 +485,9 @@ def measures_band(obj: Context, code: str, band: str) -> None:
     )
 
 
-def _month(_ctx: click.Context, _param: click.Parameter, value: str) -> dt.date:
-    try:
-        return parse_month(value)
-    except PeriodError as exc:
-        raise click.BadParameter(str(exc)) from exc
-
-
 @measures_group.command("add-break")
-@click.argument("code")
-@click.argument("month", callback=_month, metavar="YYYY-MM")
+@click.argument("code", type=MEASURE)
+@click.argument("month", type=MONTH)
 @click.argument("note")
 @pass_ctx
 def measures_add_break(obj: Context, code: str, month: dt.date, note: str) -> None:
@@ -554,7 +547,7 @@ def mapping_list(obj: Context, fmt: str | None, as_json: bool) -> None:
 @mapping_group.command("set")
 @click.argument("source_format", type=click.Choice(mapping.MAPPED_FORMATS))
 @click.argument("category")
-@click.argument("measure")
+@click.argument("measure", type=MEASURE)
 @pass_ctx
 def mapping_set(obj: Context, source_format: str, category: str, measure: str) -> None:
     """Map CATEGORY of SOURCE_FORMAT files to MEASURE ('none': to no measure) (admins)."""

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import click
 
 from registry.cli import Context, cli, pass_ctx
+from registry.cli_types import MONTH, period
 from registry.errors import RegistryError
-from registry.periods import Window, parse_month
+from registry.periods import Window
 from registry.reports.build import Scope, build_report
 from registry.reports.render import FORMATS, write
 
@@ -20,14 +22,14 @@ from registry.reports.render import FORMATS, write
 @click.option(
     "--from",
     "start",
-    metavar="YYYY-MM",
+    type=MONTH,
     help="First month (default: the latest complete financial year).",
 )
-@click.option("--to", "end", metavar="YYYY-MM", help="Last month.")
+@click.option("--to", "end", type=MONTH, help="Last month.")
 @click.option(
     "--by",
     "granularity",
-    type=click.Choice(["month", "quarter", "financial_year"]),
+    type=period("month", "quarter", "financial_year"),
     default="month",
     show_default=True,
     help="Periods of the delivery tables.",
@@ -51,8 +53,8 @@ def report(
     funding_stream: str | None,
     programme: str | None,
     everything: bool,
-    start: str | None,
-    end: str | None,
+    start: dt.date | None,
+    end: dt.date | None,
     granularity: str,
     fmt: str,
     out: Path,
@@ -78,7 +80,7 @@ def report(
         if programme
         else Scope("all")
     )
-    window = Window(parse_month(start), parse_month(end)) if start and end else None
+    window = Window(start, end) if start and end else None
     with obj.session() as (session, principal):
         built = build_report(
             session,

@@ -71,10 +71,6 @@ class Settings:
         """The upload limit in whole megabytes (rounded up), as Streamlit and nginx take it."""
         return -(-self.max_upload_bytes // (1024 * 1024))
 
-    @property
-    def is_sqlite(self) -> bool:
-        return self.database_url.startswith("sqlite")
-
 
 def _int_env(name: str, default: int, minimum: int = 0) -> int:
     raw = os.environ.get(name)

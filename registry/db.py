@@ -11,7 +11,6 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 from alembic import command
@@ -21,9 +20,10 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from registry.bundled import bundled
 from registry.config import get_settings
 
-ALEMBIC_DIR = Path(__file__).resolve().parent.parent / "alembic"
+ALEMBIC_DIR = bundled("alembic")
 # Test hook for the fault-injection tests (tests/test_faults.py); inert unless set. See
 # :func:`fault_pause`.
 FAULT_PAUSE_VARIABLE = "VRU_FAULT_PAUSE_AT"

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from registry import audit
 from registry.auth import Principal, write_action
 from registry.boroughs import BOROUGHS, borough_ids
+from registry.bundled import bundled
 from registry.errors import ConflictError, RegistryError
 from registry.models import (
     Delivery,
@@ -36,7 +37,7 @@ from registry.models import (
 )
 from registry.periods import add_months, format_month, month_range, parse_month
 
-SEED_DIR = Path(__file__).resolve().parent.parent / "seed"
+SEED_DIR = bundled("seed")
 DEFAULT_SEED = 20190901
 DELIVERY_START = dt.date(2016, 4, 1)
 OUTCOME_START = dt.date(2015, 1, 1)

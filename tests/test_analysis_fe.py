@@ -14,6 +14,9 @@ from registry.analysis.models import lead_placebo
 from registry.errors import RegistryError
 from tests.analysis_sim import linear_panel
 
+# Slow lane: fixed-effects fits; `make test-fast` leaves it out.
+pytestmark = pytest.mark.slow
+
 
 def _pyfixest(frame: pd.DataFrame):
     data = frame.rename(columns={"area": "borough", "period": "month"})

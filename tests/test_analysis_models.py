@@ -17,6 +17,9 @@ from registry.errors import RegistryError
 from registry.periods import add_months
 from tests.analysis_sim import START, count_panel, its_series, staggered_panel
 
+# Slow lane: model fits on simulated panels; `make test-fast` leaves it out.
+pytestmark = pytest.mark.slow
+
 
 @pytest.mark.parametrize("seed", [1, 2])
 def test_poisson_recovers_the_planted_rate_ratio(seed: int) -> None:

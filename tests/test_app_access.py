@@ -10,6 +10,9 @@ from registry.models import AppUser, AuditEvent
 from tests.conftest import ADMIN, COMMISSIONER, FUNDER, STAFF
 from tests.test_app_home import app_as
 
+# Slow lane: pages rendered with AppTest; `make test-fast` leaves it out.
+pytestmark = pytest.mark.slow
+
 ADMIN_PAGES = ["dashboards/users.py", "dashboards/audit_log.py", "dashboards/outcome_data.py"]
 DASHBOARD_PAGES = ["dashboards/overview.py", "dashboards/explore.py", "dashboards/models.py"]
 ENTRY_PAGES = ["dashboards/entry.py", "dashboards/programmes.py", "dashboards/completeness.py"]

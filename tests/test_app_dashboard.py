@@ -26,6 +26,9 @@ from registry.models import (
 from registry.periods import add_months, parse_month
 from tests.conftest import COMMISSIONER, FUNDER, STAFF, tables_without_csv
 
+# Slow lane: pages rendered with AppTest; `make test-fast` leaves it out.
+pytestmark = pytest.mark.slow
+
 APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
 PAGES = ["dashboards/overview.py", "dashboards/explore.py", "dashboards/models.py"]
 

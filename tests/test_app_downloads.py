@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from registry import db
 from registry.auth import Principal
 from registry.periods import financial_year_window
@@ -9,6 +11,9 @@ from registry.reports.build import Scope, build_report
 from tests.analysis_db import load_small
 from tests.conftest import ADMIN, FUNDER, tables_without_csv
 from tests.test_app_home import app_as
+
+# Slow lane: pages rendered with AppTest; `make test-fast` leaves it out.
+pytestmark = pytest.mark.slow
 
 
 def test_funder_chooses_only_among_their_streams(seeded_url, monkeypatch, downloaded) -> None:

@@ -16,6 +16,9 @@ from registry.models import Delivery, MonthSignOff, Programme
 from tests.conftest import ADMIN, COMMISSIONER, STAFF, tables_without_csv
 from tests.entry_helpers import OPEN, add_programmes
 
+# Slow lane: pages rendered with AppTest; `make test-fast` leaves it out.
+pytestmark = pytest.mark.slow
+
 APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
 CORPUS = Path(__file__).parent / "fixtures" / "bad_uploads"
 

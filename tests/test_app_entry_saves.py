@@ -16,6 +16,9 @@ from registry.periods import add_months, format_month, last_complete_month
 from tests.conftest import ADMIN, STAFF
 from tests.entry_helpers import OPEN, add_programmes, dump
 
+# Slow lane: pages rendered with AppTest; `make test-fast` leaves it out.
+pytestmark = pytest.mark.slow
+
 APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
 ENTRY = "dashboards/entry.py"
 

@@ -16,6 +16,9 @@ from tests.analysis_db import load_small
 from tests.conftest import ADMIN, COMMISSIONER, FUNDER
 from tests.entry_helpers import add_programmes
 
+# Slow lane: pages rendered with AppTest; `make test-fast` leaves it out.
+pytestmark = pytest.mark.slow
+
 APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from streamlit.testing.v1 import AppTest
 
 from dashboards.common import md
@@ -13,6 +14,9 @@ from registry.outcomes import mapping
 from tests.conftest import ADMIN
 from tests.entry_helpers import dump
 from tests.outcome_helpers import FIXTURES
+
+# Slow lane: pages rendered with AppTest; `make test-fast` leaves it out.
+pytestmark = pytest.mark.slow
 
 APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
 PAGE = "dashboards/outcome_data.py"

@@ -10,6 +10,9 @@ from streamlit.testing.v1 import AppTest
 from registry.analysis import DEFINITIONS
 from tests.conftest import COMMISSIONER, FUNDER, tables_without_csv
 
+# Slow lane: pages rendered with AppTest; `make test-fast` leaves it out.
+pytestmark = pytest.mark.slow
+
 APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
 PAGE = "dashboards/models.py"
 

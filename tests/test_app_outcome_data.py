@@ -13,6 +13,9 @@ from registry.models import ImportBatch, OutcomeCount
 from tests.conftest import ADMIN, COMMISSIONER
 from tests.outcome_helpers import FIXTURES
 
+# Slow lane: pages rendered with AppTest; `make test-fast` leaves it out.
+pytestmark = pytest.mark.slow
+
 APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
 PAGE = "dashboards/outcome_data.py"
 

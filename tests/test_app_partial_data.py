@@ -19,6 +19,9 @@ from registry.models import Delivery, OutcomeCount, Population, UnallocatedCount
 from tests.analysis_db import load_small
 from tests.conftest import ADMIN
 
+# Slow lane: every page rendered with AppTest; `make test-fast` leaves it out.
+pytestmark = pytest.mark.slow
+
 APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
 PAGES = [
     "dashboards/home.py",

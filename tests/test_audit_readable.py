@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 from streamlit.testing.v1 import AppTest
 
@@ -14,6 +15,9 @@ from registry import audit, db, deliveries, programmes
 from registry.cli import cli
 from tests.conftest import ADMIN, STAFF
 from tests.entry_helpers import OPEN, add_programmes
+
+# Slow lane: pages rendered with AppTest; `make test-fast` leaves it out.
+pytestmark = pytest.mark.slow
 
 APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
 APRIL = dt.date(2022, 4, 1)

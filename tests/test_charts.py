@@ -98,6 +98,7 @@ def _charts(at) -> list[tuple[str, dict]]:
     return [(c.key, json.loads(c.proto.spec)) for c in at.get("vega_lite_chart")]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "page", ["dashboards/overview.py", "dashboards/explore.py", "dashboards/models.py"]
 )

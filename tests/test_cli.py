@@ -29,6 +29,7 @@ def test_db_upgrade_current_downgrade(empty_db_url) -> None:
     assert run(empty_db_url, "db", "current").output.startswith("base")
 
 
+@pytest.mark.slow
 def test_seed_then_refuse_then_force(db_url) -> None:
     result = run(db_url, "seed")
     assert result.exit_code == 0, result.output

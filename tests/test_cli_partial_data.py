@@ -108,6 +108,7 @@ def state_url(request: pytest.FixtureRequest, db_url: str) -> str:
     return db_url
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("who", list(WHO))
 @pytest.mark.parametrize("command", list(COMMANDS))
 def test_command_on_a_half_filled_registry(

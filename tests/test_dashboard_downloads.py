@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import altair as alt
 import pandas as pd
+import pytest
 
 from dashboards import charts
 from dashboards.common import chart_png
+
+# Slow lane: pages rendered with AppTest; `make test-fast` leaves it out.
+pytestmark = pytest.mark.slow
 
 
 def test_chart_png_is_rendered_from_a_template_with_data() -> None:

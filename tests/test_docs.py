@@ -9,12 +9,16 @@ import sys
 from pathlib import Path
 
 import click
+import pytest
 from sqlalchemy import func, select
 
 from registry import db
 from registry.cli import cli
 from registry.demo import DEMO_USERS
 from registry.models import AppUser, Delivery
+
+# Slow lane: runs the quick start on a fresh database; `make test-fast` leaves it out.
+pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")

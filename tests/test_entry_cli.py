@@ -178,6 +178,7 @@ def test_import_summary_wording(db_url, tmp_path) -> None:
         assert summary["refused"] is True and summary["errors"]
 
 
+@pytest.mark.slow
 def test_template_and_export_round_trip(seeded_url, tmp_path) -> None:
     template = tmp_path / "template.csv"
     assert run(seeded_url, "import", "deliveries", "--template", str(template)).exit_code == 0

@@ -78,6 +78,7 @@ def test_filter_refuses_a_period_that_ends_before_it_starts() -> None:
         ExploreFilter(dt.date(2024, 1, 1), dt.date(2024, 5, 1), frequency="weekly")
 
 
+@pytest.mark.slow
 def test_explore_figures_on_demo_data(session) -> None:
     demo.load(session, principal=SYSTEM)
     data = explore_data(session, principal=COMMISSIONER, measure="knife_crime_injury_u25")
@@ -110,6 +111,7 @@ def test_funders_cannot_explore(session) -> None:
         explore_data(session, principal=FUNDER, measure="homicide")
 
 
+@pytest.mark.slow
 def test_explore_figures_do_not_import_statsmodels_or_scipy_stats() -> None:
     """Overview and Explore need only sums and Poisson limits; statsmodels and scipy.stats cost
     their first render about 0.7 s to import, so neither registry.explore nor the page helpers

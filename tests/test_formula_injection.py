@@ -283,6 +283,7 @@ def _spreadsheets(files: dict[str, tuple[str, bytes]]) -> dict[str, bytes]:
     }
 
 
+@pytest.mark.slow
 def test_every_download_on_every_page_is_inert(url, monkeypatch, stored_files) -> None:
     monkeypatch.setenv("VRU_DATABASE_URL", url)
     at = AppTest.from_file(APP, default_timeout=120)

@@ -76,6 +76,7 @@ def _report(url: str, principal: Principal = ADMIN, scope: Scope | None = None):
     return built
 
 
+@pytest.mark.slow
 def test_hostile_names_print_as_typed_in_the_pdf(hostile_url) -> None:
     for scope in (Scope("funding_stream", STREAM), Scope("programme", HTML)):
         pdf = render(_report(hostile_url, scope=scope), "pdf")  # an unclosed <b> used to fail
@@ -98,6 +99,7 @@ def test_pdf_text_is_escaped_and_table_cells_wrap() -> None:
     assert table._rowHeights[1] > table._rowHeights[0]
 
 
+@pytest.mark.slow
 def test_hostile_names_are_inert_in_csv_and_xlsx(hostile_url) -> None:
     for scope, name in (
         (Scope("funding_stream", STREAM), HTML),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -9,6 +10,9 @@ from sqlalchemy import func, inspect, select
 
 from registry import db
 from registry.models import Base, Borough, OutcomeMeasure
+
+# Slow lane: every migration up and down; `make test-fast` leaves it out.
+pytestmark = pytest.mark.slow
 
 
 def _revisions() -> list[str]:

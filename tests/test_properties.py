@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from registry import boroughs, periods
+
+# Slow lane: property-based (hypothesis); `make test-fast` leaves it out.
+pytestmark = pytest.mark.slow
 
 ANY_TEXT = st.text(alphabet=st.characters(codec="utf-8"), max_size=60)
 

@@ -309,6 +309,7 @@ def test_funder_sees_only_their_own_streams(small) -> None:
         )
 
 
+@pytest.mark.slow
 def test_cli_report_writes_each_format_and_refuses_other_funders(small, db_url, tmp_path) -> None:
     runner = CliRunner()
     base = ["--database-url", db_url]
@@ -575,8 +576,9 @@ def test_cli_report_refuses_a_mismatched_or_missing_output(small, db_url, tmp_pa
             str(tmp_path / "y.pdf"),
         ],
     )
-    assert bad_month.exit_code == 1
-    assert bad_month.stderr.strip() == "Error: '2024-13' has month 13; months run from 01 to 12."
+    # A month that cannot be read is a usage error, as in every command (tests/test_cli_types.py).
+    assert bad_month.exit_code == 2
+    assert "'2024-13' has month 13; months run from 01 to 12." in bad_month.stderr
 
 
 def test_a_scope_that_delivered_nothing_in_the_period_is_refused_in_words(small) -> None:

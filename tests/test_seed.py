@@ -14,6 +14,9 @@ from registry.errors import ConflictError, PermissionDenied
 from registry.models import Delivery, ImportBatch, OutcomeCount, Population, Programme
 from tests.conftest import STAFF
 
+# Slow lane: regenerates and loads the demo data; `make test-fast` leaves it out.
+pytestmark = pytest.mark.slow
+
 
 def test_generator_is_deterministic_and_matches_committed_files(tmp_path) -> None:
     first = demo.generate(tmp_path / "a")

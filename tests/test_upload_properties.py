@@ -15,6 +15,9 @@ from registry.uploads import TEMPLATE_COLUMNS, read_upload
 from tests.conftest import STAFF
 from tests.entry_helpers import CLOSED, OPEN, add_programmes, dump
 
+# Slow lane: property-based (hypothesis); `make test-fast` leaves it out.
+pytestmark = pytest.mark.slow
+
 CELLS = st.one_of(
     st.sampled_from(
         [

@@ -156,7 +156,7 @@ def parse(
     """Read one or many street-level files into one set of borough-month counts."""
     if not sources:
         raise refuse("police.uk import", "no files given")
-    hashes = {}
+    hashes: dict[str, str] = {}
     for source in sources:
         require_text(source, "police-uk")
         columns = header_of(source)

@@ -121,7 +121,9 @@ def parse_crime(
     return _limited(_parse_crime, list(sources), fmt, mapper, measures, progress=progress)
 
 
-def _limited(fn: Callable[..., T], sources: list[Source], *args: Any, progress: Progress) -> T:
+def _limited(
+    fn: Callable[..., T], sources: list[Source], *args: Any, progress: Progress | None
+) -> T:
     names = ", ".join(s.name for s in sources)
     try:
         return run_limited(

@@ -54,7 +54,7 @@ def to_csv_zip(report: Report) -> bytes:
 def to_xlsx(report: Report) -> bytes:
     """One sheet per table (headers frozen, numbers as numbers) and a Notes sheet first."""
     workbook = Workbook()
-    notes = workbook.active
+    notes = workbook.worksheets[0]  # a new workbook holds one sheet
     notes.title = "Notes"
     notes["A1"] = neutralise(f"VRU outcome summary: {report.scope.title()}")
     notes["A1"].font = Font(bold=True, size=14)

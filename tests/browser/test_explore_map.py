@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from tests.browser.conftest import playwright_api, settle
 from tests.browser.test_pages import sign_in
+
+# Slow lane: a real browser; `make test-fast` leaves it out.
+pytestmark = pytest.mark.slow
 
 
 def test_clicking_a_tile_shows_that_borough(live_app, browser, artifacts) -> None:

@@ -9,6 +9,9 @@ import pytest
 from registry.demo import DEMO_USERS
 from tests.browser.conftest import settle
 
+# Slow lane: a real browser; `make test-fast` leaves it out.
+pytestmark = pytest.mark.slow
+
 # Page title in the navigation -> text that must be visible on it (a key figure or heading).
 HOME = "Positive opportunities delivered to date"
 ENTRY = {

@@ -1,0 +1,57 @@
+"""One click parameter type per kind of value the ``vru`` commands take.
+
+A value that cannot be read is a usage error (exit code 2, one line naming the option), the same
+in every command; whether it names something that exists (a measure, a programme) is the
+registry's check, refused with exit code 1 like any other refusal.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import click
+
+from registry.models import ROLES
+from registry.periods import PeriodError, parse_month
+
+
+class MonthType(click.ParamType):
+    """A month written ``YYYY-MM``, read as the first day of that month."""
+
+    name = "YYYY-MM"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, dt.date):
+            return value
+        try:
+            return parse_month(value)
+        except PeriodError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+class MeasureType(click.ParamType):
+    """An outcome measure code (see ``vru measures list``), without surrounding spaces."""
+
+    name = "MEASURE"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        code = str(value).strip()
+        if not code:
+            self.fail("give a measure code, for example homicide (see `vru measures list`).")
+        return code
+
+
+MONTH = MonthType()
+MEASURE = MeasureType()
+ROLE = click.Choice(ROLES)
+
+#: How figures are grouped over time; a command offers the ones its output supports.
+PERIODS = ("month", "quarter", "financial_year")
+
+
+def period(*names: str) -> click.Choice:
+    """The periods a command can group by: ``names``, each one of :data:`PERIODS`."""
+    if not set(names) <= set(PERIODS):
+        raise ValueError(f"{names} are not all among {PERIODS}.")
+    return click.Choice(names)
