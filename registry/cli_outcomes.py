@@ -336,7 +336,7 @@ def outcomes_batches(obj: Context, kind: str | None, as_json: bool) -> None:
             "kind": "Kind",
             "format": "Format",
             "release": "Release",
-            "release_date": "Released",
+            "release_date": "Release date",
             "file_name": "File",
             "rows_read": "Rows read",
             "revised": "Revised",

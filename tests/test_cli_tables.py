@@ -23,9 +23,13 @@ LISTS = {
         "Month", "Programme", "Borough", "Status", "Due", "Received",
     ],
     ("outcomes", "batches"): [
-        "Batch", "Loaded", "Kind", "Format", "Release", "File", "Rows", "read", "Revised",
+        "Batch", "Loaded", "Kind", "Format", "Release", "Release", "date", "File", "Rows", "read",
+        "Revised",
     ],
-    ("measures", "list"): ["Code", "Measure", "Unit", "Series", "breaks"],
+    ("measures", "list"): [
+        "Code", "Measure", "Unit", "Rates", "per", "Source", "of", "record", "Source", "order",
+        "Series", "breaks",
+    ],
     ("measures", "mapping", "list"): ["Format", "Source", "category", "Measure", "Set", "by"],
     ("audit", "--limit", "5"): [
         "Id", "When", "(UTC)", "Who", "Action", "About", "Change", "Detail",
