@@ -44,7 +44,7 @@ from registry.models import (
     Programme,
     utcnow,
 )
-from registry.periods import format_month, parse_month
+from registry.periods import check_period, format_month, parse_month
 from registry.programmes import closest, get_programme
 from registry.uploads import TEMPLATE_COLUMNS, Problem, Sheet, read_upload
 
@@ -1472,13 +1472,6 @@ def export_frame(session: Session, *, principal: Principal) -> pd.DataFrame:
 # --- completeness and sign-off ---------------------------------------------------------------
 
 
-def _check_period(start: dt.date, end: dt.date) -> None:
-    if end < start:
-        raise RegistryError(
-            f"The period ends ({format_month(end)}) before it starts ({format_month(start)})."
-        )
-
-
 RETURN_STATUSES = ("received", "late", "backfilled", "missing", "not yet due")
 
 
@@ -1499,7 +1492,7 @@ def completeness(
     ``not yet due``. ``received`` is the day the return arrived.
     """
     require(principal, "deliveries.read")
-    _check_period(start, end)
+    check_period(start, end)
     today = today or dt.date.today()
     first, last = month_index(start), month_index(end)
     pairs = session.execute(
@@ -1581,7 +1574,7 @@ def never_reported(
     programmes have no expected return at all; callers name them rather than implying none is due.
     """
     require(principal, "deliveries.read")
-    _check_period(start, end)
+    check_period(start, end)
     reported = select(Delivery.programme_id).where(Delivery.deleted_at.is_(None))
     return list(
         session.scalars(

@@ -60,6 +60,7 @@ from registry.outcomes.measures import SeriesBreak, get_measure, series_breaks
 from registry.periods import (
     add_months,
     as_date,
+    check_period,
     financial_year_label,
     financial_year_start,
     format_month,
@@ -166,11 +167,7 @@ class ExploreFilter:
             raise RegistryError(
                 f"Frequency must be one of {', '.join(FREQUENCIES)}, not {self.frequency!r}."
             )
-        if self.end < self.start:
-            raise RegistryError(
-                f"The period ends ({format_month(self.end)}) before it starts "
-                f"({format_month(self.start)})."
-            )
+        check_period(self.start, self.end)
 
 
 def complete_month(session: Session, months: int = 12) -> dt.date | None:
@@ -775,10 +772,7 @@ def overview(session: Session, *, principal: Principal, start: dt.date, end: dt.
     comparison is empty when its window is not fully stored.
     """
     require(principal, "outcomes.read")
-    if end < start:
-        raise RegistryError(
-            f"The period ends ({format_month(end)}) before it starts ({format_month(start)})."
-        )
+    check_period(start, end)
     live = [Delivery.deleted_at.is_(None), Delivery.month.between(start, end)]
     opportunities, programmes = session.execute(
         select(

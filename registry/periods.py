@@ -82,6 +82,14 @@ def month_range(start: dt.date, end: dt.date) -> list[dt.date]:
     return [add_months(month_start(start), i) for i in range(months_between(start, end) + 1)]
 
 
+def check_period(start: dt.date, end: dt.date) -> None:
+    """Refuse a period whose end month comes before its start month (the one wording for it)."""
+    if end < start:
+        raise PeriodError(
+            f"The period ends ({format_month(end)}) before it starts ({format_month(start)})."
+        )
+
+
 def quarter_label(month: dt.date) -> str:
     """Calendar quarter, for example ``2023 Q2`` for April to June 2023."""
     return f"{month.year} Q{(month.month - 1) // 3 + 1}"
@@ -118,6 +126,10 @@ class Window:
 
     def label(self) -> str:
         return f"{format_month(self.start)} to {format_month(self.end)}"
+
+    def check(self) -> None:
+        """Refuse this window when it ends before it starts (:func:`check_period`)."""
+        check_period(self.start, self.end)
 
 
 def rolling_window(end: dt.date, months: int = 12) -> Window:

@@ -535,11 +535,7 @@ def build_report(
             raise RegistryError("There are no programmes to summarise yet.")
         raise RegistryError(f"{scope.title()} has no programmes to summarise.")
     window = window or default_window(session, [p.id for p in programmes])
-    if window.end < window.start:
-        raise RegistryError(
-            f"The period ends ({format_month(window.end)}) before it starts "
-            f"({format_month(window.start)})."
-        )
+    window.check()
     asked = window
     window = Window(window.start, min(window.end, last_complete_month()))  # no future months
     if window.end < window.start:
