@@ -45,7 +45,7 @@ from registry.models import (
     utcnow,
 )
 from registry.periods import check_period, format_month, parse_month
-from registry.programmes import closest, get_programme
+from registry.programmes import closest, get_programme, name_key
 from registry.uploads import TEMPLATE_COLUMNS, Problem, Sheet, read_upload
 
 MAX_COUNT = 1_000_000
@@ -193,9 +193,9 @@ def check_rows(session: Session, frame: pd.DataFrame) -> Checked:
             select(Programme.id, Programme.name, Programme.start_date, Programme.end_date)
         ).tuples()
     )
-    by_key = {" ".join(p[1].split()).casefold(): p for p in programmes}
+    by_key = {name_key(p[1]): p for p in programmes}
     codes, uniques = columns["programme"]
-    found = [by_key.get(" ".join(u.split()).casefold()) for u in uniques]
+    found = [by_key.get(name_key(u)) for u in uniques]
     unknown_reasons = []
     for u, p in zip(uniques, found, strict=True):
         hint = closest(u, [q[1] for q in programmes]) if p is None else None

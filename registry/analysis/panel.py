@@ -46,6 +46,7 @@ from registry.models import (
 )
 from registry.outcomes.measures import get_measure
 from registry.periods import add_months, as_date, format_month, month_start, quarter_start
+from registry.programmes import name_key
 
 FREQUENCIES = {"month": 1, "quarter": 3}
 
@@ -102,9 +103,9 @@ def stored_measures(session: Session) -> list[tuple[str, str]]:
 def ids_by_name(
     session: Session, model: type[Programme | FundingStream], names: Sequence[str]
 ) -> list[int]:
-    wanted = {n.strip().lower(): n for n in names}
+    wanted = {name_key(n): n for n in names}
     rows = session.execute(select(model.id, model.name)).all()
-    found = {name.lower(): id_ for id_, name in rows if name.lower() in wanted}
+    found = {name_key(name): id_ for id_, name in rows if name_key(name) in wanted}
     missing = [wanted[k] for k in wanted if k not in found]
     if missing:
         kind = "programme" if model is Programme else "funding stream"
