@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from registry import audit, auth, db, demo, numbers, roles
 from registry.config import ConfigError, get_settings
 from registry.errors import RegistryError, database_error_message
+from registry.models import ROLES
 
 # The app with its session-cookie routes (vru_server.py serves streamlit_app.py).
 APP_FILE = Path(__file__).resolve().parent.parent / "vru_server.py"
@@ -296,9 +297,7 @@ def _ask_password(password: str | None, sso: bool = False) -> str | None:
 
 @users_group.command("add")
 @click.argument("username")
-@click.option(
-    "--role", required=True, type=click.Choice(["admin", "staff", "commissioner", "funder"])
-)
+@click.option("--role", required=True, type=click.Choice(ROLES))
 @_password_option
 @click.option("--email", help="Email for OpenID Connect sign-in; no password is then needed.")
 @click.option("--funder", help="For funder accounts: the funder whose streams they see.")
@@ -328,7 +327,7 @@ def users_add(
 
 @users_group.command("set-role")
 @click.argument("username")
-@click.argument("role", type=click.Choice(["admin", "staff", "commissioner", "funder"]))
+@click.argument("role", type=click.Choice(ROLES))
 @click.option("--funder", help="For funder accounts: the funder whose streams they see.")
 @pass_ctx
 def users_set_role(obj: Context, username: str, role: str, funder: str | None) -> None:

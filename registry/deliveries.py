@@ -44,7 +44,7 @@ from registry.models import (
     Programme,
     utcnow,
 )
-from registry.periods import check_period, format_month, parse_month
+from registry.periods import check_period, format_month, index_month, month_index, parse_month
 from registry.programmes import closest, get_programme, name_key
 from registry.uploads import TEMPLATE_COLUMNS, Problem, Sheet, read_upload
 
@@ -59,14 +59,6 @@ PLAUSIBILITY_MIN_RATE = 1.0
 DUE_DAY = 15  # a month's return is due by this day of the following month
 FIELDS = ("opportunities", "participants", "spend_gbp")
 _KEY = ["programme_id", "borough_id", "mi"]
-
-
-def month_index(month: dt.date) -> int:
-    return month.year * 12 + month.month - 1
-
-
-def index_month(mi: int) -> dt.date:
-    return dt.date(mi // 12, mi % 12 + 1, 1)
 
 
 def _current_mi() -> int:

@@ -64,6 +64,7 @@ from registry.periods import (
     financial_year_label,
     financial_year_start,
     format_month,
+    month_range,
     quarter_label,
     quarter_start,
     rolling_window,
@@ -382,8 +383,7 @@ def _within(
 
 
 def _months(start: dt.date, end: dt.date) -> list[dt.date]:
-    n = (end.year - start.year) * 12 + end.month - start.month
-    return [add_months(start, i) for i in range(n + 1)]
+    return month_range(start, end)
 
 
 def _people_by_year(data: ExploreData, areas: Sequence[str]) -> pd.DataFrame:

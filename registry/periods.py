@@ -65,14 +65,23 @@ def format_month(month: dt.date) -> str:
     return f"{month.year:04d}-{month.month:02d}"
 
 
-def add_months(month: dt.date, n: int) -> dt.date:
-    index = month.year * 12 + (month.month - 1) + n
+def month_index(month: dt.date) -> int:
+    """A month as one whole number counting months from year 0, so months compare and subtract
+    as integers (vectorised checks use it); :func:`index_month` turns it back."""
+    return month.year * 12 + month.month - 1
+
+
+def index_month(index: int) -> dt.date:
     return dt.date(index // 12, index % 12 + 1, 1)
+
+
+def add_months(month: dt.date, n: int) -> dt.date:
+    return index_month(month_index(month) + n)
 
 
 def months_between(start: dt.date, end: dt.date) -> int:
     """Whole months from ``start`` to ``end`` (0 when they are the same month)."""
-    return (end.year - start.year) * 12 + (end.month - start.month)
+    return month_index(end) - month_index(start)
 
 
 def month_range(start: dt.date, end: dt.date) -> list[dt.date]:

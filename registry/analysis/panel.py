@@ -45,7 +45,14 @@ from registry.models import (
     Programme,
 )
 from registry.outcomes.measures import get_measure
-from registry.periods import add_months, as_date, format_month, month_start, quarter_start
+from registry.periods import (
+    add_months,
+    as_date,
+    format_month,
+    month_start,
+    months_between,
+    quarter_start,
+)
 from registry.programmes import name_key
 
 FREQUENCIES = {"month": 1, "quarter": 3}
@@ -174,9 +181,7 @@ def build_panel(
     if frequency == "quarter" and first_period != known_from:
         first_period = add_months(first_period, 3)  # only whole quarters of known delivery
     last_period = max(outcomes["period"].max(), first_period)
-    n_steps = (
-        (last_period.year - first_period.year) * 12 + last_period.month - first_period.month
-    ) // step
+    n_steps = months_between(first_period, last_period) // step
     periods = [add_months(first_period, i * step) for i in range(n_steps + 1)]
     grid = pd.DataFrame([(a, p) for a in areas for p in periods], columns=["area", "period"])
     if not delivery.empty:
