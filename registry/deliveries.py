@@ -97,7 +97,9 @@ class _Collector:
         values = self.frame[column].to_numpy()
         for i in np.flatnonzero(mask):
             text = reason if isinstance(reason, str) else str(reason[i])
-            self.problems.append(Problem(int(self.rows[i]), column, str(values[i]), text))
+            self.problems.append(
+                Problem(reason=text, row=int(self.rows[i]), column=column, value=str(values[i]))
+            )
         self.bad |= mask
         self._flagged[column] = self.bad_in(column) | mask
 
@@ -578,10 +580,11 @@ def preview(
         for r in rows[blocked].itertuples():
             problems.append(
                 Problem(
-                    int(r.row),
-                    "month",
-                    format_month(index_month(int(r.mi))),
-                    "This month is signed off: an admin must reopen it before it can change.",
+                    reason="This month is signed off: an admin must reopen it before it can "
+                    "change.",
+                    row=int(r.row),
+                    column="month",
+                    value=format_month(index_month(int(r.mi))),
                 )
             )
         rejected += int(blocked.sum())
@@ -593,7 +596,9 @@ def preview(
         else []
     )
     warnings = [
-        Problem(int(r.row), "opportunities", str(r.opportunities), r.warning)
+        Problem(
+            reason=r.warning, row=int(r.row), column="opportunities", value=str(r.opportunities)
+        )
         for r in rows[rows["warning"] != ""].itertuples()
     ]
     problems.sort(key=lambda p: p.row or 0)
@@ -1298,12 +1303,12 @@ def _not_shown(session: Session, checked: Checked, original: pd.DataFrame) -> Ch
         month = format_month(index_month(int(r.mi)))
         problems.append(
             Problem(
-                int(r.row),
-                "month",
-                month,
-                f"{r.borough} already has figures for {month} (opportunities "
+                reason=f"{r.borough} already has figures for {month} (opportunities "
                 f"{int(r.now_opportunities)}, recorded by {r.now_updated_by}) that the grid does "
                 "not show; show that month in the grid to change them.",
+                row=int(r.row),
+                column="month",
+                value=month,
             )
         )
     problems.sort(key=lambda p: p.row or 0)
