@@ -283,17 +283,25 @@ WRITE_CASES: dict[str, tuple[Any, Any, list[tuple[str, str, str]]]] = {
         ),
         [("sam", "amend", "programme")],
     ),
-    "registry.deliveries.commit": (None, _commit, [("sam", "import", "import_batch")]),
-    "registry.deliveries.import_file": (
+    "registry.deliveries.write.commit": (None, _commit, [("sam", "import", "import_batch")]),
+    "registry.deliveries.write.import_file": (
         None,
         lambda s: deliveries.import_file(
             s, principal=STAFF, content=_DELIVERY_CSV, file_name="d.csv"
         ),
         [("sam", "import", "import_batch")],
     ),
-    "registry.deliveries.save_delivery": (None, _one_delivery, [("sam", "create", "delivery")]),
-    "registry.deliveries.save_grid": (_one_delivery, _edited_grid, [("sam", "amend", "delivery")]),
-    "registry.deliveries.delete_delivery": (
+    "registry.deliveries.entry.save_delivery": (
+        None,
+        _one_delivery,
+        [("sam", "create", "delivery")],
+    ),
+    "registry.deliveries.entry.save_grid": (
+        _one_delivery,
+        _edited_grid,
+        [("sam", "amend", "delivery")],
+    ),
+    "registry.deliveries.entry.delete_delivery": (
         _one_delivery,
         lambda s: deliveries.delete_delivery(
             s,
@@ -305,12 +313,12 @@ WRITE_CASES: dict[str, tuple[Any, Any, list[tuple[str, str, str]]]] = {
         ),
         [("sam", "delete", "delivery")],
     ),
-    "registry.deliveries.sign_off_month": (
+    "registry.deliveries.returns.sign_off_month": (
         None,
         _sign_off,
         [("alice", "sign_off", "month_sign_off")],
     ),
-    "registry.deliveries.reopen_month": (
+    "registry.deliveries.returns.reopen_month": (
         _sign_off,
         lambda s: deliveries.reopen_month(
             s, principal=ADMIN, month=dt.date(2022, 1, 1), reason="A late correction."
