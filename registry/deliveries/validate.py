@@ -119,7 +119,8 @@ def check_rows(session: Session, frame: pd.DataFrame) -> Checked:
     """Validate every row of ``frame`` (text cells in the template's columns plus ``row``).
 
     Names, boroughs and months are resolved once per distinct value and the figures with
-    vectorised pandas, so a file of 100,000 rows is checked without a Python loop per row.
+    vectorised pandas, so a file of 100,000 rows is checked without a Python loop per row. Each
+    column has its own check below; they run in the order the problems are listed.
     """
     n = len(frame)
     columns = {
@@ -135,14 +136,60 @@ def check_rows(session: Session, frame: pd.DataFrame) -> Checked:
         codes, cleaned = columns[name]
         empty = np.array([u == "" for u in cleaned], dtype=bool)[codes]
         c.flag(empty, name, f"Empty: every row needs a {name}.")
+    programme = _check_programme(c, session)
+    borough_id, borough = _check_borough(c, session)
+    month = _check_month(c, programme)
+    opportunities, opportunities_ok = _check_count(c, "opportunities", required=True)
+    participants, participants_ok = _check_count(c, "participants", required=False)
+    c.flag(
+        participants_ok & opportunities_ok & (np.nan_to_num(participants, nan=-1) > opportunities),
+        "participants",
+        "More participants than opportunities: each participant takes at least one opportunity.",
+    )
+    spend = _check_spend(c)
+    _check_duplicates(c, programme.ids, borough_id, month)
 
+    good = ~c.bad
+    rows = pd.DataFrame(
+        {
+            "row": c.rows[good].astype(np.int64),
+            "programme_id": programme.ids[good],
+            "programme": programme.names[good],
+            "borough_id": borough_id[good],
+            "borough": borough[good],
+            "mi": month[good],
+            "opportunities": opportunities[good].astype(np.int64),
+            "participants": participants[good],
+            "spend_gbp": np.round(spend[good], 2),
+        }
+    )
+    order = {name: i for i, name in enumerate(TEMPLATE_COLUMNS)}
+    problems = sorted(c.problems, key=lambda p: (p.row or 0, order.get(p.column, 9)))
+    return Checked(rows, problems, n, int(c.bad.sum()))
+
+
+@dataclass(frozen=True)
+class _Programmes:
+    """Per row: the programme found (``ids`` -1 when not), its stored name and dates as month
+    indexes, and the reasons a month before its start or after its end would be refused."""
+
+    known: np.ndarray
+    ids: np.ndarray
+    names: np.ndarray
+    start: np.ndarray
+    end: np.ndarray
+    before_reason: np.ndarray
+    after_reason: np.ndarray
+
+
+def _check_programme(c: _Collector, session: Session) -> _Programmes:
     programmes = list(
         session.execute(
             select(Programme.id, Programme.name, Programme.start_date, Programme.end_date)
         ).tuples()
     )
     by_key = {name_key(p[1]): p for p in programmes}
-    codes, uniques = columns["programme"]
+    codes, uniques = c.columns["programme"]
     found = [by_key.get(name_key(u)) for u in uniques]
     unknown_reasons = []
     for u, p in zip(uniques, found, strict=True):
@@ -153,64 +200,65 @@ def check_rows(session: Session, frame: pd.DataFrame) -> Checked:
         )
     known = _per_value(codes, [p is not None for p in found], False).astype(bool)
     c.flag(~known, "programme", _per_value(codes, unknown_reasons, ""))
-    pid = _per_value(codes, [p[0] if p else -1 for p in found], -1).astype(np.int64)
-    names = _per_value(codes, [p[1] if p else "" for p in found], "")
-    start_mi = _per_value(codes, [month_index(p[2]) if p else 0 for p in found], 0)
-    end_mi = _per_value(codes, [month_index(p[3]) if p and p[3] else 10**9 for p in found], 10**9)
-    before_reason = _per_value(
-        codes, [f"Before the programme started ({p[2]})." if p else "" for p in found], ""
-    )
-    after_reason = _per_value(
-        codes,
-        [
-            f"After the programme closed ({p[3]}); it accepts no later deliveries."
-            if p and p[3]
-            else ""
-            for p in found
-        ],
-        "",
+    return _Programmes(
+        known=known,
+        ids=_per_value(codes, [p[0] if p else -1 for p in found], -1).astype(np.int64),
+        names=_per_value(codes, [p[1] if p else "" for p in found], ""),
+        start=_per_value(codes, [month_index(p[2]) if p else 0 for p in found], 0),
+        end=_per_value(codes, [month_index(p[3]) if p and p[3] else 10**9 for p in found], 10**9),
+        before_reason=_per_value(
+            codes, [f"Before the programme started ({p[2]})." if p else "" for p in found], ""
+        ),
+        after_reason=_per_value(
+            codes,
+            [
+                f"After the programme closed ({p[3]}); it accepts no later deliveries."
+                if p and p[3]
+                else ""
+                for p in found
+            ],
+            "",
+        ),
     )
 
+
+def _check_borough(c: _Collector, session: Session) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's borough id (-1 when not found) and name."""
     ids = boroughs.borough_ids(session)
-    codes_b, uniques_b = columns["borough"]
-    infos = [boroughs.find(u) for u in uniques_b]
-    b_reasons = []
-    for u, info in zip(uniques_b, infos, strict=True):
+    codes, uniques = c.columns["borough"]
+    infos = [boroughs.find(u) for u in uniques]
+    reasons = []
+    for u, info in zip(uniques, infos, strict=True):
         hint = boroughs.suggest(u) if info is None else None
-        b_reasons.append(
+        reasons.append(
             "Not a London borough name or GSS code (E09000001 to E09000033)."
             + (f" Did you mean {hint!r}?" if hint else "")
         )
-    b_known = _per_value(codes_b, [i is not None for i in infos], False).astype(bool)
-    c.flag(~b_known, "borough", _per_value(codes_b, b_reasons, ""))
-    bid = _per_value(codes_b, [ids[i.gss_code] if i else -1 for i in infos], -1).astype(np.int64)
-    bname = _per_value(codes_b, [i.name if i else "" for i in infos], "")
+    known = _per_value(codes, [i is not None for i in infos], False).astype(bool)
+    c.flag(~known, "borough", _per_value(codes, reasons, ""))
+    borough_id = _per_value(codes, [ids[i.gss_code] if i else -1 for i in infos], -1)
+    return borough_id.astype(np.int64), _per_value(codes, [i.name if i else "" for i in infos], "")
 
-    codes_m, uniques_m = columns["month"]
-    now_mi = _current_mi()
-    parsed = [_parse_month_cell(u, now_mi) for u in uniques_m]
-    mi = _per_value(codes_m, [-1 if p[0] is None else p[0] for p in parsed], -1).astype(np.int64)
-    c.flag(mi < 0, "month", _per_value(codes_m, [p[1] for p in parsed], ""))
-    dated = (mi >= 0) & known
-    c.flag(dated & (mi < start_mi.astype(np.int64)), "month", before_reason)
-    c.flag(dated & (mi > end_mi.astype(np.int64)), "month", after_reason)
 
-    opps, opps_ok = _check_count(c, "opportunities", required=True)
-    parts, parts_ok = _check_count(c, "participants", required=False)
-    c.flag(
-        parts_ok & opps_ok & (np.nan_to_num(parts, nan=-1) > opps),
-        "participants",
-        "More participants than opportunities: each participant takes at least one opportunity.",
-    )
+def _check_month(c: _Collector, programme: _Programmes) -> np.ndarray:
+    """Each row's month index (-1 when unreadable), refused outside the programme's dates."""
+    codes, uniques = c.columns["month"]
+    now = _current_mi()
+    parsed = [_parse_month_cell(u, now) for u in uniques]
+    month = _per_value(codes, [-1 if p[0] is None else p[0] for p in parsed], -1).astype(np.int64)
+    c.flag(month < 0, "month", _per_value(codes, [p[1] for p in parsed], ""))
+    dated = (month >= 0) & programme.known
+    c.flag(dated & (month < programme.start.astype(np.int64)), "month", programme.before_reason)
+    c.flag(dated & (month > programme.end.astype(np.int64)), "month", programme.after_reason)
+    return month
 
-    codes_s, cleaned_s = columns["spend_gbp"]
-    spend_empty = np.array([u == "" for u in cleaned_s], dtype=bool)[codes_s]
-    spend = _numbers(cleaned_s, strip=",£ ")[codes_s]
-    c.flag(
-        ~spend_empty & np.isnan(spend),
-        "spend_gbp",
-        "Not an amount of money: write it like 1250.50.",
-    )
+
+def _check_spend(c: _Collector) -> np.ndarray:
+    """Spend in pounds (NaN where empty or unreadable)."""
+    codes, cleaned = c.columns["spend_gbp"]
+    empty = np.array([u == "" for u in cleaned], dtype=bool)[codes]
+    spend = _numbers(cleaned, strip=",£ ")[codes]
+    c.flag(~empty & np.isnan(spend), "spend_gbp", "Not an amount of money: write it like 1250.50.")
     finite = ~np.isnan(spend)
     with np.errstate(invalid="ignore"):
         c.flag(finite & (spend < 0), "spend_gbp", "Negative: spending cannot be below zero.")
@@ -220,39 +268,27 @@ def check_rows(session: Session, frame: pd.DataFrame) -> Checked:
             "More than two decimal places: write pounds and pence, like 1250.50.",
         )
         c.flag(finite & (spend > float(MAX_SPEND)), "spend_gbp", "Implausibly large amount.")
+    return spend
 
-    keyed = np.flatnonzero((pid >= 0) & (bid >= 0) & (mi >= 0))
-    keys = pd.DataFrame({"pid": pid[keyed], "bid": bid[keyed], "mi": mi[keyed]})
+
+def _check_duplicates(
+    c: _Collector, programme_id: np.ndarray, borough_id: np.ndarray, month: np.ndarray
+) -> None:
+    """Refuse a second row for the same programme, borough and month, naming the first."""
+    keyed = np.flatnonzero((programme_id >= 0) & (borough_id >= 0) & (month >= 0))
+    keys = pd.DataFrame({"pid": programme_id[keyed], "bid": borough_id[keyed], "mi": month[keyed]})
     dup = keys.duplicated(keep="first").to_numpy()
-    if dup.any():
-        first = keys.assign(row=c.rows[keyed]).groupby(["pid", "bid", "mi"])["row"]
-        first_row = first.transform("first").to_numpy()
-        mask = np.zeros(n, dtype=bool)
-        mask[keyed[dup]] = True
-        reasons = np.full(n, "", dtype=object)
-        reasons[keyed[dup]] = [
-            f"Duplicate: row {r} already has this programme, borough and month."
-            for r in first_row[dup]
-        ]
-        c.flag(mask, "month", reasons)
-
-    good = ~c.bad
-    rows = pd.DataFrame(
-        {
-            "row": c.rows[good].astype(np.int64),
-            "programme_id": pid[good],
-            "programme": names[good],
-            "borough_id": bid[good],
-            "borough": bname[good],
-            "mi": mi[good],
-            "opportunities": opps[good].astype(np.int64),
-            "participants": parts[good],
-            "spend_gbp": np.round(spend[good], 2),
-        }
-    )
-    order = {name: i for i, name in enumerate(TEMPLATE_COLUMNS)}
-    problems = sorted(c.problems, key=lambda p: (p.row or 0, order.get(p.column, 9)))
-    return Checked(rows, problems, n, int(c.bad.sum()))
+    if not dup.any():
+        return
+    first = keys.assign(row=c.rows[keyed]).groupby(["pid", "bid", "mi"])["row"]
+    first_row = first.transform("first").to_numpy()
+    mask = np.zeros(len(c.rows), dtype=bool)
+    mask[keyed[dup]] = True
+    reasons = np.full(len(c.rows), "", dtype=object)
+    reasons[keyed[dup]] = [
+        f"Duplicate: row {r} already has this programme, borough and month." for r in first_row[dup]
+    ]
+    c.flag(mask, "month", reasons)
 
 
 def _parse_month_cell(text: str, now_mi: int) -> tuple[int | None, str]:
