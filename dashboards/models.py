@@ -42,7 +42,7 @@ from registry.analysis.run import (
 from registry.analysis.trends import trend_report
 from registry.boroughs import BOROUGHS
 from registry.outcomes.measures import SeriesBreak
-from registry.periods import add_months, format_month, parse_month
+from registry.periods import format_month, month_range, parse_month
 
 MODEL_SENTENCES = {
     "poisson": "is the headline. It models the counts, allowing for each borough's population and "
@@ -331,10 +331,7 @@ if not options.measures or options.last_month is None:
     st.info("No outcome counts are stored yet, so there is nothing to analyse.")
     st.stop()
 first, last = options.first_month or options.last_month, options.last_month
-months = [
-    add_months(first, i)
-    for i in range((last.year - first.year) * 12 + last.month - first.month + 1)
-]
+months = month_range(first, last)
 labels = dict(options.measures)
 
 model_tab, trend_tab, synth_tab = st.tabs(

@@ -93,7 +93,7 @@ def report(
     paths = write(built, fmt, out)
     reached = built.headline["boroughs_reached"]
     click.echo(
-        f"{scope.title()}, {built.window.label()}: {built.headline['opportunities']:,} "
+        f"{built.scope.title()}, {built.window.label()}: {built.headline['opportunities']:,} "
         f"opportunities in {reached} borough{'' if reached == 1 else 's'}; data version "
         f"{built.data_version}. Wrote {', '.join(str(p) for p in paths)}."
     )

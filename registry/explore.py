@@ -61,9 +61,11 @@ from registry.outcomes.sources import of_record, record_sources
 from registry.periods import (
     add_months,
     as_date,
+    check_period,
     financial_year_label,
     financial_year_start,
     format_month,
+    month_range,
     quarter_label,
     quarter_start,
     rolling_window,
@@ -167,11 +169,7 @@ class ExploreFilter:
             raise RegistryError(
                 f"Frequency must be one of {', '.join(FREQUENCIES)}, not {self.frequency!r}."
             )
-        if self.end < self.start:
-            raise RegistryError(
-                f"The period ends ({format_month(self.end)}) before it starts "
-                f"({format_month(self.start)})."
-            )
+        check_period(self.start, self.end)
 
 
 def complete_month(session: Session, months: int = 12) -> dt.date | None:
@@ -390,8 +388,7 @@ def _within(
 
 
 def _months(start: dt.date, end: dt.date) -> list[dt.date]:
-    n = (end.year - start.year) * 12 + end.month - start.month
-    return [add_months(start, i) for i in range(n + 1)]
+    return month_range(start, end)
 
 
 def _people_by_year(data: ExploreData, areas: Sequence[str]) -> pd.DataFrame:
@@ -780,10 +777,7 @@ def overview(session: Session, *, principal: Principal, start: dt.date, end: dt.
     comparison is empty when its window is not fully stored.
     """
     require(principal, "outcomes.read")
-    if end < start:
-        raise RegistryError(
-            f"The period ends ({format_month(end)}) before it starts ({format_month(start)})."
-        )
+    check_period(start, end)
     live = [Delivery.deleted_at.is_(None), Delivery.month.between(start, end)]
     opportunities, programmes = session.execute(
         select(

@@ -324,7 +324,7 @@ class OutcomeRevision(Base):
 class AppUser(Base):
     __tablename__ = "app_user"
     __table_args__ = (
-        CheckConstraint("role IN ('admin', 'staff', 'commissioner', 'funder')", name="role_known"),
+        CheckConstraint(f"role IN ({', '.join(repr(r) for r in ROLES)})", name="role_known"),
         CheckConstraint("failed_logins >= 0", name="failed_logins_non_negative"),
     )
 

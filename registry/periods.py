@@ -65,14 +65,23 @@ def format_month(month: dt.date) -> str:
     return f"{month.year:04d}-{month.month:02d}"
 
 
-def add_months(month: dt.date, n: int) -> dt.date:
-    index = month.year * 12 + (month.month - 1) + n
+def month_index(month: dt.date) -> int:
+    """A month as one whole number counting months from year 0, so months compare and subtract
+    as integers (vectorised checks use it); :func:`index_month` turns it back."""
+    return month.year * 12 + month.month - 1
+
+
+def index_month(index: int) -> dt.date:
     return dt.date(index // 12, index % 12 + 1, 1)
+
+
+def add_months(month: dt.date, n: int) -> dt.date:
+    return index_month(month_index(month) + n)
 
 
 def months_between(start: dt.date, end: dt.date) -> int:
     """Whole months from ``start`` to ``end`` (0 when they are the same month)."""
-    return (end.year - start.year) * 12 + (end.month - start.month)
+    return month_index(end) - month_index(start)
 
 
 def month_range(start: dt.date, end: dt.date) -> list[dt.date]:
@@ -80,6 +89,14 @@ def month_range(start: dt.date, end: dt.date) -> list[dt.date]:
     if end < start:
         return []
     return [add_months(month_start(start), i) for i in range(months_between(start, end) + 1)]
+
+
+def check_period(start: dt.date, end: dt.date) -> None:
+    """Refuse a period whose end month comes before its start month (the one wording for it)."""
+    if end < start:
+        raise PeriodError(
+            f"The period ends ({format_month(end)}) before it starts ({format_month(start)})."
+        )
 
 
 def quarter_label(month: dt.date) -> str:
@@ -118,6 +135,10 @@ class Window:
 
     def label(self) -> str:
         return f"{format_month(self.start)} to {format_month(self.end)}"
+
+    def check(self) -> None:
+        """Refuse this window when it ends before it starts (:func:`check_period`)."""
+        check_period(self.start, self.end)
 
 
 def rolling_window(end: dt.date, months: int = 12) -> Window:

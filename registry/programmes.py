@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -20,8 +20,21 @@ from registry.errors import ConflictError, NotFoundError, RegistryError
 from registry.models import Delivery, FundingStream, Programme
 
 
-def _key(name: str) -> str:
+def name_key(name: str) -> str:
+    """The one way a programme or funding-stream name is matched: case and spacing ignored, so
+    ``after-school  Sport leagues`` finds ``After-school sport leagues``."""
     return " ".join(str(name).split()).casefold()
+
+
+Named = TypeVar("Named", Programme, FundingStream)
+
+
+def find_named(session: Session, model: type[Named], name: str) -> Named | None:
+    """The programme or funding stream called ``name`` (:func:`name_key`), or ``None``."""
+    wanted = name_key(name)
+    return next(
+        (row for row in session.scalars(select(model)) if name_key(row.name) == wanted), None
+    )
 
 
 def _clean_name(name: str, what: str) -> str:
@@ -35,8 +48,8 @@ def _clean_name(name: str, what: str) -> str:
 
 def closest(value: str, names: list[str]) -> str | None:
     """The name in ``names`` closest to ``value`` (case ignored), if one is a likely slip."""
-    keys = {_key(n): n for n in names}
-    match = difflib.get_close_matches(_key(value), list(keys), n=1, cutoff=0.6)
+    keys = {name_key(n): n for n in names}
+    match = difflib.get_close_matches(name_key(value), list(keys), n=1, cutoff=0.6)
     return keys[match[0]] if match else None
 
 
@@ -58,10 +71,10 @@ def _programme_snapshot(programme: Programme) -> dict[str, Any]:
 
 
 def get_funding_stream(session: Session, name: str) -> FundingStream:
+    stream = find_named(session, FundingStream, name)
+    if stream is not None:
+        return stream
     streams = list(session.scalars(select(FundingStream)))
-    for stream in streams:
-        if _key(stream.name) == _key(name):
-            return stream
     hint = closest(name, [s.name for s in streams])
     raise NotFoundError(
         f"There is no funding stream called {name!r}."
@@ -71,10 +84,10 @@ def get_funding_stream(session: Session, name: str) -> FundingStream:
 
 
 def get_programme(session: Session, name: str) -> Programme:
+    programme = find_named(session, Programme, name)
+    if programme is not None:
+        return programme
     programmes = list(session.scalars(select(Programme)))
-    for programme in programmes:
-        if _key(programme.name) == _key(name):
-            return programme
     hint = closest(name, [p.name for p in programmes])
     raise NotFoundError(
         f"There is no programme called {name!r}." + (f" Did you mean {hint!r}?" if hint else "")
@@ -88,7 +101,7 @@ def add_funding_stream(
     name = _clean_name(name, "funding stream")
     funder = _clean_name(funder, "funder")
     existing = session.scalars(select(FundingStream.name)).all()
-    if any(_key(n) == _key(name) for n in existing):
+    if any(name_key(n) == name_key(name) for n in existing):
         raise ConflictError(f"A funding stream called {name!r} already exists.")
     stream = FundingStream(name=name, funder=funder)
     session.add(stream)
@@ -152,7 +165,7 @@ def add_programme(
     """Create a programme. Without a start date it starts today."""
     name = _clean_name(name, "programme")
     existing = session.scalars(select(Programme.name)).all()
-    if any(_key(n) == _key(name) for n in existing):
+    if any(name_key(n) == name_key(name) for n in existing):
         raise ConflictError(f"A programme called {name!r} already exists; names are unique.")
     stream = get_funding_stream(session, funding_stream)
     start = start or dt.date.today()
@@ -211,7 +224,7 @@ def edit_programme(
     if "name" in changes:
         new_name = _clean_name(changes["name"], "programme")
         others = session.scalars(select(Programme.name).where(Programme.id != programme.id))
-        if any(_key(n) == _key(new_name) for n in others):
+        if any(name_key(n) == name_key(new_name) for n in others):
             raise ConflictError(f"A programme called {new_name!r} already exists.")
         programme.name = new_name
     if "funding_stream" in changes:

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from registry.config import get_settings
+from registry.problems import Problem, sheet_row
 from registry.untrusted import (
     ERROR_CODES,
     FileRefused,
@@ -53,22 +54,6 @@ _HEADER_ALIASES = {
 }
 _XLS_MAGIC = b"\xd0\xcf\x11\xe0"
 _ZIP_MAGIC = b"PK\x03\x04"
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One thing wrong with an upload: where (row and column as a spreadsheet shows), what, why.
-
-    ``row`` is ``None`` when the problem is the whole file; ``column`` is ``""`` then.
-    """
-
-    row: int | None
-    column: str
-    value: str
-    reason: str
-
-    def as_dict(self) -> dict[str, object]:
-        return {"row": self.row, "column": self.column, "value": self.value, "reason": self.reason}
 
 
 @dataclass(frozen=True)
@@ -102,17 +87,16 @@ def _header_key(name: object) -> str:
 
 
 def _refuse(reason: str, value: str = "", row: int | None = None) -> Sheet:
-    return Sheet(pd.DataFrame(), "", [Problem(row, "", value, reason)])
+    return Sheet(pd.DataFrame(), "", [Problem(reason=reason, row=row, column="", value=value)])
 
 
 def _decode(content: bytes) -> str | Problem:
     if b"\x00" in content[:4096]:
         return Problem(
-            None,
-            "",
-            "",
-            "The file is not UTF-8 or Windows-1252 text (it looks like UTF-16 or a binary file). "
-            "In Excel choose Save As > 'CSV UTF-8 (Comma delimited)'.",
+            reason="The file is not UTF-8 or Windows-1252 text (it looks like UTF-16 or a binary "
+            "file). In Excel choose Save As > 'CSV UTF-8 (Comma delimited)'.",
+            column="",
+            value="",
         )
     try:
         return content.decode("utf-8-sig")
@@ -124,11 +108,11 @@ def _decode(content: bytes) -> str | Problem:
         line = content[: utf8_error.start].count(b"\n") + 1
         byte = content[utf8_error.start : utf8_error.start + 1].hex()
         return Problem(
-            line,
-            "",
-            f"0x{byte}",
-            "The file is neither UTF-8 nor Windows-1252 text. In Excel choose Save As > "
+            reason="The file is neither UTF-8 nor Windows-1252 text. In Excel choose Save As > "
             "'CSV UTF-8 (Comma delimited)'.",
+            row=line,
+            column="",
+            value=f"0x{byte}",
         )
 
 
@@ -162,11 +146,11 @@ def _read_csv(content: bytes, limits: Limits) -> Sheet:
             "",
             [
                 Problem(
-                    row,
-                    _column_letter(expected),
-                    f"{seen} cells",
-                    f"This row has {seen} cells but the first row has {expected}: remove the extra "
-                    f"cells from column {_column_letter(expected)} on.",
+                    reason=f"This row has {seen} cells but the first row has {expected}: remove "
+                    f"the extra cells from column {_column_letter(expected)} on.",
+                    row=row,
+                    column=_column_letter(expected),
+                    value=f"{seen} cells",
                 )
             ],
         )
@@ -198,7 +182,7 @@ def _with_header(raw: pd.DataFrame, fmt: str) -> Sheet:
     header = [_header_key(v) for v in raw.iloc[0].tolist()]
     header = [_HEADER_ALIASES.get(h, h) for h in header]
     data = raw.iloc[1:].set_axis(range(raw.shape[1]), axis=1)
-    data.insert(0, "row", range(2, len(data) + 2))
+    data.insert(0, "row", [sheet_row(i) for i in range(len(data))])
     # Blank lines and rows of empty cells are skipped; the row numbers of the others stay true.
     filled = np.zeros(len(data), dtype=bool)
     for position in range(raw.shape[1]):
@@ -216,11 +200,11 @@ def _with_header(raw: pd.DataFrame, fmt: str) -> Sheet:
             fmt,
             [
                 Problem(
-                    1,
-                    "",
-                    first,
-                    "The first row is not the template's header; it must name the columns "
+                    reason="The first row is not the template's header; it must name the columns "
                     f"{', '.join(TEMPLATE_COLUMNS)}.",
+                    row=1,
+                    column="",
+                    value=first,
                 )
             ],
         )
@@ -229,37 +213,52 @@ def _with_header(raw: pd.DataFrame, fmt: str) -> Sheet:
     for position, name in enumerate(header):
         letter = _column_letter(position)
         if name == "":
-            problems.append(Problem(1, letter, "", "This column has no header."))
+            problems.append(
+                Problem(reason="This column has no header.", row=1, column=letter, value="")
+            )
         elif name not in TEMPLATE_COLUMNS:
             problems.append(
                 Problem(
-                    1,
-                    letter,
-                    name,
-                    f"Unknown column {name!r}; the template's columns are "
+                    reason=f"Unknown column {name!r}; the template's columns are "
                     f"{', '.join(TEMPLATE_COLUMNS)}.",
+                    row=1,
+                    column=letter,
+                    value=name,
                 )
             )
         elif name in seen:
-            problems.append(Problem(1, letter, name, f"The column {name!r} appears twice."))
+            problems.append(
+                Problem(
+                    reason=f"The column {name!r} appears twice.", row=1, column=letter, value=name
+                )
+            )
         seen |= {name}
     for name in REQUIRED_COLUMNS:
         if name not in seen:
             problems.append(
-                Problem(1, name, "", f"The required column {name!r} is missing from the header.")
+                Problem(
+                    reason=f"The required column {name!r} is missing from the header.",
+                    row=1,
+                    column=name,
+                    value="",
+                )
             )
     if problems:
         return Sheet(pd.DataFrame(), fmt, problems)
     for position, name in enumerate(header):
         failed = data[position].isin(ERROR_CODES).to_numpy(dtype=bool)
         problems += [
-            Problem(int(row), name, value, error_reason(value))
+            Problem(reason=error_reason(value), row=int(row), column=name, value=value)
             for row, value in zip(data["row"][failed], data[position][failed], strict=True)
         ]
     if problems:
         return Sheet(pd.DataFrame(), fmt, problems)
     if data.empty:
-        return Sheet(pd.DataFrame(), fmt, [Problem(None, "", "", "The file has no data rows.")])
+        return Sheet(
+            pd.DataFrame(),
+            fmt,
+            [Problem(reason="The file has no data rows.", column="", value="")],
+        )
     data = data.set_axis(["row", *header], axis=1)
     for name in TEMPLATE_COLUMNS:
         if name not in data.columns:

@@ -290,13 +290,13 @@ def test_refused_stale_upload_leaves_the_database_unchanged(url, monkeypatch) ->
 def test_a_refusal_after_writing_still_leaves_nothing(url, monkeypatch) -> None:
     """The page's transaction, not the registry's order of checks, is what keeps a refused save
     from committing: a refusal raised after every row was written still leaves nothing."""
-    written = deliveries._write_changes
+    written = deliveries.write._write_changes
 
     def write_then_refuse(*args, **kwargs):
         written(*args, **kwargs)
         raise ConflictError("Refused after writing.")
 
-    monkeypatch.setattr(deliveries, "_write_changes", write_then_refuse)
+    monkeypatch.setattr(deliveries.write, "_write_changes", write_then_refuse)
     at = page(url, monkeypatch)
     upload(at, CSV)
     before = snapshot(url)

@@ -19,7 +19,7 @@ from registry import audit, auth, db, deliveries, demo, programmes
 from registry.cli import cli
 from registry.errors import PermissionDenied
 from registry.models import AuditEvent
-from registry.outcomes import mapping, measures, store
+from registry.outcomes import mapping, measures, sources, store
 from registry.outcomes.common import Source
 from tests.conftest import ADMIN, STAFF
 from tests.entry_helpers import OPEN, add_programmes
@@ -226,6 +226,13 @@ WRITE_CASES: dict[str, tuple[Any, Any, list[tuple[str, str, str]]]] = {
         lambda s: measures.set_population_band(s, principal=ADMIN, code="homicide", band="10-24"),
         [("alice", "amend", "outcome_measure")],
     ),
+    "registry.outcomes.sources.set_source_order": (
+        None,
+        lambda s: sources.set_source_order(
+            s, principal=ADMIN, code="homicide", order=["long", "mps-borough"]
+        ),
+        [("alice", "amend", "outcome_measure")],
+    ),
     "registry.outcomes.mapping.set_mapping": (
         None,
         lambda s: mapping.set_mapping(
@@ -283,17 +290,25 @@ WRITE_CASES: dict[str, tuple[Any, Any, list[tuple[str, str, str]]]] = {
         ),
         [("sam", "amend", "programme")],
     ),
-    "registry.deliveries.commit": (None, _commit, [("sam", "import", "import_batch")]),
-    "registry.deliveries.import_file": (
+    "registry.deliveries.write.commit": (None, _commit, [("sam", "import", "import_batch")]),
+    "registry.deliveries.write.import_file": (
         None,
         lambda s: deliveries.import_file(
             s, principal=STAFF, content=_DELIVERY_CSV, file_name="d.csv"
         ),
         [("sam", "import", "import_batch")],
     ),
-    "registry.deliveries.save_delivery": (None, _one_delivery, [("sam", "create", "delivery")]),
-    "registry.deliveries.save_grid": (_one_delivery, _edited_grid, [("sam", "amend", "delivery")]),
-    "registry.deliveries.delete_delivery": (
+    "registry.deliveries.entry.save_delivery": (
+        None,
+        _one_delivery,
+        [("sam", "create", "delivery")],
+    ),
+    "registry.deliveries.entry.save_grid": (
+        _one_delivery,
+        _edited_grid,
+        [("sam", "amend", "delivery")],
+    ),
+    "registry.deliveries.entry.delete_delivery": (
         _one_delivery,
         lambda s: deliveries.delete_delivery(
             s,
@@ -305,12 +320,12 @@ WRITE_CASES: dict[str, tuple[Any, Any, list[tuple[str, str, str]]]] = {
         ),
         [("sam", "delete", "delivery")],
     ),
-    "registry.deliveries.sign_off_month": (
+    "registry.deliveries.returns.sign_off_month": (
         None,
         _sign_off,
         [("alice", "sign_off", "month_sign_off")],
     ),
-    "registry.deliveries.reopen_month": (
+    "registry.deliveries.returns.reopen_month": (
         _sign_off,
         lambda s: deliveries.reopen_month(
             s, principal=ADMIN, month=dt.date(2022, 1, 1), reason="A late correction."

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import pytest
 
@@ -73,3 +74,19 @@ def test_rolling_window() -> None:
 def test_as_date_reads_what_either_driver_returns_for_a_date_column(value: object) -> None:
     assert p.as_date(value) == dt.date(2024, 3, 1)
     assert type(p.as_date(value)) is dt.date
+
+
+def test_a_period_ending_before_it_starts_is_refused_in_one_wording() -> None:
+    p.check_period(dt.date(2023, 6, 1), dt.date(2023, 6, 1))
+    wording = "The period ends (2023-01) before it starts (2023-06)."
+    with pytest.raises(p.PeriodError, match=re.escape(wording)):
+        p.check_period(dt.date(2023, 6, 1), dt.date(2023, 1, 1))
+    with pytest.raises(p.PeriodError, match=re.escape(wording)):
+        p.Window(dt.date(2023, 6, 1), dt.date(2023, 1, 1)).check()
+
+
+def test_month_index_round_trips_and_drives_the_arithmetic() -> None:
+    for month in (dt.date(1999, 12, 1), dt.date(2024, 1, 1), dt.date(2024, 2, 1)):
+        assert p.index_month(p.month_index(month)) == month
+    assert p.month_index(dt.date(2024, 1, 1)) - p.month_index(dt.date(2023, 12, 1)) == 1
+    assert p.months_between(dt.date(2023, 11, 1), dt.date(2024, 2, 1)) == 3

@@ -38,13 +38,13 @@ EXPECTED: dict[str, set[str]] = {
     "registry.programmes.add_programme": STAFF_UP,
     "registry.programmes.edit_programme": STAFF_UP,
     "registry.programmes.close_programme": STAFF_UP,
-    "registry.deliveries.commit": STAFF_UP,
-    "registry.deliveries.import_file": STAFF_UP,
-    "registry.deliveries.save_delivery": STAFF_UP,
-    "registry.deliveries.save_grid": STAFF_UP,
-    "registry.deliveries.delete_delivery": STAFF_UP,
-    "registry.deliveries.sign_off_month": ADMIN_ONLY,
-    "registry.deliveries.reopen_month": ADMIN_ONLY,
+    "registry.deliveries.write.commit": STAFF_UP,
+    "registry.deliveries.write.import_file": STAFF_UP,
+    "registry.deliveries.entry.save_delivery": STAFF_UP,
+    "registry.deliveries.entry.save_grid": STAFF_UP,
+    "registry.deliveries.entry.delete_delivery": STAFF_UP,
+    "registry.deliveries.returns.sign_off_month": ADMIN_ONLY,
+    "registry.deliveries.returns.reopen_month": ADMIN_ONLY,
 }
 
 # Writers that are not actions of a signed-in user: the audit mechanism itself (called inside

@@ -288,6 +288,25 @@ def test_rebuild_is_byte_identical_and_records_the_data_version(small) -> None:
     assert summary["data_version"] == str(first.data_version)
 
 
+def test_names_are_matched_with_case_and_spacing_ignored_like_everywhere_else(
+    small, db_url, tmp_path
+) -> None:
+    programme = _build(small, ADMIN, Scope("programme", "  mentors "))
+    assert programme.scope == Scope("programme", "Mentors")  # titled with the stored name
+    assert programme.headline["opportunities"] == 120
+    stream = _build(small, CITY_HALL, Scope("funding_stream", "young   LONDONERS"))
+    assert stream.scope.name == "Young Londoners" and stream.headline["opportunities"] == 180
+    with pytest.raises(PermissionDenied):  # another funder's, however it is typed
+        _build(small, CITY_HALL, Scope("programme", "ELSEWHERE"))
+    out = tmp_path / "mentors.zip"
+    args = ["--database-url", db_url, "report", "--programme", "MENTORS", "--format", "csv"]
+    result = CliRunner().invoke(
+        cli, [*args, "--from", "2023-04", "--to", "2024-03", "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "Programme: Mentors" in result.output and out.stat().st_size > 0
+
+
 def test_funder_sees_only_their_own_streams(small) -> None:
     assert _build(small, CITY_HALL).headline["opportunities"] == 180
     with pytest.raises(PermissionDenied):

@@ -31,7 +31,7 @@ from registry.analysis.result import (
     decide_verdict,
 )
 from registry.errors import RegistryError
-from registry.periods import add_months, format_month
+from registry.periods import add_months, format_month, months_between
 
 OVERDISPERSION_THRESHOLD = 1.5
 # A joint pre-trend test below this makes an event study "not interpretable".
@@ -252,8 +252,8 @@ def its_design(
     ``harmonic`` replaces the 11 month-of-year dummies with two sine-cosine pairs: a calendar
     month with no offence in any year would otherwise send its term to minus infinity."""
     first = months[0]
-    t = np.array([(m.year - first.year) * 12 + m.month - first.month for m in months], float)
-    t_at = (at.year - first.year) * 12 + at.month - first.month
+    t = np.array([months_between(first, m) for m in months], float)
+    t_at = months_between(first, at)
     post = (t >= t_at).astype(float)
     design = pd.DataFrame(
         {
@@ -365,7 +365,7 @@ def _fit_its(
     weighted = np.sqrt(mu)[:, None] * x
     bread = np.linalg.inv(x.T @ (mu[:, None] * x))
     residual_maker = np.eye(n) - weighted @ bread @ weighted.T
-    index = np.array([(m.year - months[0].year) * 12 + m.month - months[0].month for m in months])
+    index = np.array([months_between(months[0], m) for m in months])
     lag = np.abs(np.subtract.outer(index, index))
     share, rho = _residual_correlation(resid, residual_maker, lag)
     sigma = np.where(lag == 0, 1.0, share * rho**lag)
@@ -691,9 +691,7 @@ def _fit_event_study(
     step = months_per_period
     rel = np.array(
         [
-            np.nan
-            if (start := treated.get(a)) is None
-            else ((p.year - start.year) * 12 + p.month - start.month) // step
+            np.nan if (start := treated.get(a)) is None else months_between(start, p) // step
             for a, p in zip(data["area"], data["period"], strict=True)
         ],
         dtype=float,

@@ -46,7 +46,15 @@ from registry.models import (
 )
 from registry.outcomes.measures import get_measure
 from registry.outcomes.sources import of_record, record_sources
-from registry.periods import add_months, as_date, format_month, month_start, quarter_start
+from registry.periods import (
+    add_months,
+    as_date,
+    format_month,
+    month_start,
+    months_between,
+    quarter_start,
+)
+from registry.programmes import name_key
 
 FREQUENCIES = {"month": 1, "quarter": 3}
 
@@ -103,9 +111,9 @@ def stored_measures(session: Session) -> list[tuple[str, str]]:
 def ids_by_name(
     session: Session, model: type[Programme | FundingStream], names: Sequence[str]
 ) -> list[int]:
-    wanted = {n.strip().lower(): n for n in names}
+    wanted = {name_key(n): n for n in names}
     rows = session.execute(select(model.id, model.name)).all()
-    found = {name.lower(): id_ for id_, name in rows if name.lower() in wanted}
+    found = {name_key(name): id_ for id_, name in rows if name_key(name) in wanted}
     missing = [wanted[k] for k in wanted if k not in found]
     if missing:
         kind = "programme" if model is Programme else "funding stream"
@@ -174,9 +182,7 @@ def build_panel(
     if frequency == "quarter" and first_period != known_from:
         first_period = add_months(first_period, 3)  # only whole quarters of known delivery
     last_period = max(outcomes["period"].max(), first_period)
-    n_steps = (
-        (last_period.year - first_period.year) * 12 + last_period.month - first_period.month
-    ) // step
+    n_steps = months_between(first_period, last_period) // step
     periods = [add_months(first_period, i * step) for i in range(n_steps + 1)]
     grid = pd.DataFrame([(a, p) for a in areas for p in periods], columns=["area", "period"])
     if not delivery.empty:

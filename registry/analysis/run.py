@@ -30,7 +30,7 @@ from registry.errors import RegistryError
 from registry.models import Borough, Delivery, OutcomeCount, OutcomeMeasure, Programme
 from registry.outcomes.measures import SeriesBreak, get_measure, series_breaks
 from registry.outcomes.sources import of_record
-from registry.periods import as_date, format_month, month_start, quarter_start
+from registry.periods import as_date, check_period, format_month, month_start, quarter_start
 
 # The headline first: the Poisson model with borough and period effects (see headline.py).
 MODELS = ("poisson", "fe", "negbin", "its", "event")
@@ -229,8 +229,8 @@ def run_model(
         raise RegistryError(f"A lag must be 0 or more periods, not {lag}.")
     if model == "event" and not programme:
         raise RegistryError("An event study needs a programme (--programme NAME).")
-    if start is not None and end is not None and end < start:
-        raise RegistryError(f"The period ends ({format_month(end)}) before it starts.")
+    if start is not None and end is not None:
+        check_period(start, end)
     if model == "its":
         return _its(
             session,

@@ -19,6 +19,7 @@ import pandas as pd
 
 from registry import boroughs
 from registry.errors import RegistryError
+from registry.problems import Problem, sheet_row
 from registry.untrusted import (
     ERROR_CODES,
     FileRefused,
@@ -109,26 +110,6 @@ def clean(value: object) -> str:
 def category_key(value: str) -> str:
     """How source categories are compared: case, spacing and NBSPs do not matter."""
     return clean(value).casefold()
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One reason a file is refused, located as precisely as the file allows."""
-
-    reason: str
-    row: int | None = None
-    column: str | None = None
-    value: str | None = None
-
-    def __str__(self) -> str:
-        where = []
-        if self.row is not None:
-            where.append(f"row {self.row}")
-        if self.column:
-            where.append(f"column {self.column!r}")
-        if self.value is not None:
-            where.append(f"value {self.value!r}")
-        return f"{', '.join(where)}: {self.reason}" if where else self.reason
 
 
 class ImportRefused(RegistryError):
@@ -354,7 +335,7 @@ def refuse_error_cells(file_name: str, frame: pd.DataFrame) -> None:
         for position in failed.to_numpy().nonzero()[0][:MAX_PROBLEMS_SHOWN]:
             value = str(values.iloc[position])
             problems.append(
-                Problem(error_reason(value).rstrip("."), position + 2, str(column), value)
+                Problem(error_reason(value).rstrip("."), sheet_row(position), str(column), value)
             )
     if problems:
         raise ImportRefused(file_name, problems)

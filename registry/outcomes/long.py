@@ -21,6 +21,7 @@ from registry.outcomes.common import (
 )
 from registry.outcomes.detect import describe
 from registry.periods import PeriodError, parse_month
+from registry.problems import sheet_row
 
 COLUMNS = ("measure", "borough", "month", "count")
 
@@ -44,7 +45,7 @@ def parse(source: Source, measures: set[str], progress: Progress = no_progress) 
     problems: list[Problem] = []
     seen: dict[tuple[str, str, object], int] = {}
     for idx, row in frame.iterrows():
-        line = int(idx) + 2  # type: ignore[call-overload]
+        line = sheet_row(int(idx))  # type: ignore[call-overload]
         measure = clean(row["measure"])
         if measure not in measures:
             problems.append(

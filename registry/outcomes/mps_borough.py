@@ -31,6 +31,7 @@ from registry.outcomes.common import (
 from registry.outcomes.detect import describe
 from registry.outcomes.mapping import Mapper
 from registry.periods import PeriodError, parse_compact_month
+from registry.problems import sheet_row
 
 AREA_COLUMNS = ("BoroughName", "LookUp_BoroughName", "Borough")
 CATEGORY_COLUMNS = (("MajorText", "MinorText"), ("Major Category", "Minor Category"))
@@ -113,7 +114,7 @@ def parse(source: Source, mapper: Mapper, progress: Progress = no_progress) -> P
                 if value
                 else "the count is missing (write 0 for none)"
             )
-            problems.append(Problem(reason, int(frame.index[r]) + 2, month_cols[c], value))
+            problems.append(Problem(reason, sheet_row(int(frame.index[r])), month_cols[c], value))
     area_of: dict[str, tuple[str, str] | None] = {}
     for name in frame[area_col].unique():
         borough = boroughs.find(name)
@@ -123,7 +124,7 @@ def parse(source: Source, mapper: Mapper, progress: Progress = no_progress) -> P
         pseudo = pseudo_area_name(name)
         area_of[name] = ("pseudo", pseudo) if pseudo else None
         if pseudo is None:
-            first = int(frame.index[frame[area_col] == name][0]) + 2
+            first = sheet_row(int(frame.index[frame[area_col] == name][0]))
             hint = boroughs.suggest(name)
             problems.append(
                 Problem(

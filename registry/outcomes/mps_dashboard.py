@@ -29,6 +29,7 @@ from registry.outcomes.common import (
 )
 from registry.outcomes.detect import XLSX_MAGIC, describe
 from registry.outcomes.mapping import Mapper
+from registry.problems import sheet_row
 
 RENAMED = {"Crime Type": "Offence Group", "Crime Subtype": "Offence Subgroup"}
 REQUIRED = ("Month_Year", "Area Type", "Area name", "Offence Subgroup", "Measure", "Count")
@@ -107,7 +108,7 @@ def parse(source: Source, mapper: Mapper, progress: Progress = no_progress) -> P
     }
     for value, month in months.items():
         if month is None:
-            first = int(rows.index[rows["Month_Year"] == value][0]) + 2
+            first = sheet_row(int(rows.index[rows["Month_Year"] == value][0]))
             problems.append(
                 Problem("not a month (expected e.g. 2023-04)", first, "Month_Year", str(value))
             )
@@ -117,7 +118,7 @@ def parse(source: Source, mapper: Mapper, progress: Progress = no_progress) -> P
         problems.append(
             Problem(
                 "a count must be a whole number of 0 or more",
-                int(idx) + 2,
+                sheet_row(int(idx)),
                 "Count",
                 clean(rows.at[idx, "Count"]),
             )
@@ -140,7 +141,7 @@ def parse(source: Source, mapper: Mapper, progress: Progress = no_progress) -> P
         pseudo = pseudo_area_name(name)
         area_of[(name, code)] = ("pseudo", pseudo) if pseudo else None
         if pseudo is None:
-            first = int(rows.index[rows["Area name"].map(clean) == name][0]) + 2
+            first = sheet_row(int(rows.index[rows["Area name"].map(clean) == name][0]))
             problems.append(
                 Problem(
                     "not a London borough or one of the Met's known non-borough areas",

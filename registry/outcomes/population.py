@@ -37,6 +37,7 @@ from registry.outcomes.common import (
     require_text,
 )
 from registry.outcomes.detect import describe
+from registry.problems import sheet_row
 
 BANDS: dict[str, tuple[int, int]] = {"10-24": (10, 24), "10-17": (10, 17), "18-24": (18, 24)}
 ONS_COLUMNS = ("Code", "All ages")
@@ -134,7 +135,7 @@ def parse_ons(source: Source, year: int | None, bands: Iterable[str] = ()) -> Pa
     problems: list[Problem] = []
     wanted = ["All ages", *map(str, ages)]
     for idx, row in frame.iterrows():
-        line = int(idx) + 2  # type: ignore[call-overload]
+        line = sheet_row(int(idx))  # type: ignore[call-overload]
         borough = (
             boroughs.find(clean(row["Code"])) if clean(row["Code"]).startswith("E09") else None
         )
@@ -209,7 +210,7 @@ def parse_nomis(source: Source, bands: Iterable[str] = ()) -> ParsedPopulation:
     )
     seen: dict[tuple[str, int, str, int | str], int] = {}
     for idx, row in frame.iterrows():
-        line = int(idx) + 2  # type: ignore[call-overload]
+        line = sheet_row(int(idx))  # type: ignore[call-overload]
         code = clean(row["GEOGRAPHY_CODE"])
         borough = boroughs.find(code) if code.startswith("E09") else None
         if borough is None:
@@ -331,7 +332,7 @@ def parse_long(source: Source) -> ParsedPopulation:
     )
     problems: list[Problem] = []
     for idx, row in frame.iterrows():
-        line = int(idx) + 2  # type: ignore[call-overload]
+        line = sheet_row(int(idx))  # type: ignore[call-overload]
         borough = boroughs.find(clean(row["borough"]))
         if borough is None:
             problems.append(Problem(NOT_LONDON, line, "borough", clean(row["borough"])))

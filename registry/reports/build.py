@@ -41,6 +41,7 @@ from registry.periods import (
     last_complete_month,
     quarter_label,
 )
+from registry.programmes import find_named
 from registry.reports.disclosure import TOTAL, Participants, threshold_for
 from registry.windows import part_stored, whole_only
 
@@ -159,14 +160,14 @@ def _programmes(session: Session, principal: Principal, scope: Scope) -> list[Pr
     # A funder asking for a stream or programme that is not theirs gets the same answer whether
     # or not it exists, so other funders' names cannot be found out by guessing.
     if scope.kind == "funding_stream":
-        stream = session.scalar(select(FundingStream).where(FundingStream.name == scope.name))
+        stream = find_named(session, FundingStream, scope.name)
         if visible is not None and (stream is None or stream.id not in visible):
             raise PermissionDenied(_not_yours(principal, "funding stream", scope.name))
         if stream is None:
             raise NotFoundError(f"There is no funding stream called {scope.name!r}.")
         stmt = stmt.where(Programme.funding_stream_id == stream.id)
     elif scope.kind == "programme":
-        programme = session.scalar(select(Programme).where(Programme.name == scope.name))
+        programme = find_named(session, Programme, scope.name)
         hidden = programme is None or programme.funding_stream_id not in (visible or ())
         if visible is not None and hidden:
             raise PermissionDenied(_not_yours(principal, "programme", scope.name))
@@ -551,12 +552,11 @@ def build_report(
         if scope.kind == "all":
             raise RegistryError("There are no programmes to summarise yet.")
         raise RegistryError(f"{scope.title()} has no programmes to summarise.")
+    if scope.kind != "all":  # titled with the stored name, however the name was typed
+        named = programmes[0] if scope.kind == "programme" else programmes[0].funding_stream
+        scope = Scope(scope.kind, named.name)
     window = window or default_window(session, [p.id for p in programmes])
-    if window.end < window.start:
-        raise RegistryError(
-            f"The period ends ({format_month(window.end)}) before it starts "
-            f"({format_month(window.start)})."
-        )
+    window.check()
     asked = window
     window = Window(window.start, min(window.end, last_complete_month()))  # no future months
     if window.end < window.start:
