@@ -3,7 +3,9 @@
 Starts the deployment recipe (deploy/deploy.sh: N `vru serve` processes behind nginx) on a fresh
 PostgreSQL database holding the demo data, then runs S simulated users at once. Each speaks
 Streamlit's own protocol over its WebSocket (tests/streamlit_ws.py; no browser), signs in once
-(half as staff, half as commissioners) and then, until the time is up, repeatedly: changes an
+as a browser does (half as staff, half as commissioners: the password form, the one-time code
+posted to ``/_vru/session`` for the session cookie, and a reconnect carrying it; that reconnect's
+first run is timed as the sign-in) and then, until the time is up, repeatedly: changes an
 Explore filter, opens Overview, runs the Models page's trend comparison, and (staff) saves a figure
 on Record deliveries, with a random think time (exponential, mean 5 s) between steps. Users arrive
 spread over the first think time. Every message's time to the script's finish is recorded.
