@@ -43,6 +43,11 @@ _HANDOVER_FIELD = re.compile(r'<input type="hidden" name="(code|next)" value="([
 USER_AGENT = "vru-protocol-client/1"
 
 
+def handover_form(body: str) -> dict[str, str]:
+    """The fields (``code``, ``next``) of the hand-over form in the sign-in page's HTML."""
+    return {name: html.unescape(value) for name, value in _HANDOVER_FIELD.findall(body)}
+
+
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
     def redirect_request(self, *_: Any, **__: Any) -> None:
         return None  # keep the 303 and its Set-Cookie; the caller reconnects instead
@@ -250,11 +255,10 @@ class StreamlitSession:
         )
         self._values.clear()
         handover = [e.html.body for e in run.elements if e.WhichOneof("type") == "html"]
-        fields = dict(_HANDOVER_FIELD.findall(handover[0])) if handover else {}
-        if "code" not in fields:  # no cookie routes (plain `streamlit run`): signed in this tab
+        form = handover_form(handover[0]) if handover else {}
+        if "code" not in form:  # no cookie routes (plain `streamlit run`): signed in this tab
             signed_in = run
         else:
-            form = {name: html.unescape(value) for name, value in fields.items()}
             await asyncio.to_thread(self._take_session, form)
             await self.close()
             await self.connect()
