@@ -18,6 +18,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -84,10 +85,15 @@ class Recipe:
         request = urllib.request.Request(self.base + "/", headers={"Cookie": f"vru_route={route}"})
         with urllib.request.urlopen(request, timeout=30) as response:
             assert f"vru_route={route}" in response.headers["Set-Cookie"]
-        log = (self.run_dir / "nginx-access.log").read_text(encoding="utf-8")
-        # "a:1, b:2" when nginx tried a first and passed the request on to b.
-        tried = re.findall(rf"upstream=(.+?) ut=.*route={re.escape(route)}$", log, re.MULTILINE)
-        return tried[-1].split(", ")[-1]
+        # "a:1, b:2" when nginx tried a first and passed the request on to b. nginx may log the
+        # request a moment after the answer has reached the client: look again for up to 5 s.
+        pattern = re.compile(rf"upstream=(.+?) ut=.*route={re.escape(route)}$", re.MULTILINE)
+        for _ in range(50):
+            log = (self.run_dir / "nginx-access.log").read_text(encoding="utf-8")
+            if tried := pattern.findall(log):
+                return tried[-1].split(", ")[-1]
+            time.sleep(0.1)
+        raise AssertionError(f"nginx logged no request with route {route}")
 
     def pid(self, app_port: int) -> int:
         for port_file in self.run_dir.glob("app-*.port"):
