@@ -3,10 +3,13 @@
 Starts the deployment recipe (deploy/deploy.sh: N `vru serve` processes behind nginx) on a fresh
 PostgreSQL database holding the demo data, then runs S simulated users at once. Each speaks
 Streamlit's own protocol over its WebSocket (tests/streamlit_ws.py; no browser), signs in once
-(half as staff, half as commissioners) and then, until the time is up, repeatedly: changes an
-Explore filter, opens Overview, runs the Models page's trend comparison, and (staff) saves a figure
-on Record deliveries, with a random think time (exponential, mean 5 s) between steps. Users arrive
-spread over the first think time. Every message's time to the script's finish is recorded.
+as a browser does (half as staff, half as commissioners: the password form, the one-time code
+posted to ``/_vru/session`` for the session cookie, and a reconnect carrying it; that reconnect's
+first run is timed as the sign-in; each user has an account of their own) and then, until the
+time is up, repeatedly: changes an Explore filter, opens Overview, runs the Models page's trend
+comparison, and (staff) saves a figure on Record deliveries, with a random think time
+(exponential, mean 5 s) between steps. Users arrive spread over the first think time. Every
+message's time to the script's finish is recorded.
 
 Prints, for 1 and 2 processes, the median and 95th percentile, errors (exceptions, error boxes,
 timeouts, dropped connections) and the 1-process/2-process ratio. ``--upload`` also saves a
@@ -45,7 +48,7 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import func, select  # noqa: E402
 
-from registry import db, programmes  # noqa: E402
+from registry import auth, db, programmes  # noqa: E402
 from registry.auth import SYSTEM  # noqa: E402
 from registry.boroughs import BOROUGHS  # noqa: E402
 from registry.models import Delivery, Programme  # noqa: E402
@@ -114,7 +117,7 @@ async def simulated_user(
     i: int, base: str, plan: dict, deadline: float, tally: Tally, rng: random.Random
 ) -> None:
     staff = i % 2 == 1
-    user = "staff" if staff else "commissioner"
+    user = load_user(i)
     await asyncio.sleep(rng.uniform(0, THINK_MEAN_SECONDS))
     app = StreamlitSession(base, route=f"load-user-{i}", timeout=120)
 
@@ -127,7 +130,7 @@ async def simulated_user(
     try:
         await app.connect()
         await step()
-        signed_in = await app.sign_in(user, f"{user}-demo-password")
+        signed_in = await app.sign_in(user, plan["password"])
         tally.add(signed_in.seconds)
         actions = ["explore", "overview", "trend", *(["record"] if staff else [])]
         where = {
@@ -175,14 +178,24 @@ async def simulate(base: str, users: int, duration: float, plan: dict, seed: int
     return tally
 
 
-def prepare() -> tuple[str, str, dict]:
+def load_user(i: int) -> str:
+    return f"load-{'staff' if i % 2 == 1 else 'commissioner'}-{i}"
+
+
+def prepare(users: int) -> tuple[str, str, dict]:
+    """A database with the demo data and an account per simulated user: as many people signing
+    in to one shared account at once would (rightly) lock it (registry/auth.py, lock-out)."""
     name = f"vru_bench_load_{uuid.uuid4().hex[:8]}"
     url = create_pg_database(name)
     env = dict(os.environ, VRU_DATABASE_URL=url)
     for args in (["db", "upgrade"], ["seed", "--with-demo-users"]):
         subprocess.run([VRU, *args], env=env, check=True, capture_output=True, timeout=600)
     engine = db.make_engine(url)
+    password = f"load-{uuid.uuid4().hex}"
     with db.session_scope(engine) as s:
+        for i in range(users):
+            role = load_user(i).split("-")[1]
+            auth.add_user(s, principal=SYSTEM, username=load_user(i), role=role, password=password)
         month = s.scalar(select(func.max(Delivery.month)))
         names = s.scalars(
             select(Programme.name)
@@ -192,7 +205,8 @@ def prepare() -> tuple[str, str, dict]:
             .order_by(Programme.name)
         ).all()
     engine.dispose()
-    return name, url, {"month": format_month(month), "programmes": list(names)}
+    plan = {"month": format_month(month), "programmes": list(names), "password": password}
+    return name, url, plan
 
 
 def upload_file(url: str, folder: Path) -> Path:
@@ -313,7 +327,7 @@ def main() -> None:
     if not Path(NGINX).exists():
         raise SystemExit("nginx is not installed (apt-get install nginx).")
 
-    name, url, plan = prepare()
+    name, url, plan = prepare(args.users)
     results: dict[int, dict] = {}
     counts = [args.workers] if args.workers else [1, 2]
     try:

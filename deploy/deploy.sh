@@ -8,6 +8,8 @@
 #   deploy/deploy.sh status               each process's health, and the proxy's
 #
 # Everything it starts keeps its pid file and log in $VRU_RUN_DIR (default deploy/run).
+# Every process signs session cookies with the one VRU_SESSION_SECRET: the environment's, else one
+# generated once into $VRU_RUN_DIR/session-secret (mode 0600) and reused by every later start.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
@@ -42,6 +44,21 @@ ensure_nginx() {
   [ -x "$NGINX" ] || die "nginx did not install"
 }
 
+share_session_secret() {
+  # One secret for every process, so a session made through one is valid in all of them.
+  if [ -z "${VRU_SESSION_SECRET:-}" ]; then
+    local file="$RUN_DIR/session-secret"
+    if [ ! -s "$file" ]; then
+      (umask 077 && "$PYTHON" -c 'import secrets; print(secrets.token_urlsafe(48))' >"$file")
+      say "generated the session secret in $file"
+    fi
+    chmod 600 "$file"
+    VRU_SESSION_SECRET="$(cat "$file")"
+  fi
+  [ "${#VRU_SESSION_SECRET}" -ge 32 ] || die "VRU_SESSION_SECRET must be at least 32 characters"
+  export VRU_SESSION_SECRET
+}
+
 start() {
   local workers="${1:-2}" port="${2:-8640}"
   [[ "$workers" =~ ^[1-9][0-9]*$ ]] || die "WORKERS must be a whole number of processes, got '$workers'"
@@ -58,6 +75,7 @@ start() {
   done
   rm -f "$RUN_DIR"/*.pid
   ensure_nginx
+  share_session_secret
 
   say "migrating the database"
   "$VRU" db upgrade

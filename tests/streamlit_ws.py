@@ -10,13 +10,23 @@ WebSocket and a few kilobytes, where a Chromium costs a process and a core.
         await app.run()
         await app.sign_in("staff", "staff-demo-password")
         run = await app.run(page="Explore", values={"freq": "Quarters"})
+
+Cookies are kept as a browser keeps them for the site: the proxy's ``vru_route`` and, after
+:meth:`StreamlitSession.sign_in`, the app's ``vru_session``, sent on every connection and request
+with the one User-Agent the session is bound to.
 """
 
 from __future__ import annotations
 
 import asyncio
+import html
+import re
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 from dataclasses import dataclass, field
+from http.cookies import SimpleCookie
 from typing import Any
 
 import websockets
@@ -28,6 +38,19 @@ from streamlit.proto.WidgetStates_pb2 import WidgetState, WidgetStates
 
 # Widgets whose value goes over the wire as the option's label; the rest by their own type.
 _STRING_VALUE = {"selectbox", "radio", "text_input", "text_area"}
+# The hidden fields of the hand-over form the sign-in page draws (dashboards/session_routes.py).
+_HANDOVER_FIELD = re.compile(r'<input type="hidden" name="(code|next)" value="([^"]*)">')
+USER_AGENT = "vru-protocol-client/1"
+
+
+def handover_form(body: str) -> dict[str, str]:
+    """The fields (``code``, ``next``) of the hand-over form in the sign-in page's HTML."""
+    return {name: html.unescape(value) for name, value in _HANDOVER_FIELD.findall(body)}
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *_: Any, **__: Any) -> None:
+        return None  # keep the 303 and its Set-Cookie; the caller reconnects instead
 
 
 class AppError(RuntimeError):
@@ -73,12 +96,24 @@ class StreamlitSession:
     """One browser tab's session with the app at ``base`` (http://host:port).
 
     ``route`` is sent as the ``vru_route`` cookie the proxy routes on (deploy/nginx): the same
-    route always reaches the same app process while it is up.
+    route always reaches the same app process while it is up. ``cookies`` are the browser's
+    cookies for the site (name -> value): pass another session's to act as another tab of the
+    same browser.
     """
 
-    def __init__(self, base: str, *, route: str | None = None, timeout: float = 120) -> None:
+    def __init__(
+        self,
+        base: str,
+        *,
+        route: str | None = None,
+        timeout: float = 120,
+        cookies: dict[str, str] | None = None,
+    ) -> None:
+        self.base = base.rstrip("/")
         self.url = base.replace("http", "ws", 1).rstrip("/") + "/_stcore/stream"
-        self.route = route
+        self.cookies: dict[str, str] = dict(cookies or {})
+        if route:
+            self.cookies["vru_route"] = route
         self.timeout = timeout
         self.pages: dict[str, str] = {}  # page title -> page_script_hash
         self.page_hash = ""
@@ -93,12 +128,17 @@ class StreamlitSession:
     async def __aexit__(self, *_: object) -> None:
         await self.close()
 
+    def _cookie_header(self) -> dict[str, str]:
+        if not self.cookies:
+            return {}
+        return {"Cookie": "; ".join(f"{k}={v}" for k, v in self.cookies.items())}
+
     async def connect(self) -> None:
-        headers = {"Cookie": f"vru_route={self.route}"} if self.route else {}
         self._ws = await websockets.connect(
             self.url,
             subprotocols=["streamlit"],  # type: ignore[list-item]
-            additional_headers=headers,
+            additional_headers=self._cookie_header(),
+            user_agent_header=USER_AGENT,
             max_size=None,
             open_timeout=self.timeout,
             ping_interval=None,  # as a browser: the server pings, the client only answers
@@ -205,12 +245,46 @@ class StreamlitSession:
                 return elements
 
     async def sign_in(self, username: str, password: str) -> Run:
-        """Sign in through the password form (the page must be showing it)."""
+        """Sign in as a browser does: submit the password form (the page must be showing it),
+        post the one-time code the page hands over to ``/_vru/session`` (with this client's
+        cookies and User-Agent), keep the session cookie it sets, then reconnect with it (the
+        browser reloads the page after the redirect). Returns the first run signed in."""
         self._values.clear()
         run = await self.run(
             values={"sign_in_username": username, "sign_in_password": password}, click="Sign in"
         )
         self._values.clear()
-        if not any(t.startswith("Signed in as") for t in run.texts()):
-            raise AppError(f"sign-in as {username} failed: {run.errors() or run.texts()[:3]}")
-        return run
+        handover = [e.html.body for e in run.elements if e.WhichOneof("type") == "html"]
+        form = handover_form(handover[0]) if handover else {}
+        if "code" not in form:  # no cookie routes (plain `streamlit run`): signed in this tab
+            signed_in = run
+        else:
+            await asyncio.to_thread(self._take_session, form)
+            await self.close()
+            await self.connect()
+            signed_in = await self.run()
+        if not any(t.startswith("Signed in as") for t in signed_in.texts()):
+            raise AppError(
+                f"sign-in as {username} failed: {signed_in.errors() or signed_in.texts()[:3]}"
+            )
+        return signed_in
+
+    def _take_session(self, form: dict[str, str]) -> None:
+        """POST the hand-over form; keep the cookies of the (303) answer."""
+        request = urllib.request.Request(
+            self.base + "/_vru/session",
+            data=urllib.parse.urlencode(form).encode(),
+            headers={"User-Agent": USER_AGENT, **self._cookie_header()},
+        )
+        self.cookies.pop("vru_session", None)  # an old one must not pass for the new
+        try:
+            urllib.request.build_opener(_NoRedirect).open(request, timeout=self.timeout)
+            raise AppError("the session route answered without its redirect")
+        except urllib.error.HTTPError as answer:  # the 303, unfollowed
+            if answer.code != 303:
+                raise AppError(f"the session route answered {answer.code}") from None
+            for header in answer.headers.get_all("Set-Cookie") or []:
+                for name, morsel in SimpleCookie(header).items():
+                    self.cookies[name] = morsel.value
+        if "vru_session" not in self.cookies:
+            raise AppError("the session route set no session cookie (code refused)")

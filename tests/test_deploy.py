@@ -1,7 +1,8 @@
 """The deployment recipe works: `deploy/deploy.sh` (what `make deploy-local` runs) starts two app
-processes and nginx on PostgreSQL; a browser session signs in through the proxy, a delivery saved
-through one process is read through the other, and when a process is killed the browser carries on
-with the other one (signing in again, nothing saved lost).
+processes and nginx on PostgreSQL, sharing one session secret; a browser session signs in through
+the proxy, its session cookie is honoured by the other process too, a delivery saved through one
+process is read through the other, and when a process is killed the browser carries on with the
+other one, still signed in, nothing saved lost.
 
 Sessions speak Streamlit's own protocol (tests/streamlit_ws.py). Needs nginx (CI installs it) and
 ``VRU_TEST_POSTGRES_URL``.
@@ -17,6 +18,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -71,6 +73,7 @@ class Recipe:
             PYTHON=sys.executable,
             NGINX_BIN=NGINX,
         )
+        self.env.pop("VRU_SESSION_SECRET", None)  # the recipe makes one for its processes
 
     def script(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -82,10 +85,15 @@ class Recipe:
         request = urllib.request.Request(self.base + "/", headers={"Cookie": f"vru_route={route}"})
         with urllib.request.urlopen(request, timeout=30) as response:
             assert f"vru_route={route}" in response.headers["Set-Cookie"]
-        log = (self.run_dir / "nginx-access.log").read_text(encoding="utf-8")
-        # "a:1, b:2" when nginx tried a first and passed the request on to b.
-        tried = re.findall(rf"upstream=(.+?) ut=.*route={re.escape(route)}$", log, re.MULTILINE)
-        return tried[-1].split(", ")[-1]
+        # "a:1, b:2" when nginx tried a first and passed the request on to b. nginx may log the
+        # request a moment after the answer has reached the client: look again for up to 5 s.
+        pattern = re.compile(rf"upstream=(.+?) ut=.*route={re.escape(route)}$", re.MULTILINE)
+        for _ in range(50):
+            log = (self.run_dir / "nginx-access.log").read_text(encoding="utf-8")
+            if tried := pattern.findall(log):
+                return tried[-1].split(", ")[-1]
+            time.sleep(0.1)
+        raise AssertionError(f"nginx logged no request with route {route}")
 
     def pid(self, app_port: int) -> int:
         for port_file in self.run_dir.glob("app-*.port"):
@@ -129,6 +137,16 @@ async def signed_in(base: str, route: str, user: str = "staff") -> StreamlitSess
     return app
 
 
+async def resumed(base: str, cookies: dict[str, str], route: str) -> StreamlitSession:
+    """A tab of the browser holding ``cookies``, opened with ``route``: signed in without
+    signing in again (the cookie's session is read from the database by whichever process)."""
+    app = StreamlitSession(base, route=route, cookies=cookies)
+    await app.connect()
+    first = await app.run()
+    assert "Signed in as **staff** (staff)" in first.texts(), first.texts()[:3]
+    return app
+
+
 async def save_delivery(app: StreamlitSession, where: dict[str, str], opportunities: int) -> None:
     await app.run(page="Record deliveries")
     await app.run(values=where)
@@ -149,6 +167,8 @@ async def recorded(app: StreamlitSession, where: dict[str, str]) -> int:
 def test_two_processes_behind_nginx(recipe: Recipe) -> None:
     status = recipe.script("status")
     assert status.returncode == 0 and status.stdout.count("healthy") == 2, status.stdout
+    secret = recipe.run_dir / "session-secret"  # one for both processes, readable by the owner only
+    assert secret.stat().st_mode & 0o777 == 0o600 and len(secret.read_text().strip()) >= 32
     routes: dict[str, str] = {}
     for i in range(40):  # a route to each process
         routes.setdefault(recipe.upstream_of(f"browser-{i}"), f"browser-{i}")
@@ -161,18 +181,19 @@ def test_two_processes_behind_nginx(recipe: Recipe) -> None:
 
     async def scenario() -> None:
         a = await signed_in(recipe.base, route_a)
-        b = await signed_in(recipe.base, route_b)
+        # The same browser's cookie, served by the other process: still signed in.
+        b = await resumed(recipe.base, a.cookies, route_b)
         await a.run(page="Record deliveries")
         where["form_programme"] = a.widgets["form_programme"].selectbox.options[0]
         before = await recorded(b, where)
         await save_delivery(a, where, before + 123)  # through the first process
         assert await recorded(b, where) == before + 123  # read through the second
 
-        # The first process dies mid-session; the browser reconnects with its cookie, nginx
-        # sends it to the live process, it signs in again and finds everything saved.
+        # The first process dies mid-session; the browser reconnects with its cookies, nginx
+        # sends it to the live process, and it is still signed in and finds everything saved.
         os.killpg(recipe.pid(int(first.rsplit(":", 1)[1])), signal.SIGKILL)
         await a.close()
-        again = await signed_in(recipe.base, route_a)
+        again = await resumed(recipe.base, a.cookies, route_a)
         assert await recorded(again, where) == before + 123
         await save_delivery(again, where, before + 124)
         assert await recorded(b, where) == before + 124

@@ -63,3 +63,17 @@ def test_nginx_accepts_the_local_configuration(tmp_path: Path) -> None:
         timeout=30,
     )
     assert checked.returncode == 0, checked.stderr
+
+
+def test_containers_share_one_session_secret_and_the_image_holds_the_server() -> None:
+    """Every app container takes the one session secret from the environment (required), so a
+    session made through one is valid in the other; the image holds what `vru serve` runs."""
+    deploy = Path(__file__).resolve().parent.parent / "deploy"
+    compose = (deploy / "compose.yaml").read_text(encoding="utf-8")
+    shared = compose.split("x-vru-app:")[0]  # the environment every app service uses
+    assert "  VRU_SESSION_SECRET: ${VRU_SESSION_SECRET:?" in shared
+    assert compose.count("environment: *vru-environment") == 1
+    assert "  app1: *vru-app" in compose and "  app2: *vru-app" in compose
+    dockerfile = (deploy / "Dockerfile").read_text(encoding="utf-8")
+    copied = " ".join(line for line in dockerfile.splitlines() if line.startswith("COPY"))
+    assert "vru_server.py" in copied and "streamlit_app.py" in copied

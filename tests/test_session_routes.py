@@ -9,6 +9,7 @@ from starlette.testclient import TestClient
 from dashboards import session_routes
 from registry import auth, db, sessions
 from tests.conftest import ADMIN
+from tests.streamlit_ws import handover_form
 
 AGENT = "Mozilla/5.0 Chrome/140"
 
@@ -80,3 +81,12 @@ def test_handover_escapes_what_it_carries() -> None:
     page = session_routes.handover_html('a"b<c', '/explore?x="><script>')
     assert 'a"b<c' not in page and "<script>alert" not in page
     assert 'value="a&quot;b&lt;c"' in page
+
+
+def test_the_protocol_client_reads_the_handover() -> None:
+    """tests/streamlit_ws.py signs in as a browser by reading this form: keep them in step."""
+    page = session_routes.handover_html("c0de&x", "/explore?borough=E09000012&freq=quarter")
+    assert handover_form(page) == {
+        "code": "c0de&x",
+        "next": "/explore?borough=E09000012&freq=quarter",
+    }
