@@ -355,8 +355,8 @@ def analyse(
         else:
             _print_specs(table)
         return
-    if model == "synth":
-        with obj.session() as (session, principal):
+    with obj.session() as (session, principal):
+        if model == "synth":
             result = run_synth(
                 session,
                 principal=principal,
@@ -368,35 +368,28 @@ def analyse(
                 end=end,
                 donor_threshold=donor_threshold,
             )
-            breaks = model_series_breaks(
-                session, principal=principal, outcome=outcome, start=start, end=end
-            )
-        if as_json:
-            out = result.to_dict() | {"series_breaks": [b.to_dict() for b in breaks]}
-            click.echo(json.dumps(out, indent=2))
         else:
-            _print_synth(result)
-        return
-    with obj.session() as (session, principal):
-        result = run_model(
-            session,
-            principal=principal,
-            outcome=outcome,
-            model=model,
-            lag=lag,
-            start=start,
-            end=end,
-            programme=programme,
-            at=at,
-            borough=borough,
-            frequency=frequency,
-        )
+            result = run_model(
+                session,
+                principal=principal,
+                outcome=outcome,
+                model=model,
+                lag=lag,
+                start=start,
+                end=end,
+                programme=programme,
+                at=at,
+                borough=borough,
+                frequency=frequency,
+            )
         breaks = model_series_breaks(
             session, principal=principal, outcome=outcome, start=start, end=end
         )
     if as_json:
         out = result.to_dict() | {"series_breaks": [b.to_dict() for b in breaks]}
         click.echo(json.dumps(out, indent=2))
+    elif model == "synth":
+        _print_synth(result)  # its caveats already name the breaks
     else:
         _print_model(result)
         for brk in breaks:
