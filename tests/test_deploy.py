@@ -22,6 +22,7 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -200,7 +201,10 @@ def test_two_processes_behind_nginx(recipe: Recipe) -> None:
         for app in (again, b):
             await app.close()
 
-    asyncio.run(scenario())
+    # In a thread of its own: a browser test in the same worker (Playwright's sync API) may have
+    # left an event loop running in this one, and asyncio.run refuses to nest.
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, scenario()).result()
     assert recipe.upstream_of(route_a).endswith(second.rsplit(":", 1)[1])
     status = recipe.script("status")
     assert status.returncode == 1 and "NOT answering" in status.stdout

@@ -47,12 +47,15 @@ def test_installed_wheel_migrates_seeds_and_finds_the_app(tmp_path: Path) -> Non
     assert "Database at revision" in _run(vru, "db", "upgrade", cwd=elsewhere, env=env)
     assert "Loaded synthetic demo data" in _run(vru, "seed", cwd=elsewhere, env=env)
 
-    # `vru serve` runs this file; the sign-in page renders from the installed copy.
+    # `vru serve` runs vru_server.py, which serves the app beside it; the sign-in page renders
+    # from the installed copy.
     check = (
         "from streamlit.testing.v1 import AppTest\n"
         "from registry.cli import APP_FILE\n"
         "assert 'site-packages' in str(APP_FILE), APP_FILE\n"
-        "at = AppTest.from_file(str(APP_FILE), default_timeout=60).run()\n"
+        "app = APP_FILE.parent / 'streamlit_app.py'\n"
+        "assert app.is_file(), app\n"
+        "at = AppTest.from_file(str(app), default_timeout=60).run()\n"
         "assert not at.exception, at.exception\n"
         "print([b.label for b in at.button])\n"
     )

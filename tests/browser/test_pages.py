@@ -22,7 +22,7 @@ ENTRY = {
 DASHBOARD = {
     "Overview": "Opportunities delivered",
     "Explore": "Borough comparison",
-    "Models": "Two-way fixed effects",
+    "Models": "Poisson model with borough and month effects",
 }
 PAGES_BY_ROLE = {
     "admin": {
