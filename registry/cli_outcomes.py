@@ -240,7 +240,7 @@ def outcomes_export(
 
 
 @outcomes_group.command("sources")
-@click.option("--measure", metavar="M", help="Only this measure.")
+@click.option("--measure", type=MEASURE, help="Only this measure (see `vru measures list`).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_ctx
 def outcomes_sources(obj: Context, measure: str | None, as_json: bool) -> None:
@@ -265,7 +265,7 @@ def outcomes_sources(obj: Context, measure: str | None, as_json: bool) -> None:
 
 
 @outcomes_group.command("compare")
-@click.option("--measure", required=True, metavar="M", help="The measure to compare.")
+@click.option("--measure", required=True, type=MEASURE, help="The measure to compare.")
 @click.option(
     "--source",
     "compared",

@@ -40,6 +40,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from registry import boroughs, numbers
+from registry.analysis.models import COVID_END, COVID_MONTHS, COVID_START
 from registry.analysis.panel import borough_codes, ids_by_name
 from registry.analysis.result import (
     ASSOCIATION,
@@ -62,7 +63,6 @@ POOR_FIT_FACTOR = 2.0
 TIME_PLACEBO_MONTHS = 12
 POOLED_DRAWS = 2_000
 POOLED_SEED = 20190901
-COVID_MONTHS = (dt.date(2020, 3, 1), dt.date(2021, 6, 1))
 
 SYNTH_CAVEAT = (
     "The synthetic borough is built from boroughs without the programme; if they had other "
@@ -473,11 +473,11 @@ def run_synth(
             "the comparison with the synthetic borough is less exposed to it than a "
             "before-and-after change."
         )
-    if COVID_MONTHS[0] <= last and COVID_MONTHS[1] >= earliest:
+    if last >= COVID_START and earliest <= COVID_END:
         caveats.append(
-            f"The period after the start includes the COVID-19 restrictions "
-            f"({format_month(COVID_MONTHS[0])} to {format_month(COVID_MONTHS[1])}), which "
-            "changed crime everywhere; the synthetic borough shares that, but not its local shape."
+            f"The period after the start includes the COVID-19 restrictions ({COVID_MONTHS}), "
+            "which changed crime everywhere; the synthetic borough shares that, but not its "
+            "local shape."
         )
     if is_synthetic(session):
         caveats = [SYNTHETIC_NOTE, *caveats]
