@@ -18,7 +18,7 @@ from dashboards.common import (
     table_download,
 )
 from dashboards.figures import outcome_page_start
-from registry.auth import Principal
+from registry.auth import Principal, ReadScope, read_scope
 from registry.denominators import people_words, rate_unit
 from registry.errors import RegistryError
 from registry.explore import (
@@ -51,44 +51,59 @@ KEYS = ["measure", "borough", "programme", "stream", "start", "end", "figure", "
 # delivery, and a borough, period or frequency change reloads nothing.
 @st.cache_data(max_entries=16, show_spinner=False)
 def _delivery(
-    url: str, version: int, programmes: tuple[str, ...], streams: tuple[str, ...], who: Principal
+    url: str,
+    version: int,
+    programmes: tuple[str, ...],
+    streams: tuple[str, ...],
+    scope: ReadScope,
+    _who: Principal,
 ) -> pd.DataFrame:
     with session() as s:
-        return delivery_by_month(s, principal=who, programmes=programmes, funding_streams=streams)
+        return delivery_by_month(s, principal=_who, programmes=programmes, funding_streams=streams)
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
-def _outcomes(url: str, version: int, measure: str, who: Principal) -> pd.DataFrame:
+def _outcomes(
+    url: str, version: int, measure: str, scope: ReadScope, _who: Principal
+) -> pd.DataFrame:
     with session() as s:
-        return outcomes_by_month(s, principal=who, measure=measure)
+        return outcomes_by_month(s, principal=_who, measure=measure)
 
 
 @st.cache_data(max_entries=4, show_spinner=False)
-def _people(url: str, version: int, first: int, last: int, who: Principal) -> pd.DataFrame:
+def _people(
+    url: str, version: int, first: int, last: int, scope: ReadScope, _who: Principal
+) -> pd.DataFrame:
     with session() as s:
-        return young_people(s, principal=who, first_year=first, last_year=last)
+        return young_people(s, principal=_who, first_year=first, last_year=last)
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
 def _band_people(
-    url: str, version: int, measure: str, first: int, last: int, who: Principal
+    url: str,
+    version: int,
+    measure: str,
+    first: int,
+    last: int,
+    scope: ReadScope,
+    _who: Principal,
 ) -> tuple[str, pd.DataFrame]:
     with session() as s:
         found = measure_population(
-            s, principal=who, measure=measure, first_year=first, last_year=last
+            s, principal=_who, measure=measure, first_year=first, last_year=last
         )
     return found.band, found.people
 
 
 @st.cache_data(max_entries=4, show_spinner=False)
-def _areas(url: str, version: int, who: Principal) -> pd.DataFrame:
+def _areas(url: str, version: int, scope: ReadScope, _who: Principal) -> pd.DataFrame:
     with session() as s:
-        return area_names(s, principal=who)
+        return area_names(s, principal=_who)
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def _breaks(
-    url: str, version: int, measure: str, start: str, end: str, who: Principal
+    url: str, version: int, measure: str, start: str, end: str, scope: ReadScope, _who: Principal
 ) -> list[SeriesBreak]:
     with session() as s:
         return series_breaks(s, measure, parse_month(start), parse_month(end))
@@ -100,11 +115,11 @@ def _data(measure: str, programmes: tuple[str, ...], streams: tuple[str, ...]) -
     return ExploreData(
         measure,
         labels[measure],
-        _areas(url, version, who),
-        _delivery(url, version, programmes, streams, who),
-        _outcomes(url, version, measure, who),
-        _people(url, version, first, last, who),
-        *_band_people(url, version, measure, first, last, who),
+        _areas(url, version, read_scope(who), who),
+        _delivery(url, version, programmes, streams, read_scope(who), who),
+        _outcomes(url, version, measure, read_scope(who), who),
+        _people(url, version, first, last, read_scope(who), who),
+        *_band_people(url, version, measure, first, last, read_scope(who), who),
     )
 
 
@@ -186,7 +201,7 @@ st.caption(
 
 # Trend: delivery against the outcome --------------------------------------------------------
 st.subheader("Delivery against the outcome")
-breaks = _breaks(url, version, data.measure, state["start"], state["end"], who)
+breaks = _breaks(url, version, data.measure, state["start"], state["end"], read_scope(who), who)
 for brk in breaks:  # beside every figure below: the period crosses the break
     st.warning(md(brk.sentence()), icon=":material/timeline:")
 trend = trend_series(data, flt)

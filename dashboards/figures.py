@@ -8,18 +8,20 @@ from typing import NamedTuple
 import streamlit as st
 
 from dashboards.common import current_principal, data_state, session
-from registry.auth import Principal
+from registry.auth import Principal, ReadScope, read_scope
 from registry.config import get_settings
 from registry.explore import ExploreOptions, explore_options
 from registry.periods import format_month, month_range
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
-def cached_explore_options(url: str, version: int, who: Principal) -> ExploreOptions:
+def cached_explore_options(
+    url: str, version: int, scope: ReadScope, _who: Principal
+) -> ExploreOptions:
     """:func:`registry.explore.explore_options`, keyed on the database, its data version and
-    the principal (a cache hit never skips the permission check the core makes)."""
+    what the core's check looks at (:func:`registry.auth.read_scope`: a hit never skips it)."""
     with session() as s:
-        return explore_options(s, principal=who)
+        return explore_options(s, principal=_who)
 
 
 class PageStart(NamedTuple):
@@ -38,7 +40,7 @@ def outcome_page_start(nothing: str) -> PageStart:
     who = current_principal()
     url = get_settings().database_url
     version, _ = data_state()
-    options = cached_explore_options(url, version, who)
+    options = cached_explore_options(url, version, read_scope(who), who)
     if options.empty or options.first_month is None or options.last_month is None:
         st.info(
             f"No outcome counts are stored yet, so {nothing}. An administrator can load crime "

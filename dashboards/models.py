@@ -16,6 +16,7 @@ from dashboards.common import (
     attempt,
     chart_with_table,
     current_principal,
+    data_state,
     md,
     session,
     table_download,
@@ -34,13 +35,16 @@ from registry.analysis.result import (
 from registry.analysis.run import (
     MODELS,
     VRU_START,
+    AnalysisOptions,
     analysis_options,
     model_series_breaks,
     run_model,
     run_specs,
 )
-from registry.analysis.trends import trend_report
+from registry.analysis.trends import TrendReport, trend_report
+from registry.auth import Principal, ReadScope, read_scope
 from registry.boroughs import BOROUGHS
+from registry.config import get_settings
 from registry.outcomes.measures import SeriesBreak
 from registry.periods import format_month, month_range, parse_month
 
@@ -320,13 +324,46 @@ def _scalars(extra: dict[str, object]) -> dict[str, object]:
     return {k: v for k, v in extra.items() if isinstance(v, int | float | str | dt.date)}
 
 
+@st.cache_data(max_entries=8, show_spinner=False)
+def _options(url: str, version: int, scope: ReadScope, _who: Principal) -> AnalysisOptions:
+    with session() as s:
+        return analysis_options(s, principal=_who)
+
+
+# Keyed on the data version like every page cache: many commissioners asking the same question
+# of the same data get one computation (BENCHMARKS.md, load).
+@st.cache_data(max_entries=32, show_spinner=False)
+def _trend_report(
+    url: str,
+    version: int,
+    measure: str,
+    end: dt.date,
+    baseline_end: dt.date,
+    window: int,
+    area: str,
+    scope: ReadScope,
+    _who: Principal,
+) -> TrendReport:
+    with session() as s:
+        return trend_report(
+            s,
+            principal=_who,
+            measure=measure,
+            end=end,
+            baseline_end=baseline_end,
+            window=window,
+            borough=None if area == "London" else area,
+        )
+
+
 st.title("Models")
 who = current_principal()
+url = get_settings().database_url
+version, _ = data_state()
 with st.expander("Definitions", expanded=False):
     st.markdown("\n".join(f"- {d}" for d in DEFINITIONS))
 
-with session() as s:
-    options = analysis_options(s, principal=who)
+options = _options(url, version, read_scope(who), who)
 if not options.measures or options.last_month is None:
     st.info("No outcome counts are stored yet, so there is nothing to analyse.")
     st.stop()
@@ -365,16 +402,10 @@ with trend_tab, st.form("trend"):
     compare = st.form_submit_button("Compare")
 
 if compare:
-    with trend_tab, session() as s:
+    with trend_tab:
         report = attempt(
-            lambda: trend_report(
-                s,
-                principal=who,
-                measure=measure,
-                end=end,
-                baseline_end=baseline_end,
-                window=int(window),
-                borough=None if area == "London" else area,
+            lambda: _trend_report(
+                url, version, measure, end, baseline_end, int(window), area, read_scope(who), who
             )
         )
         if report is not None:

@@ -18,7 +18,7 @@ from dashboards.common import (
     table_download,
 )
 from dashboards.figures import outcome_page_start
-from registry.auth import Principal
+from registry.auth import Principal, ReadScope, read_scope
 from registry.explore import Overview, overview
 from registry.numbers import D3, change, count
 from registry.periods import format_month, parse_month
@@ -27,9 +27,11 @@ KEYS = ["ov_start", "ov_end"]
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
-def _overview(url: str, version: int, start: str, end: str, who: Principal) -> Overview:
+def _overview(
+    url: str, version: int, start: str, end: str, scope: ReadScope, _who: Principal
+) -> Overview:
     with session() as s:
-        return overview(s, principal=who, start=parse_month(start), end=parse_month(end))
+        return overview(s, principal=_who, start=parse_month(start), end=parse_month(end))
 
 
 st.title("Overview")
@@ -47,7 +49,14 @@ right.selectbox("Period to", months, key="ov_end")
 keep_in_url(KEYS)
 
 figures = attempt(
-    lambda: _overview(url, version, st.session_state["ov_start"], st.session_state["ov_end"], who)
+    lambda: _overview(
+        url,
+        version,
+        st.session_state["ov_start"],
+        st.session_state["ov_end"],
+        read_scope(who),
+        who,
+    )
 )
 if figures is None:
     st.stop()

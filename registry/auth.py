@@ -93,6 +93,19 @@ def allowed(principal: Principal, permission: str) -> bool:
     return principal.role in PERMISSIONS[permission]
 
 
+ReadScope = tuple[str, str | None]
+
+
+def read_scope(principal: Principal) -> ReadScope:
+    """What the core's read checks look at: the role, and a funder's own funding stream.
+
+    Never the name: so cached read results are shared by everyone who may see the same
+    figures (the pages key their caches on this, not on the user; 50 commissioners make one
+    cache entry, not 50), and a different role or funder is a different key, checked afresh.
+    """
+    return principal.role, principal.funder
+
+
 def require(principal: Principal, permission: str) -> None:
     """Raise :class:`PermissionDenied` unless ``principal``'s role grants ``permission``."""
     if not allowed(principal, permission):

@@ -1,5 +1,5 @@
-"""The pages' shared caches: keyed on who asks, so a hit never skips the core's permission
-check, and cleared only by the app after a write, never by a visitor."""
+"""The pages' shared caches: keyed on what the core's permission check looks at (role and
+funder), so a hit never skips it, and cleared only by the app after a write, never by a visitor."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import streamlit as st
 from streamlit.proto.BackMsg_pb2 import BackMsg
 from streamlit.runtime.app_session import AppSession, AppSessionState
 
-from dashboards import common
+from dashboards import common, figures
 from dashboards.figures import cached_explore_options
-from registry.auth import Principal
+from registry.auth import Principal, read_scope
 from registry.errors import PermissionDenied
 from tests.conftest import COMMISSIONER, FUNDER, STAFF
 from tests.test_app_home import app_as
@@ -33,31 +33,57 @@ def _cached_functions() -> list[tuple[str, ast.FunctionDef]]:
     return found
 
 
-def test_every_cached_page_function_keys_on_the_principal() -> None:
-    """A parameter named with a leading underscore is left out of Streamlit's cache key: a
-    principal passed that way would let one user's cached figures answer another's request."""
+def test_every_cached_page_function_keys_on_what_the_core_checks() -> None:
+    """A parameter named with a leading underscore is left out of Streamlit's cache key. A
+    principal passed that way must come with its read scope (role and funder, what the core's
+    check looks at) in the key, or one user's cached figures would answer another's request."""
     checked = 0
     for name, fn in _cached_functions():
-        for arg in fn.args.args + fn.args.kwonlyargs:
-            if arg.annotation is not None and "Principal" in ast.unparse(arg.annotation):
-                assert not arg.arg.startswith("_"), f"{name}:{fn.name} hides {arg.arg} from the key"
+        args = fn.args.args + fn.args.kwonlyargs
+        annotations = {a.arg: ast.unparse(a.annotation) for a in args if a.annotation is not None}
+        for arg, annotation in annotations.items():
+            if "Principal" in annotation and arg.startswith("_"):
+                assert "ReadScope" in annotations.values(), f"{name}:{fn.name} keys on nobody"
                 checked += 1
-    assert checked >= 8  # Overview, Explore (5), the explore options, Downloads
+    assert checked >= 9  # Overview, Explore (6), the explore options, Models (2)
 
 
 def test_a_cache_hit_never_skips_the_permission_check(seeded_url, monkeypatch) -> None:
     monkeypatch.setenv("VRU_DATABASE_URL", seeded_url)
     cached_explore_options.clear()
-    options = cached_explore_options(seeded_url, 1, COMMISSIONER)
-    assert options.measures
+
+    def options(who: Principal) -> object:
+        return cached_explore_options(seeded_url, 1, read_scope(who), who)
+
+    found = options(COMMISSIONER)
+    assert found.measures
     # Same database, same data version, cached for the commissioner: the funder still asks the
     # core, which refuses (funders see only their own summaries, not the outcome figures).
     with pytest.raises(PermissionDenied, match="fran \\(funder\\)"):
-        cached_explore_options(seeded_url, 1, FUNDER)
+        options(FUNDER)
     # Demoted or re-scoped, the same name is a different key, checked afresh.
     with pytest.raises(PermissionDenied):
-        cached_explore_options(seeded_url, 1, Principal(COMMISSIONER.username, "funder", "X"))
-    assert cached_explore_options(seeded_url, 1, STAFF) == options
+        options(Principal(COMMISSIONER.username, "funder", "X"))
+    assert options(STAFF) == found
+    cached_explore_options.clear()
+
+
+def test_people_with_the_same_role_share_one_cache_entry(seeded_url, monkeypatch) -> None:
+    """Fifty commissioners looking at the same figures make one computation, not fifty."""
+    monkeypatch.setenv("VRU_DATABASE_URL", seeded_url)
+    cached_explore_options.clear()
+    calls: list[str] = []
+    real = figures.explore_options
+
+    def counted(s, *, principal: Principal) -> object:
+        calls.append(principal.username)
+        return real(s, principal=principal)
+
+    monkeypatch.setattr(figures, "explore_options", counted)
+    for name in ("cara", "chris", "cleo"):
+        who = Principal(name, "commissioner")
+        cached_explore_options(seeded_url, 1, read_scope(who), who)
+    assert calls == ["cara"]
     cached_explore_options.clear()
 
 

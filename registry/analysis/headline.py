@@ -19,7 +19,6 @@ import math
 import numpy as np
 import pandas as pd
 from scipy import stats
-from statsmodels.stats.multitest import multipletests
 
 from registry.analysis.fixed_effects import _codes, demean, fit_fe
 from registry.analysis.inference import (
@@ -28,6 +27,7 @@ from registry.analysis.inference import (
     delivering_boroughs,
     few_clusters_warning,
     fitted_means,
+    holm,
     minimum_detectable,
     poisson_fe,
     score_poisson,
@@ -500,9 +500,7 @@ def specification_table(
     tested = table["p_value"].notna()
     table["holm_p_value"] = float("nan")
     if tested.any():
-        table.loc[tested, "holm_p_value"] = multipletests(
-            table.loc[tested, "p_value"].to_numpy(float), method="holm"
-        )[1]
+        table.loc[tested, "holm_p_value"] = holm(table.loc[tested, "p_value"].to_numpy(float))[1]
     table["verdict"] = [
         _spec_verdict(r.holm_p_value, getattr(r, "placebo_p_value", float("nan")))
         for r in table.itertuples()

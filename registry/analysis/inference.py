@@ -362,3 +362,23 @@ def few_clusters_warning(delivering: int, boroughs: int) -> str | None:
         "by borough, which stays honest here where ordinary clustered errors are too narrow, "
         "but the answer is still uncertain."
     )
+
+
+def holm(p_values: np.ndarray | pd.Series, alpha: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
+    """Holm's step-down correction: which hypotheses are rejected at ``alpha``, and the adjusted
+    p-values, in the order given.
+
+    The same figures as statsmodels' ``multipletests(method="holm")`` (the tests compare them),
+    without its call to ``gc.collect()``: a full garbage collection in a server holding dozens of
+    sessions took longer than the rest of a borough comparison.
+    """
+    p = np.asarray(p_values, dtype=float)
+    order = np.argsort(p, kind="stable")
+    steps = np.arange(len(p), 0, -1)
+    adjusted_sorted = np.minimum(np.maximum.accumulate(p[order] * steps), 1.0)
+    adjusted = np.empty_like(p)
+    adjusted[order] = adjusted_sorted
+    rejected_sorted = np.minimum.accumulate(p[order] <= alpha / steps)
+    rejected = np.empty(len(p), dtype=bool)
+    rejected[order] = rejected_sorted
+    return rejected, adjusted

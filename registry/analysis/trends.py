@@ -31,11 +31,11 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 from sqlalchemy.orm import Session
-from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.proportion import proportion_confint
 from statsmodels.tsa.seasonal import STL
 
 from registry import boroughs
+from registry.analysis.inference import holm
 from registry.analysis.result import TrendChange
 from registry.analysis.series import (
     LONDON,
@@ -478,17 +478,16 @@ def borough_changes(
     end: dt.date,
     baseline_end: dt.date,
     window: int = 12,
-    method: str = "holm",
 ) -> pd.DataFrame:
     """Which boroughs changed significantly, corrected for multiple comparisons.
 
     Every borough gets a row. One exact conditional test per borough (see
     :func:`change_interval`; a baseline of zero is tested too, its change unbounded), then
-    statsmodels ``multipletests`` (Holm by default) across every borough tested, and the same
-    for the p-values allowing for each borough's own overdispersion. A borough is tested only
-    when every month of both windows has a stored count and the two hold at least one offence;
-    ``not_tested_because`` names the reason for the others (no counts stored, a window only
-    partly stored, no offences in either window).
+    Holm's correction (:func:`~registry.analysis.inference.holm`) across every borough tested,
+    and the same for the p-values allowing for each borough's own overdispersion. A borough is
+    tested only when every month of both windows has a stored count and the two hold at least
+    one offence; ``not_tested_because`` names the reason for the others (no counts stored, a
+    window only partly stored, no offences in either window).
     """
     _first_month(end, baseline_end, window)
     by_borough = borough_series(session, principal=principal, measure=measure, end=end)
@@ -513,9 +512,7 @@ def borough_changes(
     ):
         family = frame["tested"] & frame[p].notna()
         if family.any():
-            reject, corrected, _, _ = multipletests(
-                frame.loc[family, p].astype(float), alpha=0.05, method=method
-            )
+            reject, corrected = holm(frame.loc[family, p].astype(float))
             frame.loc[family, adjusted] = corrected
             frame.loc[family, significant] = reject
     frame["significant"] = frame["significant"].astype(bool)
