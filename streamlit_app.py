@@ -85,8 +85,7 @@ else:
                 st.html(session_routes.signed_out_html(), unsafe_allow_javascript=True)
                 st.stop()
             st.rerun()
-    _, synthetic = data_state()
-    if synthetic:
+    if data_state().synthetic:
         demo_banner()
 
 # .streamlit/config.toml sets client.showErrorDetails = "none": an unexpected error shows a

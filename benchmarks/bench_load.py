@@ -68,10 +68,22 @@ class Tally:
     times: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     stamps: list[float] = field(default_factory=list)  # when each time was taken (monotonic)
+    kinds: list[str] = field(default_factory=list)  # which step each time belongs to
 
-    def add(self, seconds: float) -> None:
+    def add(self, seconds: float, kind: str = "") -> None:
         self.times.append(seconds)
         self.stamps.append(time.monotonic())
+        self.kinds.append(kind)
+
+    def of(self, kind: str) -> Tally:
+        """Only the times of one kind of step."""
+        picked = [i for i, k in enumerate(self.kinds) if k == kind]
+        return Tally(
+            [self.times[i] for i in picked],
+            [],
+            [self.stamps[i] for i in picked],
+            [kind] * len(picked),
+        )
 
 
 def p95(values: list[float]) -> float:
@@ -121,17 +133,17 @@ async def simulated_user(
     await asyncio.sleep(rng.uniform(0, THINK_MEAN_SECONDS))
     app = StreamlitSession(base, route=f"load-user-{i}", timeout=120)
 
-    async def step(page: str | None = None, **kwargs: object) -> None:
+    async def step(kind: str, page: str | None = None, **kwargs: object) -> None:
         run = await app.run(page=page, **kwargs)  # type: ignore[arg-type]
-        tally.add(run.seconds)
+        tally.add(run.seconds, kind)
         for problem in run.errors():
             tally.errors.append(f"user {i}: {problem}")
 
     try:
         await app.connect()
-        await step()
+        await step("sign-in")
         signed_in = await app.sign_in(user, plan["password"])
-        tally.add(signed_in.seconds)
+        tally.add(signed_in.seconds, "sign-in")
         actions = ["explore", "overview", "trend", *(["record"] if staff else [])]
         where = {
             "form_programme": plan["programmes"][i % len(plan["programmes"])],
@@ -141,21 +153,21 @@ async def simulated_user(
         while time.monotonic() < deadline:
             action = rng.choice(actions)
             if action == "explore":
-                await step("Explore")
+                await step(action, "Explore")
                 choice = rng.choice(["freq", "figure", "measure", "start"])
                 widget = app.widgets[choice]
                 options = getattr(widget, widget.WhichOneof("type")).options
-                await step(values={choice: rng.choice(list(options))})
+                await step(action, values={choice: rng.choice(list(options))})
             elif action == "overview":
-                await step("Overview")
+                await step(action, "Overview")
             elif action == "trend":
-                await step("Models")
-                await step(click="Compare")
+                await step(action, "Models")
+                await step(action, click="Compare")
             else:
-                await step("Record deliveries")
-                await step(values=where, click="form_reload")
+                await step(action, "Record deliveries")
+                await step(action, values=where, click="form_reload")
                 field_key = next(k for k in app.widgets if k.startswith("form_opportunities_"))
-                await step(values={field_key: rng.randint(1, 500)}, click="Save")
+                await step(action, values={field_key: rng.randint(1, 500)}, click="Save")
             await asyncio.sleep(min(rng.expovariate(1 / THINK_MEAN_SECONDS), 30))
     except (AppError, TimeoutError, OSError, KeyError) as exc:
         tally.errors.append(f"user {i}: {type(exc).__name__}: {exc}")
@@ -304,6 +316,9 @@ def chromium_check(base: str) -> tuple[float, float] | None:
     return statistics.median(browser_times), statistics.median(asyncio.run(protocol()))
 
 
+STEPS = ["sign-in", "explore", "overview", "trend", "record"]
+
+
 def summary(tally: Tally) -> dict:
     return {
         "median_ms": round(statistics.median(tally.times) * 1000) if tally.times else None,
@@ -311,6 +326,15 @@ def summary(tally: Tally) -> dict:
         "messages": len(tally.times),
         "errors": len(tally.errors),
     }
+
+
+def by_step(tally: Tally) -> dict[str, dict]:
+    """Median and p95 of each kind of step, and of everything after signing in."""
+    after = Tally(
+        [t for t, k in zip(tally.times, tally.kinds, strict=True) if k != "sign-in"],
+    )
+    found = {kind: summary(tally.of(kind)) for kind in STEPS if kind in tally.kinds}
+    return found | {"after sign-in": summary(after)}
 
 
 def main() -> None:
@@ -334,7 +358,10 @@ def main() -> None:
         for workers in counts:
             with Cluster(url, workers) as cluster:
                 tally = asyncio.run(simulate(cluster.base, args.users, args.duration, plan, 1))
-                results[workers] = summary(tally) | {"error_samples": tally.errors[:3]}
+                results[workers] = summary(tally) | {
+                    "error_samples": tally.errors[:3],
+                    "steps": by_step(tally),
+                }
                 if not args.json:
                     print(f"{workers} process(es): {results[workers]}", file=sys.stderr, flush=True)
                 if args.chromium and workers == counts[-1]:
@@ -376,6 +403,11 @@ def main() -> None:
             f"{workers} process(es): median {r['median_ms']} ms, p95 {r['p95_ms']} ms, "
             f"{r['messages']} messages, {r['errors']} errors {r['error_samples'] or ''}"
         )
+        for kind, figures in r["steps"].items():
+            print(
+                f"  {kind:14s} median {figures['median_ms']} ms, p95 {figures['p95_ms']} ms "
+                f"({figures['messages']} messages)"
+            )
         if "upload" in r:
             u = r["upload"]
             d = u["during_upload"]

@@ -6,7 +6,7 @@ import logging
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import altair.utils.schemapi as alt_schema
 import pandas as pd
@@ -157,25 +157,30 @@ def _is_synthetic(url: str, version: int) -> bool:
         return demo.is_synthetic(s)
 
 
-def data_state() -> tuple[int, bool]:
-    """The data version (grows with every change) and whether the data is synthetic demo data.
+class DataState(NamedTuple):
+    """Which data a page is looking at: the version every cache keys on, the version ignoring
+    delivery figures (for caches of figures that do not read them) and whether it is demo data."""
 
-    The version is read from the database on every run (one indexed query), never cached: with
+    version: int
+    without_deliveries: int
+    synthetic: bool
+
+
+def data_state() -> DataState:
+    """The data versions (:func:`registry.audit.data_version`) and whether the data is
+    synthetic demo data.
+
+    The versions are read from the database on every run (indexed queries), never cached: with
     several server processes on one database (README, "Deploying"), another process may have
-    saved since this one last looked, and every page cache is keyed on this number.
+    saved since this one last looked, and every page cache is keyed on them. Nothing clears the
+    caches: a write moves the version, later runs ask for new entries, and each cache's
+    ``max_entries`` bounds the memory the old ones hold.
     """
     url = get_settings().database_url
     with db.session_scope(engine_for(url)) as s:
         version = audit.data_version(s)
-    return version, _is_synthetic(url, version)
-
-
-def data_changed() -> None:
-    """Forget cached figures after this session wrote to the registry: the one place the app
-    clears the server's caches, reached only from pages that write (so only when signed in with
-    a permission to write). A write also moves the data version every cache is keyed on; this
-    frees the memory of the old entries."""
-    st.cache_data.clear()
+        without_deliveries = audit.data_version(s, ignoring_deliveries=True)
+    return DataState(version, without_deliveries, _is_synthetic(url, version))
 
 
 # Before any page runs: a browser's clear-cache message is ignored (see the function).

@@ -9,7 +9,6 @@ from dashboards.common import (
     attempt,
     can,
     current_principal,
-    data_changed,
     session,
     show_error,
     table_download,
@@ -85,7 +84,6 @@ def sign_off_box() -> None:
 
 def _done(message: str) -> None:
     st.session_state["sign_flash"] = message
-    data_changed()
     st.rerun()
 
 

@@ -62,7 +62,7 @@ granularity = right.radio(
     "Delivery tables by", ["month", "quarter"], horizontal=True, key="report_granularity"
 )
 scope = Scope({"Funding stream": "funding_stream", "Programme": "programme"}.get(kind, "all"), name)
-version, _ = data_state()
+version = data_state().version
 
 
 @st.cache_data(ttl=600, max_entries=32, show_spinner="Building the summary...")

@@ -18,7 +18,6 @@ from dashboards.common import (
     attempt,
     can,
     current_principal,
-    data_changed,
     md,
     number_columns,
     session,
@@ -43,8 +42,7 @@ writer = can("deliveries.write")
 
 
 def _saved(tab: str, message: str, warnings: list[Problem]) -> None:
-    """After a save: forget cached figures, keep the message, and draw the page again."""
-    data_changed()
+    """After a save: keep the message and draw the page again (on the new data version)."""
     st.session_state[f"{tab}_flash"] = (message, warnings)
     st.rerun()
 

@@ -48,7 +48,9 @@ KEYS = ["measure", "borough", "programme", "stream", "start", "end", "figure", "
 
 
 # Each part is cached on its own, keyed on the data version: a new measure does not reload
-# delivery, and a borough, period or frequency change reloads nothing.
+# delivery, a borough, period or frequency change reloads nothing, and the parts that read no
+# delivery figures key on the version without them, so a delivery saved elsewhere reloads only
+# delivery.
 @st.cache_data(max_entries=16, show_spinner=False)
 def _delivery(
     url: str,
@@ -115,16 +117,18 @@ def _data(measure: str, programmes: tuple[str, ...], streams: tuple[str, ...]) -
     return ExploreData(
         measure,
         labels[measure],
-        _areas(url, version, read_scope(who), who),
+        _areas(url, outcomes_version, read_scope(who), who),
         _delivery(url, version, programmes, streams, read_scope(who), who),
-        _outcomes(url, version, measure, read_scope(who), who),
-        _people(url, version, first, last, read_scope(who), who),
-        *_band_people(url, version, measure, first, last, read_scope(who), who),
+        _outcomes(url, outcomes_version, measure, read_scope(who), who),
+        _people(url, outcomes_version, first, last, read_scope(who), who),
+        *_band_people(url, outcomes_version, measure, first, last, read_scope(who), who),
     )
 
 
 st.title("Explore")
-who, url, version, options, months = outcome_page_start("there is nothing to explore")
+who, url, version, outcomes_version, options, months = outcome_page_start(
+    "there is nothing to explore"
+)
 names = dict(options.areas)
 labels = dict(options.measures)
 # By default the period ends on complete outcome data (the latest month whose outcome windows
@@ -201,7 +205,9 @@ st.caption(
 
 # Trend: delivery against the outcome --------------------------------------------------------
 st.subheader("Delivery against the outcome")
-breaks = _breaks(url, version, data.measure, state["start"], state["end"], read_scope(who), who)
+breaks = _breaks(
+    url, outcomes_version, data.measure, state["start"], state["end"], read_scope(who), who
+)
 for brk in breaks:  # beside every figure below: the period crosses the break
     st.warning(md(brk.sentence()), icon=":material/timeline:")
 trend = trend_series(data, flt)

@@ -30,6 +30,7 @@ class PageStart(NamedTuple):
     who: Principal
     url: str
     version: int
+    without_deliveries: int  # the version for caches of figures that read no delivery
     options: ExploreOptions
     months: list[str]  # YYYY-MM, first to last month with delivery or outcome data
 
@@ -39,8 +40,8 @@ def outcome_page_start(nothing: str) -> PageStart:
     (``nothing`` says what the page cannot show, e.g. "there is nothing to explore")."""
     who = current_principal()
     url = get_settings().database_url
-    version, _ = data_state()
-    options = cached_explore_options(url, version, read_scope(who), who)
+    state = data_state()
+    options = cached_explore_options(url, state.version, read_scope(who), who)
     if options.empty or options.first_month is None or options.last_month is None:
         st.info(
             f"No outcome counts are stored yet, so {nothing}. An administrator can load crime "
@@ -49,4 +50,4 @@ def outcome_page_start(nothing: str) -> PageStart:
         )
         st.stop()
     months = [format_month(m) for m in month_range(options.first_month, options.last_month)]
-    return PageStart(who, url, version, options, months)
+    return PageStart(who, url, state.version, state.without_deliveries, options, months)

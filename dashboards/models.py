@@ -359,7 +359,9 @@ def _trend_report(
 st.title("Models")
 who = current_principal()
 url = get_settings().database_url
-version, _ = data_state()
+# Nothing on this page's forms or trend comparison reads delivery figures (the model fit does,
+# and is not cached): a delivery saved elsewhere keeps these caches.
+version = data_state().without_deliveries
 with st.expander("Definitions", expanded=False):
     st.markdown("\n".join(f"- {d}" for d in DEFINITIONS))
 

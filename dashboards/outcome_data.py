@@ -10,7 +10,6 @@ from dashboards.common import (
     attempt,
     can,
     current_principal,
-    data_changed,
     md,
     number_columns,
     session,
@@ -176,7 +175,6 @@ with tab_import:
         bar.empty()
         if reports is not None:
             if commit:
-                data_changed()
                 st.success("Imported.")
             else:
                 st.info("Preview only: nothing has been written.")
@@ -226,7 +224,6 @@ def mapping_form(measure_rows: list[dict], mapping_rows: list[dict]) -> None:
         )
     )
     if row is not None:
-        data_changed()
         st.session_state["od_mapping_flash"] = (
             f"{fmt} {row.source_category!r} now feeds {labels.get(row.measure or '', 'no measure')}"
             "; this applies to imports from now on (stored counts are not recomputed)."

@@ -35,7 +35,7 @@ def _overview(
 
 
 st.title("Overview")
-who, url, version, options, months = outcome_page_start("there are no headline figures")
+who, url, version, _, options, months = outcome_page_start("there are no headline figures")
 # The period ends by default on the latest month whose outcome windows are wholly stored:
 # crime data usually stops before delivery data, and part-stored windows give no change.
 end = months.index(format_month(options.default_end)) if options.default_end else len(months) - 1

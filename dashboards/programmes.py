@@ -12,7 +12,6 @@ from sqlalchemy.orm import Session
 from dashboards.common import (
     can,
     current_principal,
-    data_changed,
     session,
     table_download,
     write,
@@ -33,7 +32,6 @@ writer = can("programmes.write")
 
 def _do(message: str, fn: Callable[[Session], object]) -> None:
     if write(lambda s: fn(s) or True):
-        data_changed()
         st.success(message)
 
 

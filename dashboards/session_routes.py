@@ -138,8 +138,8 @@ def refuse_browser_cache_clearing() -> None:
     Streamlit's menu item and ``c`` shortcut send it, and the server obeys any connection,
     signed in or not, emptying every visitor's cached figures and the database engines.
     ``client.toolbarMode = "minimal"`` hides both, but a hand-made websocket message still
-    arrives; so the handler itself is replaced. The app clears its caches itself, after a page
-    has written (``data_changed`` in dashboards/common.py).
+    arrives; so the handler itself is replaced. The app never clears its caches: every entry is
+    keyed on the data version (``data_state`` in dashboards/common.py).
     """
     if not callable(getattr(AppSession, "_handle_clear_cache_request", None)):
         raise RuntimeError("Streamlit's clear-cache handler moved; update session_routes.py.")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from dashboards.common import attempt, current_principal, data_changed, session
+from dashboards.common import attempt, current_principal, session
 from registry import auth
 from registry.models import ROLES
 
@@ -27,7 +27,6 @@ def _do(action: str, fn: object) -> None:
             fn(s)  # type: ignore[operator]
 
     if attempt(lambda: run() or True):
-        data_changed()
         st.success(action)
 
 

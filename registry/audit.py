@@ -158,15 +158,28 @@ def record(
     return event
 
 
-def data_version(session: Session) -> int:
+# What saving delivery figures and monthly returns writes: nothing else reads these entities, so
+# a cache of outcome figures may ignore them (see data_version).
+DELIVERY_ENTITIES = ("delivery", "month_sign_off")
+
+
+def data_version(session: Session, *, ignoring_deliveries: bool = False) -> int:
     """A number that grows with every change to the registry's data.
 
     Every write leaves an audit event in the same transaction, so the newest event's id names
     the state of the data. Events about accounts (users added, sign-ins, sign-in failures) change
     no figure, so they are left out: signing in must not change a report's data version or empty
     the pages' caches. Caches key on it; reports print it so a figure can be traced.
+
+    ``ignoring_deliveries`` leaves out delivery figures and monthly returns too
+    (``DELIVERY_ENTITIES``): the version for figures that read neither (outcome counts,
+    population, measures, programmes), so that staff saving deliveries every few seconds do not
+    empty those caches. Imports count for both: a batch may hold either.
     """
-    stmt = select(func.coalesce(func.max(AuditEvent.id), 0)).where(AuditEvent.entity != "app_user")
+    left_out = ("app_user", *(DELIVERY_ENTITIES if ignoring_deliveries else ()))
+    stmt = select(func.coalesce(func.max(AuditEvent.id), 0)).where(
+        AuditEvent.entity.not_in(left_out)
+    )
     return int(session.scalar(stmt) or 0)
 
 
