@@ -33,6 +33,7 @@ from registry.analysis.result import (
     ModelResult,
 )
 from registry.analysis.run import (
+    MODEL_TYPES,
     MODELS,
     VRU_START,
     AnalysisOptions,
@@ -48,28 +49,6 @@ from registry.config import get_settings
 from registry.outcomes.measures import SeriesBreak
 from registry.periods import format_month, month_range, parse_month
 
-MODEL_SENTENCES = {
-    "poisson": "is the headline. It models the counts, allowing for each borough's population and "
-    "usual level and for what all boroughs share each month, and gives the % change in the rate "
-    "per extra 10 opportunities per 1,000 young people. Its intervals come from a bootstrap by "
-    "borough, which stays honest when few boroughs deliver.",
-    "fe": "compares each borough's rate per 100,000 with itself over time, after removing what "
-    "all boroughs share each month. It assumes that, without delivery, every borough's rate "
-    "would have moved by the same amount, which fails when crime falls most where it is highest.",
-    "negbin": "is the count model allowing counts to vary more than chance alone would, which "
-    "real crime counts usually do.",
-    "its": "follows London's (or one borough's) monthly count, with its season, the COVID months "
-    "and any series break, and asks whether its level or slope changed at a chosen month.",
-    "event": "lines boroughs up on the month a programme first reached them and compares each "
-    "with what the boroughs not yet or never reached predict, before and after.",
-}
-MODEL_NAMES = {
-    "poisson": "Headline: Poisson model with borough and month effects",
-    "fe": "Additive fixed effects (rate per 100,000; assumes parallel trends in levels)",
-    "negbin": "Negative binomial count model",
-    "its": "Interrupted time series",
-    "event": "Event study around first delivery",
-}
 TERM_LABELS = {
     "level_change": "Change in London's rate per 100,000 young people at the interruption",
     "mean_post_delivery": "Average change in the rate per 100,000 after first delivery",
@@ -154,7 +133,7 @@ def render_result(result: ModelResult, breaks: Sequence[SeriesBreak] = ()) -> No
     ``breaks`` are the series breaks inside the model's period: said beside the figures and
     marked on the fitted chart.
     """
-    st.subheader(MODEL_NAMES[result.model])
+    st.subheader(MODEL_TYPES[result.model].name)
     box = VERDICT_BOX.get(result.verdict, st.info)
     box(md(result.verdict_text or "No verdict was given for this model."))
     for brk in breaks:
@@ -500,11 +479,13 @@ if compare:
             table_download(table, name=f"sensitivity-{measure}", key="sensitivity_csv")
 
 with model_tab:
-    for code, sentence in MODEL_SENTENCES.items():
-        st.markdown(f"- **{MODEL_NAMES[code]}**: {sentence}")
+    for kind in MODEL_TYPES.values():
+        st.markdown(f"- **{kind.name}**: {kind.sentence}")
     with st.form("model"):
         outcome = st.selectbox("Outcome", list(labels), format_func=labels.get, key="model_outcome")
-        model = st.selectbox("Model", MODELS, format_func=MODEL_NAMES.get, key="model_kind")
+        model = st.selectbox(
+            "Model", MODELS, format_func=lambda c: MODEL_TYPES[c].name, key="model_kind"
+        )
         lag = st.number_input("Lag of delivery (periods)", 0, 24, 1, key="model_lag")
         programme = st.selectbox(
             "Programme (all by default; needed for the event study)",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import pytest
 from sqlalchemy import delete
@@ -171,3 +172,36 @@ def test_nearest_population_year_prefers_the_earlier_on_a_tie() -> None:
     assert list(frame["people"]) == [100, 100, 300]
     assert set(frame["area"]) == {CAMDEN}  # Hackney has none: left out
     assert years_used_note(frame) == "2018, 2020 use 2019 population; 2022 uses 2021 population"
+
+
+def test_every_model_type_is_offered_by_the_cli_and_the_page() -> None:
+    """The table is the one list: each entry fits one way and is a ``--model`` choice."""
+    from registry.analysis.run import MODEL_TYPES
+    from registry.cli import cli
+
+    choices = next(p for p in cli.commands["analyse"].params if p.name == "model").type.choices
+    for code, kind in MODEL_TYPES.items():
+        assert kind.code == code and code in choices
+        assert (kind.fit_panel is None) != (kind.fit_series is None), code
+        assert kind.name and kind.sentence.endswith("."), code
+    page = (Path(__file__).resolve().parent.parent / "dashboards" / "models.py").read_text()
+    assert "MODEL_TYPES.values()" in page and '"poisson"' not in page
+
+
+def test_a_new_model_is_one_entry_in_the_table(small_session, monkeypatch) -> None:
+    """What a newcomer adds: a ModelType with its fit function; run_model loads the panel,
+    the caveats and the outcome's label for it, and gives the result its population band."""
+    from registry.analysis import run
+
+    seen: list[run.PanelFit] = []
+
+    def fit_mean(session, principal, request, fit: run.PanelFit):
+        seen.append(fit)
+        return run.MODEL_TYPES["poisson"].fit_panel(session, principal, request, fit)
+
+    entry = run.ModelType("mean", "A new model", "does what the headline does.", fit_mean)
+    monkeypatch.setitem(run.MODEL_TYPES, "mean", entry)
+    result = run_model(small_session, principal=COMMISSIONER, outcome="homicide", model="mean")
+    assert seen and seen[0].x == "delivery_rate_lag1" and seen[0].label == "homicide"
+    assert seen[0].panel.n_areas == result.n_areas == 2
+    assert result.to_dict()["rate_unit"] == "per 100,000 residents"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pandas as pd
@@ -32,8 +33,6 @@ from registry.outcomes.measures import SeriesBreak, get_measure, series_breaks
 from registry.outcomes.sources import of_record
 from registry.periods import as_date, check_period, format_month, month_start, quarter_start
 
-# The headline first: the Poisson model with borough and period effects (see headline.py).
-MODELS = ("poisson", "fe", "negbin", "its", "event")
 HEADLINE = "poisson"
 VRU_START = dt.date(2019, 9, 1)
 PERMUTATIONS = 199
@@ -197,6 +196,186 @@ def _its(
     )
 
 
+@dataclass(frozen=True)
+class ModelRequest:
+    """What ``vru analyse`` or the Models page asked for: :func:`run_model`'s arguments."""
+
+    outcome: str
+    lag: int
+    start: dt.date | None
+    end: dt.date | None
+    programme: str | None
+    funding_stream: str | None
+    at: dt.date
+    borough: str | None
+    frequency: str
+    permutations: int
+
+
+@dataclass(frozen=True)
+class PanelFit:
+    """What a panel model is fitted to: the borough panel, its lagged delivery column, the
+    caveats that apply and the outcome's label inside a sentence."""
+
+    panel: Panel
+    x: str
+    caveats: list[str]
+    label: str
+
+
+@dataclass(frozen=True)
+class ModelType:
+    """One kind of model: how the Models page and ``vru analyse`` name and describe it, and how
+    it is fitted.
+
+    Adding a model is one entry in ``MODEL_TYPES`` and its fit function. A model that reads the
+    borough panel (delivery and outcome by borough and period) gives ``fit_panel``; one that
+    reads the outcome series alone gives ``fit_series``. The page lists the entries in order,
+    with their names and sentences; the CLI's ``--model`` choices are their codes.
+    """
+
+    code: str
+    name: str
+    sentence: str
+    fit_panel: Callable[[Session, Principal, ModelRequest, PanelFit], ModelResult] | None = None
+    fit_series: Callable[[Session, Principal, ModelRequest], ModelResult] | None = None
+    # The refusal when the model is asked for without a programme; None when it needs none.
+    needs_programme: str | None = None
+    # The panel holds every programme's delivery whatever --programme says (the event study
+    # uses the programme only for each borough's first delivery).
+    all_programmes: bool = False
+    # Its estimate is a lag of delivery: say so when the lag reaches before the window.
+    lagged: bool = True
+
+
+def _fe(
+    session: Session, principal: Principal, request: ModelRequest, fit: PanelFit
+) -> ModelResult:
+    step = FREQUENCIES[request.frequency]
+    return _with_robustness(
+        fe_with_checks(
+            fit.panel.frame,
+            x=fit.x,
+            lag=request.lag,
+            months_per_period=step,
+            frequency=request.frequency,
+            outcome=request.outcome,
+            outcome_label=fit.label,
+            caveats=fit.caveats,
+        ),
+        fit.panel.frame,
+        x=fit.x,
+        lag=request.lag,
+        months_per_period=step,
+        permutations=request.permutations,
+    )
+
+
+def _counts(family: str) -> Callable[[Session, Principal, ModelRequest, PanelFit], ModelResult]:
+    """The headline count model with borough and period effects, Poisson or negative binomial."""
+
+    def fit_counts(
+        session: Session, principal: Principal, request: ModelRequest, fit: PanelFit
+    ) -> ModelResult:
+        return headline_poisson(
+            fit.panel.frame,
+            x=fit.x,
+            lag=request.lag,
+            months_per_period=FREQUENCIES[request.frequency],
+            frequency=request.frequency,
+            outcome=request.outcome,
+            outcome_label=fit.label,
+            caveats=fit.caveats,
+            family=family,
+        )
+
+    return fit_counts
+
+
+def _event(
+    session: Session, principal: Principal, request: ModelRequest, fit: PanelFit
+) -> ModelResult:
+    assert request.programme is not None  # run_model refuses an event study without one
+    firsts = first_deliveries(session, principal=principal, programme=request.programme)
+    if request.frequency == "quarter":
+        firsts = {a: quarter_start(m) for a, m in firsts.items()}
+    return with_verdict(
+        fit_event_study(
+            fit.panel.frame,
+            first_delivery=firsts,
+            programme=request.programme,
+            months_per_period=FREQUENCIES[request.frequency],
+            outcome=request.outcome,
+            caveats=fit.caveats,
+        ),
+        fit.label,
+    )
+
+
+def _its_series(session: Session, principal: Principal, request: ModelRequest) -> ModelResult:
+    return _its(
+        session,
+        principal=principal,
+        outcome=request.outcome,
+        start=request.start,
+        end=request.end,
+        at=request.at,
+        borough=request.borough,
+    )
+
+
+# The headline first: the Poisson model with borough and period effects (see headline.py).
+MODEL_TYPES: dict[str, ModelType] = {
+    kind.code: kind
+    for kind in (
+        ModelType(
+            "poisson",
+            "Headline: Poisson model with borough and month effects",
+            "is the headline. It models the counts, allowing for each borough's population and "
+            "usual level and for what all boroughs share each month, and gives the % change in "
+            "the rate per extra 10 opportunities per 1,000 young people. Its intervals come "
+            "from a bootstrap by borough, which stays honest when few boroughs deliver.",
+            fit_panel=_counts("poisson"),
+        ),
+        ModelType(
+            "fe",
+            "Additive fixed effects (rate per 100,000; assumes parallel trends in levels)",
+            "compares each borough's rate per 100,000 with itself over time, after removing "
+            "what all boroughs share each month. It assumes that, without delivery, every "
+            "borough's rate would have moved by the same amount, which fails when crime falls "
+            "most where it is highest.",
+            fit_panel=_fe,
+        ),
+        ModelType(
+            "negbin",
+            "Negative binomial count model",
+            "is the count model allowing counts to vary more than chance alone would, which "
+            "real crime counts usually do.",
+            fit_panel=_counts("negbin"),
+        ),
+        ModelType(
+            "its",
+            "Interrupted time series",
+            "follows London's (or one borough's) monthly count, with its season, the COVID "
+            "months and any series break, and asks whether its level or slope changed at a "
+            "chosen month.",
+            fit_series=_its_series,
+        ),
+        ModelType(
+            "event",
+            "Event study around first delivery",
+            "lines boroughs up on the month a programme first reached them and compares each "
+            "with what the boroughs not yet or never reached predict, before and after.",
+            fit_panel=_event,
+            needs_programme="An event study needs a programme (--programme NAME).",
+            all_programmes=True,
+            lagged=False,
+        ),
+    )
+}
+MODELS = tuple(MODEL_TYPES)
+
+
 def run_model(
     session: Session,
     *,
@@ -213,7 +392,8 @@ def run_model(
     frequency: str = "month",
     permutations: int = PERMUTATIONS,
 ) -> ModelResult:
-    """Fit ``model`` relating ``programme``'s (or ``funding_stream``'s) delivery to ``outcome``.
+    """Fit ``model`` (a code in ``MODEL_TYPES``) relating ``programme``'s (or
+    ``funding_stream``'s) delivery to ``outcome``.
 
     Delivery is every programme's by default. The default model is the headline Poisson model.
 
@@ -223,30 +403,28 @@ def run_model(
     alone (every stored month, monthly whatever ``frequency`` says), not the delivery panel.
     """
     require(principal, "models.run")
-    if model not in MODELS:
+    kind = MODEL_TYPES.get(model)
+    if kind is None:
         raise RegistryError(f"Unknown model {model!r}; choose one of {', '.join(MODELS)}.")
     if lag < 0:
         raise RegistryError(f"A lag must be 0 or more periods, not {lag}.")
-    if model == "event" and not programme:
-        raise RegistryError("An event study needs a programme (--programme NAME).")
+    if kind.needs_programme and not programme:
+        raise RegistryError(kind.needs_programme)
     if start is not None and end is not None:
         check_period(start, end)
-    if model == "its":
-        return _its(
-            session,
-            principal=principal,
-            outcome=outcome,
-            start=start,
-            end=end,
-            at=at,
-            borough=borough,
-        )
+    request = ModelRequest(
+        outcome, lag, start, end, programme, funding_stream, at, borough, frequency, permutations
+    )
+    if kind.fit_series is not None:
+        return kind.fit_series(session, principal, request)
+    assert kind.fit_panel is not None  # every entry gives one of the two
+    own = not kind.all_programmes
     panel = load_panel(
         session,
         principal=principal,
         measure=outcome,
-        programmes=[programme] if programme and model != "event" else [],
-        funding_streams=[funding_stream] if funding_stream and model != "event" else [],
+        programmes=[programme] if programme and own else [],
+        funding_streams=[funding_stream] if funding_stream and own else [],
         start=start,
         end=end,
         lags=(lag,),
@@ -260,25 +438,13 @@ def run_model(
         short_below=36 if frequency == "month" else 12,
     )
     caveats = [*caveats, *panel.notes]
-    step = FREQUENCIES[frequency]
-    if start is not None and lag > 0 and model in {"fe", "poisson", "negbin"}:
+    if start is not None and lag > 0 and kind.lagged:
+        step = FREQUENCIES[frequency]
         caveats.append(LAG_BEFORE_START.format(months=lag * step, start=format_month(start)))
     if is_synthetic(session):
         caveats = [SYNTHETIC_NOTE, *caveats]
-    x = lag_column(lag)
-    result = _fit(
-        session,
-        principal,
-        model,
-        panel,
-        x=x,
-        lag=lag,
-        at=at,
-        programme=programme,
-        caveats=caveats,
-        permutations=permutations,
-    )
-    return _say_band(result, panel)
+    fit = PanelFit(panel, lag_column(lag), caveats, _label(session, outcome))
+    return _say_band(kind.fit_panel(session, principal, request, fit), panel)
 
 
 def _say_band(result: ModelResult, panel: Panel) -> ModelResult:
@@ -288,70 +454,6 @@ def _say_band(result: ModelResult, panel: Panel) -> ModelResult:
         fitted_unit = fitted_unit.replace("rate", f"rate {panel.rate_unit}", 1)
     return dataclasses.replace(
         result, extra={**result.extra, "rate_unit": panel.rate_unit}, fitted_unit=fitted_unit
-    )
-
-
-def _fit(
-    session: Session,
-    principal: Principal,
-    model: str,
-    panel: Panel,
-    *,
-    x: str,
-    lag: int,
-    at: dt.date,
-    programme: str | None,
-    caveats: list[str],
-    permutations: int,
-) -> ModelResult:
-    """The model asked for, fitted to the panel (``run_model`` checked the arguments)."""
-    frame, outcome, frequency = panel.frame, panel.measure, panel.frequency
-    step = FREQUENCIES[frequency]
-    label = _label(session, outcome)
-    if model == "fe":
-        return _with_robustness(
-            fe_with_checks(
-                frame,
-                x=x,
-                lag=lag,
-                months_per_period=step,
-                frequency=frequency,
-                outcome=outcome,
-                outcome_label=label,
-                caveats=caveats,
-            ),
-            frame,
-            x=x,
-            lag=lag,
-            months_per_period=step,
-            permutations=permutations,
-        )
-    if model in {"poisson", "negbin"}:
-        return headline_poisson(
-            frame,
-            x=x,
-            lag=lag,
-            months_per_period=step,
-            frequency=frequency,
-            outcome=outcome,
-            outcome_label=label,
-            caveats=caveats,
-            family=model,
-        )
-    assert programme is not None
-    firsts = first_deliveries(session, principal=principal, programme=programme)
-    if frequency == "quarter":
-        firsts = {a: quarter_start(m) for a, m in firsts.items()}
-    return with_verdict(
-        fit_event_study(
-            frame,
-            first_delivery=firsts,
-            programme=programme,
-            months_per_period=step,
-            outcome=outcome,
-            caveats=caveats,
-        ),
-        label,
     )
 
 
