@@ -328,6 +328,19 @@ def trend_change(
     borough: str | None = None,
 ) -> TrendChange:
     """``vru trend``: a window's total against a baseline window's, from the database."""
+    return _stored_change(session, principal, measure, end, baseline_end, window, borough)[1]
+
+
+def _stored_change(
+    session: Session,
+    principal: Principal,
+    measure: str,
+    end: dt.date,
+    baseline_end: dt.date,
+    window: int,
+    borough: str | None,
+) -> tuple[pd.DataFrame, TrendChange]:
+    """The stored monthly series up to ``end`` and its change, with the series breaks."""
     _first_month(end, baseline_end, window)
     # The whole history up to ``end``: the dispersion comes from it.
     series = monthly_series(session, principal=principal, measure=measure, borough=borough, end=end)
@@ -340,7 +353,7 @@ def trend_change(
         baseline_end=baseline_end,
         window=window,
     )
-    return with_series_breaks(session, change)
+    return series, with_series_breaks(session, change)
 
 
 @dataclass(frozen=True)
@@ -370,19 +383,8 @@ def trend_report(
     For London it also tests each borough's change, Holm-corrected (:func:`borough_changes`).
     The STL decomposition is included when the series allows one (two whole years, no gaps).
     """
-    _first_month(end, baseline_end, window)
     # One series serves the change, the sensitivity table and the rolling totals.
-    series = monthly_series(session, principal=principal, measure=measure, borough=borough, end=end)
-    change = _change(
-        series,
-        synthetic=is_synthetic(session),
-        measure=measure,
-        area=boroughs.lookup(borough).name if borough else LONDON,
-        end=end,
-        baseline_end=baseline_end,
-        window=window,
-    )
-    change = with_series_breaks(session, change)
+    series, change = _stored_change(session, principal, measure, end, baseline_end, window, borough)
     lengths = sorted({6, 12, 24, 36, window})
     sensitivity = baseline_sensitivity(
         series, end=end, window_lengths=lengths, measure=measure, area=change.area
