@@ -274,7 +274,8 @@ class StreamlitSession:
         request = urllib.request.Request(
             self.base + "/_vru/session",
             data=urllib.parse.urlencode(form).encode(),
-            headers={"User-Agent": USER_AGENT, **self._cookie_header()},
+            # A browser names the page's origin on a form post; the route refuses another's.
+            headers={"User-Agent": USER_AGENT, "Origin": self.base, **self._cookie_header()},
         )
         self.cookies.pop("vru_session", None)  # an old one must not pass for the new
         try:
