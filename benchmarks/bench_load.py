@@ -415,7 +415,7 @@ def main() -> None:
                 f"  with a 100,000-row upload ({u['upload_outcome']}, {u['upload_seconds']} s): "
                 f"median {u['median_ms']} ms, p95 {u['p95_ms']} ms, {u['errors']} errors; "
                 f"while it ran: median {d['median_ms']} ms, p95 {d['p95_ms']} ms "
-                f"({d['messages']} messages)"
+                f"({d['messages']} messages) {u['error_samples'] or ''}"
             )
         if r.get("chromium_check"):
             browser, protocol = r["chromium_check"]
