@@ -97,7 +97,7 @@ def attach(rows: pd.DataFrame, existing: pd.DataFrame, prefix: str) -> pd.DataFr
     """``rows`` with the matching ``existing`` row's columns, prefixed; a row with no match gets
     ``live`` False, ``version`` 0 and missing values. ``existing`` has each key once (the
     table's unique constraint)."""
-    at = pd.Index(_key(existing)).get_indexer(_key(rows))
+    at = pd.Index(_key(existing)).get_indexer(pd.Index(_key(rows)))
     found = at >= 0
     source = at[found]
 

@@ -178,14 +178,15 @@ def preview(
     signed = signed_off(session)
     if signed:
         blocked = rows["mi"].isin(signed) & (rows["status"] != "unchanged")
-        for r in rows[blocked].itertuples():
+        stopped = rows[blocked]
+        for row, mi in zip(stopped["row"].tolist(), stopped["mi"].tolist(), strict=True):
             problems.append(
                 Problem(
                     reason="This month is signed off: an admin must reopen it before it can "
                     "change.",
-                    row=int(r.row),
+                    row=int(row),
                     column="month",
-                    value=format_month(index_month(int(r.mi))),
+                    value=format_month(index_month(int(mi))),
                 )
             )
         rejected += int(blocked.sum())
@@ -196,11 +197,15 @@ def preview(
         if len(rows)
         else []
     )
+    flagged = rows[rows["warning"] != ""]
     warnings = [
-        Problem(
-            reason=r.warning, row=int(r.row), column="opportunities", value=str(r.opportunities)
+        Problem(reason=reason, row=int(row), column="opportunities", value=str(opportunities))
+        for row, opportunities, reason in zip(
+            flagged["row"].tolist(),
+            flagged["opportunities"].tolist(),
+            flagged["warning"].tolist(),
+            strict=True,
         )
-        for r in rows[rows["warning"] != ""].itertuples()
     ]
     problems.sort(key=lambda p: p.row or 0)
     return Preview(

@@ -12,7 +12,7 @@ import pandas as pd
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from registry import audit, boroughs
+from registry import audit, boroughs, db
 from registry.auth import Principal, require, write_action
 from registry.deliveries.common import (
     FIELDS,
@@ -225,7 +225,7 @@ def programme_grid(
 
 def _grid_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     return [
-        {k: (None if pd.isna(v) else v) for k, v in rec.items()}
+        {str(k): (None if pd.isna(v) else v) for k, v in rec.items()}
         for rec in frame.to_dict(orient="records")
     ]
 
@@ -394,7 +394,7 @@ def delete_delivery(
             updated_by=principal.username,
         )
     )
-    if session.execute(stmt).rowcount != 1:
+    if db.rowcount(session.execute(stmt)) != 1:
         raise ConflictError("These figures changed while deleting; reload and try again.")
     audit.record(
         session,

@@ -163,7 +163,7 @@ def check_rows(session: Session, frame: pd.DataFrame) -> Checked:
             "spend_gbp": np.round(spend[good], 2),
         }
     )
-    order = {name: i for i, name in enumerate(TEMPLATE_COLUMNS)}
+    order: dict[str | None, int] = {name: i for i, name in enumerate(TEMPLATE_COLUMNS)}
     problems = sorted(c.problems, key=lambda p: (p.row or 0, order.get(p.column, 9)))
     return Checked(rows, problems, n, int(c.bad.sum()))
 

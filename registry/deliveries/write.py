@@ -51,31 +51,30 @@ def _value_text(value: float, money: bool = False) -> str:
 
 def _conflict_message(conflicts: pd.DataFrame) -> str:
     lines = []
-    for r in conflicts.head(5).itertuples():
-        where = f"{r.programme}, {r.borough}, {format_month(index_month(int(r.mi)))}"
-        if r.kind == "upload" and r.row:
-            where = f"row {int(r.row)} ({where})"
-        if not r.now_live and r.was_live:
-            lines.append(f"{where} was deleted by {r.now_updated_by} since you read it")
+    for r in conflicts.head(5).to_dict(orient="records"):
+        where = f"{r['programme']}, {r['borough']}, {format_month(index_month(int(r['mi'])))}"
+        if r["kind"] == "upload" and r["row"]:
+            where = f"row {int(r['row'])} ({where})"
+        if not r["now_live"] and r["was_live"]:
+            lines.append(f"{where} was deleted by {r['now_updated_by']} since you read it")
             continue
-        if r.now_live and not r.was_live:
-            changes = ", ".join(
-                f"{f}: (none) → {_value_text(getattr(r, f'now_{f}'), f == 'spend_gbp')}"
-                for f in FIELDS
+        if r["now_live"] and not r["was_live"]:
+            recorded = ", ".join(
+                f"{f}: (none) → {_value_text(r[f'now_{f}'], f == 'spend_gbp')}" for f in FIELDS
             )
             lines.append(
-                f"{where} was recorded by {r.now_updated_by} since you read it ({changes})"
+                f"{where} was recorded by {r['now_updated_by']} since you read it ({recorded})"
             )
             continue
         changes = [
-            f"{f}: {_value_text(getattr(r, f'was_{f}'), f == 'spend_gbp')} → "
-            f"{_value_text(getattr(r, f'now_{f}'), f == 'spend_gbp')}"
+            f"{f}: {_value_text(r[f'was_{f}'], f == 'spend_gbp')} → "
+            f"{_value_text(r[f'now_{f}'], f == 'spend_gbp')}"
             for f in FIELDS
-            if _value_text(getattr(r, f"was_{f}"), f == "spend_gbp")
-            != _value_text(getattr(r, f"now_{f}"), f == "spend_gbp")
+            if _value_text(r[f"was_{f}"], f == "spend_gbp")
+            != _value_text(r[f"now_{f}"], f == "spend_gbp")
         ]
         detail = "; ".join(changes) if changes else "saved again with the same figures"
-        lines.append(f"{where} was changed by {r.now_updated_by} since you read it ({detail})")
+        lines.append(f"{where} was changed by {r['now_updated_by']} since you read it ({detail})")
     more = f" (and {len(conflicts) - 5} more)" if len(conflicts) > 5 else ""
     return (
         "Someone else changed these figures since you read them, so nothing was saved: "
@@ -169,12 +168,12 @@ def commit(
             after={
                 "rows": [
                     {
-                        "programme": r.programme,
-                        "borough": r.borough,
-                        "month": format_month(index_month(int(r.mi))),
+                        "programme": r["programme"],
+                        "borough": r["borough"],
+                        "month": format_month(index_month(int(r["mi"]))),
                     }
-                    | json_figures(float(r.opportunities), r.participants, r.spend_gbp)
-                    for r in added.itertuples()
+                    | json_figures(float(r["opportunities"]), r["participants"], r["spend_gbp"])
+                    for r in added.to_dict(orient="records")
                 ]
             },
             detail=f"{counts['added']} delivery row(s) recorded from the {preview.kind}.",
@@ -209,7 +208,9 @@ def _fresh_changes(session: Session, changes: pd.DataFrame, kind: str) -> pd.Dat
     lo, hi = int(changes["mi"].min()), int(changes["mi"].max())
     now_rows = existing_rows(session, changes["programme_id"].unique().tolist(), lo, hi, lock=True)
     merged = attach(
-        changes.drop(columns=[c for c in changes if c.startswith("now_")]), now_rows, "now_"
+        changes.drop(columns=changes.columns[changes.columns.str.startswith("now_")]),
+        now_rows,
+        "now_",
     )
     stale = (merged["now_live"].to_numpy() != merged["was_live"].to_numpy()) | (
         merged["was_live"].to_numpy() & (merged["now_version"] != merged["was_version"]).to_numpy()
