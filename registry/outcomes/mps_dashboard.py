@@ -157,15 +157,18 @@ def parse(source: Source, mapper: Mapper, progress: Progress = no_progress) -> P
     subgroup = rows["Offence Subgroup"].map(clean)
     resolved = {s: mapper.resolve(s) for s in subgroup.unique()}
     parsed.unmapped.update(s for s, (known, _m) in resolved.items() if not known)
+    whole_counts = counts.to_numpy()  # checked above: whole numbers of 0 or more
     for i, (idx, sub) in enumerate(subgroup.items()):
         measure = resolved[sub][1]
         if measure is None:
             parsed.skipped[NOT_MAPPED] += 1
             continue
-        kind, target = area_of[keys[i]]  # type: ignore[misc]
+        area = area_of[keys[i]]
         month = months[rows.at[idx, "Month_Year"]]
-        assert month is not None
-        n = int(counts.at[idx])
+        if area is None or month is None:  # such rows were refused above
+            raise RuntimeError("A row with an unknown area or month got past the checks.")
+        kind, target = area
+        n = int(whole_counts[i])
         if kind == "borough":
             parsed.note_borough_rows(1)
             parsed.add_count(measure, target, month, n)

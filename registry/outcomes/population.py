@@ -288,8 +288,8 @@ def parse_nomis(source: Source, bands: Iterable[str] = ()) -> ParsedPopulation:
         all_ages = ages.get(ALL_AGES)
         if all_ages is None and len(singles) == OLDEST_SINGLE_AGE + 1 and OLDEST in ages:
             all_ages = sum(singles.values()) + ages[OLDEST]
-        people, missing_bands = _sum_bands(singles, all_ages, derived)
-        for band, n in people.items():
+        by_band, missing_bands = _sum_bands(singles, all_ages, derived)
+        for band, n in by_band.items():
             parsed.people[(gss, year, band)] = n
         for band in missing_bands:
             unmade[band] += 1
