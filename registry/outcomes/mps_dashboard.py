@@ -124,7 +124,7 @@ def parse(source: Source, mapper: Mapper, progress: Progress = no_progress) -> P
             )
         )
     codes = rows["Area code"].map(clean) if "Area code" in rows.columns else None
-    area_of: dict[tuple[str, str], tuple[str, str] | None] = {}
+    area_of: dict[tuple[str, str], tuple[str, str]] = {}  # (kind, target) of each area not refused
     keys = list(
         zip(
             rows["Area name"].map(clean),
@@ -139,8 +139,9 @@ def parse(source: Source, mapper: Mapper, progress: Progress = no_progress) -> P
             area_of[(name, code)] = ("borough", borough.gss_code)
             continue
         pseudo = pseudo_area_name(name)
-        area_of[(name, code)] = ("pseudo", pseudo) if pseudo else None
-        if pseudo is None:
+        if pseudo is not None:
+            area_of[(name, code)] = ("pseudo", pseudo)
+        else:
             first = sheet_row(int(rows.index[rows["Area name"].map(clean) == name][0]))
             problems.append(
                 Problem(
@@ -163,11 +164,10 @@ def parse(source: Source, mapper: Mapper, progress: Progress = no_progress) -> P
         if measure is None:
             parsed.skipped[NOT_MAPPED] += 1
             continue
-        area = area_of[keys[i]]
+        kind, target = area_of[keys[i]]
         month = months[rows.at[idx, "Month_Year"]]
-        if area is None or month is None:  # such rows were refused above
-            raise RuntimeError("A row with an unknown area or month got past the checks.")
-        kind, target = area
+        if month is None:  # such rows were refused above
+            raise RuntimeError("A row whose month could not be read got past the checks.")
         n = int(whole_counts[i])
         if kind == "borough":
             parsed.note_borough_rows(1)
