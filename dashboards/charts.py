@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
+from typing import TypeVar
 
 import altair as alt
 import pandas as pd
@@ -30,7 +31,12 @@ BANDS = [
 BAND_SHAPES = ["circle", "triangle-up", "triangle-down", "diamond", "square"]
 
 
-def with_data(template: alt.TopLevelMixin, data: pd.DataFrame) -> alt.TopLevelMixin:
+# The charts these helpers take: altair's common base, TopLevelMixin, has no copy() and is not a
+# layer alt.layer() accepts.
+AnyChart = TypeVar("AnyChart", alt.Chart, alt.LayerChart)
+
+
+def with_data(template: AnyChart, data: pd.DataFrame) -> AnyChart:
     chart = template.copy(deep=False)
     chart.data = data
     return chart
@@ -67,8 +73,11 @@ BREAK_COLOUR = "#D55E00"  # Okabe-Ito vermillion, unlike any series colour used 
 
 
 def with_breaks(
-    chart: alt.TopLevelMixin, breaks: Sequence[SeriesBreak], x: str = "period", x_title: str = ""
-) -> alt.TopLevelMixin:
+    chart: alt.Chart | alt.LayerChart,
+    breaks: Sequence[SeriesBreak],
+    x: str = "period",
+    x_title: str = "",
+) -> alt.Chart | alt.LayerChart:
     """``chart`` with a dashed vertical rule, labelled "Series break YYYY-MM", at each break.
 
     ``x`` is the chart's temporal field and ``x_title`` its axis title (the rule shares the axis).

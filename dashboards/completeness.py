@@ -68,11 +68,11 @@ def sign_off_box() -> None:
         )
     c1, c2 = st.columns(2)
     if c1.button(f"Confirm: sign off {label}", type="primary", key="sign_off_confirm"):
-        done = write(
-            lambda s: deliveries.sign_off_month(s, principal=who, month=month, note=note) or True
+        signed = write(
+            lambda s: deliveries.sign_off_month(s, principal=who, month=month, note=note)
         )
         st.session_state.pop("sign_pending", None)
-        if done:
+        if signed is not None:
             _done(
                 f"{label} is signed off"
                 + (f" with {count(missing)} returns missing." if missing else ".")

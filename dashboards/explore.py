@@ -161,14 +161,16 @@ query_defaults(
 
 with st.sidebar:
     st.header("Filters")
-    st.selectbox("Outcome", list(labels), format_func=labels.get, key="measure")
-    st.multiselect("Boroughs (all when empty)", list(names), format_func=names.get, key="borough")
+    st.selectbox("Outcome", list(labels), format_func=labels.__getitem__, key="measure")
+    st.multiselect(
+        "Boroughs (all when empty)", list(names), format_func=names.__getitem__, key="borough"
+    )
     st.multiselect("Programmes (all when empty)", options.programmes, key="programme")
     st.multiselect("Funding streams (all when empty)", options.funding_streams, key="stream")
     st.selectbox("From", months, key="start")
     st.selectbox("To", months, key="end")
-    st.radio("Show", list(FIGURES), format_func=FIGURES.get, key="figure", horizontal=True)
-    st.selectbox("Periods", list(FREQUENCIES), format_func=FREQUENCIES.get, key="freq")
+    st.radio("Show", list(FIGURES), format_func=FIGURES.__getitem__, key="figure", horizontal=True)
+    st.selectbox("Periods", list(FREQUENCIES), format_func=FREQUENCIES.__getitem__, key="freq")
 keep_in_url(KEYS)
 
 state = st.session_state
@@ -271,7 +273,7 @@ short = table[~is_whole(flt.start, flt.end, table["months_stored"])]
 gaps = [
     f"{stored_words(flt.start, flt.end, int(n))} for "
     + (", ".join(group["borough"]) if len(group) <= 5 else f"{len(group)} areas")
-    for n, group in short.groupby("months_stored")
+    for n, group in short.groupby(short["months_stored"])
 ]
 st.caption(
     md(

@@ -82,8 +82,8 @@ if without:
         st.info(md(hint["sentence"]))
 if rows:
     shown = pd.DataFrame(rows).set_index("measure")
-    for column in ("London total", "of which unallocated", "months stored"):
-        shown[column] = shown[column].map(count)
+    for heading in ("London total", "of which unallocated", "months stored"):
+        shown[heading] = shown[heading].map(count)
     st.table(shown)
 else:
     st.info(

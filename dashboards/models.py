@@ -276,7 +276,7 @@ SERIES_NAMES = {"rolling_12": "12-month total", "observed": "Observed", "trend":
 
 def _lines(
     frame: pd.DataFrame, title: str, breaks: Sequence[SeriesBreak] = ()
-) -> alt.TopLevelMixin:
+) -> alt.Chart | alt.LayerChart:
     """One line per column after ``month``, told apart by colour, point shape and dash, and
     named in words in the legend; a dashed rule at each series break."""
     long = frame.melt(id_vars="month", var_name="series").assign(
@@ -366,7 +366,9 @@ with synth_tab:
     )
 
 with trend_tab, st.form("trend"):
-    measure = st.selectbox("Measure", list(labels), format_func=labels.get, key="trend_measure")
+    measure = st.selectbox(
+        "Measure", list(labels), format_func=labels.__getitem__, key="trend_measure"
+    )
     area = st.selectbox("Area", ["London", *(b.name for b in BOROUGHS)], key="trend_area")
     end = st.selectbox(
         "Current window ends", months[::-1], format_func=format_month, key="trend_end"
@@ -482,7 +484,9 @@ with model_tab:
     for kind in MODEL_TYPES.values():
         st.markdown(f"- **{kind.name}**: {kind.sentence}")
     with st.form("model"):
-        outcome = st.selectbox("Outcome", list(labels), format_func=labels.get, key="model_outcome")
+        outcome = st.selectbox(
+            "Outcome", list(labels), format_func=labels.__getitem__, key="model_outcome"
+        )
         model = st.selectbox(
             "Model", MODELS, format_func=lambda c: MODEL_TYPES[c].name, key="model_kind"
         )
@@ -551,6 +555,6 @@ if fit:
 
 if specs:
     with model_tab, session() as s:
-        table = attempt(lambda: run_specs(s, principal=who, first=outcome))
-        if table is not None and not table.empty:
-            render_specs(table)
+        spec_table = attempt(lambda: run_specs(s, principal=who, first=outcome))
+        if spec_table is not None and not spec_table.empty:
+            render_specs(spec_table)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import altair as alt
 import pandas as pd
 import streamlit as st
@@ -78,7 +80,7 @@ st.caption(
     "calendar year 2019 (January to December 2019), the last full year before the pandemic. A "
     "fall is shown as a negative change; no colour carries the meaning alone."
 )
-rows = []
+rows: list[dict[str, Any]] = []
 for column, tile in zip(st.columns(max(1, len(figures.outcomes))), figures.outcomes, strict=False):
     window = f"{format_month(tile.window_start)} to {format_month(tile.window_end)}"
     year = (

@@ -144,7 +144,9 @@ def synth_section(
     """The tab's form and, once submitted, its result."""
     st.markdown(INTRO)
     with st.form("synth"):
-        outcome = st.selectbox("Outcome", list(labels), format_func=labels.get, key="synth_outcome")
+        outcome = st.selectbox(
+            "Outcome", list(labels), format_func=labels.__getitem__, key="synth_outcome"
+        )
         borough = st.selectbox(
             "Borough", [EVERY_BOROUGH, *(b.name for b in BOROUGHS)], key="synth_borough"
         )

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pandas as pd
 import streamlit as st
+from sqlalchemy.orm import Session
 
 from dashboards.common import attempt, current_principal, session
 from registry import auth
@@ -21,12 +24,13 @@ st.dataframe(pd.DataFrame(users), hide_index=True, width="stretch")
 names = [str(u["username"]) for u in users]
 
 
-def _do(action: str, fn: object) -> None:
-    def run() -> None:
+def _do(action: str, fn: Callable[[Session], object]) -> None:
+    def run() -> bool:
         with session() as s:
-            fn(s)  # type: ignore[operator]
+            fn(s)
+        return True
 
-    if attempt(lambda: run() or True):
+    if attempt(run):
         st.success(action)
 
 

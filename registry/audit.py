@@ -31,6 +31,7 @@ from sqlalchemy import (
     JSON,
     Connection,
     DateTime,
+    RowMapping,
     column,
     func,
     insert,
@@ -39,6 +40,7 @@ from sqlalchemy import (
     table,
 )
 from sqlalchemy.orm import Session
+from sqlalchemy.types import TypeEngine
 
 from registry import numbers
 from registry.db import AUDIT_CHAIN_LOCK, advisory_lock
@@ -99,7 +101,7 @@ def _instant(value: dt.datetime) -> str:
     return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def event_hash(prev_hash: str, event: Mapping[str, Any]) -> str:
+def event_hash(prev_hash: str, event: Mapping[str, Any] | RowMapping) -> str:
     """The SHA-256 of an event's content (the columns in ``_CHAINED``) and the previous hash."""
     content = [prev_hash, *(event[c] for c in _CHAINED)]
     content[1] = _instant(event["occurred_at"])
@@ -343,8 +345,8 @@ def _about(session: Session, events: list[AuditEvent]) -> dict[int, str]:
         ("import_batch", ImportBatch, ImportBatch.file_name),
     ):
         if ids.get(entity):
-            stmt = select(model.id, name_column).where(model.id.in_(ids[entity]))
-            for i, name in session.execute(stmt):
+            named = select(model.id, name_column).where(model.id.in_(ids[entity]))
+            for i, name in session.execute(named):
                 label = name or f"batch {i}"
                 names[entity, i] = f"Import {i}: {label}" if entity == "import_batch" else label
     return {
@@ -474,20 +476,32 @@ def record_operator_event(
     inspector = inspect(connection)
     if not inspector.has_table("audit_event"):
         return
-    fields = {
-        "actor": actor,
-        "action": action,
-        "entity": "schema",
-        "entity_id": None,
-        "before": before,
-        "after": after,
-        "detail": detail,
-    }
     columns = {c["name"] for c in inspector.get_columns("audit_event")}
     with Session(bind=connection) as session:
         if {"prev_hash", "hash"} <= columns:
-            record(session, **{k: v for k, v in fields.items() if k != "entity_id"})
+            record(
+                session,
+                actor=actor,
+                action=action,
+                entity="schema",
+                before=before,
+                after=after,
+                detail=detail,
+            )
             return
-        typed = {"before": JSON, "after": JSON, "occurred_at": DateTime(timezone=True)}
+        fields = {
+            "actor": actor,
+            "action": action,
+            "entity": "schema",
+            "entity_id": None,
+            "before": before,
+            "after": after,
+            "detail": detail,
+        }
+        typed: dict[str, type[TypeEngine[Any]] | TypeEngine[Any]] = {
+            "before": JSON,
+            "after": JSON,
+            "occurred_at": DateTime(timezone=True),
+        }
         plain = table("audit_event", *(column(c, typed.get(c)) for c in ("occurred_at", *fields)))
         session.execute(insert(plain).values(occurred_at=utcnow(), **fields))

@@ -35,12 +35,12 @@ from typing import Concatenate, ParamSpec, TypeVar
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import Engine, func, or_, select, update
+from sqlalchemy import ColumnElement, Engine, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from registry import audit
 from registry.config import get_settings
-from registry.db import session_scope
+from registry.db import rowcount, session_scope
 from registry.errors import ConflictError, NotFoundError, PermissionDenied, RegistryError
 from registry.models import ROLES, AppSession, AppUser, FundingStream, utcnow
 
@@ -425,7 +425,7 @@ def _locked(user: AppUser, now: dt.datetime | None = None) -> bool:
     return until is not None and until > (now or utcnow())
 
 
-def _unlocked(now: dt.datetime) -> object:
+def _unlocked(now: dt.datetime) -> ColumnElement[bool]:
     """The SQL condition "active and not locked out at ``now``"."""
     return AppUser.disabled.is_(False) & or_(
         AppUser.locked_until.is_(None), AppUser.locked_until <= now
@@ -635,7 +635,7 @@ def end_sessions(session: Session, user_id: int, *, reason: str, only: str | Non
     )
     if only is not None:
         stmt = stmt.where(AppSession.id == only)
-    return session.execute(stmt).rowcount or 0
+    return rowcount(session.execute(stmt)) or 0
 
 
 def principal_for(session: Session, username: str) -> Principal:

@@ -68,9 +68,9 @@ def _pg_env(url: URL) -> dict[str, str]:
     ):
         if value is not None:
             env[name] = str(value)
-    for key, value in url.query.items():  # e.g. ?sslmode=require
+    for key, setting in url.query.items():  # e.g. ?sslmode=require
         if key == "sslmode":
-            env["PGSSLMODE"] = str(value)
+            env["PGSSLMODE"] = str(setting)
     return env
 
 

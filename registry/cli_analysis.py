@@ -87,12 +87,12 @@ def _print_sensitivity(report: TrendReport) -> None:
     if table.empty:
         return
     click.echo("Baseline sensitivity (the same current window against other baselines):")
-    for row in table.itertuples():
+    for row in table.to_dict(orient="records"):
         click.echo(
-            f"  {row.window_months:>2} months to {format_month(row.current_end)} vs "
-            f"{format_month(row.baseline_start)} to {format_month(row.baseline_end)}: "
-            f"{row.current_count:,} vs {row.baseline_count:,}, {100 * row.change:+.1f}% "
-            f"({100 * row.ci_low:+.1f}% to {100 * row.ci_high:+.1f}%)"
+            f"  {row['window_months']:>2} months to {format_month(row['current_end'])} vs "
+            f"{format_month(row['baseline_start'])} to {format_month(row['baseline_end'])}: "
+            f"{row['current_count']:,} vs {row['baseline_count']:,}, {100 * row['change']:+.1f}% "
+            f"({100 * row['ci_low']:+.1f}% to {100 * row['ci_high']:+.1f}%)"
         )
 
 
@@ -257,14 +257,14 @@ def _print_specs(table: pd.DataFrame) -> None:
         f"{int(table['p_value'].notna().sum())} specifications."
     )
     click.echo(SPEC_HEADER)
-    for row in table.itertuples():
-        if isinstance(row.note, str) and row.note:
-            click.echo(f"{row.outcome[:44]:<44} {row.lag:>3}  not fitted: {row.note}")
+    for row in table.to_dict(orient="records"):
+        if isinstance(row["note"], str) and row["note"]:
+            click.echo(f"{row['outcome'][:44]:<44} {row['lag']:>3}  not fitted: {row['note']}")
             continue
-        interval = f"{numbers.change(row.ci_low_pct)} to {numbers.change(row.ci_high_pct)}"
+        interval = f"{numbers.change(row['ci_low_pct'])} to {numbers.change(row['ci_high_pct'])}"
         click.echo(
-            f"{row.outcome[:44]:<44} {row.lag:>3} {numbers.change(row.change_pct):>8} "
-            f"{interval:>20} {row.p_value:>7.3f} {row.holm_p_value:>7.3f}  {row.verdict}"
+            f"{row['outcome'][:44]:<44} {row['lag']:>3} {numbers.change(row['change_pct']):>8} "
+            f"{interval:>20} {row['p_value']:>7.3f} {row['holm_p_value']:>7.3f}  {row['verdict']}"
         )
 
 

@@ -17,7 +17,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
+from sqlalchemy import Connection, CursorResult, Engine, Result, create_engine, event, inspect, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from registry.bundled import bundled
@@ -97,6 +97,19 @@ def advisory_lock(session: Session, key: int, *, shared: bool = False) -> None:
         return
     function = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
     session.execute(text(f"SELECT {function}(:key)"), {"key": key})
+
+
+def rowcount(result: Result[Any]) -> int:
+    """How many rows an UPDATE or DELETE run through ``Session.execute`` matched.
+
+    SQLAlchemy types ``Session.execute`` as returning a ``Result``; for these statements it is a
+    ``CursorResult``, the class that has ``rowcount``.
+    """
+    if not isinstance(result, CursorResult):
+        raise TypeError(
+            f"Expected the result of an UPDATE or DELETE, not a {type(result).__name__}."
+        )
+    return result.rowcount
 
 
 def alembic_config(engine: Engine | None = None) -> Config:

@@ -162,7 +162,7 @@ def years_used_note(people: pd.DataFrame) -> str | None:
         return None
     n_areas = people["area"].nunique()
     parts = []
-    for used, rows in gaps.groupby("population_year", sort=True):
+    for used, rows in gaps.groupby(gaps["population_year"], sort=True):
         years = sorted(set(int(y) for y in rows["year"]))
         verb = "uses" if len(years) == 1 else "use"
         part = f"{_span(years)} {verb} {int(used)} population"

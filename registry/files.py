@@ -50,7 +50,7 @@ def safe_frame(frame: pd.DataFrame) -> pd.DataFrame:
     for position in range(out.shape[1]):
         column = out.iloc[:, position]
         if column.dtype == object or pd.api.types.is_string_dtype(column.dtype):
-            out.isetitem(position, column.map(neutralise, na_action="ignore"))
+            out.isetitem(position, column.map(neutralise, na_action="ignore").array)
     return out
 
 

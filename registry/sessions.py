@@ -39,6 +39,7 @@ from sqlalchemy.orm import Session
 from registry import audit
 from registry.auth import Principal, end_sessions
 from registry.config import get_settings
+from registry.db import rowcount
 from registry.models import AppSession, AppUser, utcnow
 
 COOKIE_NAME = "vru_session"
@@ -97,7 +98,7 @@ def claim(session: Session, code: str, *, user_agent: str) -> str | None:
     """The session token for a claim code, once, soon after sign-in, in the same browser."""
     token = _mac("claim", code)
     now = utcnow()
-    claimed = session.execute(
+    stmt = (
         update(AppSession)
         .where(
             AppSession.id == _sha256(token),
@@ -108,8 +109,8 @@ def claim(session: Session, code: str, *, user_agent: str) -> str | None:
         )
         .values(claimed_at=now)
         .execution_options(synchronize_session=False)
-    ).rowcount
-    return token if claimed == 1 else None
+    )
+    return token if rowcount(session.execute(stmt)) == 1 else None
 
 
 def cookie_value(token: str) -> str:

@@ -368,6 +368,8 @@ class _Popen(popen_forkserver.Popen):
             reduction.dump(process_obj, buf)
         finally:
             set_spawning_popen(None)
+        # typeshed leaves out the private multiprocessing names used below (connect_to_new_process,
+        # util.close_fds); they are what popen_forkserver.Popen._launch itself calls.
         self.sentinel, w = forkserver.connect_to_new_process(self._fds)  # type: ignore[attr-defined]
         _parent_w = os.dup(w)
         self.finalizer = util.Finalize(self, util.close_fds, (_parent_w, self.sentinel))  # type: ignore[attr-defined]

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
-from typing import TypeVar
+from typing import TypeVar, overload
 
 import numpy as np
+import pandas as pd
 
 from registry.periods import months_between
 
@@ -47,8 +48,23 @@ def months_in(start: dt.date, end: dt.date) -> int:
     return months_between(start, end) + 1
 
 
-def is_whole(start: dt.date, end: dt.date, months_stored: int | np.ndarray) -> bool | np.ndarray:
-    """Whether every month from ``start`` to ``end`` is stored (elementwise for an array)."""
+@overload
+def is_whole(start: dt.date, end: dt.date, months_stored: int) -> bool: ...
+
+
+@overload
+def is_whole(start: dt.date, end: dt.date, months_stored: np.ndarray) -> np.ndarray: ...
+
+
+@overload
+def is_whole(start: dt.date, end: dt.date, months_stored: pd.Series) -> pd.Series: ...
+
+
+def is_whole(
+    start: dt.date, end: dt.date, months_stored: int | np.ndarray | pd.Series
+) -> bool | np.ndarray | pd.Series:
+    """Whether every month from ``start`` to ``end`` is stored (elementwise for an array or a
+    Series)."""
     return months_stored == months_in(start, end)
 
 

@@ -502,8 +502,8 @@ def specification_table(
     if tested.any():
         table.loc[tested, "holm_p_value"] = holm(table.loc[tested, "p_value"].to_numpy(float))[1]
     table["verdict"] = [
-        _spec_verdict(r.holm_p_value, getattr(r, "placebo_p_value", float("nan")))
-        for r in table.itertuples()
+        _spec_verdict(r["holm_p_value"], r.get("placebo_p_value", float("nan")))
+        for r in table.to_dict(orient="records")
     ]
     return table
 

@@ -758,10 +758,10 @@ def _fit_event_study(
     ]
     pre_p = float("nan")
     if pre_cols:
-        b = np.array([full.by_time[times[j]] for j in pre_cols])
+        placebo = np.array([full.by_time[times[j]] for j in pre_cols])
         centred = replicates[:, pre_cols] - replicates[:, pre_cols].mean(axis=0)
         cov = (n_clusters - 1) / n_clusters * centred.T @ centred
-        t2 = float(b @ np.linalg.pinv(cov) @ b)
+        t2 = float(placebo @ np.linalg.pinv(cov) @ placebo)
         q = len(pre_cols)
         # The placebo effects move only when a reached borough is left out, so the covariance
         # has about as many degrees of freedom as reached boroughs, not all boroughs: with all

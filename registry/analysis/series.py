@@ -117,7 +117,7 @@ def borough_series(
     frame["count"] = frame["boroughs"]
     return {
         code: part.drop(columns="area").reset_index(drop=True)
-        for code, part in frame.groupby("area", sort=False)
+        for code, part in frame.groupby(frame["area"], sort=False)
     }
 
 

@@ -103,7 +103,8 @@ class SynthFit:
     synthetic: pd.Series
 
     @property
-    def pre(self) -> pd.Series:
+    def pre(self) -> np.ndarray:
+        """Whether each month is before the start (a boolean array)."""
         return self.treated.index < self.start
 
     def _rmspe(self, mask: np.ndarray) -> float:
@@ -289,7 +290,7 @@ class BoroughEstimate:
             "poor_fit": self.poor_fit,
             "time_placebo_p_value": self.time_test.p_value if self.time_test else None,
             "donors": [
-                {"borough": boroughs.BY_CODE[a].name, "gss_code": a, "weight": float(w)}
+                {"borough": boroughs.BY_CODE[str(a)].name, "gss_code": a, "weight": float(w)}
                 for a, w in fit.weights.sort_values(ascending=False).items()
                 if w >= 0.001
             ],

@@ -15,7 +15,9 @@ Amendments keep an audit event each (who, when, before, after); deletions are so
 A month an admin has signed off refuses changes until it is reopened.
 
 The steps live in :mod:`.validate`, :mod:`.compare` and :mod:`.write`; the form and grid in
-:mod:`.entry`; returns and sign-off in :mod:`.returns`. Every public name is importable from here.
+:mod:`.entry`; returns and sign-off in :mod:`.returns`; the limits and the helpers they share
+(reading the rows a change touches, the signed-off months) in :mod:`.common`. A submodule imports
+only public names from another. Every name the rest of the registry uses is importable from here.
 """
 
 from __future__ import annotations

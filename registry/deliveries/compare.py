@@ -4,31 +4,27 @@ plausibility warnings."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy import stats
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from registry import db
 from registry.auth import Principal, require
 from registry.deliveries.common import (
-    _KEY,
+    KEY,
     PLAUSIBILITY_MIN_MONTHS,
     PLAUSIBILITY_MIN_RATE,
     PLAUSIBILITY_MONTHS,
     PLAUSIBILITY_P,
+    attach,
+    existing_rows,
+    signed_off,
 )
 from registry.deliveries.validate import Checked, check_rows
-from registry.models import (
-    Delivery,
-    MonthSignOff,
-)
-from registry.periods import format_month, index_month, month_index
+from registry.periods import format_month, index_month
 from registry.uploads import Problem, Sheet, read_upload
 
 STATUSES = ("added", "amended", "unchanged")
@@ -99,112 +95,10 @@ def _was_text(row: Any) -> str:
     return ", ".join(parts)
 
 
-def _existing(
-    session: Session, programme_ids: Sequence[int], lo_mi: int, hi_mi: int, lock: bool = False
-) -> pd.DataFrame:
-    """Deliveries (live or deleted) of these programmes between two month indexes."""
-    t = Delivery.__table__
-    stmt = select(
-        t.c.id,
-        t.c.programme_id,
-        t.c.borough_id,
-        t.c.month,
-        t.c.opportunities,
-        t.c.participants,
-        t.c.spend_gbp,
-        t.c.version,
-        t.c.deleted_at,
-        t.c.updated_by,
-    ).where(
-        t.c.programme_id.in_([int(p) for p in programme_ids]),
-        t.c.month.between(index_month(lo_mi), index_month(hi_mi)),
-    )
-    if lock:
-        # Rows are locked in one order (by id) in every transaction, so two saves that touch
-        # the same rows wait for each other instead of deadlocking.
-        stmt = stmt.order_by(t.c.id).with_for_update()
-    got = session.execute(stmt).all()
-    frame = pd.DataFrame(
-        got,
-        columns=[
-            "id",
-            "programme_id",
-            "borough_id",
-            "month",
-            "opportunities",
-            "participants",
-            "spend_gbp",
-            "version",
-            "deleted_at",
-            "updated_by",
-        ],
-    )
-    frame["mi"] = [month_index(m) for m in frame["month"]]
-    frame["live"] = frame["deleted_at"].isna()
-    frame["participants"] = pd.to_numeric(frame["participants"]).astype(float)
-    frame["spend_gbp"] = pd.to_numeric(frame["spend_gbp"].astype(object)).astype(float)
-    frame["opportunities"] = pd.to_numeric(frame["opportunities"]).astype(float)
-    return frame.drop(columns=["month", "deleted_at"])
-
-
 def _same(a: pd.Series, b: pd.Series) -> np.ndarray:
     """Element-wise equality where two missing values count as equal."""
     av, bv = a.to_numpy(dtype=float), b.to_numpy(dtype=float)
     return (av == bv) | (np.isnan(av) & np.isnan(bv))
-
-
-def _key(frame: pd.DataFrame) -> np.ndarray:
-    """Each row's (programme, borough, month) as one int64: matching on it is several times
-    faster than a join on three columns. Month indexes stay below 2**20 (the year 87,000) and
-    borough ids below 2**12 (there are 33 boroughs), so the parts cannot overlap."""
-    return (
-        (frame["programme_id"].to_numpy(dtype=np.int64) << 32)
-        | (frame["borough_id"].to_numpy(dtype=np.int64) << 20)
-        | frame["mi"].to_numpy(dtype=np.int64)
-    )
-
-
-def _attach(rows: pd.DataFrame, existing: pd.DataFrame, prefix: str) -> pd.DataFrame:
-    """``rows`` with the matching ``existing`` row's columns, prefixed; a row with no match gets
-    ``live`` False, ``version`` 0 and missing values. ``existing`` has each key once (the
-    table's unique constraint)."""
-    at = pd.Index(_key(existing)).get_indexer(_key(rows))
-    found = at >= 0
-    source = at[found]
-
-    def column(name: str, missing: Any, dtype: Any) -> np.ndarray:
-        out = np.full(len(rows), missing, dtype=dtype)
-        out[found] = existing[name].to_numpy(dtype=dtype)[source]
-        return out
-
-    return rows.assign(
-        **{
-            f"{prefix}id": column("id", np.nan, float),
-            f"{prefix}version": column("version", 0, np.int64),
-            f"{prefix}live": column("live", False, bool),
-            f"{prefix}opportunities": column("opportunities", np.nan, float),
-            f"{prefix}participants": column("participants", np.nan, float),
-            f"{prefix}spend_gbp": column("spend_gbp", np.nan, float),
-            f"{prefix}updated_by": column("updated_by", np.nan, object),
-        }
-    )
-
-
-def _signed_off(session: Session) -> set[int]:
-    return {month_index(m) for m in session.scalars(select(MonthSignOff.month))}
-
-
-def _signed_off_locked(session: Session) -> set[int]:
-    """The signed-off months, read under the sign-off lock held until this write commits.
-
-    Writers share the lock; signing off or reopening takes it alone. So a month cannot be signed
-    off between this check and the commit of the change it lets through (on PostgreSQL, where
-    transactions run side by side; SQLite has one writer at a time).
-    """
-    db.advisory_lock(session, db.SIGN_OFF_LOCK, shared=True)
-    signed = _signed_off(session)
-    db.fault_pause("sign_off_checked")
-    return signed
 
 
 def _plausibility(history: pd.DataFrame, rows: pd.DataFrame) -> list[str]:
@@ -218,7 +112,7 @@ def _plausibility(history: pd.DataFrame, rows: pd.DataFrame) -> list[str]:
     if not len(rows):
         return []
     live = history[history["live"]]
-    lookup = live.set_index(_KEY)["opportunities"]
+    lookup = live.set_index(KEY)["opportunities"]
     earlier = np.full((len(rows), PLAUSIBILITY_MONTHS), np.nan)
     if len(lookup):
         for k in range(1, PLAUSIBILITY_MONTHS + 1):
@@ -268,11 +162,11 @@ def preview(
             empty, problems, [], checked.rows_read, checked.rejected, file_name, sha256, fmt, kind
         )
     lo, hi = int(rows["mi"].min()), int(rows["mi"].max())
-    existing = _existing(
+    existing = existing_rows(
         session, rows["programme_id"].unique().tolist(), lo - PLAUSIBILITY_MONTHS, hi
     )
     reference = existing if read is None else read
-    rows = _attach(rows, reference, "was_")
+    rows = attach(rows, reference, "was_")
     same = (
         _same(rows["opportunities"], rows["was_opportunities"])
         & _same(rows["participants"], rows["was_participants"])
@@ -281,17 +175,18 @@ def preview(
     live = rows["was_live"].to_numpy()
     rows["status"] = np.where(~live, "added", np.where(same, "unchanged", "amended"))
     rejected = checked.rejected
-    signed = _signed_off(session)
+    signed = signed_off(session)
     if signed:
         blocked = rows["mi"].isin(signed) & (rows["status"] != "unchanged")
-        for r in rows[blocked].itertuples():
+        stopped = rows[blocked]
+        for row, mi in zip(stopped["row"].tolist(), stopped["mi"].tolist(), strict=True):
             problems.append(
                 Problem(
                     reason="This month is signed off: an admin must reopen it before it can "
                     "change.",
-                    row=int(r.row),
+                    row=int(row),
                     column="month",
-                    value=format_month(index_month(int(r.mi))),
+                    value=format_month(index_month(int(mi))),
                 )
             )
         rejected += int(blocked.sum())
@@ -302,11 +197,15 @@ def preview(
         if len(rows)
         else []
     )
+    flagged = rows[rows["warning"] != ""]
     warnings = [
-        Problem(
-            reason=r.warning, row=int(r.row), column="opportunities", value=str(r.opportunities)
+        Problem(reason=reason, row=int(row), column="opportunities", value=str(opportunities))
+        for row, opportunities, reason in zip(
+            flagged["row"].tolist(),
+            flagged["opportunities"].tolist(),
+            flagged["warning"].tolist(),
+            strict=True,
         )
-        for r in rows[rows["warning"] != ""].itertuples()
     ]
     problems.sort(key=lambda p: p.row or 0)
     return Preview(
@@ -338,4 +237,4 @@ def preview_upload(
 
 
 def _empty_rows() -> pd.DataFrame:
-    return pd.DataFrame(columns=["row", *_KEY, "status", "warning"])
+    return pd.DataFrame(columns=["row", *KEY, "status", "warning"])

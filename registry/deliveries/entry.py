@@ -12,12 +12,19 @@ import pandas as pd
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from registry import audit, boroughs
+from registry import audit, boroughs, db
 from registry.auth import Principal, require, write_action
-from registry.deliveries.common import _KEY, FIELDS
-from registry.deliveries.compare import Preview, _attach, _existing, _signed_off_locked, preview
+from registry.deliveries.common import (
+    FIELDS,
+    KEY,
+    attach,
+    existing_rows,
+    json_figures,
+    signed_off_locked,
+)
+from registry.deliveries.compare import Preview, preview
 from registry.deliveries.validate import Checked, check_rows
-from registry.deliveries.write import SaveResult, _json_figures, commit
+from registry.deliveries.write import SaveResult, commit
 from registry.errors import ConflictError, NotFoundError, RegistryError
 from registry.models import (
     Borough,
@@ -81,7 +88,7 @@ def _read_frame(
     return pd.DataFrame(
         records,
         columns=[
-            *_KEY,
+            *KEY,
             "id",
             "version",
             "live",
@@ -218,7 +225,7 @@ def programme_grid(
 
 def _grid_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     return [
-        {k: (None if pd.isna(v) else v) for k, v in rec.items()}
+        {str(k): (None if pd.isna(v) else v) for k, v in rec.items()}
         for rec in frame.to_dict(orient="records")
     ]
 
@@ -252,8 +259,8 @@ def _not_shown(session: Session, checked: Checked, original: pd.DataFrame) -> Ch
         return checked
     shown = {(str(b), str(m)) for b, m in zip(original["borough"], original["month"], strict=True)}
     lo, hi = int(rows["mi"].min()), int(rows["mi"].max())
-    existing = _existing(session, rows["programme_id"].unique().tolist(), lo, hi)
-    live = _attach(rows, existing[existing["live"]], "now_")
+    existing = existing_rows(session, rows["programme_id"].unique().tolist(), lo, hi)
+    live = attach(rows, existing[existing["live"]], "now_")
     hidden = live["now_live"].to_numpy() & np.array(
         [
             (b, format_month(index_month(int(m)))) not in shown
@@ -363,7 +370,7 @@ def delete_delivery(
         raise NotFoundError(
             f"{prog.name} has no figures for {info.name} in {format_month(month)} to delete."
         )
-    if month_index(month) in _signed_off_locked(session):
+    if month_index(month) in signed_off_locked(session):
         raise ConflictError(
             f"{format_month(month)} is signed off: an admin must reopen it before it can change."
         )
@@ -372,7 +379,7 @@ def delete_delivery(
             f"These figures were changed by {row.updated_by} since you read them (now "
             f"opportunities {row.opportunities}); nothing was deleted. Reload and try again."
         )
-    before = _json_figures(
+    before = json_figures(
         float(row.opportunities), _float(row.participants), _float(row.spend_gbp)
     ) | {"version": row.version}
     now = utcnow()
@@ -387,7 +394,7 @@ def delete_delivery(
             updated_by=principal.username,
         )
     )
-    if session.execute(stmt).rowcount != 1:
+    if db.rowcount(session.execute(stmt)) != 1:
         raise ConflictError("These figures changed while deleting; reload and try again.")
     audit.record(
         session,

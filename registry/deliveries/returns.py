@@ -11,8 +11,7 @@ from sqlalchemy.orm import Session
 
 from registry import audit, db
 from registry.auth import Principal, require, write_action
-from registry.deliveries.common import DUE_DAY, _current_mi
-from registry.deliveries.compare import _signed_off
+from registry.deliveries.common import DUE_DAY, current_mi, signed_off
 from registry.errors import ConflictError, NotFoundError, RegistryError
 from registry.models import (
     Borough,
@@ -65,7 +64,7 @@ def completeness(
         )
     ).all()
     received = {(p, b, month_index(m)): (on, back) for p, b, m, on, back in got}
-    signed = _signed_off(session)
+    signed = signed_off(session)
     records = []
     for pid, bid in pairs:
         prog = programmes[pid]
@@ -157,7 +156,7 @@ def sign_off_month(
 ) -> MonthSignOff:
     """Sign a month's delivery returns off: changes to it then need it reopened."""
     month = month.replace(day=1)
-    if month_index(month) > _current_mi():
+    if month_index(month) > current_mi():
         raise RegistryError(f"{format_month(month)} has not happened yet; it cannot be signed off.")
     db.advisory_lock(session, db.SIGN_OFF_LOCK)  # waits for writes in progress to commit
     if session.scalar(select(MonthSignOff).where(MonthSignOff.month == month)) is not None:

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from registry import boroughs
-from registry.deliveries.common import MAX_COUNT, MAX_SPEND, _current_mi
+from registry.deliveries.common import MAX_COUNT, MAX_SPEND, current_mi
 from registry.files import restore
 from registry.models import (
     Programme,
@@ -163,7 +163,7 @@ def check_rows(session: Session, frame: pd.DataFrame) -> Checked:
             "spend_gbp": np.round(spend[good], 2),
         }
     )
-    order = {name: i for i, name in enumerate(TEMPLATE_COLUMNS)}
+    order: dict[str | None, int] = {name: i for i, name in enumerate(TEMPLATE_COLUMNS)}
     problems = sorted(c.problems, key=lambda p: (p.row or 0, order.get(p.column, 9)))
     return Checked(rows, problems, n, int(c.bad.sum()))
 
@@ -243,7 +243,7 @@ def _check_borough(c: _Collector, session: Session) -> tuple[np.ndarray, np.ndar
 def _check_month(c: _Collector, programme: _Programmes) -> np.ndarray:
     """Each row's month index (-1 when unreadable), refused outside the programme's dates."""
     codes, uniques = c.columns["month"]
-    now = _current_mi()
+    now = current_mi()
     parsed = [_parse_month_cell(u, now) for u in uniques]
     month = _per_value(codes, [-1 if p[0] is None else p[0] for p in parsed], -1).astype(np.int64)
     c.flag(month < 0, "month", _per_value(codes, [p[1] for p in parsed], ""))

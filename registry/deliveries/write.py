@@ -16,15 +16,14 @@ from sqlalchemy.orm import Session
 
 from registry import audit
 from registry.auth import Principal, write_action
-from registry.deliveries.common import FIELDS
-from registry.deliveries.compare import (
-    STATUSES,
-    Preview,
-    _attach,
-    _existing,
-    _signed_off_locked,
-    preview_upload,
+from registry.deliveries.common import (
+    FIELDS,
+    attach,
+    existing_rows,
+    json_figures,
+    signed_off_locked,
 )
+from registry.deliveries.compare import STATUSES, Preview, preview_upload
 from registry.errors import ConflictError, RegistryError
 from registry.models import (
     Delivery,
@@ -52,31 +51,30 @@ def _value_text(value: float, money: bool = False) -> str:
 
 def _conflict_message(conflicts: pd.DataFrame) -> str:
     lines = []
-    for r in conflicts.head(5).itertuples():
-        where = f"{r.programme}, {r.borough}, {format_month(index_month(int(r.mi)))}"
-        if r.kind == "upload" and r.row:
-            where = f"row {int(r.row)} ({where})"
-        if not r.now_live and r.was_live:
-            lines.append(f"{where} was deleted by {r.now_updated_by} since you read it")
+    for r in conflicts.head(5).to_dict(orient="records"):
+        where = f"{r['programme']}, {r['borough']}, {format_month(index_month(int(r['mi'])))}"
+        if r["kind"] == "upload" and r["row"]:
+            where = f"row {int(r['row'])} ({where})"
+        if not r["now_live"] and r["was_live"]:
+            lines.append(f"{where} was deleted by {r['now_updated_by']} since you read it")
             continue
-        if r.now_live and not r.was_live:
-            changes = ", ".join(
-                f"{f}: (none) → {_value_text(getattr(r, f'now_{f}'), f == 'spend_gbp')}"
-                for f in FIELDS
+        if r["now_live"] and not r["was_live"]:
+            recorded = ", ".join(
+                f"{f}: (none) → {_value_text(r[f'now_{f}'], f == 'spend_gbp')}" for f in FIELDS
             )
             lines.append(
-                f"{where} was recorded by {r.now_updated_by} since you read it ({changes})"
+                f"{where} was recorded by {r['now_updated_by']} since you read it ({recorded})"
             )
             continue
         changes = [
-            f"{f}: {_value_text(getattr(r, f'was_{f}'), f == 'spend_gbp')} → "
-            f"{_value_text(getattr(r, f'now_{f}'), f == 'spend_gbp')}"
+            f"{f}: {_value_text(r[f'was_{f}'], f == 'spend_gbp')} → "
+            f"{_value_text(r[f'now_{f}'], f == 'spend_gbp')}"
             for f in FIELDS
-            if _value_text(getattr(r, f"was_{f}"), f == "spend_gbp")
-            != _value_text(getattr(r, f"now_{f}"), f == "spend_gbp")
+            if _value_text(r[f"was_{f}"], f == "spend_gbp")
+            != _value_text(r[f"now_{f}"], f == "spend_gbp")
         ]
         detail = "; ".join(changes) if changes else "saved again with the same figures"
-        lines.append(f"{where} was changed by {r.now_updated_by} since you read it ({detail})")
+        lines.append(f"{where} was changed by {r['now_updated_by']} since you read it ({detail})")
     more = f" (and {len(conflicts) - 5} more)" if len(conflicts) > 5 else ""
     return (
         "Someone else changed these figures since you read them, so nothing was saved: "
@@ -84,14 +82,6 @@ def _conflict_message(conflicts: pd.DataFrame) -> str:
         + more
         + ". Reload to see the current figures, then make your change again."
     )
-
-
-def _json_figures(opportunities: float, participants: float, spend: float) -> dict[str, Any]:
-    return {
-        "opportunities": None if np.isnan(opportunities) else int(opportunities),
-        "participants": None if np.isnan(participants) else int(participants),
-        "spend_gbp": None if np.isnan(spend) else f"{spend:.2f}",
-    }
 
 
 def _spend_param(value: float) -> Decimal | None:
@@ -178,12 +168,12 @@ def commit(
             after={
                 "rows": [
                     {
-                        "programme": r.programme,
-                        "borough": r.borough,
-                        "month": format_month(index_month(int(r.mi))),
+                        "programme": r["programme"],
+                        "borough": r["borough"],
+                        "month": format_month(index_month(int(r["mi"]))),
                     }
-                    | _json_figures(float(r.opportunities), r.participants, r.spend_gbp)
-                    for r in added.itertuples()
+                    | json_figures(float(r["opportunities"]), r["participants"], r["spend_gbp"])
+                    for r in added.to_dict(orient="records")
                 ]
             },
             detail=f"{counts['added']} delivery row(s) recorded from the {preview.kind}.",
@@ -216,16 +206,18 @@ def _fresh_changes(session: Session, changes: pd.DataFrame, kind: str) -> pd.Dat
     """``changes`` with the rows as they are now (locked), after checking none changed since
     they were read and no month was signed off meanwhile; raises :class:`ConflictError`."""
     lo, hi = int(changes["mi"].min()), int(changes["mi"].max())
-    now_rows = _existing(session, changes["programme_id"].unique().tolist(), lo, hi, lock=True)
-    merged = _attach(
-        changes.drop(columns=[c for c in changes if c.startswith("now_")]), now_rows, "now_"
+    now_rows = existing_rows(session, changes["programme_id"].unique().tolist(), lo, hi, lock=True)
+    merged = attach(
+        changes.drop(columns=changes.columns[changes.columns.str.startswith("now_")]),
+        now_rows,
+        "now_",
     )
     stale = (merged["now_live"].to_numpy() != merged["was_live"].to_numpy()) | (
         merged["was_live"].to_numpy() & (merged["now_version"] != merged["was_version"]).to_numpy()
     )
     if stale.any():
         raise ConflictError(_conflict_message(merged[stale].assign(kind=kind)))
-    signed = _signed_off_locked(session)
+    signed = signed_off_locked(session)
     if signed and merged["mi"].isin(signed).any():
         raise ConflictError(
             "A month in these changes was signed off meanwhile; an admin must reopen it first."
@@ -330,10 +322,10 @@ def _write_changes(
                 "entity": "delivery",
                 "entity_id": str(int(ids[i])),
                 "before": (
-                    _json_figures(now_opp[i], now_par[i], now_spe[i])
+                    json_figures(now_opp[i], now_par[i], now_spe[i])
                     | {"version": int(versions[i]), "deleted": not bool(now_live[i])}
                 ),
-                "after": _json_figures(float(opp[i]), par[i], spe[i])
+                "after": json_figures(float(opp[i]), par[i], spe[i])
                 | {"version": int(versions[i]) + 1},
                 "detail": (
                     f"{programmes[i]}, {names[i]}, {format_month(months[int(mis[i])])}"

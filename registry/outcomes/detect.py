@@ -71,6 +71,7 @@ def describe(columns: list[str], *, command: str, fmt: str) -> str:
     names the other format or the other command, never the one already in use.
     """
     found = detect_columns(columns)
+    found_fmt: str | None  # None with ``found``: the header is no format's
     if found in _POPULATION_FORMATS:
         found_command, found_fmt = "population", _POPULATION_FORMATS[found]
     else:

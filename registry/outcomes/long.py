@@ -45,6 +45,7 @@ def parse(source: Source, measures: set[str], progress: Progress = no_progress) 
     problems: list[Problem] = []
     seen: dict[tuple[str, str, object], int] = {}
     for idx, row in frame.iterrows():
+        # pandas-stubs type a row label as Hashable; these frames are numbered by row (ints).
         line = sheet_row(int(idx))  # type: ignore[call-overload]
         measure = clean(row["measure"])
         if measure not in measures:

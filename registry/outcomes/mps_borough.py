@@ -115,15 +115,16 @@ def parse(source: Source, mapper: Mapper, progress: Progress = no_progress) -> P
                 else "the count is missing (write 0 for none)"
             )
             problems.append(Problem(reason, sheet_row(int(frame.index[r])), month_cols[c], value))
-    area_of: dict[str, tuple[str, str] | None] = {}
+    area_of: dict[str, tuple[str, str]] = {}  # (kind, target) of each area not refused
     for name in frame[area_col].unique():
         borough = boroughs.find(name)
         if borough is not None:
             area_of[name] = ("borough", borough.gss_code)
             continue
         pseudo = pseudo_area_name(name)
-        area_of[name] = ("pseudo", pseudo) if pseudo else None
-        if pseudo is None:
+        if pseudo is not None:
+            area_of[name] = ("pseudo", pseudo)
+        else:
             first = sheet_row(int(frame.index[frame[area_col] == name][0]))
             hint = boroughs.suggest(name)
             problems.append(
@@ -143,8 +144,8 @@ def parse(source: Source, mapper: Mapper, progress: Progress = no_progress) -> P
     resolved = {c: mapper.resolve(c) for c in category.unique()}
     measure = category.map(lambda c: resolved[c][1])
     parsed.unmapped.update(c for c, (known, _m) in resolved.items() if not known)
-    kind = frame[area_col].map(lambda a: area_of[a][0])  # type: ignore[index]
-    target = frame[area_col].map(lambda a: area_of[a][1])  # type: ignore[index]
+    kind = frame[area_col].map(lambda a: area_of[a][0])
+    target = frame[area_col].map(lambda a: area_of[a][1])
     mapped = measure.notna()
     parsed.skipped[NOT_MAPPED] += int((~mapped).sum())
     parsed.note_borough_rows(int((mapped & (kind == "borough")).sum()))

@@ -124,7 +124,7 @@ def parse(source: Source, mapper: Mapper, progress: Progress = no_progress) -> P
             )
         )
     codes = rows["Area code"].map(clean) if "Area code" in rows.columns else None
-    area_of: dict[tuple[str, str], tuple[str, str] | None] = {}
+    area_of: dict[tuple[str, str], tuple[str, str]] = {}  # (kind, target) of each area not refused
     keys = list(
         zip(
             rows["Area name"].map(clean),
@@ -139,8 +139,9 @@ def parse(source: Source, mapper: Mapper, progress: Progress = no_progress) -> P
             area_of[(name, code)] = ("borough", borough.gss_code)
             continue
         pseudo = pseudo_area_name(name)
-        area_of[(name, code)] = ("pseudo", pseudo) if pseudo else None
-        if pseudo is None:
+        if pseudo is not None:
+            area_of[(name, code)] = ("pseudo", pseudo)
+        else:
             first = sheet_row(int(rows.index[rows["Area name"].map(clean) == name][0]))
             problems.append(
                 Problem(
@@ -157,15 +158,17 @@ def parse(source: Source, mapper: Mapper, progress: Progress = no_progress) -> P
     subgroup = rows["Offence Subgroup"].map(clean)
     resolved = {s: mapper.resolve(s) for s in subgroup.unique()}
     parsed.unmapped.update(s for s, (known, _m) in resolved.items() if not known)
+    whole_counts = counts.to_numpy()  # checked above: whole numbers of 0 or more
     for i, (idx, sub) in enumerate(subgroup.items()):
         measure = resolved[sub][1]
         if measure is None:
             parsed.skipped[NOT_MAPPED] += 1
             continue
-        kind, target = area_of[keys[i]]  # type: ignore[misc]
+        kind, target = area_of[keys[i]]
         month = months[rows.at[idx, "Month_Year"]]
-        assert month is not None
-        n = int(counts.at[idx])
+        if month is None:  # such rows were refused above
+            raise RuntimeError("A row whose month could not be read got past the checks.")
+        n = int(whole_counts[i])
         if kind == "borough":
             parsed.note_borough_rows(1)
             parsed.add_count(measure, target, month, n)

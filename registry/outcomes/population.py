@@ -135,6 +135,7 @@ def parse_ons(source: Source, year: int | None, bands: Iterable[str] = ()) -> Pa
     problems: list[Problem] = []
     wanted = ["All ages", *map(str, ages)]
     for idx, row in frame.iterrows():
+        # pandas-stubs type a row label as Hashable; these frames are numbered by row (ints).
         line = sheet_row(int(idx))  # type: ignore[call-overload]
         borough = (
             boroughs.find(clean(row["Code"])) if clean(row["Code"]).startswith("E09") else None
@@ -210,6 +211,7 @@ def parse_nomis(source: Source, bands: Iterable[str] = ()) -> ParsedPopulation:
     )
     seen: dict[tuple[str, int, str, int | str], int] = {}
     for idx, row in frame.iterrows():
+        # pandas-stubs type a row label as Hashable; these frames are numbered by row (ints).
         line = sheet_row(int(idx))  # type: ignore[call-overload]
         code = clean(row["GEOGRAPHY_CODE"])
         borough = boroughs.find(code) if code.startswith("E09") else None
@@ -288,8 +290,8 @@ def parse_nomis(source: Source, bands: Iterable[str] = ()) -> ParsedPopulation:
         all_ages = ages.get(ALL_AGES)
         if all_ages is None and len(singles) == OLDEST_SINGLE_AGE + 1 and OLDEST in ages:
             all_ages = sum(singles.values()) + ages[OLDEST]
-        people, missing_bands = _sum_bands(singles, all_ages, derived)
-        for band, n in people.items():
+        by_band, missing_bands = _sum_bands(singles, all_ages, derived)
+        for band, n in by_band.items():
             parsed.people[(gss, year, band)] = n
         for band in missing_bands:
             unmade[band] += 1
@@ -332,6 +334,7 @@ def parse_long(source: Source) -> ParsedPopulation:
     )
     problems: list[Problem] = []
     for idx, row in frame.iterrows():
+        # pandas-stubs type a row label as Hashable; these frames are numbered by row (ints).
         line = sheet_row(int(idx))  # type: ignore[call-overload]
         borough = boroughs.find(clean(row["borough"]))
         if borough is None:

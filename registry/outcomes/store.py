@@ -227,11 +227,17 @@ def _existing_batch(session: Session, kind: str, sha256: str) -> int | None:
     )
 
 
+Key = TypeVar("Key", bound=tuple[Any, ...])
+
+
 def _diff(
-    incoming: dict[tuple[int, Any, dt.date], int],
-    stored: dict[tuple[int, Any, dt.date], tuple[int, int, int]],
-) -> tuple[list[tuple[Any, int]], list[tuple[Any, int, tuple[int, int, int]]], int]:
-    new, revised, unchanged = [], [], 0
+    incoming: dict[Key, int], stored: dict[Key, tuple[int, int, int]]
+) -> tuple[list[tuple[Key, int]], list[tuple[Key, int, tuple[int, int, int]]], int]:
+    """Incoming counts against stored (id, count, batch) by key: new, revised, and how many are
+    unchanged."""
+    new: list[tuple[Key, int]] = []
+    revised: list[tuple[Key, int, tuple[int, int, int]]] = []
+    unchanged = 0
     for key, count in incoming.items():
         old = stored.get(key)
         if old is None:
@@ -590,7 +596,7 @@ def import_population(
         )
     }
     incoming = {(borough_id[g], y, band): n for (g, y, band), n in parsed.people.items()}
-    new, revised, unchanged = _diff(incoming, stored)  # type: ignore[arg-type]
+    new, revised, unchanged = _diff(incoming, stored)
     changes = [
         {
             "borough": name_of[k[0]],

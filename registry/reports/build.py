@@ -11,6 +11,7 @@ not personal and are shown as recorded.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -79,6 +80,12 @@ class Scope:
             return "All VRU programmes"
         noun = "Funding stream" if self.kind == "funding_stream" else "Programme"
         return f"{noun}: {self.name}"
+
+    def required_name(self) -> str:
+        """The funding stream's or programme's name, which a scope of one must have."""
+        if self.name is None:
+            raise RegistryError(f"Name the {self.kind.replace('_', ' ')} to summarise.")
+        return self.name
 
 
 @dataclass
@@ -160,14 +167,14 @@ def _programmes(session: Session, principal: Principal, scope: Scope) -> list[Pr
     # A funder asking for a stream or programme that is not theirs gets the same answer whether
     # or not it exists, so other funders' names cannot be found out by guessing.
     if scope.kind == "funding_stream":
-        stream = find_named(session, FundingStream, scope.name)
+        stream = find_named(session, FundingStream, scope.required_name())
         if visible is not None and (stream is None or stream.id not in visible):
             raise PermissionDenied(_not_yours(principal, "funding stream", scope.name))
         if stream is None:
             raise NotFoundError(f"There is no funding stream called {scope.name!r}.")
         stmt = stmt.where(Programme.funding_stream_id == stream.id)
     elif scope.kind == "programme":
-        programme = find_named(session, Programme, scope.name)
+        programme = find_named(session, Programme, scope.required_name())
         hidden = programme is None or programme.funding_stream_id not in (visible or ())
         if visible is not None and hidden:
             raise PermissionDenied(_not_yours(principal, "programme", scope.name))
@@ -294,7 +301,7 @@ def _outcomes(session: Session, borough_codes: list[str], window: Window) -> pd.
     """
     baseline = Window(add_months(window.start, -12), add_months(window.end, -12))
     rows = []
-    measures = (
+    measures: Iterable[OutcomeMeasure] = (
         session.scalars(
             select(OutcomeMeasure)
             .where(OutcomeMeasure.code.in_(VRU_MEASURES))

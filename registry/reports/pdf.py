@@ -18,7 +18,7 @@ from reportlab.graphics.shapes import Drawing, String
 from reportlab.lib import colors
 from reportlab.lib.enums import TA_RIGHT
 from reportlab.lib.pagesizes import A4
-from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
+from reportlab.lib.styles import ParagraphStyle, PropertySet, getSampleStyleSheet
 from reportlab.lib.units import mm
 from reportlab.platypus import (
     KeepTogether,
@@ -66,7 +66,7 @@ def pdf_text(value: object) -> str:
     return escape(str(value))
 
 
-def _paragraph(value: object, style: ParagraphStyle) -> Paragraph:
+def _paragraph(value: object, style: PropertySet) -> Paragraph:
     return Paragraph(pdf_text(value), style)
 
 
@@ -125,8 +125,9 @@ def _bar_chart(frame: pd.DataFrame, key: str, title: str) -> Drawing:
         drawing.add(heading)
         return drawing
     chart = VerticalBarChart()
-    chart.x, chart.y = 15 * mm, 12 * mm
-    chart.width, chart.height = 150 * mm, 48 * mm
+    # types-reportlab declares these int (from the defaults); reportlab takes any number of points.
+    chart.x, chart.y = 15 * mm, 12 * mm  # type: ignore[assignment]
+    chart.width, chart.height = 150 * mm, 48 * mm  # type: ignore[assignment]
     chart.data = [[int(v) for v in data["opportunities"]]]
     chart.bars[0].fillColor = BAR_COLOUR
     chart.valueAxis.valueMin = 0
