@@ -3,30 +3,13 @@
 
 from __future__ import annotations
 
-import csv
-import io
-
-from registry.outcomes.common import Source, clean, decode_lenient
+from registry.outcomes.common import Source, header_of
 
 POLICE_UK_COLUMNS = {"Month", "Falls within", "LSOA name", "Crime type"}
 LONG_CRIME_COLUMNS = {"measure", "borough", "month", "count"}
 LONG_POPULATION_COLUMNS = {"borough", "year", "age_band", "people"}
 ONS_COLUMNS = {"Code", "Name", "All ages"}
 NOMIS_COLUMNS = {"DATE_NAME", "GEOGRAPHY_CODE", "GENDER_NAME", "C_AGE_NAME", "OBS_VALUE"}
-XLSX_MAGIC = b"PK\x03\x04"
-
-
-def header_of(source: Source) -> list[str]:
-    """The first row of a CSV file, or of the first sheet of an XLSX workbook."""
-    with source.open() as stream:
-        head = stream.read(64 * 1024)
-    if head.startswith(XLSX_MAGIC):
-        from registry.outcomes.common import read_xlsx
-
-        return [clean(c) for c in read_xlsx(source, header_only=True).columns]
-    text = decode_lenient(head)
-    first = next(csv.reader(io.StringIO(text)), [])
-    return [clean(c) for c in first]
 
 
 def detect_columns(columns: list[str]) -> str | None:

@@ -15,6 +15,7 @@ import pandas as pd
 
 from registry import boroughs
 from registry.outcomes.common import (
+    XLSX_MAGIC,
     ImportRefused,
     ParsedCrime,
     Problem,
@@ -27,7 +28,7 @@ from registry.outcomes.common import (
     read_xlsx,
     refuse,
 )
-from registry.outcomes.detect import XLSX_MAGIC, describe
+from registry.outcomes.detect import describe
 from registry.outcomes.mapping import Mapper
 from registry.problems import sheet_row
 

@@ -30,12 +30,13 @@ from registry.outcomes.common import (
     Source,
     clean,
     combined_sha256,
+    header_of,
     no_progress,
     parser_refusal,
     refuse,
     require_text,
 )
-from registry.outcomes.detect import describe, header_of
+from registry.outcomes.detect import describe
 from registry.outcomes.mapping import Mapper
 from registry.periods import PeriodError, parse_month
 
