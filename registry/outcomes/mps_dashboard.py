@@ -10,6 +10,7 @@ rows are skipped and reported. Subgroups map to measures (``Knife Injury Victims
 from __future__ import annotations
 
 import datetime as dt
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -29,8 +30,10 @@ from registry.outcomes.common import (
     refuse,
 )
 from registry.outcomes.detect import describe
-from registry.outcomes.mapping import Mapper
 from registry.problems import sheet_row
+
+if TYPE_CHECKING:
+    from registry.outcomes.mapping import Mapper
 
 RENAMED = {"Crime Type": "Offence Group", "Crime Subtype": "Offence Subgroup"}
 REQUIRED = ("Month_Year", "Area Type", "Area name", "Offence Subgroup", "Measure", "Count")
