@@ -18,7 +18,7 @@ from dashboards.common import (
 )
 from registry.errors import RegistryError
 from registry.numbers import count
-from registry.outcomes import mapping, measures, store
+from registry.outcomes import formats, mapping, measures, store
 from registry.outcomes import sources as outcome_sources
 from registry.outcomes.common import ImportRefused, Source
 from registry.outcomes.detect import detect
@@ -89,17 +89,22 @@ with tab_import:
         key="od_files",
     )
     sources = [Source.from_bytes(u.name, u.getvalue()) for u in uploads or []]
-    formats = list(store.CRIME_FORMATS if crime else store.POPULATION_FORMATS)
-    detected = {detect(s) for s in sources}
-    guesses = {"long" if d == "long-population" else d for d in detected} & set(formats)
+    data_kind: formats.Kind = "crime" if crime else "population"
+    choices = formats.of_kind(data_kind)
+    guesses = {d.code for d in map(detect, sources) if d is not None and d.kind == data_kind}
     guess = guesses.pop() if len(guesses) == 1 else None
-    format_key = f"od_format_{'crime' if crime else 'population'}"
+    format_key = f"od_format_{data_kind}"
     # Pre-select the detected format whenever the uploaded files change.
     fingerprint = (format_key, tuple(s.name for s in sources))
     if guess and st.session_state.get("od_detected") != fingerprint:
         st.session_state[format_key] = guess
     st.session_state["od_detected"] = fingerprint
-    fmt = st.selectbox("Format", formats, key=format_key)
+    fmt = st.selectbox(
+        "Format",
+        [f.code for f in choices],
+        key=format_key,
+        help="\n".join(f"- {f.code}: {f.description}" for f in choices),
+    )
     if guess:
         st.caption(f"Detected from the header: {guess}.")
     elif sources:
@@ -189,7 +194,7 @@ def mapping_form(measure_rows: list[dict], mapping_rows: list[dict]) -> None:
     flash = st.session_state.pop("od_mapping_flash", None)
     if flash:
         st.success(md(flash))
-    fmt = st.selectbox("Source format", list(mapping.MAPPED_FORMATS), key="map_format")
+    fmt = st.selectbox("Source format", list(formats.MAPPED_FORMATS), key="map_format")
     unmapped_format, unmapped = st.session_state.get("od_unmapped", (None, []))
     known = [r["source_category"] for r in mapping_rows if r["source_format"] == fmt]
     offered = list(dict.fromkeys([*(unmapped if unmapped_format == fmt else []), *known]))

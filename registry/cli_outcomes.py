@@ -17,7 +17,7 @@ from registry.cli import Context, cli, echo_table, pass_ctx, shared_group
 from registry.cli_types import MEASURE, MONTH
 from registry.denominators import rate_unit
 from registry.files import csv_bytes
-from registry.outcomes import mapping, measures, sources, store
+from registry.outcomes import formats, mapping, measures, sources, store
 from registry.outcomes.common import Source
 
 import_group = shared_group(
@@ -25,12 +25,13 @@ import_group = shared_group(
 )
 
 
-def _sources(paths: tuple[Path, ...], fmt: str) -> tuple[list[Source], list[str]]:
+def _sources(
+    paths: tuple[Path, ...], rule: formats.FolderRule | None
+) -> tuple[list[Source], list[str]]:
     """Files as given, and the names of files a folder held that were left out.
 
-    A folder stands for the CSV and XLSX files in it, in name order; for police-uk only its
-    ``*-street.csv`` files, since a data.police.uk download also holds outcomes and
-    stop-and-search files in the same folder.
+    A folder stands for the CSV and XLSX files in it, in name order; for a format with a folder
+    rule (police-uk: ``*-street.csv``) only those the rule takes.
     """
     files: list[Path] = []
     ignored: list[str] = []
@@ -39,11 +40,11 @@ def _sources(paths: tuple[Path, ...], fmt: str) -> tuple[list[Source], list[str]
             found = sorted(
                 p for p in path.iterdir() if p.is_file() and p.suffix.lower() in {".csv", ".xlsx"}
             )
-            if fmt == "police-uk":
-                ignored += [p.name for p in found if not p.name.lower().endswith("-street.csv")]
-                found = [p for p in found if p.name.lower().endswith("-street.csv")]
+            if rule is not None:
+                ignored += [p.name for p in found if not rule.takes(p.name)]
+                found = [p for p in found if rule.takes(p.name)]
                 if not found:
-                    raise click.UsageError(f"{path} holds no data.police.uk *-street.csv files.")
+                    raise click.UsageError(f"{path} holds no {rule.files}.")
             if not found:
                 raise click.UsageError(f"{path} holds no .csv or .xlsx files.")
             files += found
@@ -63,19 +64,18 @@ def _release(report: store.ImportReport) -> str:
 
 
 def _print_report(
-    report: store.ImportReport, as_json: bool, ignored: list[str] | None = None
+    report: store.ImportReport, as_json: bool, ignored: list[str] | None = None, taken: str = ""
 ) -> None:
-    ignored_key = "files in the folder that are not *-street.csv (ignored)"
+    """``ignored``: files a folder held that the format's folder rule (files ``taken``) left."""
     if as_json:
         shown = report.as_json()
         if ignored:
+            ignored_key = f"files in the folder that are not {taken} (ignored)"
             shown["skipped"] = shown["skipped"] | {ignored_key: len(ignored)}
         click.echo(json.dumps(shown))
         return
     if ignored:
-        click.echo(
-            f"Ignored {len(ignored)} file(s) that are not *-street.csv: {', '.join(ignored)}"
-        )
+        click.echo(f"Ignored {len(ignored)} file(s) that are not {taken}: {', '.join(ignored)}")
     verb = "Would write" if report.dry_run else "Wrote"
     where = f" (layout: {report.layout})" if report.layout else ""
     if report.already_imported:
@@ -116,8 +116,8 @@ def _print_report(
     "--format",
     "fmt",
     required=True,
-    type=click.Choice(store.CRIME_FORMATS),
-    help="mps-borough, mps-dashboard (CSV or XLSX), police-uk (files or folders) or long.",
+    type=click.Choice(formats.CRIME_FORMATS),
+    help=f"{formats.choices_help('crime')}.",
 )
 @click.option("--release", metavar="LABEL", help="The publisher's release, e.g. 'MPS 2025-01'.")
 @click.option(
@@ -146,7 +146,8 @@ def import_crime(
     Counts are stored under their source (the format); a count from an older release never
     replaces one from a newer release of the same source, whatever the import order.
     """
-    files_in, ignored = _sources(files, fmt)
+    rule = formats.crime_format(fmt).folder
+    files_in, ignored = _sources(files, rule)
     with obj.session() as (session, principal):
         reports = store.import_crime(
             session,
@@ -158,7 +159,7 @@ def import_crime(
             dry_run=dry_run,
         )
     for report in reports:
-        _print_report(report, as_json, ignored)
+        _print_report(report, as_json, ignored, rule.pattern if rule else "")
 
 
 @import_group.command("population")
@@ -166,9 +167,8 @@ def import_crime(
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(store.POPULATION_FORMATS),
-    help="ons-single-year (ONS mid-year estimates), nomis (the estimates as Nomis exports "
-    "them) or long (borough,year,age_band,people); recognised from the header when left out.",
+    type=click.Choice(formats.POPULATION_FORMATS),
+    help=f"{formats.choices_help('population')}; recognised from the header when left out.",
 )
 @click.option(
     "--year",
@@ -521,7 +521,7 @@ def mapping_group() -> None:
 
 @mapping_group.command("list")
 @click.option(
-    "--format", "fmt", type=click.Choice(mapping.MAPPED_FORMATS), help="Only this format."
+    "--format", "fmt", type=click.Choice(formats.MAPPED_FORMATS), help="Only this format."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_ctx
@@ -545,7 +545,7 @@ def mapping_list(obj: Context, fmt: str | None, as_json: bool) -> None:
 
 
 @mapping_group.command("set")
-@click.argument("source_format", type=click.Choice(mapping.MAPPED_FORMATS))
+@click.argument("source_format", type=click.Choice(formats.MAPPED_FORMATS))
 @click.argument("category")
 @click.argument("measure", type=MEASURE)
 @pass_ctx

@@ -66,7 +66,8 @@ def _check_bands(db_url: str, raw: pd.DataFrame) -> None:
 
 
 def test_nomis_export_is_recognised_and_persons_give_every_band(db_url) -> None:
-    assert detect(Source.from_path(NOMIS)) == "nomis"
+    found = detect(Source.from_path(NOMIS))
+    assert found is not None and (found.kind, found.code) == ("population", "nomis")
     result = run(db_url, "import", "population", str(NOMIS), "--json")  # no --format: detected
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import hashlib
 import io
@@ -218,7 +219,7 @@ def parser_refusal(file_name: str, exc: Exception) -> ImportRefused:
     return refuse(file_name, f"not a readable CSV file ({str(exc).splitlines()[0]})")
 
 
-_ZIP_MAGIC = b"PK\x03\x04"
+XLSX_MAGIC = b"PK\x03\x04"  # a zip archive, as every XLSX workbook is
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 
 
@@ -230,7 +231,7 @@ def require_text(source: Source, fmt: str) -> None:
     """
     with source.open() as stream:
         head = stream.read(8192)
-    if head.startswith(_ZIP_MAGIC):
+    if head.startswith(XLSX_MAGIC):
         with source.open() as stream:
             try:
                 names = zipfile.ZipFile(stream).namelist()
@@ -287,6 +288,17 @@ def read_csv_text(source: Source, fmt: str) -> pd.DataFrame:
         )
     refuse_error_cells(source.name, frame)
     return frame
+
+
+def header_of(source: Source) -> list[str]:
+    """The first row of a CSV file, or of the first sheet of an XLSX workbook."""
+    with source.open() as stream:
+        head = stream.read(64 * 1024)
+    if head.startswith(XLSX_MAGIC):
+        return [clean(c) for c in read_xlsx(source, header_only=True).columns]
+    text = decode_lenient(head)
+    first = next(csv.reader(io.StringIO(text)), [])
+    return [clean(c) for c in first]
 
 
 def _excel_value(value: object) -> object:

@@ -24,8 +24,8 @@ from registry.auth import Principal, require, write_action
 from registry.errors import NotFoundError, RegistryError
 from registry.models import MeasureMapping, OutcomeMeasure
 from registry.outcomes.common import category_key, clean
+from registry.outcomes.formats import MAPPED_FORMATS
 
-MAPPED_FORMATS = ("mps-borough", "mps-dashboard", "police-uk")
 TRUNCATED_AT = 50
 
 

@@ -11,6 +11,7 @@ files (``WardName,WardCode`` anywhere, perhaps a trailing ``Refreshed Date``) an
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -29,9 +30,11 @@ from registry.outcomes.common import (
     refuse,
 )
 from registry.outcomes.detect import describe
-from registry.outcomes.mapping import Mapper
 from registry.periods import PeriodError, parse_compact_month
 from registry.problems import sheet_row
+
+if TYPE_CHECKING:
+    from registry.outcomes.mapping import Mapper
 
 AREA_COLUMNS = ("BoroughName", "LookUp_BoroughName", "Borough")
 CATEGORY_COLUMNS = (("MajorText", "MinorText"), ("Major Category", "Minor Category"))

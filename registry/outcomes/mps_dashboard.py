@@ -10,11 +10,13 @@ rows are skipped and reported. Subgroups map to measures (``Knife Injury Victims
 from __future__ import annotations
 
 import datetime as dt
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from registry import boroughs
 from registry.outcomes.common import (
+    XLSX_MAGIC,
     ImportRefused,
     ParsedCrime,
     Problem,
@@ -27,9 +29,11 @@ from registry.outcomes.common import (
     read_xlsx,
     refuse,
 )
-from registry.outcomes.detect import XLSX_MAGIC, describe
-from registry.outcomes.mapping import Mapper
+from registry.outcomes.detect import describe
 from registry.problems import sheet_row
+
+if TYPE_CHECKING:
+    from registry.outcomes.mapping import Mapper
 
 RENAMED = {"Crime Type": "Offence Group", "Crime Subtype": "Offence Subgroup"}
 REQUIRED = ("Month_Year", "Area Type", "Area name", "Offence Subgroup", "Measure", "Count")

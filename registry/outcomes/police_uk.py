@@ -17,6 +17,7 @@ Every row ends in exactly one place, in this order:
 from __future__ import annotations
 
 import datetime as dt
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -30,14 +31,17 @@ from registry.outcomes.common import (
     Source,
     clean,
     combined_sha256,
+    header_of,
     no_progress,
     parser_refusal,
     refuse,
     require_text,
 )
-from registry.outcomes.detect import describe, header_of
-from registry.outcomes.mapping import Mapper
+from registry.outcomes.detect import describe
 from registry.periods import PeriodError, parse_month
+
+if TYPE_CHECKING:
+    from registry.outcomes.mapping import Mapper
 
 COLUMNS = ["Month", "Falls within", "LSOA name", "Crime type"]
 LONDON_FORCES = {"metropolitan police service", "city of london police"}

@@ -32,18 +32,13 @@ from registry.models import (
     OutcomeMeasure,
     UnallocatedCount,
 )
+from registry.outcomes.formats import of_kind
 from registry.outcomes.measures import get_measure
 from registry.periods import add_months, format_month
 
 MET_SOURCES = ("mps-borough", "mps-dashboard")
+# Every crime format of registry.outcomes.formats, and the demo data.
 SOURCES = (*MET_SOURCES, "long", "demo", "police-uk")
-# The file each source's counts are loaded from (the demo data is no file to look for).
-SOURCE_FILES = {
-    "mps-borough": "the Met's borough-level crime file (MPS Borough Level Crime, London Datastore)",
-    "mps-dashboard": "the Met's Monthly Crime Dashboard export (London Datastore; csv or xlsx)",
-    "police-uk": "data.police.uk street files",
-    "long": "a long file (measure,borough,month,count)",
-}
 # The orders shipped with the measures (0008_outcome_sources writes the same into the database).
 BOROUGH_FILE_FIRST = ["mps-borough", "mps-dashboard", "long", "demo", "police-uk"]
 DASHBOARD_FIRST = ["mps-dashboard", "mps-borough", "long", "demo", "police-uk"]
@@ -289,11 +284,13 @@ def where_to_load(session: Session, *, principal: Principal) -> list[dict[str, s
     the Met's crime dashboard, not the borough file a newcomer loads first."""
     require(principal, "outcomes.read")
     record = record_sources(session)
+    # The file each source's counts are loaded from (the demo data is no file to look for).
+    files = {f.code: f.description for f in of_kind("crime")}
     hints = []
     for measure in session.scalars(select(OutcomeMeasure).order_by(OutcomeMeasure.id)):
         if measure.id in record:
             continue
-        source = next((s for s in measure.source_order or [] if s in SOURCE_FILES), None)
+        source = next((s for s in measure.source_order or [] if s in files), None)
         if source is None:
             continue
         hints.append(
@@ -302,7 +299,7 @@ def where_to_load(session: Session, *, principal: Principal) -> list[dict[str, s
                 "label": measure.label,
                 "format": source,
                 "sentence": f"{measure.label}: no counts loaded. They come from "
-                f"{SOURCE_FILES[source]}; load it on the Outcome data page with format "
+                f"{files[source]}; load it on the Outcome data page with format "
                 f"{source}, or with `vru import crime FILE --format {source}`.",
             }
         )

@@ -34,19 +34,25 @@ from registry.models import (
     Population,
     UnallocatedCount,
 )
-from registry.outcomes import long as long_format
-from registry.outcomes import mps_borough, mps_dashboard, police_uk
-from registry.outcomes import population as population_format
 from registry.outcomes.common import (
     ParsedCrime,
     ParsedPopulation,
     Progress,
     Source,
+    header_of,
     no_progress,
     refuse,
 )
-from registry.outcomes.detect import detect
-from registry.outcomes.mapping import Mapper, mapper_for
+from registry.outcomes.detect import describe, detect_columns
+from registry.outcomes.formats import (
+    POPULATION_FORMATS,
+    ReadOptions,
+    crime_format,
+    of_kind,
+    or_list,
+    population_format,
+)
+from registry.outcomes.mapping import mapper_for
 from registry.outcomes.measures import get_measure, measure_ids
 from registry.outcomes.sources import check_order, infer_release, of_record, source_of_batch
 from registry.periods import format_month
@@ -54,8 +60,6 @@ from registry.untrusted import FileRefused, Limits, run_limited
 
 T = TypeVar("T")
 
-CRIME_FORMATS = ("mps-borough", "mps-dashboard", "police-uk", "long")
-POPULATION_FORMATS = ("ons-single-year", "nomis", "long")
 AUDIT_SAMPLE = 200
 PREVIEW_ROWS = 500
 RELEASE_MAX = 100
@@ -110,15 +114,14 @@ def parse_crime(
     file's borough counts); the other formats give one result per file, in the order given.
     The files are read in a child process within the limits of :mod:`registry.untrusted`.
     """
-    if fmt not in CRIME_FORMATS:
-        raise RegistryError(
-            f"Unknown crime format {fmt!r}; choose one of {', '.join(CRIME_FORMATS)}."
-        )
+    family = crime_format(fmt).mapping
     if not sources:
         raise RegistryError("No files to import.")
-    mapper = mapper_for(session, fmt) if fmt != "long" else None
-    measures = set(measure_ids(session))
-    return _limited(_parse_crime, list(sources), fmt, mapper, measures, progress=progress)
+    options = ReadOptions(
+        mapper=mapper_for(session, family) if family else None,
+        measures=frozenset(measure_ids(session)),
+    )
+    return _limited(_parse_crime, list(sources), fmt, options, progress=progress)
 
 
 def _limited(
@@ -134,31 +137,11 @@ def _limited(
 
 
 def _parse_crime(
-    sources: list[Source],
-    fmt: str,
-    mapper: Mapper | None,
-    measures: set[str],
-    progress: Progress = no_progress,
+    sources: list[Source], fmt: str, options: ReadOptions, progress: Progress = no_progress
 ) -> list[ParsedCrime]:
-    """The reading half of :func:`parse_crime`, run in the child process."""
-    if fmt == "police-uk":
-        assert mapper is not None
-        return [police_uk.parse(sources, mapper, progress)]
-    results = []
-    for i, source in enumerate(sources):
-
-        def step(fraction: float, message: str, i: int = i) -> None:
-            progress((i + fraction) / len(sources), message)
-
-        if fmt == "mps-borough":
-            assert mapper is not None
-            results.append(mps_borough.parse(source, mapper, step))
-        elif fmt == "mps-dashboard":
-            assert mapper is not None
-            results.append(mps_dashboard.parse(source, mapper, step))
-        else:
-            results.append(long_format.parse(source, measures, step))
-    return results
+    """The reading half of :func:`parse_crime`, run in the child process (the format goes by
+    its code: the table's readers are not picklable)."""
+    return crime_format(fmt).parse(sources, options, progress)
 
 
 @write_action("outcomes.import")
@@ -530,41 +513,33 @@ def parse_population(
     ``bands`` are the measures' population bands, derived from single years of age besides the
     delivery bands (:data:`~registry.outcomes.population.BANDS`).
     """
-    if fmt in POPULATION_FORMATS:
-        return _limited(_parse_population, [source], fmt, year, list(bands), progress=None)
-    raise RegistryError(
-        f"Unknown population format {fmt!r}; choose one of {', '.join(POPULATION_FORMATS)}."
-    )
+    population_format(fmt)  # an unknown format is refused before a child process starts
+    options = ReadOptions(year=year, bands=tuple(bands))
+    return _limited(_parse_population, [source], fmt, options, progress=None)
 
 
 def detect_population_format(source: Source) -> str:
-    """The population format ``source``'s header shows, or a refusal asking for ``--format``."""
-    found = detect(source)
-    fmt = "long" if found == "long-population" else found
-    if fmt not in POPULATION_FORMATS:
-        raise refuse(
-            source.name,
-            "the header is not one of a population file's (ONS single year of age, Nomis export "
-            f"or long); give --format ({', '.join(POPULATION_FORMATS)})",
-        )
-    return fmt
-
-
-def _parse_population(
-    sources: list[Source], fmt: str, year: int | None, bands: list[str]
-) -> ParsedPopulation:
-    source = sources[0]
-    if fmt == "ons-single-year":
-        return population_format.parse_ons(source, year, bands)
-    if year is not None:
-        raise RegistryError(f"--year is for the ONS file; a {fmt} file has a year column.")
-    if fmt == "nomis":
-        return population_format.parse_nomis(source, bands)
-    if fmt == "long":
-        return population_format.parse_long(source)
-    raise RegistryError(
-        f"Unknown population format {fmt!r}; choose one of {', '.join(POPULATION_FORMATS)}."
+    """The population format ``source``'s header shows, or a refusal asking for ``--format``
+    (naming the crime format it shows, if it does)."""
+    header = header_of(source)
+    found = detect_columns(header)
+    if found is not None and found.kind == "population":
+        return found.code
+    hint = (
+        describe(header, command="population", fmt=None)
+        if found
+        else f"; give --format ({', '.join(POPULATION_FORMATS)})"
     )
+    population = or_list(f.called for f in of_kind("population"))
+    raise refuse(source.name, f"the header is not that of {population} file{hint}")
+
+
+def _parse_population(sources: list[Source], fmt: str, options: ReadOptions) -> ParsedPopulation:
+    found = population_format(fmt)
+    if options.year is not None and not found.takes_year:
+        raise RegistryError(f"--year is for the ONS file; a {fmt} file has a year column.")
+    [parsed] = found.parse(sources, options, no_progress)
+    return parsed
 
 
 @write_action("population.import")
