@@ -510,11 +510,16 @@ def few_clusters_warning(delivering: int, boroughs: int) -> str | None:
     """A plain warning when few boroughs carry the delivery the estimate rests on."""
     if delivering >= FEW_DELIVERING and boroughs >= WEBB_BELOW:
         return None
+    method = (
+        "a wild bootstrap by borough and a randomisation test over which boroughs delivered "
+        "(the more cautious of the two), which stay"
+        if delivering < FEW_DELIVERING
+        else "a wild bootstrap by borough, which stays"
+    )
     return (
         f"Few boroughs: only {delivering} of {boroughs} boroughs had any delivery, so the "
-        "estimate rests on them alone; the interval and p-value come from a wild bootstrap "
-        "by borough, which stays honest here where ordinary clustered errors are too narrow, "
-        "but the answer is still uncertain."
+        f"estimate rests on them alone; the interval and p-value come from {method} honest "
+        "here where ordinary clustered errors are too narrow, but the answer is still uncertain."
     )
 
 
