@@ -39,6 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from scipy import stats
+from threadpoolctl import threadpool_limits
 
 from registry.errors import RegistryError
 
@@ -171,10 +172,21 @@ def reassignment_p(
     with four of them it could not tell a slope of -0.5 from one of -50 and the interval would
     never close.
     """
-    own = np.arange(x.shape[0])[None, :]
-    scores, information = reassigned_scores(x, weight, residual, np.vstack([own, order]))
+    # Small matrix products: BLAS threads only contend with each other (and with a busy server).
+    with threadpool_limits(limits=1, user_api="blas"):
+        scores, information = reassigned_scores(x, weight, residual, _with_own(order))
+    return _randomisation_p(scores.sum(1), information)
+
+
+def _with_own(order: np.ndarray) -> np.ndarray:
+    """``order`` with the boroughs' own assignment (nobody moves) as its first row."""
+    return np.vstack([np.arange(order.shape[1])[None, :], order])
+
+
+def _randomisation_p(totals: np.ndarray, information: np.ndarray) -> float:
+    """``(1 + count) / (1 + draws)``: the first entry is the boroughs' own statistic."""
     with np.errstate(divide="ignore", invalid="ignore"):
-        t = np.nan_to_num(scores.sum(1) / np.sqrt(information))
+        t = np.nan_to_num(totals / np.sqrt(information))
     return float((1 + np.sum(np.abs(t[1:]) >= np.abs(t[0]) * (1 - 1e-10))) / len(t))
 
 
@@ -260,7 +272,10 @@ def wild_ols(
         raise RegistryError("Delivery does not vary once borough and period effects are out.")
     draws_w, weights = cluster_weights(g, draws, seed, kind)
     w = np.vstack([np.ones(g), draws_w])
-    permute = None
+    # The randomisation test's scores are linear in the residual y - b0·x and its information
+    # does not involve it, so both are found once: (Σ S for y, Σ S for x, information).
+    permute: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+    delivering = 0
     if periods is not None and delivery is not None:
         p_codes, p_uniques = pd.factorize(periods)
         shape = (g, len(p_uniques))
@@ -270,7 +285,11 @@ def wild_ols(
         if delivering < FEW_DELIVERING:
             y_grid, x_grid = np.zeros(shape), np.zeros(shape)
             y_grid[codes, p_codes], x_grid[codes, p_codes] = y, x
-            permute = (paths, mask, y_grid, x_grid, reassignments(g, seed=seed), delivering)
+            order = _with_own(reassignments(g, seed=seed))
+            with threadpool_limits(limits=1, user_api="blas"):
+                on_y, information = reassigned_scores(paths, mask, y_grid, order)
+                on_x = reassigned_scores(paths, mask, x_grid, order)[0]
+            permute = (on_y.sum(1), on_x.sum(1), information)
 
     def p_at(b0: float) -> float:
         c_g = xy_g - b0 * xx_g
@@ -281,8 +300,8 @@ def wild_ols(
             t = shift / se
         p = _p_value(np.nan_to_num(t))
         if permute is not None:
-            paths, mask, y_grid, x_grid, order, _ = permute
-            p = max(p, reassignment_p(paths, mask, y_grid - b0 * x_grid, order))
+            on_y, on_x, information = permute
+            p = max(p, _randomisation_p(on_y - b0 * on_x, information))
         return p
 
     estimate = float(xy_g.sum() / xx)
@@ -298,8 +317,8 @@ def wild_ols(
         len(w) - 1,
         g,
         "Wild cluster (restricted, WCR)",
-        reassignments=0 if permute is None else len(permute[4]),
-        delivering=0 if permute is None else permute[5],
+        reassignments=0 if permute is None else len(permute[2]) - 1,
+        delivering=0 if permute is None else delivering,
     )
 
 
