@@ -26,6 +26,13 @@ from registry import numbers
 from registry.analysis import DEFINITIONS
 from registry.analysis.fixed_effects import describe_term
 from registry.analysis.headline import UNIT, lag_words
+from registry.analysis.models import (
+    EVENT_CHANGE,
+    EVENT_HIGH,
+    EVENT_LOW,
+    EVENT_PERIODS,
+    event_study_percent,
+)
 from registry.analysis.result import (
     ASSOCIATION_FOUND,
     NO_ASSOCIATION,
@@ -65,15 +72,26 @@ VERDICT_BOX = {
 }
 
 
-def _interval_chart(frame: pd.DataFrame, x: str, x_title: str) -> alt.LayerChart:
-    base = alt.Chart(frame).encode(x=alt.X(f"{x}:O", title=x_title))
-    y_title = "Estimate with 95% interval"
+def _event_chart(frame: pd.DataFrame) -> alt.LayerChart:
+    """The event study's % changes by period from first delivery, each with its 95% interval,
+    and a dashed line at no change."""
+    base = alt.Chart(frame).encode(x=alt.X(f"{EVENT_PERIODS}:O", title=EVENT_PERIODS))
+    y_title = "Change in counts against the prediction (%), with 95% interval"
     return alt.layer(
         base.mark_rule(color=OKABE_ITO[0], strokeWidth=2).encode(
-            y=alt.Y("ci_low:Q", title=y_title), y2="ci_high:Q"
+            y=alt.Y(f"{EVENT_LOW}:Q", title=y_title), y2=f"{EVENT_HIGH}:Q"
         ),
         base.mark_point(filled=True, shape="diamond", size=90, color=OKABE_ITO[1]).encode(
-            y=alt.Y("estimate:Q", title=y_title), tooltip=list(frame.columns)
+            y=alt.Y(f"{EVENT_CHANGE}:Q", title=y_title),
+            tooltip=[
+                alt.Tooltip(f"{EVENT_PERIODS}:O"),
+                *(
+                    alt.Tooltip(f"{c}:Q", format="+.1f")
+                    for c in (EVENT_CHANGE, EVENT_LOW, EVENT_HIGH)
+                ),
+                alt.Tooltip("p-value:Q", format=".3f"),
+                alt.Tooltip("Boroughs:Q", format="d"),
+            ],
         ),
         alt.Chart(pd.DataFrame({"zero": [0.0]}))
         .mark_rule(strokeDash=[4, 4])
@@ -167,14 +185,14 @@ def render_result(result: ModelResult, breaks: Sequence[SeriesBreak] = ()) -> No
     _fitted_chart(result, breaks)
     if "coefficients" in result.extra:
         st.subheader("Event study")
-        coefficients = pd.DataFrame(result.extra["coefficients"])
+        changes = event_study_percent(result.extra["coefficients"])
         chart_with_table(
-            _interval_chart(coefficients, "relative_period", "Periods since first delivery"),
-            coefficients,
+            _event_chart(changes),
+            changes,
             summary=(
-                "Each diamond is the log of observed over predicted counts (0: no difference), "
-                "the prediction from boroughs not yet or never reached, with its 95% interval; "
-                "before 0 they should sit near zero."
+                "Each diamond is the % change in counts against the prediction from boroughs "
+                "not yet or never reached (0%: no difference), with its 95% interval; before "
+                "first delivery (periods below 0) they should sit near 0%."
             ),
             name="event-study",
             key="event",

@@ -8,6 +8,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from registry.analysis import DEFINITIONS
+from registry.analysis.models import EVENT_CHANGE, EVENT_HIGH, EVENT_LOW
 from tests.conftest import COMMISSIONER, FUNDER, tables_without_csv
 
 # Slow lane: pages rendered with AppTest; `make test-fast` leaves it out.
@@ -126,7 +127,13 @@ def test_event_study_plot_with_a_programme(seeded_url, monkeypatch) -> None:
         assert "cannot be separated" in at.error[0].value
     else:
         assert "Event study" in [h.value for h in at.subheader]
-        assert any("relative_period" in d.value.columns for d in at.dataframe)
+        # The figure is a % change in counts with its interval, not a bare log rate ratio.
+        table = next(d.value for d in at.dataframe if EVENT_CHANGE in d.value.columns).dropna()
+        assert not table.empty
+        assert (table[EVENT_LOW] > -100).all()
+        assert (table[EVENT_LOW] <= table[EVENT_CHANGE]).all()
+        assert (table[EVENT_CHANGE] <= table[EVENT_HIGH]).all()
+        assert any("% change in counts" in c.value for c in at.caption)
 
 
 def test_each_model_is_explained_in_one_sentence(seeded_url, monkeypatch) -> None:

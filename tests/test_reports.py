@@ -504,7 +504,7 @@ def test_summary_never_leads_with_a_number_its_checks_reject(
     engine.dispose()
     row = report.tables["headline_model"].iloc[0]
     assert row["verdict"] == "not interpretable"
-    assert row["explanation"] == "Not interpretable: the lead placebo failed (forced)"
+    assert row["explanation"] == "Not interpretable: the lead placebo failed (forced)."
     text = "".join(p.extract_text() for p in PdfReader(io.BytesIO(render(report, "pdf"))).pages)
     model_text = " ".join(text[text.index("Headline model") :].split())
     assert model_text.startswith("Headline model Not interpretable")

@@ -383,7 +383,13 @@ def fe_with_checks(
     area, n_area = _codes(used["area"])
     period, n_period = _codes(used["period"])
     w = demean(used[["rate", x]].to_numpy(float), area, n_area, period, n_period)
-    boot = wild_ols(w[:, 0], w[:, 1], used["area"].to_numpy())
+    boot = wild_ols(
+        w[:, 0],
+        w[:, 1],
+        used["area"].to_numpy(),
+        periods=used["period"].to_numpy(),
+        delivery=used[x].to_numpy(float),
+    )
     mde = minimum_detectable(result.std_error, n_area - 1)
     checks, notes = _checks(
         frame,

@@ -836,6 +836,33 @@ def _fit_event_study(
     )
 
 
+EVENT_PERIODS = "Periods since first delivery"
+EVENT_CHANGE = "Change in counts (%)"
+EVENT_LOW = "Change, lower 95% limit (%)"
+EVENT_HIGH = "Change, upper 95% limit (%)"
+
+
+def event_study_percent(coefficients: Sequence[Mapping[str, float]]) -> pd.DataFrame:
+    """The event study's estimates by period from first delivery as % changes in counts,
+    observed over predicted (``100 × (exp(b) - 1)`` of each log rate ratio ``b``), with their
+    95% intervals, the p-value and the boroughs behind each, in columns named in words."""
+    frame = pd.DataFrame(list(coefficients))
+
+    def percent(column: str) -> np.ndarray:
+        return 100 * np.expm1(frame[column].astype(float).to_numpy())
+
+    return pd.DataFrame(
+        {
+            EVENT_PERIODS: frame["relative_period"].astype(int),
+            EVENT_CHANGE: percent("estimate"),
+            EVENT_LOW: percent("ci_low"),
+            EVENT_HIGH: percent("ci_high"),
+            "p-value": frame["p_value"].astype(float),
+            "Boroughs": frame["boroughs"].astype(int),
+        }
+    )
+
+
 def _pre_trend_check(p_value: float, pre: int) -> Check:
     """The joint pre-trend test, in words."""
     name = "pre-trend test"

@@ -73,7 +73,7 @@ def decide_verdict(
     failed = [c for c in checks if not c.passed]
     if failed or not math.isfinite(p_value):
         reasons = "; ".join(c.detail for c in failed) or "the model gave no usable estimate"
-        return NOT_INTERPRETABLE, f"Not interpretable: {reasons}"
+        return NOT_INTERPRETABLE, f"Not interpretable: {reasons.rstrip('.')}."
     if p_value < alpha:
         return ASSOCIATION_FOUND, found
     return NO_ASSOCIATION, none_found
