@@ -12,7 +12,7 @@ import pandas as pd
 
 from registry import numbers
 from registry.analysis.headline import UNIT
-from registry.analysis.models import OVERDISPERSION_THRESHOLD
+from registry.analysis.models import OVERDISPERSION_THRESHOLD, event_study_percent
 from registry.analysis.result import ModelResult, TrendChange
 from registry.analysis.run import (
     HEADLINE,
@@ -210,11 +210,15 @@ def _print_model(result: ModelResult) -> None:
         if key in result.diagnostics:
             click.echo(f"  {result.diagnostics[key]}")
     if "coefficients" in extra:
-        click.echo(f"  pre-trend p = {extra['pre_trend_p_value']:.3g}; by period from delivery:")
-        for c in extra["coefficients"]:
+        click.echo(
+            f"  pre-trend p = {extra['pre_trend_p_value']:.3g}; % change in counts against "
+            "the prediction, by period from first delivery (95% interval):"
+        )
+        for row in event_study_percent(extra["coefficients"]).itertuples(index=False):
+            period, change, low, high = row[:4]
             click.echo(
-                f"    {c['relative_period']:>4}: {c['estimate']:9.4g} "
-                f"({c['ci_low']:.4g} to {c['ci_high']:.4g})"
+                f"    {period:>4}: {numbers.change(change):>8} "
+                f"({numbers.change(low)} to {numbers.change(high)})"
             )
     click.echo("Caveats:")
     for caveat in result.caveats:

@@ -370,3 +370,20 @@ def test_no_population_exits_1(db_url: str) -> None:
     result = run(db_url, "analyse", "--outcome", "homicide", "--model", "fe")
     assert result.exit_code == 1
     assert "No population aged 10-24 is stored" in result.stderr
+
+
+def test_event_study_text_gives_percent_changes(seeded_url: str) -> None:
+    """The text output reads each period as a % change with its interval, as the page does,
+    not as a log rate ratio."""
+    args = ["analyse", "--outcome", "knife_crime_injury_u25", "--model", "event"]
+    result = run(seeded_url, *args, "--programme", "Street Mentors", "--json")
+    coefficients = json.loads(result.stdout)["coefficients"]
+    text = run(seeded_url, *args, "--programme", "Street Mentors").stdout
+    assert "% change in counts against the prediction" in text
+    first = coefficients[0]
+    line = next(
+        line
+        for line in text.splitlines()
+        if line.strip().startswith(f"{first['relative_period']}:")
+    )
+    assert f"{100 * math.expm1(first['estimate']):+.1f}%" in line

@@ -85,6 +85,10 @@ def test_too_few_delivering_boroughs_is_not_interpretable() -> None:
         "randomisation test that gives the boroughs' delivery paths"
         in (result.diagnostics["inference"])
     )
+    # The negative binomial keeps its clustered t interval: its warning says that is too narrow.
+    negbin = headline_poisson(frame, x=X, lag=1, family="negbin")
+    few = next(c for c in negbin.caveats if c.startswith("Few boroughs: only 2 of 33"))
+    assert "clustered interval and p-value are too narrow" in few and "bootstrap by" not in few
 
 
 def test_fe_states_its_assumption_and_uses_the_bootstrap() -> None:

@@ -113,11 +113,14 @@ def placebo_check(p_value: float, *, outcome_label: str, frequency: str) -> Chec
     )
 
 
-def delivering_check(frame: pd.DataFrame, x: str) -> tuple[Check, list[str]]:
-    """Enough boroughs with delivery to compare, and the warning when there are few."""
+def delivering_check(
+    frame: pd.DataFrame, x: str, *, resampled: bool = True
+) -> tuple[Check, list[str]]:
+    """Enough boroughs with delivery to compare, and the warning when there are few (in the
+    words of :func:`few_clusters_warning`; ``resampled``: the model's inference resamples)."""
     delivering = delivering_boroughs(frame, x)
     boroughs = int(frame.dropna(subset=[x])["area"].nunique())
-    warning = few_clusters_warning(delivering, boroughs)
+    warning = few_clusters_warning(delivering, boroughs, resampled=resampled)
     notes = [warning] if warning else []
     if delivering < MIN_DELIVERING:
         return Check(
@@ -266,6 +269,7 @@ def headline_poisson(
         outcome_label=label,
         placebo=placebo,
         poisson=True,
+        resampled=family == "poisson",
     )
     effect = {
         "label": effect_label(family, label, lag, frequency),
@@ -352,6 +356,7 @@ def _checks(
     outcome_label: str,
     placebo: bool,
     poisson: bool,
+    resampled: bool = True,
 ) -> tuple[list[Check], list[str]]:
     checks: list[Check] = []
     if placebo:
@@ -359,7 +364,7 @@ def _checks(
             frame, x=x, months_per_period=months_per_period
         )
         checks.append(placebo_check(p, outcome_label=outcome_label, frequency=frequency))
-    check, notes = delivering_check(frame, x)
+    check, notes = delivering_check(frame, x, resampled=resampled)
     checks.append(check)
     return checks, notes
 

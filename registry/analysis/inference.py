@@ -525,10 +525,21 @@ def delivering_boroughs(frame: pd.DataFrame, x: str) -> int:
     return int(data.loc[data[x] > 0, "area"].nunique())
 
 
-def few_clusters_warning(delivering: int, boroughs: int) -> str | None:
-    """A plain warning when few boroughs carry the delivery the estimate rests on."""
+def few_clusters_warning(delivering: int, boroughs: int, *, resampled: bool = True) -> str | None:
+    """A plain warning when few boroughs carry the delivery the estimate rests on.
+
+    ``resampled`` is False for a model whose interval is the clustered one with Student's t
+    (the negative binomial): the warning then says that interval is too narrow here.
+    """
     if delivering >= FEW_DELIVERING and boroughs >= WEBB_BELOW:
         return None
+    if not resampled:
+        return (
+            f"Few boroughs: only {delivering} of {boroughs} boroughs had any delivery, so the "
+            "estimate rests on them alone, and this model's clustered interval and p-value are "
+            "too narrow with so few: read them as optimistic (the headline Poisson model's "
+            "bootstrap stays honest here)."
+        )
     method = (
         "a wild bootstrap by borough and a randomisation test over which boroughs delivered "
         "(the more cautious of the two), which stay"
