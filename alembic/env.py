@@ -10,7 +10,7 @@ from alembic import context
 from sqlalchemy import Connection
 
 from registry.db import make_engine
-from registry.models import Base
+from registry.schema import Base
 
 config = context.config
 if config.config_file_name is not None:

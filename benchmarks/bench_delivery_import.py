@@ -31,8 +31,8 @@ from sqlalchemy import Connection, func, select
 from registry import db, deliveries, programmes, uploads
 from registry.auth import SYSTEM
 from registry.boroughs import BOROUGHS
-from registry.models import Borough, Delivery, Programme
 from registry.periods import add_months, format_month
+from registry.schema import Borough, Delivery, Programme
 
 ROWS = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
 REPEATS = 3

@@ -38,7 +38,8 @@ from sqlalchemy.engine import make_url
 
 from registry import db
 from registry.auth import Principal
-from registry.models import (
+from registry.periods import add_months
+from registry.schema import (
     Borough,
     Delivery,
     FundingStream,
@@ -48,7 +49,6 @@ from registry.models import (
     Population,
     Programme,
 )
-from registry.periods import add_months
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "streamlit_app.py")

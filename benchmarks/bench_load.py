@@ -51,8 +51,8 @@ from sqlalchemy import func, select  # noqa: E402
 from registry import auth, db, programmes  # noqa: E402
 from registry.auth import SYSTEM  # noqa: E402
 from registry.boroughs import BOROUGHS  # noqa: E402
-from registry.models import Delivery, Programme  # noqa: E402
 from registry.periods import add_months, format_month  # noqa: E402
+from registry.schema import Delivery, Programme  # noqa: E402
 
 os.environ.setdefault("VRU_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 from tests.conftest import create_pg_database, drop_pg_database  # noqa: E402

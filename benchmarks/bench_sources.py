@@ -32,9 +32,9 @@ from sqlalchemy import func, insert, select
 from registry import db
 from registry.analysis.series import monthly_series
 from registry.auth import Principal
-from registry.models import Borough, ImportBatch, OutcomeCount, OutcomeMeasure
 from registry.outcomes.sources import of_record, record_sources
 from registry.periods import add_months
+from registry.schema import Borough, ImportBatch, OutcomeCount, OutcomeMeasure
 
 WHO = Principal("bench", "commissioner")
 AREAS, MONTHS = 300, 180

@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from registry.analysis.models import fit_event_study, fit_its  # noqa: E402
+from registry.analysis.estimators import fit_event_study, fit_its  # noqa: E402
 from registry.analysis.result import ModelResult  # noqa: E402
 from tests.analysis_sim import its_series, staggered_panel  # noqa: E402
 

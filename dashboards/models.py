@@ -24,15 +24,15 @@ from dashboards.common import (
 from dashboards.synth_tab import synth_section
 from registry import numbers
 from registry.analysis import DEFINITIONS
-from registry.analysis.fixed_effects import describe_term
-from registry.analysis.headline import UNIT, lag_words
-from registry.analysis.models import (
+from registry.analysis.estimators import (
     EVENT_CHANGE,
     EVENT_HIGH,
     EVENT_LOW,
     EVENT_PERIODS,
     event_study_percent,
 )
+from registry.analysis.fixed_effects import describe_term
+from registry.analysis.headline import UNIT, lag_words
 from registry.analysis.result import (
     ASSOCIATION_FOUND,
     NO_ASSOCIATION,

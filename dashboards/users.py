@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from dashboards.common import attempt, current_principal, session
 from registry import auth
-from registry.models import ROLES
+from registry.schema import ROLES
 
 st.title("Users")
 who = current_principal()

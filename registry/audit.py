@@ -45,7 +45,7 @@ from sqlalchemy.types import TypeEngine
 from registry import numbers
 from registry.db import AUDIT_CHAIN_LOCK, advisory_lock
 from registry.files import neutralise
-from registry.models import (
+from registry.schema import (
     AppUser,
     AuditEvent,
     Borough,

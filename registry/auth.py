@@ -42,7 +42,7 @@ from registry import audit
 from registry.config import get_settings
 from registry.db import rowcount, session_scope
 from registry.errors import ConflictError, NotFoundError, PermissionDenied, RegistryError
-from registry.models import ROLES, AppSession, AppUser, FundingStream, utcnow
+from registry.schema import ROLES, AppSession, AppUser, FundingStream, utcnow
 
 _HASHER = PasswordHasher()
 MIN_PASSWORD_LENGTH = 10

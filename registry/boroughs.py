@@ -157,6 +157,6 @@ def is_pseudo_area(value: str) -> bool:
 
 def borough_ids(session: Session) -> dict[str, int]:
     """Map each GSS code to its ``borough.id`` in this database."""
-    from registry.models import Borough
+    from registry.schema import Borough
 
     return dict(session.execute(select(Borough.gss_code, Borough.id)).tuples().all())

@@ -11,8 +11,8 @@ import click
 import pandas as pd
 
 from registry import numbers
+from registry.analysis.estimators import OVERDISPERSION_THRESHOLD, event_study_percent
 from registry.analysis.headline import UNIT
-from registry.analysis.models import OVERDISPERSION_THRESHOLD, event_study_percent
 from registry.analysis.result import ModelResult, TrendChange
 from registry.analysis.run import (
     HEADLINE,

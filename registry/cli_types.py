@@ -12,8 +12,8 @@ from typing import Any
 
 import click
 
-from registry.models import ROLES
 from registry.periods import PeriodError, parse_month
+from registry.schema import ROLES
 
 
 class MonthType(click.ParamType):

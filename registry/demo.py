@@ -24,7 +24,8 @@ from registry.auth import Principal, write_action
 from registry.boroughs import BOROUGHS, borough_ids
 from registry.bundled import bundled
 from registry.errors import ConflictError, RegistryError
-from registry.models import (
+from registry.periods import add_months, format_month, month_range, parse_month
+from registry.schema import (
     Delivery,
     FundingStream,
     ImportBatch,
@@ -35,7 +36,6 @@ from registry.models import (
     Programme,
     UnallocatedCount,
 )
-from registry.periods import add_months, format_month, month_range, parse_month
 
 SEED_DIR = bundled("seed")
 DEFAULT_SEED = 20190901
@@ -424,7 +424,7 @@ def _read(path: Path) -> list[dict[str, str]]:
 def add_demo_users(session: Session, *, principal: Principal) -> list[str]:
     """Create the demo accounts that do not exist yet; returns the names created."""
     from registry.auth import add_user
-    from registry.models import AppUser
+    from registry.schema import AppUser
 
     existing = set(session.scalars(select(AppUser.username)))
     created = []

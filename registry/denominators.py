@@ -25,7 +25,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from registry.errors import RegistryError
-from registry.models import Borough, OutcomeMeasure, Population
+from registry.schema import Borough, OutcomeMeasure, Population
 
 ALL_AGES = "all ages"
 DELIVERY_BAND = "10-24"

@@ -48,14 +48,6 @@ from registry.denominators import (
     years_used_note,
 )
 from registry.errors import RegistryError
-from registry.models import (
-    Borough,
-    Delivery,
-    FundingStream,
-    OutcomeCount,
-    OutcomeMeasure,
-    Programme,
-)
 from registry.outcomes.measures import SeriesBreak, get_measure, series_breaks
 from registry.outcomes.sources import of_record, record_sources
 from registry.periods import (
@@ -69,6 +61,14 @@ from registry.periods import (
     quarter_label,
     quarter_start,
     rolling_window,
+)
+from registry.schema import (
+    Borough,
+    Delivery,
+    FundingStream,
+    OutcomeCount,
+    OutcomeMeasure,
+    Programme,
 )
 from registry.windows import is_whole, not_given, whole_only
 

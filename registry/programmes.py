@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from registry import audit, auth
 from registry.auth import Principal, write_action
 from registry.errors import ConflictError, NotFoundError, RegistryError
-from registry.models import Delivery, FundingStream, Programme
+from registry.schema import Delivery, FundingStream, Programme
 
 
 def name_key(name: str) -> str:

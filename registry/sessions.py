@@ -40,7 +40,7 @@ from registry import audit
 from registry.auth import Principal, end_sessions
 from registry.config import get_settings
 from registry.db import rowcount
-from registry.models import AppSession, AppUser, utcnow
+from registry.schema import AppSession, AppUser, utcnow
 
 COOKIE_NAME = "vru_session"
 CLAIM_SECONDS = 60

@@ -12,7 +12,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from registry.auth import Principal, require
-from registry.models import (
+from registry.outcomes.sources import of_record
+from registry.periods import Window, as_date, rolling_window
+from registry.schema import (
     Delivery,
     ImportBatch,
     OutcomeCount,
@@ -20,8 +22,6 @@ from registry.models import (
     Programme,
     UnallocatedCount,
 )
-from registry.outcomes.sources import of_record
-from registry.periods import Window, as_date, rolling_window
 from registry.windows import is_whole, stored_words
 
 

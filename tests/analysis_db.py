@@ -16,7 +16,8 @@ import datetime as dt
 from sqlalchemy import select
 
 from registry import db
-from registry.models import (
+from registry.periods import month_range
+from registry.schema import (
     Borough,
     Delivery,
     FundingStream,
@@ -27,7 +28,6 @@ from registry.models import (
     Programme,
     UnallocatedCount,
 )
-from registry.periods import month_range
 
 FIRST = dt.date(2021, 1, 1)
 LAST = dt.date(2023, 6, 1)

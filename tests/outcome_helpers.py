@@ -9,7 +9,7 @@ import pandas as pd
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from registry.models import (
+from registry.schema import (
     AuditEvent,
     Borough,
     ImportBatch,

@@ -359,7 +359,7 @@ def test_no_population_exits_1(db_url: str) -> None:
     from sqlalchemy import delete
 
     from registry import db
-    from registry.models import Population
+    from registry.schema import Population
     from tests.analysis_db import load_small
 
     load_small(db_url)

@@ -9,8 +9,8 @@ import pytest
 from scipy import stats
 from statsmodels.stats.sandwich_covariance import cov_cluster
 
+from registry.analysis.estimators import lead_placebo
 from registry.analysis.fixed_effects import fit_fe, fit_fe_dummies, fit_within, permute_areas
-from registry.analysis.models import lead_placebo
 from registry.errors import RegistryError
 from tests.analysis_sim import linear_panel
 

@@ -9,6 +9,7 @@ import statsmodels.formula.api as smf
 from statsmodels.stats.multitest import multipletests
 
 from registry.analysis import inference
+from registry.analysis.estimators import event_study_percent, fit_count
 from registry.analysis.fixed_effects import _codes, demean
 from registry.analysis.headline import fe_with_checks, headline_poisson, specification_table
 from registry.analysis.inference import (
@@ -25,7 +26,6 @@ from registry.analysis.inference import (
     score_poisson,
     wild_ols,
 )
-from registry.analysis.models import event_study_percent, fit_count
 from registry.analysis.result import (
     ASSOCIATION_FOUND,
     NO_ASSOCIATION,

@@ -11,8 +11,8 @@ from sqlalchemy import select
 from registry import db
 from registry.analysis.run import run_model
 from registry.cli import cli
-from registry.models import Borough, ImportBatch, MeasureBreak, OutcomeCount, OutcomeMeasure
 from registry.periods import month_range
+from registry.schema import Borough, ImportBatch, MeasureBreak, OutcomeCount, OutcomeMeasure
 from tests.analysis_sim import its_series
 from tests.conftest import COMMISSIONER
 

@@ -11,7 +11,7 @@ import pytest
 import statsmodels.api as sm
 import statsmodels.formula.api as smf
 
-from registry.analysis.models import _two_way_poisson, fit_count, fit_event_study, fit_its
+from registry.analysis.estimators import _two_way_poisson, fit_count, fit_event_study, fit_its
 from registry.analysis.result import ASSOCIATION, DENOMINATOR, TARGETING
 from registry.errors import RegistryError
 from registry.periods import add_months

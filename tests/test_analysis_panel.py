@@ -9,12 +9,12 @@ import pytest
 from sqlalchemy import delete
 
 from registry import db
+from registry.analysis.estimators import fit_count
 from registry.analysis.fixed_effects import fit_fe
-from registry.analysis.models import fit_count
 from registry.analysis.panel import load_panel
 from registry.analysis.run import run_model
 from registry.errors import NotFoundError, PermissionDenied, RegistryError
-from registry.models import Population
+from registry.schema import Population
 from tests.analysis_db import CAMDEN, HACKNEY, MISSING, load_small
 from tests.conftest import COMMISSIONER, FUNDER
 

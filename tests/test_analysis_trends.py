@@ -29,8 +29,8 @@ from registry.analysis.trends import (
 )
 from registry.cli import cli
 from registry.errors import PermissionDenied, RegistryError
-from registry.models import Borough, ImportBatch, OutcomeCount, OutcomeMeasure
 from registry.periods import month_range
+from registry.schema import Borough, ImportBatch, OutcomeCount, OutcomeMeasure
 from tests.analysis_db import load_small
 from tests.conftest import ADMIN, COMMISSIONER, FUNDER
 

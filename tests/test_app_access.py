@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import select
 
 from registry import db
-from registry.models import AppUser, AuditEvent
+from registry.schema import AppUser, AuditEvent
 from tests.conftest import ADMIN, COMMISSIONER, FUNDER, STAFF
 from tests.test_app_home import app_as
 

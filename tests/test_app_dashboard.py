@@ -13,7 +13,8 @@ from sqlalchemy import func, select
 from streamlit.testing.v1 import AppTest
 
 from registry import db
-from registry.models import (
+from registry.periods import add_months, parse_month
+from registry.schema import (
     Borough,
     Delivery,
     FundingStream,
@@ -23,7 +24,6 @@ from registry.models import (
     Programme,
     UnallocatedCount,
 )
-from registry.periods import add_months, parse_month
 from tests.conftest import COMMISSIONER, FUNDER, STAFF, tables_without_csv
 
 # Slow lane: pages rendered with AppTest; `make test-fast` leaves it out.

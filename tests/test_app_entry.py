@@ -12,7 +12,7 @@ from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 
 from registry import db, deliveries
-from registry.models import Delivery, MonthSignOff, Programme
+from registry.schema import Delivery, MonthSignOff, Programme
 from tests.conftest import ADMIN, COMMISSIONER, STAFF, tables_without_csv
 from tests.entry_helpers import OPEN, add_programmes
 

@@ -10,8 +10,8 @@ from sqlalchemy import delete, func, select
 from streamlit.testing.v1 import AppTest
 
 from registry import db
-from registry.models import Delivery, OutcomeCount, OutcomeMeasure, UnallocatedCount
 from registry.periods import rolling_window
+from registry.schema import Delivery, OutcomeCount, OutcomeMeasure, UnallocatedCount
 from tests.analysis_db import load_small
 from tests.conftest import ADMIN, COMMISSIONER, FUNDER
 from tests.entry_helpers import add_programmes

@@ -8,7 +8,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from registry.analysis import DEFINITIONS
-from registry.analysis.models import EVENT_CHANGE, EVENT_HIGH, EVENT_LOW
+from registry.analysis.estimators import EVENT_CHANGE, EVENT_HIGH, EVENT_LOW
 from tests.conftest import COMMISSIONER, FUNDER, tables_without_csv
 
 # Slow lane: pages rendered with AppTest; `make test-fast` leaves it out.

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from streamlit.testing.v1 import AppTest
 
 from registry import db
-from registry.models import ImportBatch, OutcomeCount
+from registry.schema import ImportBatch, OutcomeCount
 from tests.conftest import ADMIN, COMMISSIONER
 from tests.outcome_helpers import FIXTURES
 

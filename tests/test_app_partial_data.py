@@ -15,7 +15,7 @@ from sqlalchemy import delete
 from streamlit.testing.v1 import AppTest
 
 from registry import db
-from registry.models import Delivery, OutcomeCount, Population, UnallocatedCount
+from registry.schema import Delivery, OutcomeCount, Population, UnallocatedCount
 from tests.analysis_db import load_small
 from tests.conftest import ADMIN
 

@@ -16,8 +16,8 @@ from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 
 from registry import db
-from registry.models import Borough, Delivery, Programme
 from registry.periods import parse_month
+from registry.schema import Borough, Delivery, Programme
 from tests.conftest import COMMISSIONER
 
 APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")

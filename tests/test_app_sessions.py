@@ -11,7 +11,7 @@ from sqlalchemy import select, update
 from streamlit.testing.v1 import AppTest
 
 from registry import auth, db
-from registry.models import AppSession, AuditEvent
+from registry.schema import AppSession, AuditEvent
 from tests.conftest import ADMIN
 
 APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")

@@ -18,9 +18,9 @@ import registry
 from registry import audit, auth, db, deliveries, demo, programmes
 from registry.cli import cli
 from registry.errors import PermissionDenied
-from registry.models import AuditEvent, Base
 from registry.outcomes import mapping, measures, sources, store
 from registry.outcomes.common import Source
+from registry.schema import AuditEvent, Base
 from tests.conftest import ADMIN, STAFF
 from tests.entry_helpers import OPEN, add_programmes
 from tests.outcome_helpers import FIXTURES

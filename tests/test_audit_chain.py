@@ -19,7 +19,7 @@ from sqlalchemy.exc import DBAPIError
 
 from registry import audit, db, programmes
 from registry.cli import cli
-from registry.models import AuditEvent
+from registry.schema import AuditEvent
 from tests.conftest import ADMIN, PG_URL, _pg_admin, create_pg_database, drop_pg_database
 
 

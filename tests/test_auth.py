@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from registry import auth, db
 from registry.errors import ConflictError, PermissionDenied, RegistryError
-from registry.models import AppUser, AuditEvent
+from registry.schema import AppUser, AuditEvent
 from tests.conftest import ADMIN, STAFF
 
 SECRET = "a-secret-password-42"
@@ -144,7 +144,7 @@ def test_user_rules(users) -> None:
 
 
 def test_funder_sees_only_their_funding_streams(engine) -> None:
-    from registry.models import FundingStream
+    from registry.schema import FundingStream
 
     with db.session_scope(engine) as s:
         s.add_all(

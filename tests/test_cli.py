@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 
 from registry import db
 from registry.cli import cli
-from registry.models import AppUser, AuditEvent, Delivery
+from registry.schema import AppUser, AuditEvent, Delivery
 
 
 def run(url: str, *args: str, input: str | None = None):

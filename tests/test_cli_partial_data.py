@@ -16,7 +16,7 @@ from sqlalchemy import delete
 
 from registry import auth, db
 from registry.cli import cli
-from registry.models import Delivery, OutcomeCount, Population, UnallocatedCount
+from registry.schema import Delivery, OutcomeCount, Population, UnallocatedCount
 from tests.analysis_db import load_small
 
 # What each state removes from the small analysis registry (None: load nothing at all).

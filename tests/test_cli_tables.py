@@ -13,7 +13,7 @@ from sqlalchemy import select
 from registry import db, deliveries, demo
 from registry.auth import SYSTEM
 from registry.cli import cli
-from registry.models import Delivery
+from registry.schema import Delivery
 
 LISTS = {
     ("users", "list"): ["User", "Role", "Funder", "State"],

@@ -18,9 +18,9 @@ from pypdf import PdfReader
 from sqlalchemy import delete, select
 
 from registry import db
-from registry.models import Borough, Delivery, OutcomeCount, Programme, UnallocatedCount
 from registry.periods import Window, add_months, financial_year_label, last_complete_month
 from registry.reports.build import Scope, build_report, report_choices
+from registry.schema import Borough, Delivery, OutcomeCount, Programme, UnallocatedCount
 from tests.analysis_db import CAMDEN, load_small
 from tests.conftest import ADMIN
 from tests.test_app_dashboard import open_page

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
-from registry.models import (
+from registry.schema import (
     AppUser,
     Borough,
     Delivery,

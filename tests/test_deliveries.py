@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from registry import db, deliveries
 from registry.errors import ConflictError, NotFoundError, PermissionDenied, RegistryError
-from registry.models import AuditEvent, Delivery, ImportBatch
+from registry.schema import AuditEvent, Delivery, ImportBatch
 from tests.conftest import ADMIN, COMMISSIONER, STAFF
 from tests.entry_helpers import CLOSED, OPEN, add_programmes, dump
 

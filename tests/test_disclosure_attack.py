@@ -27,11 +27,11 @@ from sqlalchemy import select
 
 from registry import db
 from registry.auth import Principal
-from registry.models import Borough, Delivery, FundingStream, Programme
 from registry.periods import Window, financial_year_label, format_month, quarter_label
 from registry.reports.build import Scope, build_report
 from registry.reports.disclosure import TOTAL
 from registry.reports.render import render
+from registry.schema import Borough, Delivery, FundingStream, Programme
 
 pytestmark = pytest.mark.slow
 

@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from registry import db
 from registry.cli import cli
 from registry.demo import DEMO_USERS
-from registry.models import AppUser, Delivery
+from registry.schema import AppUser, Delivery
 
 # Slow lane: runs the quick start on a fresh database; `make test-fast` leaves it out.
 pytestmark = pytest.mark.slow

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from registry import db, programmes
 from registry.cli import cli
 from registry.errors import ConflictError, RegistryError
-from registry.models import AuditEvent, Delivery, Programme
+from registry.schema import AuditEvent, Delivery, Programme
 from tests.conftest import ADMIN, COMMISSIONER, FUNDER, STAFF
 from tests.entry_helpers import OPEN, add_programmes, dump
 

@@ -28,7 +28,7 @@ from registry.explore import (
     tile_map,
     trend_series,
 )
-from registry.models import Delivery
+from registry.schema import Delivery
 from tests.analysis_db import CAMDEN, FIRST, load_small
 from tests.conftest import COMMISSIONER, FUNDER
 

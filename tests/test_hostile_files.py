@@ -22,9 +22,9 @@ from sqlalchemy import func, select
 
 from registry import db, programmes
 from registry.cli import cli
-from registry.models import Delivery, ImportBatch
 from registry.outcomes.common import ImportRefused, Source
 from registry.outcomes.store import import_crime, import_population
+from registry.schema import Delivery, ImportBatch
 from registry.untrusted import RunStats
 from tests.conftest import ADMIN
 

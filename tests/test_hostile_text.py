@@ -26,11 +26,11 @@ from streamlit.testing.v1 import AppTest
 from dashboards.common import md
 from registry import db
 from registry.auth import Principal
-from registry.models import FundingStream, OutcomeMeasure, Programme
 from registry.periods import Window
 from registry.reports.build import Scope, build_report
 from registry.reports.pdf import _table, pdf_text
 from registry.reports.render import render
+from registry.schema import FundingStream, OutcomeMeasure, Programme
 from tests.analysis_db import load_small
 from tests.conftest import ADMIN
 from tests.test_app_partial_data import APP, PAGES

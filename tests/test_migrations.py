@@ -9,7 +9,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import func, inspect, select
 
 from registry import db
-from registry.models import Base, Borough, OutcomeMeasure
+from registry.schema import Base, Borough, OutcomeMeasure
 
 # Slow lane: every migration up and down; `make test-fast` leaves it out.
 pytestmark = pytest.mark.slow

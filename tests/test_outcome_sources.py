@@ -23,9 +23,9 @@ from registry.analysis.series import borough_series, monthly_series
 from registry.cli import cli
 from registry.errors import PermissionDenied, RegistryError
 from registry.explore import explore_options, outcomes_by_month, overview
-from registry.models import AuditEvent, ImportBatch, OutcomeCount, OutcomeRevision
 from registry.outcomes import measures, sources, store
 from registry.outcomes.common import Source
+from registry.schema import AuditEvent, ImportBatch, OutcomeCount, OutcomeRevision
 from registry.summary import home_figures
 from tests.conftest import ADMIN, STAFF, _fresh
 from tests.outcome_helpers import FIXTURES, mps_borough_expected, police_uk_expected

@@ -14,9 +14,9 @@ from sqlalchemy import select
 
 from registry import db
 from registry.cli import cli
-from registry.models import OutcomeRevision, Population
 from registry.outcomes import store
 from registry.outcomes.common import ImportRefused, Source
+from registry.schema import OutcomeRevision, Population
 from tests.conftest import ADMIN
 from tests.outcome_helpers import FIXTURES, stored, table_sizes
 

@@ -21,8 +21,8 @@ from registry.explore import (
     population_note,
     trend_series,
 )
-from registry.models import Borough, ImportBatch, OutcomeCount, OutcomeMeasure, Population
 from registry.periods import month_range
+from registry.schema import Borough, ImportBatch, OutcomeCount, OutcomeMeasure, Population
 from tests.analysis_db import CAMDEN, HACKNEY, load_small
 from tests.conftest import COMMISSIONER
 from tests.test_app_dashboard import open_page

@@ -20,7 +20,12 @@ from registry import db
 from registry.auth import Principal
 from registry.cli import cli
 from registry.errors import PermissionDenied, RegistryError
-from registry.models import (
+from registry.periods import Window
+from registry.reports.build import Scope, _outcomes, build_report, report_choices
+from registry.reports.disclosure import TOTAL, Participants, shown
+from registry.reports.pdf import _bar_chart
+from registry.reports.render import render
+from registry.schema import (
     Borough,
     Delivery,
     FundingStream,
@@ -29,11 +34,6 @@ from registry.models import (
     OutcomeMeasure,
     Programme,
 )
-from registry.periods import Window
-from registry.reports.build import Scope, _outcomes, build_report, report_choices
-from registry.reports.disclosure import TOTAL, Participants, shown
-from registry.reports.pdf import _bar_chart
-from registry.reports.render import render
 from tests.analysis_db import load_small
 from tests.conftest import ADMIN
 

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from registry import db, demo
 from registry.auth import SYSTEM
 from registry.errors import ConflictError, PermissionDenied
-from registry.models import Delivery, ImportBatch, OutcomeCount, Population, Programme
+from registry.schema import Delivery, ImportBatch, OutcomeCount, Population, Programme
 from tests.conftest import STAFF
 
 # Slow lane: regenerates and loads the demo data; `make test-fast` leaves it out.

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select, update
 
 from registry import auth, db, sessions
-from registry.models import AppSession, AuditEvent
+from registry.schema import AppSession, AuditEvent
 from tests.conftest import ADMIN
 
 CHROME = "Mozilla/5.0 (X11; Linux x86_64) Chrome/140"

@@ -18,7 +18,7 @@ from sqlalchemy import Engine, func, select, text
 from sqlalchemy.exc import DBAPIError
 
 from registry import db, deliveries
-from registry.models import Delivery, MonthSignOff
+from registry.schema import Delivery, MonthSignOff
 from tests import fault_helpers as fh
 from tests.conftest import ADMIN
 

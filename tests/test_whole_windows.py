@@ -20,10 +20,10 @@ from sqlalchemy import delete
 
 from registry import db
 from registry.cli import cli
-from registry.models import OutcomeCount, UnallocatedCount
 from registry.periods import Window
 from registry.reports.build import Scope, build_report
 from registry.reports.render import render
+from registry.schema import OutcomeCount, UnallocatedCount
 from registry.windows import is_whole, not_given, stored_words, whole_only
 from tests.analysis_db import load_small
 from tests.conftest import ADMIN

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from registry.analysis.estimators import fit_count, shifted
 from registry.analysis.fixed_effects import _codes, demean, fit_fe
 from registry.analysis.inference import (
     Bootstrap,
@@ -33,7 +34,6 @@ from registry.analysis.inference import (
     score_poisson,
     wild_ols,
 )
-from registry.analysis.models import fit_count, shifted
 from registry.analysis.result import Check, ModelResult, decide_verdict
 from registry.errors import RegistryError
 

@@ -36,14 +36,6 @@ from registry.denominators import (
     years_used_note,
 )
 from registry.errors import NotFoundError, RegistryError
-from registry.models import (
-    Borough,
-    Delivery,
-    FundingStream,
-    OutcomeCount,
-    OutcomeMeasure,
-    Programme,
-)
 from registry.outcomes.measures import get_measure
 from registry.outcomes.sources import of_record, record_sources
 from registry.periods import (
@@ -55,6 +47,14 @@ from registry.periods import (
     quarter_start,
 )
 from registry.programmes import name_key
+from registry.schema import (
+    Borough,
+    Delivery,
+    FundingStream,
+    OutcomeCount,
+    OutcomeMeasure,
+    Programme,
+)
 
 FREQUENCIES = {"month": 1, "quarter": 3}
 

@@ -12,9 +12,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from registry import boroughs
+from registry.analysis.estimators import fit_event_study, fit_its, lead_placebo
 from registry.analysis.fixed_effects import permute_areas
 from registry.analysis.headline import fe_with_checks, headline_poisson, specification_table
-from registry.analysis.models import fit_event_study, fit_its, lead_placebo
 from registry.analysis.panel import (
     FREQUENCIES,
     Panel,
@@ -28,10 +28,10 @@ from registry.analysis.series import LONDON, monthly_series
 from registry.auth import Principal, require
 from registry.demo import SYNTHETIC_NOTE, is_synthetic
 from registry.errors import RegistryError
-from registry.models import Borough, Delivery, OutcomeCount, OutcomeMeasure, Programme
 from registry.outcomes.measures import SeriesBreak, get_measure, series_breaks
 from registry.outcomes.sources import of_record
 from registry.periods import as_date, check_period, format_month, month_start, quarter_start
+from registry.schema import Borough, Delivery, OutcomeCount, OutcomeMeasure, Programme
 
 HEADLINE = "poisson"
 VRU_START = dt.date(2019, 9, 1)

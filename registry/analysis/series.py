@@ -18,10 +18,10 @@ from sqlalchemy.orm import Session
 from registry.analysis.panel import borough_codes
 from registry.analysis.result import WindowTotal
 from registry.auth import Principal, require
-from registry.models import Borough, OutcomeCount, UnallocatedCount
 from registry.outcomes.measures import get_measure
 from registry.outcomes.sources import of_record
 from registry.periods import as_date, month_range, rolling_window
+from registry.schema import Borough, OutcomeCount, UnallocatedCount
 
 LONDON = "London"
 

@@ -40,7 +40,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from registry import boroughs, numbers
-from registry.analysis.models import COVID_END, COVID_MONTHS, COVID_START
+from registry.analysis.estimators import COVID_END, COVID_MONTHS, COVID_START
 from registry.analysis.panel import borough_codes, ids_by_name
 from registry.analysis.result import (
     ASSOCIATION,
@@ -53,9 +53,9 @@ from registry.auth import Principal, require
 from registry.demo import SYNTHETIC_NOTE, is_synthetic
 from registry.denominators import denominator, no_population_message, rate_unit
 from registry.errors import RegistryError
-from registry.models import Borough, Delivery, Programme
 from registry.outcomes.measures import get_measure, series_breaks
 from registry.periods import add_months, as_date, format_month, month_start
+from registry.schema import Borough, Delivery, Programme
 
 MIN_PRE_MONTHS = 24
 MIN_DONORS = 5

@@ -13,8 +13,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from registry import db
-from registry.models import Delivery, MonthSignOff
 from registry.periods import index_month, month_index
+from registry.schema import Delivery, MonthSignOff
 
 MAX_COUNT = 1_000_000
 MAX_SPEND = Decimal("999999999999.99")

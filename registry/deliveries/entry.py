@@ -26,14 +26,14 @@ from registry.deliveries.compare import Preview, preview
 from registry.deliveries.validate import Checked, check_rows
 from registry.deliveries.write import SaveResult, commit
 from registry.errors import ConflictError, NotFoundError, RegistryError
-from registry.models import (
+from registry.periods import format_month, index_month, month_index, parse_month
+from registry.programmes import get_programme
+from registry.schema import (
     Borough,
     Delivery,
     Programme,
     utcnow,
 )
-from registry.periods import format_month, index_month, month_index, parse_month
-from registry.programmes import get_programme
 from registry.uploads import TEMPLATE_COLUMNS, Problem
 
 

@@ -13,13 +13,13 @@ from registry import audit, db
 from registry.auth import Principal, require, write_action
 from registry.deliveries.common import DUE_DAY, current_mi, signed_off
 from registry.errors import ConflictError, NotFoundError, RegistryError
-from registry.models import (
+from registry.periods import check_period, format_month, index_month, month_index
+from registry.schema import (
     Borough,
     Delivery,
     MonthSignOff,
     Programme,
 )
-from registry.periods import check_period, format_month, index_month, month_index
 
 RETURN_STATUSES = ("received", "late", "backfilled", "missing", "not yet due")
 

@@ -14,11 +14,11 @@ from sqlalchemy.orm import Session
 from registry import boroughs
 from registry.deliveries.common import MAX_COUNT, MAX_SPEND, current_mi
 from registry.files import restore
-from registry.models import (
-    Programme,
-)
 from registry.periods import format_month, month_index, parse_month
 from registry.programmes import closest, name_key
+from registry.schema import (
+    Programme,
+)
 from registry.uploads import TEMPLATE_COLUMNS, Problem
 
 

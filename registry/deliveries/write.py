@@ -25,12 +25,12 @@ from registry.deliveries.common import (
 )
 from registry.deliveries.compare import STATUSES, Preview, preview_upload
 from registry.errors import ConflictError, RegistryError
-from registry.models import (
+from registry.periods import format_month, index_month
+from registry.schema import (
     Delivery,
     ImportBatch,
     utcnow,
 )
-from registry.periods import format_month, index_month
 from registry.uploads import Problem
 
 

@@ -22,9 +22,9 @@ from sqlalchemy.orm import Session
 from registry import audit
 from registry.auth import Principal, require, write_action
 from registry.errors import NotFoundError, RegistryError
-from registry.models import MeasureMapping, OutcomeMeasure
 from registry.outcomes.common import category_key, clean
 from registry.outcomes.formats import MAPPED_FORMATS
+from registry.schema import MeasureMapping, OutcomeMeasure
 
 TRUNCATED_AT = 50
 

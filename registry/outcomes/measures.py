@@ -14,8 +14,8 @@ from registry import audit
 from registry.auth import Principal, require, write_action
 from registry.denominators import ALL_AGES, parse_band
 from registry.errors import ConflictError, NotFoundError, RegistryError
-from registry.models import MeasureBreak, OutcomeMeasure
 from registry.periods import as_date, format_month
+from registry.schema import MeasureBreak, OutcomeMeasure
 from registry.windows import month_name
 
 _CODE_RE = re.compile(r"^[a-z][a-z0-9_]{1,63}$")

@@ -25,16 +25,16 @@ from sqlalchemy.orm import Session
 from registry import audit
 from registry.auth import Principal, require, write_action
 from registry.errors import RegistryError
-from registry.models import (
+from registry.outcomes.formats import of_kind
+from registry.outcomes.measures import get_measure
+from registry.periods import add_months, format_month
+from registry.schema import (
     Borough,
     ImportBatch,
     OutcomeCount,
     OutcomeMeasure,
     UnallocatedCount,
 )
-from registry.outcomes.formats import of_kind
-from registry.outcomes.measures import get_measure
-from registry.periods import add_months, format_month
 
 MET_SOURCES = ("mps-borough", "mps-dashboard")
 # Every crime format of registry.outcomes.formats, and the demo data.

@@ -25,15 +25,6 @@ from registry import audit, boroughs
 from registry.auth import Principal, require, write_action
 from registry.denominators import bands_needed
 from registry.errors import RegistryError
-from registry.models import (
-    Borough,
-    ImportBatch,
-    OutcomeCount,
-    OutcomeMeasure,
-    OutcomeRevision,
-    Population,
-    UnallocatedCount,
-)
 from registry.outcomes.common import (
     ParsedCrime,
     ParsedPopulation,
@@ -56,6 +47,15 @@ from registry.outcomes.mapping import mapper_for
 from registry.outcomes.measures import get_measure, measure_ids
 from registry.outcomes.sources import check_order, infer_release, of_record, source_of_batch
 from registry.periods import format_month
+from registry.schema import (
+    Borough,
+    ImportBatch,
+    OutcomeCount,
+    OutcomeMeasure,
+    OutcomeRevision,
+    Population,
+    UnallocatedCount,
+)
 from registry.untrusted import FileRefused, Limits, run_limited
 
 T = TypeVar("T")

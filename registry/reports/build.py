@@ -21,15 +21,6 @@ from sqlalchemy.orm import Session
 from registry import audit, demo, numbers
 from registry.auth import Principal, require, visible_funding_stream_ids
 from registry.errors import NotFoundError, PermissionDenied, RegistryError
-from registry.models import (
-    Borough,
-    Delivery,
-    FundingStream,
-    ImportBatch,
-    OutcomeCount,
-    OutcomeMeasure,
-    Programme,
-)
 from registry.outcomes.measures import series_breaks
 from registry.outcomes.sources import of_record, record_sources
 from registry.periods import (
@@ -44,6 +35,15 @@ from registry.periods import (
 )
 from registry.programmes import find_named
 from registry.reports.disclosure import TOTAL, Participants, threshold_for
+from registry.schema import (
+    Borough,
+    Delivery,
+    FundingStream,
+    ImportBatch,
+    OutcomeCount,
+    OutcomeMeasure,
+    Programme,
+)
 from registry.windows import part_stored, whole_only
 
 VRU_MEASURES = ("homicide", "knife_crime_injury_u25", "gun_crime")
