@@ -9,7 +9,7 @@ from sqlalchemy.exc import OperationalError
 
 from registry import db
 from registry.cli import cli
-from registry.cli_types import PERIODS, period
+from registry.cli.params import PERIODS, period
 
 BAD_MONTH = "'2024-13' has month 13; months run from 01 to 12."
 

@@ -2,7 +2,7 @@
 
 Everything that depends on the format reads :data:`FORMATS`: the ``--format`` choices and help
 of ``vru import crime|population`` and which files a folder stands for
-(:mod:`registry.cli_outcomes`), the format lists of the Outcome data page, recognising a file
+(:mod:`registry.cli.outcomes`), the format lists of the Outcome data page, recognising a file
 from its header and the hint in a refusal (:mod:`registry.outcomes.detect`), reading the files in
 the child process (:mod:`registry.outcomes.store`), the formats with a category mapping
 (:mod:`registry.outcomes.mapping`) and the file each crime source is loaded from

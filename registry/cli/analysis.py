@@ -25,7 +25,7 @@ from registry.analysis.run import (
 from registry.analysis.synth import run_synth
 from registry.analysis.trends import TrendReport, trend_report
 from registry.cli import Context, cli, pass_ctx
-from registry.cli_types import MEASURE, MONTH, period
+from registry.cli.params import MEASURE, MONTH, period
 from registry.periods import format_month
 
 

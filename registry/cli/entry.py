@@ -16,7 +16,7 @@ import click
 
 from registry import deliveries, programmes
 from registry.cli import Context, cli, echo_table, pass_ctx, shared_group
-from registry.cli_types import MONTH
+from registry.cli.params import MONTH
 from registry.files import write_table
 from registry.numbers import count
 from registry.uploads import template_frame

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from registry import audit, auth, backup, db, demo, numbers, roles
 from registry.bundled import bundled
-from registry.cli_types import ROLE
+from registry.cli.params import ROLE
 from registry.config import ConfigError, get_settings
 from registry.errors import RegistryError, database_error_message
 
@@ -559,9 +559,9 @@ def main() -> None:
     cli(prog_name="vru")
 
 
-from registry import (  # noqa: E402,F401  (registers commands)
-    cli_analysis,
-    cli_entry,
-    cli_outcomes,
-    cli_reports,
+from registry.cli import (  # noqa: E402,F401  (registers commands)
+    analysis,
+    entry,
+    outcomes,
+    reports,
 )

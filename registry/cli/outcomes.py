@@ -14,7 +14,7 @@ import click
 import pandas as pd
 
 from registry.cli import Context, cli, echo_table, pass_ctx, shared_group
-from registry.cli_types import MEASURE, MONTH
+from registry.cli.params import MEASURE, MONTH
 from registry.denominators import rate_unit
 from registry.files import csv_bytes
 from registry.outcomes import formats, mapping, measures, sources, store

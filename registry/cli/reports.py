@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from registry.cli import Context, cli, pass_ctx
-from registry.cli_types import MONTH, period
+from registry.cli.params import MONTH, period
 from registry.errors import RegistryError
 from registry.periods import Window
 from registry.reports.build import Scope, build_report
