@@ -29,7 +29,8 @@ from registry import deliveries, programmes
 from registry.boroughs import BOROUGHS
 from registry.numbers import count
 from registry.periods import PeriodError, add_months, format_month, last_complete_month, parse_month
-from registry.uploads import Problem, template_csv
+from registry.problems import Problem
+from registry.uploads import template_csv
 
 st.title("Record deliveries")
 who = current_principal()

@@ -149,10 +149,14 @@ def lookup(value: str) -> BoroughInfo:
     return found
 
 
-def is_pseudo_area(value: str) -> bool:
-    """True for the Met's non-borough areas (``Unknown``, airports, aviation security...)."""
+def pseudo_area_name(value: str) -> str | None:
+    """The Met's canonical name of one of its non-borough areas (``Unknown``, airports, aviation
+    security, ``Aviation Security(SO18)`` too) that ``value`` names, else ``None``."""
     key = normalise_name(value).replace(" ", "")
-    return any(key == normalise_name(p).replace(" ", "") for p in MET_PSEUDO_AREAS)
+    for name in MET_PSEUDO_AREAS:
+        if key == normalise_name(name).replace(" ", ""):
+            return name
+    return None
 
 
 def borough_ids(session: Session) -> dict[str, int]:

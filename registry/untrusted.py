@@ -140,6 +140,19 @@ def check_header_columns(first_line: str, limits: Limits) -> None:
         )
 
 
+_RAGGED = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
+
+
+def ragged_row(exc: Exception) -> tuple[int, int, int] | None:
+    """From pandas' complaint about a CSV row wider than the header: the header's width, the
+    row's line number and its width; ``None`` for any other complaint."""
+    match = _RAGGED.search(str(exc))
+    if match is None:
+        return None
+    expected, line, saw = (int(g) for g in match.groups())
+    return expected, line, saw
+
+
 def first_line(text: str) -> str:
     """The header row of CSV text (up to its first line break; quotes in headers are rare)."""
     end = text.find("\n")

@@ -20,11 +20,10 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from registry.config import get_settings
-from registry.problems import Problem, sheet_row
+from registry.problems import HEADER_ROW, Problem, sheet_row, without_blank_rows
 from registry.untrusted import (
     ERROR_CODES,
     FileRefused,
@@ -32,8 +31,10 @@ from registry.untrusted import (
     check_header_columns,
     check_no_nul,
     check_xlsx,
+    column_letter,
     error_reason,
     first_line,
+    ragged_row,
     run_limited,
     xlsx_rows,
 )
@@ -137,19 +138,19 @@ def _read_csv(content: bytes, limits: Limits) -> Sheet:
     except pd.errors.EmptyDataError:
         return _refuse("The file has no header row and no cells that CSV can read.")
     except pd.errors.ParserError as exc:
-        match = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(exc))
-        if not match:
+        ragged = ragged_row(exc)
+        if ragged is None:
             return _refuse("The file is not a readable CSV table; save it again as CSV UTF-8.")
-        expected, row, seen = (int(g) for g in match.groups())
+        expected, row, seen = ragged
         return Sheet(
             pd.DataFrame(),
             "",
             [
                 Problem(
                     reason=f"This row has {seen} cells but the first row has {expected}: remove "
-                    f"the extra cells from column {_column_letter(expected)} on.",
+                    f"the extra cells from column {column_letter(expected)} on.",
                     row=row,
-                    column=_column_letter(expected),
+                    column=column_letter(expected),
                     value=f"{seen} cells",
                 )
             ],
@@ -184,11 +185,7 @@ def _with_header(raw: pd.DataFrame, fmt: str) -> Sheet:
     data = raw.iloc[1:].set_axis(range(raw.shape[1]), axis=1)
     data.insert(0, "row", [sheet_row(i) for i in range(len(data))])
     # Blank lines and rows of empty cells are skipped; the row numbers of the others stay true.
-    filled = np.zeros(len(data), dtype=bool)
-    for position in range(raw.shape[1]):
-        codes, uniques = pd.factorize(data[position].to_numpy(dtype=object))
-        filled |= np.array([str(u).strip() != "" for u in uniques] + [False])[codes]
-    data = data[filled]
+    data = without_blank_rows(data, range(raw.shape[1]))
     # Trailing unnamed, empty columns are common in exported sheets.
     while header and header[-1] == "" and (data[len(header) - 1].str.strip() == "").all():
         header.pop()
@@ -202,7 +199,7 @@ def _with_header(raw: pd.DataFrame, fmt: str) -> Sheet:
                 Problem(
                     reason="The first row is not the template's header; it must name the columns "
                     f"{', '.join(TEMPLATE_COLUMNS)}.",
-                    row=1,
+                    row=HEADER_ROW,
                     column="",
                     value=first,
                 )
@@ -211,17 +208,19 @@ def _with_header(raw: pd.DataFrame, fmt: str) -> Sheet:
     problems: list[Problem] = []
     seen: set[str] = set()
     for position, name in enumerate(header):
-        letter = _column_letter(position)
+        letter = column_letter(position)
         if name == "":
             problems.append(
-                Problem(reason="This column has no header.", row=1, column=letter, value="")
+                Problem(
+                    reason="This column has no header.", row=HEADER_ROW, column=letter, value=""
+                )
             )
         elif name not in TEMPLATE_COLUMNS:
             problems.append(
                 Problem(
                     reason=f"Unknown column {name!r}; the template's columns are "
                     f"{', '.join(TEMPLATE_COLUMNS)}.",
-                    row=1,
+                    row=HEADER_ROW,
                     column=letter,
                     value=name,
                 )
@@ -229,7 +228,10 @@ def _with_header(raw: pd.DataFrame, fmt: str) -> Sheet:
         elif name in seen:
             problems.append(
                 Problem(
-                    reason=f"The column {name!r} appears twice.", row=1, column=letter, value=name
+                    reason=f"The column {name!r} appears twice.",
+                    row=HEADER_ROW,
+                    column=letter,
+                    value=name,
                 )
             )
         seen |= {name}
@@ -238,7 +240,7 @@ def _with_header(raw: pd.DataFrame, fmt: str) -> Sheet:
             problems.append(
                 Problem(
                     reason=f"The required column {name!r} is missing from the header.",
-                    row=1,
+                    row=HEADER_ROW,
                     column=name,
                     value="",
                 )
@@ -264,15 +266,6 @@ def _with_header(raw: pd.DataFrame, fmt: str) -> Sheet:
         if name not in data.columns:
             data[name] = ""
     return Sheet(data[["row", *TEMPLATE_COLUMNS]].reset_index(drop=True), fmt)
-
-
-def _column_letter(position: int) -> str:
-    letters = ""
-    position += 1
-    while position:
-        position, rem = divmod(position - 1, 26)
-        letters = chr(65 + rem) + letters
-    return letters
 
 
 def read_upload(content: bytes, file_name: str) -> Sheet:

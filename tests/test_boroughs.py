@@ -72,9 +72,9 @@ def test_suggestion_for_a_slip() -> None:
     ],
 )
 def test_met_pseudo_areas(area: str) -> None:
-    assert boroughs.is_pseudo_area(area)
+    assert boroughs.pseudo_area_name(area) is not None
     assert boroughs.find(area) is None
 
 
 def test_boroughs_are_not_pseudo_areas() -> None:
-    assert not any(boroughs.is_pseudo_area(b.name) for b in boroughs.BOROUGHS)
+    assert not any(boroughs.pseudo_area_name(b.name) for b in boroughs.BOROUGHS)

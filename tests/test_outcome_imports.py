@@ -166,7 +166,7 @@ def test_long_file_imports_boroughs_and_unallocated(session) -> None:
     ],
 )
 def test_every_met_pseudo_area_is_recognised(written, canonical) -> None:
-    from registry.outcomes.common import pseudo_area_name
+    from registry.boroughs import pseudo_area_name
 
     assert pseudo_area_name(written) == canonical
 

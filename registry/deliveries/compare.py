@@ -25,7 +25,8 @@ from registry.deliveries.common import (
 )
 from registry.deliveries.validate import Checked, check_rows
 from registry.periods import format_month, index_month
-from registry.uploads import Problem, Sheet, read_upload
+from registry.problems import Problem
+from registry.uploads import Sheet, read_upload
 
 STATUSES = ("added", "amended", "unchanged")
 

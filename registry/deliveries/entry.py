@@ -27,6 +27,7 @@ from registry.deliveries.validate import Checked, check_rows
 from registry.deliveries.write import SaveResult, commit
 from registry.errors import ConflictError, NotFoundError, RegistryError
 from registry.periods import format_month, index_month, month_index, parse_month
+from registry.problems import Problem, sheet_row
 from registry.programmes import get_programme
 from registry.schema import (
     Borough,
@@ -34,11 +35,11 @@ from registry.schema import (
     Programme,
     utcnow,
 )
-from registry.uploads import TEMPLATE_COLUMNS, Problem
+from registry.uploads import TEMPLATE_COLUMNS
 
 
 def _figures_frame(
-    programme: str, rows: Sequence[Mapping[str, Any]], first_row: int = 2
+    programme: str, rows: Sequence[Mapping[str, Any]], first_row: int = sheet_row(0)
 ) -> pd.DataFrame:
     def text(value: Any) -> str:
         if value is None or (isinstance(value, float) and np.isnan(value)):

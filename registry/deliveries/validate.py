@@ -15,11 +15,12 @@ from registry import boroughs
 from registry.deliveries.common import MAX_COUNT, MAX_SPEND, current_mi
 from registry.files import restore
 from registry.periods import format_month, month_index, parse_month
+from registry.problems import Problem
 from registry.programmes import closest, name_key
 from registry.schema import (
     Programme,
 )
-from registry.uploads import TEMPLATE_COLUMNS, Problem
+from registry.uploads import TEMPLATE_COLUMNS
 
 
 @dataclass(frozen=True)

@@ -26,12 +26,12 @@ from registry.deliveries.common import (
 from registry.deliveries.compare import STATUSES, Preview, preview_upload
 from registry.errors import ConflictError, RegistryError
 from registry.periods import format_month, index_month
+from registry.problems import Problem
 from registry.schema import (
     Delivery,
     ImportBatch,
     utcnow,
 )
-from registry.uploads import Problem
 
 
 @dataclass(frozen=True)

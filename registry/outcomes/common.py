@@ -16,11 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+import numpy as np
 import pandas as pd
 
 from registry import boroughs
 from registry.errors import RegistryError
-from registry.problems import Problem, sheet_row
+from registry.problems import Problem, sheet_row, sheet_row_of
 from registry.untrusted import (
     ERROR_CODES,
     FileRefused,
@@ -30,6 +31,7 @@ from registry.untrusted import (
     current_limits,
     error_reason,
     first_line,
+    ragged_row,
     xlsx_rows,
 )
 
@@ -172,6 +174,17 @@ class ParsedCrime:
         key = (measure, area, month)
         self.unallocated[key] = self.unallocated.get(key, 0) + n
 
+    def add_row(self, place: tuple[str, str], measure: str, month: dt.date, n: int) -> None:
+        """One source row's count at ``place``, a :func:`crime_area`: a borough's, or London
+        unallocated (a row of the Met's non-borough area)."""
+        kind, target = place
+        if kind == "borough":
+            self.note_borough_rows(1)
+            self.add_count(measure, target, month, n)
+        else:
+            self.unallocated_rows[target] += 1
+            self.add_unallocated(measure, target, month, n)
+
 
 @dataclass
 class ParsedPopulation:
@@ -185,13 +198,54 @@ class ParsedPopulation:
     skipped: Counter[str] = field(default_factory=Counter)
 
 
-def pseudo_area_name(value: str) -> str | None:
-    """The Met's canonical name of a non-borough area (``Aviation Security(SO18)`` too)."""
-    key = boroughs.normalise_name(value).replace(" ", "")
-    for name in boroughs.MET_PSEUDO_AREAS:
-        if key == boroughs.normalise_name(name).replace(" ", ""):
-            return name
-    return None
+UNKNOWN_AREA = "not a London borough or one of the Met's known non-borough areas"
+
+
+def crime_area(name: str, code: str = "") -> tuple[str, str] | None:
+    """Where a crime count of area ``name`` (and GSS ``code``, tried first, if the file has one)
+    belongs: ``("borough", GSS code)``, ``("pseudo", the Met's name of the non-borough area)``
+    for a London unallocated count, or ``None`` when it is neither (see :func:`unknown_area`)."""
+    borough = (boroughs.find(code) if code else None) or boroughs.find(name)
+    if borough is not None:
+        return ("borough", borough.gss_code)
+    pseudo = boroughs.pseudo_area_name(name)
+    return None if pseudo is None else ("pseudo", pseudo)
+
+
+def did_you_mean(name: str) -> str:
+    """The end of a refusal of an unknown area: the borough it is likely a slip for, if any."""
+    hint = boroughs.suggest(name)
+    return f"; did you mean {hint!r}?" if hint else ""
+
+
+def unknown_area(name: str, row: int, column: str) -> Problem:
+    """The refusal of an area :func:`crime_area` does not know, suggesting the likely borough."""
+    return Problem(UNKNOWN_AREA + did_you_mean(name), row, column, name)
+
+
+COUNT_REASON = "a count must be a whole number of 0 or more"
+MISSING_COUNT_REASON = "the count is missing (write 0 for none)"
+
+
+def whole_number(text: str) -> int | None:
+    """``text`` (cleaned) as a whole number of 0 or more written in digits only, else ``None``."""
+    return int(text) if text.isdigit() else None
+
+
+def check_counts(values: pd.DataFrame, limit: int = 50) -> tuple[pd.DataFrame, list[Problem]]:
+    """Count cells (cleaned text) as numbers, and a problem for each of the first ``limit`` cells
+    that is not a whole number of 0 or more (``12.0`` is one, as spreadsheets write it)."""
+    numbers = values.apply(pd.to_numeric, errors="coerce")
+    bad = (numbers.isna() | (numbers < 0) | (numbers % 1 != 0)).to_numpy()
+    problems = []
+    rows, cols = np.nonzero(bad)
+    for r, c in zip(rows[:limit], cols[:limit], strict=True):
+        value = str(values.iat[r, c])
+        reason = COUNT_REASON if value else MISSING_COUNT_REASON
+        problems.append(
+            Problem(reason, sheet_row_of(values.index[r]), str(values.columns[c]), value)
+        )
+    return numbers, problems
 
 
 def combined_sha256(hashes: Iterable[str]) -> str:
@@ -199,18 +253,15 @@ def combined_sha256(hashes: Iterable[str]) -> str:
     return hashlib.sha256("\n".join(sorted(hashes)).encode()).hexdigest()
 
 
-_FIELDS_RE = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
-
-
 def parser_refusal(file_name: str, exc: Exception) -> ImportRefused:
     """Turn pandas' complaint about a malformed CSV into a refusal a person can act on."""
-    match = _FIELDS_RE.search(str(exc))
-    if match:
-        expected, line, saw = match.groups()
+    ragged = ragged_row(exc)
+    if ragged:
+        expected, line, saw = ragged
         return refuse(
             file_name,
             f"{saw} cells where the header has {expected} columns (a comma in an unquoted name?)",
-            row=int(line),
+            row=line,
         )
     if isinstance(exc, pd.errors.ParserWarning):
         return refuse(file_name, "the first row has more cells than the header has columns")

@@ -3,9 +3,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from registry.outcomes.common import Source, header_of
+from registry.outcomes.common import Source, header_of, refuse
 
 if TYPE_CHECKING:
     from registry.outcomes.formats import ImportFormat
@@ -41,3 +42,24 @@ def describe(columns: list[str], *, command: str, fmt: str | None) -> str:
         f"; it looks like {found.called} file (import it with "
         f"`vru import {found.kind} --format {found.code}`)"
     )
+
+
+def require_columns(
+    file_name: str,
+    columns: list[str],
+    required: Iterable[str],
+    what: str,
+    *,
+    command: str,
+    fmt: str,
+    header: list[str] | None = None,
+) -> None:
+    """Refuse a file whose ``columns`` lack any of ``required``, naming them, then ``what`` the
+    file should be, then :func:`describe`'s hint from ``header`` (default: ``columns``)."""
+    missing = [c for c in required if c not in columns]
+    if missing:
+        raise refuse(
+            file_name,
+            f"missing column(s) {', '.join(missing)}{what}"
+            + describe(columns if header is None else header, command=command, fmt=fmt),
+        )

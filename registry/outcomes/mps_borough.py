@@ -11,27 +11,24 @@ files (``WardName,WardCode`` anywhere, perhaps a trailing ``Refreshed Date``) an
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
-import numpy as np
-import pandas as pd
-
-from registry import boroughs
 from registry.outcomes.common import (
     ImportRefused,
     ParsedCrime,
-    Problem,
     Progress,
     Source,
+    check_counts,
     clean,
+    crime_area,
     no_progress,
-    pseudo_area_name,
     read_csv_text,
     refuse,
+    unknown_area,
 )
 from registry.outcomes.detect import describe
 from registry.periods import PeriodError, parse_compact_month
-from registry.problems import sheet_row
+from registry.problems import HEADER_ROW, Problem, first_sheet_row, without_blank_rows
 
 if TYPE_CHECKING:
     from registry.outcomes.mapping import Mapper
@@ -40,7 +37,6 @@ AREA_COLUMNS = ("BoroughName", "LookUp_BoroughName", "Borough")
 CATEGORY_COLUMNS = (("MajorText", "MinorText"), ("Major Category", "Minor Category"))
 MONTH_HEADER = re.compile(r"^\d{6}$")
 NOT_MAPPED = "category not mapped to a measure"
-HEADER_ROW = 1  # spreadsheet row numbers: the header is row 1, data starts at row 2
 
 
 def layout_of(columns: list[str]) -> str | None:
@@ -87,9 +83,7 @@ def parse(source: Source, mapper: Mapper, progress: Progress = no_progress) -> P
     frame = read_csv_text(source, "mps-borough")
     frame = frame.set_axis([clean(c) for c in frame.columns], axis=1)
     area_col, major_col, minor_col, month_cols = _columns(source, list(frame.columns))
-    # Rows of nothing at all (a stray ",,,," line) are not data.
-    blank = (frame.map(lambda v: clean(v) == "")).all(axis=1)
-    frame = frame.loc[~blank]
+    frame = without_blank_rows(frame)
     parsed = ParsedCrime(
         format="mps-borough",
         file_name=source.name,
@@ -105,40 +99,16 @@ def parse(source: Source, mapper: Mapper, progress: Progress = no_progress) -> P
         except PeriodError as exc:
             problems.append(Problem(str(exc), HEADER_ROW, col))
     progress(0.3, "Checking counts")
-    values = frame[month_cols].apply(lambda s: s.map(clean))
-    numbers = values.apply(pd.to_numeric, errors="coerce")
-    bad = numbers.isna() | (numbers < 0) | (numbers % 1 != 0)
-    if bad.to_numpy().any():
-        rows, cols = np.nonzero(bad.to_numpy())
-        for r, c in zip(rows[:50], cols[:50], strict=True):
-            value = values.iat[r, c]
-            reason = (
-                "a count must be a whole number of 0 or more"
-                if value
-                else "the count is missing (write 0 for none)"
-            )
-            problems.append(Problem(reason, sheet_row(int(frame.index[r])), month_cols[c], value))
+    numbers, bad_counts = check_counts(frame[month_cols].apply(lambda s: s.map(clean)))
+    problems += bad_counts
     area_of: dict[str, tuple[str, str]] = {}  # (kind, target) of each area not refused
     for name in frame[area_col].unique():
-        borough = boroughs.find(name)
-        if borough is not None:
-            area_of[name] = ("borough", borough.gss_code)
-            continue
-        pseudo = pseudo_area_name(name)
-        if pseudo is not None:
-            area_of[name] = ("pseudo", pseudo)
+        place = crime_area(name)
+        if place is not None:
+            area_of[name] = place
         else:
-            first = sheet_row(int(frame.index[frame[area_col] == name][0]))
-            hint = boroughs.suggest(name)
-            problems.append(
-                Problem(
-                    "not a London borough or one of the Met's known non-borough areas"
-                    + (f"; did you mean {hint!r}?" if hint else ""),
-                    first,
-                    area_col,
-                    name,
-                )
-            )
+            first = first_sheet_row(frame, frame[area_col] == name)
+            problems.append(unknown_area(name, first, area_col))
     if problems:
         raise ImportRefused(source.name, problems)
 
@@ -162,10 +132,11 @@ def parse(source: Source, mapper: Mapper, progress: Progress = no_progress) -> P
         .sum()
         .stack()
     )
-    for (code, area_kind, area, col), n in long.items():
+    for key, total in long.items():
+        code, area_kind, area, col = cast(tuple[str, str, str, str], key)
         if area_kind == "borough":
-            parsed.add_count(code, area, months[col], int(n))
+            parsed.add_count(code, area, months[col], int(total))
         else:
-            parsed.add_unallocated(code, area, months[col], int(n))
+            parsed.add_unallocated(code, area, months[col], int(total))
     progress(1.0, f"Read {parsed.rows_read:,} rows from {source.name}")
     return parsed

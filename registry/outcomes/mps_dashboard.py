@@ -14,23 +14,22 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from registry import boroughs
 from registry.outcomes.common import (
     XLSX_MAGIC,
     ImportRefused,
     ParsedCrime,
-    Problem,
     Progress,
     Source,
+    check_counts,
     clean,
+    crime_area,
     no_progress,
-    pseudo_area_name,
     read_csv_text,
     read_xlsx,
-    refuse,
+    unknown_area,
 )
-from registry.outcomes.detect import describe
-from registry.problems import sheet_row
+from registry.outcomes.detect import require_columns
+from registry.problems import Problem, first_sheet_row, without_blank_rows
 
 if TYPE_CHECKING:
     from registry.outcomes.mapping import Mapper
@@ -80,15 +79,15 @@ def _read(source: Source) -> pd.DataFrame:
 def parse(source: Source, mapper: Mapper, progress: Progress = no_progress) -> ParsedCrime:
     progress(0.0, f"Reading {source.name}")
     frame = _read(source)
-    missing = [c for c in REQUIRED if c not in frame.columns]
-    if missing:
-        raise refuse(
-            source.name,
-            f"missing column(s) {', '.join(missing)} of the Met crime dashboard file"
-            + describe(list(frame.columns), command="crime", fmt="mps-dashboard"),
-        )
-    blank = frame.map(lambda v: clean(v) == "").all(axis=1)
-    frame = frame.loc[~blank]
+    require_columns(
+        source.name,
+        list(frame.columns),
+        REQUIRED,
+        " of the Met crime dashboard file",
+        command="crime",
+        fmt="mps-dashboard",
+    )
+    frame = without_blank_rows(frame)
     parsed = ParsedCrime(
         format="mps-dashboard",
         file_name=source.name,
@@ -112,21 +111,12 @@ def parse(source: Source, mapper: Mapper, progress: Progress = no_progress) -> P
     }
     for value, month in months.items():
         if month is None:
-            first = sheet_row(int(rows.index[rows["Month_Year"] == value][0]))
+            first = first_sheet_row(rows, rows["Month_Year"] == value)
             problems.append(
                 Problem("not a month (expected e.g. 2023-04)", first, "Month_Year", str(value))
             )
-    counts = pd.to_numeric(rows["Count"].map(clean), errors="coerce")
-    bad = counts.isna() | (counts < 0) | (counts % 1 != 0)
-    for idx in rows.index[bad.to_numpy()][:50]:
-        problems.append(
-            Problem(
-                "a count must be a whole number of 0 or more",
-                sheet_row(int(idx)),
-                "Count",
-                clean(rows.at[idx, "Count"]),
-            )
-        )
+    counts, bad_counts = check_counts(rows[["Count"]].apply(lambda s: s.map(clean)))
+    problems += bad_counts
     codes = rows["Area code"].map(clean) if "Area code" in rows.columns else None
     area_of: dict[tuple[str, str], tuple[str, str]] = {}  # (kind, target) of each area not refused
     keys = list(
@@ -137,24 +127,12 @@ def parse(source: Source, mapper: Mapper, progress: Progress = no_progress) -> P
         )
     )
     for name, code in set(keys):
-        borough = boroughs.find(code) if code else None
-        borough = borough or boroughs.find(name)
-        if borough is not None:
-            area_of[(name, code)] = ("borough", borough.gss_code)
-            continue
-        pseudo = pseudo_area_name(name)
-        if pseudo is not None:
-            area_of[(name, code)] = ("pseudo", pseudo)
+        place = crime_area(name, code)
+        if place is not None:
+            area_of[(name, code)] = place
         else:
-            first = sheet_row(int(rows.index[rows["Area name"].map(clean) == name][0]))
-            problems.append(
-                Problem(
-                    "not a London borough or one of the Met's known non-borough areas",
-                    first,
-                    "Area name",
-                    name,
-                )
-            )
+            first = first_sheet_row(rows, rows["Area name"].map(clean) == name)
+            problems.append(unknown_area(name, first, "Area name"))
     if problems:
         raise ImportRefused(source.name, problems)
 
@@ -162,22 +140,15 @@ def parse(source: Source, mapper: Mapper, progress: Progress = no_progress) -> P
     subgroup = rows["Offence Subgroup"].map(clean)
     resolved = {s: mapper.resolve(s) for s in subgroup.unique()}
     parsed.unmapped.update(s for s, (known, _m) in resolved.items() if not known)
-    whole_counts = counts.to_numpy()  # checked above: whole numbers of 0 or more
+    whole_counts = counts["Count"].to_numpy()  # checked above: whole numbers of 0 or more
     for i, (idx, sub) in enumerate(subgroup.items()):
         measure = resolved[sub][1]
         if measure is None:
             parsed.skipped[NOT_MAPPED] += 1
             continue
-        kind, target = area_of[keys[i]]
         month = months[rows.at[idx, "Month_Year"]]
         if month is None:  # such rows were refused above
             raise RuntimeError("A row whose month could not be read got past the checks.")
-        n = int(whole_counts[i])
-        if kind == "borough":
-            parsed.note_borough_rows(1)
-            parsed.add_count(measure, target, month, n)
-        else:
-            parsed.unallocated_rows[target] += 1
-            parsed.add_unallocated(measure, target, month, n)
+        parsed.add_row(area_of[keys[i]], measure, month, int(whole_counts[i]))
     progress(1.0, f"Read {parsed.rows_read:,} rows from {source.name}")
     return parsed

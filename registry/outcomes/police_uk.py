@@ -26,7 +26,6 @@ from registry import boroughs
 from registry.outcomes.common import (
     ImportRefused,
     ParsedCrime,
-    Problem,
     Progress,
     Source,
     clean,
@@ -37,8 +36,9 @@ from registry.outcomes.common import (
     refuse,
     require_text,
 )
-from registry.outcomes.detect import describe
+from registry.outcomes.detect import require_columns
 from registry.periods import PeriodError, parse_month
+from registry.problems import Problem, sheet_row
 
 if TYPE_CHECKING:
     from registry.outcomes.mapping import Mapper
@@ -163,14 +163,14 @@ def parse(
     hashes: dict[str, str] = {}
     for source in sources:
         require_text(source, "police-uk")
-        columns = header_of(source)
-        missing = [c for c in COLUMNS if c not in columns]
-        if missing:
-            raise refuse(
-                source.name,
-                f"missing column(s) {', '.join(missing)} of a data.police.uk street-level file"
-                + describe(columns, command="crime", fmt="police-uk"),
-            )
+        require_columns(
+            source.name,
+            header_of(source),
+            COLUMNS,
+            " of a data.police.uk street-level file",
+            command="crime",
+            fmt="police-uk",
+        )
         digest = source.sha256()
         if digest in hashes:
             raise refuse(source.name, f"it is the same file as {hashes[digest]}; give it once")
@@ -196,7 +196,7 @@ def parse(
                 chunksize=chunk_rows,
                 encoding_errors="replace",
             )
-            first_row = 2
+            first_row = sheet_row(0)
             try:
                 for chunk in reader:
                     acc.feed(chunk, source, first_row)

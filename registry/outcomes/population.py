@@ -29,15 +29,16 @@ from registry.denominators import ALL_AGES, OLDEST_SINGLE_AGE, band_ages
 from registry.outcomes.common import (
     ImportRefused,
     ParsedPopulation,
-    Problem,
     Source,
     clean,
+    did_you_mean,
     read_csv_text,
     refuse,
     require_text,
+    whole_number,
 )
-from registry.outcomes.detect import describe
-from registry.problems import sheet_row
+from registry.outcomes.detect import require_columns
+from registry.problems import Problem, sheet_row_of, without_blank_rows
 
 BANDS: dict[str, tuple[int, int]] = {"10-24": (10, 24), "10-17": (10, 17), "18-24": (18, 24)}
 ONS_COLUMNS = ("Code", "All ages")
@@ -53,6 +54,7 @@ NOMIS_COLUMNS = (
 )
 _YEAR_IN_NAME = re.compile(r"(?<!\d)((?:19|20)\d{2})(?!\d)")
 NOT_LONDON = "not a London borough"
+PEOPLE_REASON = "people must be a whole number of 0 or more"
 OLDEST = "90+"  # the last age column: everyone 90 and over
 
 
@@ -63,15 +65,21 @@ def year_from_name(name: str) -> int | None:
 
 
 def _number(text: str) -> int | None:
-    digits = clean(text).replace(",", "")
-    return int(digits) if digits.isdigit() else None
+    """A whole number of 0 or more, perhaps with thousands separators (``1,234``)."""
+    return whole_number(clean(text).replace(",", ""))
+
+
+def _london_borough(code: str) -> boroughs.BoroughInfo | None:
+    """The London borough of a local authority GSS code; ``None`` for any other area (regions,
+    England), whose rows are skipped as :data:`NOT_LONDON`."""
+    return boroughs.find(code) if code.startswith("E09") else None
 
 
 def _frame(source: Source, fmt: str) -> pd.DataFrame:
     frame = read_csv_text(source, fmt)
     frame = frame.set_axis([clean(c) for c in frame.columns], axis=1)
     frame = frame.loc[:, [c for c in frame.columns if c and not c.startswith("Unnamed:")]]
-    return frame.loc[~frame.map(lambda v: clean(v) == "").all(axis=1)]
+    return without_blank_rows(frame)
 
 
 def wanted_bands(bands: Iterable[str]) -> dict[str, tuple[int, int] | None]:
@@ -119,13 +127,14 @@ def parse_ons(source: Source, year: int | None, bands: Iterable[str] = ()) -> Pa
     frame = _frame(source, "ons-single-year")
     derived = wanted_bands(bands)
     ages = sorted({a for r in derived.values() if r for a in range(r[0], r[1] + 1)})
-    missing = [c for c in (*ONS_COLUMNS, *map(str, ages)) if c not in frame.columns]
-    if missing:
-        raise refuse(
-            source.name,
-            f"missing column(s) {', '.join(missing)} of the ONS single-year-of-age file"
-            + describe(list(frame.columns), command="population", fmt="ons-single-year"),
-        )
+    require_columns(
+        source.name,
+        list(frame.columns),
+        (*ONS_COLUMNS, *map(str, ages)),
+        " of the ONS single-year-of-age file",
+        command="population",
+        fmt="ons-single-year",
+    )
     parsed = ParsedPopulation(
         format="ons-single-year",
         file_name=source.name,
@@ -135,11 +144,8 @@ def parse_ons(source: Source, year: int | None, bands: Iterable[str] = ()) -> Pa
     problems: list[Problem] = []
     wanted = ["All ages", *map(str, ages)]
     for idx, row in frame.iterrows():
-        # pandas-stubs type a row label as Hashable; these frames are numbered by row (ints).
-        line = sheet_row(int(idx))  # type: ignore[call-overload]
-        borough = (
-            boroughs.find(clean(row["Code"])) if clean(row["Code"]).startswith("E09") else None
-        )
+        line = sheet_row_of(idx)
+        borough = _london_borough(clean(row["Code"]))
         if borough is None:
             parsed.skipped[NOT_LONDON] += 1
             continue
@@ -147,11 +153,7 @@ def parse_ons(source: Source, year: int | None, bands: Iterable[str] = ()) -> Pa
         for col in wanted:
             number = _number(row[col])
             if number is None:
-                problems.append(
-                    Problem(
-                        "people must be a whole number of 0 or more", line, col, clean(row[col])
-                    )
-                )
+                problems.append(Problem(PEOPLE_REASON, line, col, clean(row[col])))
             else:
                 values[col] = number
         if len(values) < len(wanted):
@@ -194,13 +196,14 @@ def nomis_age(text: str) -> int | str | None:
 def parse_nomis(source: Source, bands: Iterable[str] = ()) -> ParsedPopulation:
     """The mid-year estimates as Nomis exports them (see the module's docstring)."""
     frame = _frame(source, "nomis")
-    missing = [c for c in NOMIS_COLUMNS if c not in frame.columns]
-    if missing:
-        raise refuse(
-            source.name,
-            f"missing column(s) {', '.join(missing)} of a Nomis population export"
-            + describe(list(frame.columns), command="population", fmt="nomis"),
-        )
+    require_columns(
+        source.name,
+        list(frame.columns),
+        NOMIS_COLUMNS,
+        " of a Nomis population export",
+        command="population",
+        fmt="nomis",
+    )
     parsed = ParsedPopulation(
         format="nomis", file_name=source.name, sha256=source.sha256(), rows_read=len(frame)
     )
@@ -211,10 +214,8 @@ def parse_nomis(source: Source, bands: Iterable[str] = ()) -> ParsedPopulation:
     )
     seen: dict[tuple[str, int, str, int | str], int] = {}
     for idx, row in frame.iterrows():
-        # pandas-stubs type a row label as Hashable; these frames are numbered by row (ints).
-        line = sheet_row(int(idx))  # type: ignore[call-overload]
-        code = clean(row["GEOGRAPHY_CODE"])
-        borough = boroughs.find(code) if code.startswith("E09") else None
+        line = sheet_row_of(idx)
+        borough = _london_borough(clean(row["GEOGRAPHY_CODE"]))
         if borough is None:
             parsed.skipped[NOT_LONDON] += 1
             continue
@@ -257,14 +258,7 @@ def parse_nomis(source: Source, bands: Iterable[str] = ()) -> ParsedPopulation:
             continue
         people = _number(row["OBS_VALUE"])
         if people is None:
-            problems.append(
-                Problem(
-                    "people must be a whole number of 0 or more",
-                    line,
-                    "OBS_VALUE",
-                    clean(row["OBS_VALUE"]),
-                )
-            )
+            problems.append(Problem(PEOPLE_REASON, line, "OBS_VALUE", clean(row["OBS_VALUE"])))
             continue
         key = (borough.gss_code, year, sex, age)
         if key in seen:
@@ -321,24 +315,24 @@ def _persons(by_sex: dict[str, dict[int | str, int]]) -> dict[int | str, int] | 
 def parse_long(source: Source) -> ParsedPopulation:
     frame = _frame(source, "long")
     frame = frame.set_axis([c.lower() for c in frame.columns], axis=1)
-    missing = [c for c in LONG_COLUMNS if c not in frame.columns]
-    if missing:
-        raise refuse(
-            source.name,
-            f"missing column(s) {', '.join(missing)}; a long population file has the header "
-            "'borough,year,age_band,people'"
-            + describe(list(frame.columns), command="population", fmt="long"),
-        )
+    require_columns(
+        source.name,
+        list(frame.columns),
+        LONG_COLUMNS,
+        "; a long population file has the header 'borough,year,age_band,people'",
+        command="population",
+        fmt="long",
+    )
     parsed = ParsedPopulation(
         format="long", file_name=source.name, sha256=source.sha256(), rows_read=len(frame)
     )
     problems: list[Problem] = []
     for idx, row in frame.iterrows():
-        # pandas-stubs type a row label as Hashable; these frames are numbered by row (ints).
-        line = sheet_row(int(idx))  # type: ignore[call-overload]
-        borough = boroughs.find(clean(row["borough"]))
+        line = sheet_row_of(idx)
+        area = clean(row["borough"])
+        borough = boroughs.find(area)
         if borough is None:
-            problems.append(Problem(NOT_LONDON, line, "borough", clean(row["borough"])))
+            problems.append(Problem(NOT_LONDON + did_you_mean(area), line, "borough", area))
         year = _number(row["year"])
         if year is None or not 1900 <= year <= 2200:
             problems.append(Problem("not a plausible year", line, "year", clean(row["year"])))
@@ -347,14 +341,7 @@ def parse_long(source: Source) -> ParsedPopulation:
             problems.append(Problem("an age band such as 10-24 is needed", line, "age_band", band))
         people = _number(row["people"])
         if people is None:
-            problems.append(
-                Problem(
-                    "people must be a whole number of 0 or more",
-                    line,
-                    "people",
-                    clean(row["people"]),
-                )
-            )
+            problems.append(Problem(PEOPLE_REASON, line, "people", clean(row["people"])))
         if borough and year and people is not None and band and len(band) <= 16:
             key = (borough.gss_code, year, band)
             if key in parsed.people:

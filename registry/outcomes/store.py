@@ -201,6 +201,37 @@ def _nothing_to_write(
     return False
 
 
+def _add_batch(
+    session: Session,
+    report: ImportReport,
+    parsed: ParsedCrime | ParsedPopulation,
+    *,
+    kind: str,
+    principal: Principal,
+    rows_accepted: int,
+    details: dict[str, Any],
+    release_label: str | None = None,
+    release_date: dt.date | None = None,
+) -> ImportBatch:
+    """Record the imported file as a new batch (its id set) and point ``report`` at it."""
+    batch = ImportBatch(
+        kind=kind,
+        format=parsed.format,
+        file_name=parsed.file_name,
+        sha256=parsed.sha256,
+        release_label=release_label,
+        release_date=release_date,
+        rows_read=parsed.rows_read,
+        rows_accepted=rows_accepted,
+        created_by=principal.username,
+        details=details,
+    )
+    session.add(batch)
+    session.flush()
+    report.batch = batch.id
+    return batch
+
+
 def _existing_batch(session: Session, kind: str, sha256: str) -> int | None:
     return session.scalar(
         select(ImportBatch.id)
@@ -382,26 +413,22 @@ def _store_crime(
     if _nothing_to_write(session, report, "crime", parsed.sha256, dry_run):
         return report
 
-    batch = ImportBatch(
+    batch = _add_batch(
+        session,
+        report,
+        parsed,
         kind="crime",
-        format=parsed.format,
-        file_name=parsed.file_name,
-        sha256=parsed.sha256,
-        release_label=release,
-        release_date=release_date,
-        rows_read=parsed.rows_read,
+        principal=principal,
         rows_accepted=parsed.borough_rows + sum(parsed.unallocated_rows.values()),
-        created_by=principal.username,
         details={
             "layout": parsed.layout,
             "files": parsed.files,
             "release_inferred": report.release_inferred,
             **report.as_json(),
         },
+        release_label=release,
+        release_date=release_date,
     )
-    session.add(batch)
-    session.flush()
-    report.batch = batch.id
     batch.details = {**(batch.details or {}), "batch": batch.id}
     _write_counts(session, OutcomeCount, "borough_id", diff, source, batch.id)
     _write_counts(session, UnallocatedCount, "source_area", diff_u, source, batch.id)
@@ -609,19 +636,15 @@ def import_population(
     )
     if _nothing_to_write(session, report, "population", parsed.sha256, dry_run):
         return report
-    batch = ImportBatch(
+    batch = _add_batch(
+        session,
+        report,
+        parsed,
         kind="population",
-        format=parsed.format,
-        file_name=parsed.file_name,
-        sha256=parsed.sha256,
-        rows_read=parsed.rows_read,
+        principal=principal,
         rows_accepted=parsed.rows_read - sum(parsed.skipped.values()),
-        created_by=principal.username,
         details=report.as_json(),
     )
-    session.add(batch)
-    session.flush()
-    report.batch = batch.id
     if new:
         session.execute(
             insert(Population),
