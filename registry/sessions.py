@@ -130,6 +130,19 @@ def _aware(value: dt.datetime) -> dt.datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
 
 
+def _session_and_user(session: Session, token: str) -> tuple[AppSession, AppUser] | None:
+    """The session ``token`` names and its user; ``None`` when there is no such session."""
+    return (
+        session.execute(
+            select(AppSession, AppUser)
+            .join(AppUser, AppUser.id == AppSession.user_id)
+            .where(AppSession.id == _sha256(token))
+        )
+        .tuples()
+        .one_or_none()
+    )
+
+
 def _end(session: Session, row: AppSession, user: AppUser, why: str, message: str) -> Ended:
     end_sessions(session, user.id, reason=why, only=row.id)
     audit.record(
@@ -148,11 +161,7 @@ def resume(session: Session, token: str, *, user_agent: str) -> Principal | Ende
 
     ``None`` when there is no such session (never opened, or a forged token).
     """
-    found = session.execute(
-        select(AppSession, AppUser)
-        .join(AppUser, AppUser.id == AppSession.user_id)
-        .where(AppSession.id == _sha256(token))
-    ).one_or_none()
+    found = _session_and_user(session, token)
     if found is None:
         return None
     row, user = found
@@ -197,11 +206,7 @@ def resume(session: Session, token: str, *, user_agent: str) -> Principal | Ende
 
 def sign_out(session: Session, token: str, *, everywhere: bool = False) -> None:
     """End this session (every tab of this browser), or every session of its user; audited."""
-    found = session.execute(
-        select(AppSession, AppUser)
-        .join(AppUser, AppUser.id == AppSession.user_id)
-        .where(AppSession.id == _sha256(token))
-    ).one_or_none()
+    found = _session_and_user(session, token)
     if found is None:
         return
     row, user = found

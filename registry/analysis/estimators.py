@@ -6,11 +6,14 @@ All are pure: a panel frame in (see :mod:`registry.analysis.panel`), a
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import functools
 import math
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import ParamSpec, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -21,13 +24,18 @@ from statsmodels.tools.sm_exceptions import PerfectSeparationWarning
 from threadpoolctl import threadpool_limits
 
 from registry import numbers as num
-from registry.analysis.fixed_effects import describe_term, fit_within, term_summary
+from registry.analysis.fixed_effects import (
+    describe_term,
+    fit_within,
+    term_summary,
+    within_result,
+)
 from registry.analysis.result import (
     SHORT_SERIES,
     SMALL_COUNTS,
     Check,
     ModelResult,
-    caveats_for,
+    caveats_or_default,
     decide_verdict,
 )
 from registry.errors import RegistryError
@@ -38,12 +46,29 @@ OVERDISPERSION_THRESHOLD = 1.5
 PRE_TREND_ALPHA = 0.05
 
 
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _one_blas_thread(fit: Callable[_P, _R]) -> Callable[_P, _R]:
+    """``fit`` run with one BLAS thread: its matrices are small or narrow, where threads only
+    contend with each other and with the app's other work on a busy server."""
+
+    @functools.wraps(fit)
+    def run(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        with threadpool_limits(limits=1, user_api="blas"):
+            return fit(*args, **kwargs)
+
+    return run
+
+
 def _dummies(frame: pd.DataFrame, column: str) -> pd.DataFrame:
     return pd.get_dummies(
         frame[column].astype(str), prefix=column, drop_first=True, dtype=float
     ).set_index(frame.index)
 
 
+@_one_blas_thread
 def fit_count(
     frame: pd.DataFrame,
     *,
@@ -68,18 +93,6 @@ def fit_count(
     columns, where threads only contend with the app's other work (several times slower on a
     busy two-core server).
     """
-    with threadpool_limits(limits=1, user_api="blas"):
-        return _fit_count(frame, family=family, x=x, outcome=outcome, caveats=caveats)
-
-
-def _fit_count(
-    frame: pd.DataFrame,
-    *,
-    family: str = "poisson",
-    x: str = "delivery_rate_lag1",
-    outcome: str = "",
-    caveats: list[str] | None = None,
-) -> ModelResult:
     if family not in {"poisson", "negbin"}:
         raise RegistryError(f"Unknown count model {family!r}; use poisson or negbin.")
     data = frame.dropna(subset=[x, "count", "population"])
@@ -145,7 +158,7 @@ def _fit_count(
     low, high, p_value = term_summary(b, se, int(data["area"].nunique()) - 1)
     counts = data["count"].astype(int).tolist()
     n_periods = int(data["period"].nunique())
-    notes = caveats if caveats is not None else caveats_for(counts=counts, n_periods=n_periods)
+    notes = caveats_or_default(caveats, counts=counts, n_periods=n_periods)
     if family == "poisson" and dispersion > OVERDISPERSION_THRESHOLD:
         notes = [
             *notes,
@@ -284,6 +297,16 @@ def its_design(
     return design, notes
 
 
+def _ratio_words(ratio: float, low: float, high: float) -> tuple[str, str]:
+    """A rate ratio and its interval as changes in words: ("12% lower", "-20% to -3%")."""
+    moved = "lower" if ratio < 1 else "higher"
+    return (
+        f"{num.percent(abs(100 * (ratio - 1)))} {moved}",
+        f"{num.change(100 * (low - 1))} to {num.change(100 * (high - 1))}",
+    )
+
+
+@_one_blas_thread
 def fit_its(
     series: pd.DataFrame,
     *,
@@ -310,28 +333,6 @@ def fit_its(
     Its caveats are its own (no delivery enters it): ``caveats`` are notes put before them,
     such as the synthetic-data note.
     """
-    with threadpool_limits(limits=1, user_api="blas"):
-        return _fit_its(
-            series,
-            at=at,
-            outcome=outcome,
-            area=area,
-            n_areas=n_areas,
-            breaks=breaks,
-            caveats=caveats,
-        )
-
-
-def _fit_its(
-    series: pd.DataFrame,
-    *,
-    at: dt.date,
-    outcome: str,
-    area: str,
-    n_areas: int,
-    breaks: Sequence[tuple[dt.date, str]],
-    caveats: list[str] | None,
-) -> ModelResult:
     data = series.dropna(subset=["count"]).sort_values("month").reset_index(drop=True)
     if data.empty:
         raise RegistryError(f"No months of {outcome or 'the outcome'} are stored to analyse.")
@@ -434,12 +435,10 @@ def _fit_its(
             )
         )
     ratio, ratio_low, ratio_high = math.exp(b), math.exp(low), math.exp(high)
-    span = f"{num.change(100 * (ratio_low - 1))} to {num.change(100 * (ratio_high - 1))}"
-    moved = "lower" if ratio < 1 else "higher"
+    change, span = _ratio_words(ratio, ratio_low, ratio_high)
     what = (
-        f"from {format_month(at)}, {area}'s {outcome or 'count'} was "
-        f"{num.percent(abs(100 * (ratio - 1)))} {moved} than its own trend and season "
-        f"predicted (95% interval {span})"
+        f"from {format_month(at)}, {area}'s {outcome or 'count'} was {change} than its own "
+        f"trend and season predicted (95% interval {span})"
     )
     verdict, verdict_text = decide_verdict(
         p_value=p_value,
@@ -619,6 +618,15 @@ def _impute(
     return _Imputed(by_time, _log_ratio(post_obs, post_imp), (main, placebo))
 
 
+def _jackknife_se(full: float, replicates: np.ndarray) -> float:
+    """Delete-one-borough jackknife standard error; NaN when a replicate has no estimate."""
+    if not math.isfinite(full) or not np.all(np.isfinite(replicates)):
+        return float("nan")
+    g = len(replicates)
+    return float(math.sqrt((g - 1) / g * np.sum((replicates - replicates.mean()) ** 2)))
+
+
+@_one_blas_thread
 def fit_event_study(
     frame: pd.DataFrame,
     *,
@@ -647,38 +655,6 @@ def fit_event_study(
     test, on as many degrees of freedom as boroughs reached). A failed pre-trend test makes the
     result "not interpretable".
     """
-    with threadpool_limits(limits=1, user_api="blas"):
-        return _fit_event_study(
-            frame,
-            first_delivery=first_delivery,
-            programme=programme,
-            pre=pre,
-            post=post,
-            months_per_period=months_per_period,
-            outcome=outcome,
-            caveats=caveats,
-        )
-
-
-def _jackknife_se(full: float, replicates: np.ndarray) -> float:
-    """Delete-one-borough jackknife standard error; NaN when a replicate has no estimate."""
-    if not math.isfinite(full) or not np.all(np.isfinite(replicates)):
-        return float("nan")
-    g = len(replicates)
-    return float(math.sqrt((g - 1) / g * np.sum((replicates - replicates.mean()) ** 2)))
-
-
-def _fit_event_study(
-    frame: pd.DataFrame,
-    *,
-    first_delivery: Mapping[str, dt.date],
-    programme: str,
-    pre: int,
-    post: int,
-    months_per_period: int,
-    outcome: str,
-    caveats: list[str] | None,
-) -> ModelResult:
     data = frame.dropna(subset=["count", "population"])
     data = data[data["population"] > 0].reset_index(drop=True)
     name = programme or "the programme"
@@ -775,12 +751,10 @@ def _fit_event_study(
             pre_p = float(stats.chi2.sf(t2, q))
     checks = [_pre_trend_check(pre_p, pre)]
     ratio, ratio_low, ratio_high = math.exp(estimate), math.exp(low), math.exp(high)
-    moved = "lower" if ratio < 1 else "higher"
-    span = f"{num.change(100 * (ratio_low - 1))} to {num.change(100 * (ratio_high - 1))}"
+    change, span = _ratio_words(ratio, ratio_low, ratio_high)
     where = (
-        f"after {name} first reached a borough, {outcome or 'the outcome'} was "
-        f"{num.percent(abs(100 * (ratio - 1)))} {moved} than the boroughs not yet or never "
-        f"reached predict (95% interval {span})"
+        f"after {name} first reached a borough, {outcome or 'the outcome'} was {change} than "
+        f"the boroughs not yet or never reached predict (95% interval {span})"
     )
     verdict, verdict_text = decide_verdict(
         p_value=p_value,
@@ -789,7 +763,7 @@ def _fit_event_study(
         none_found=(f"No detectable association: {where}, an interval that includes no change."),
     )
     counts = data["count"].astype(int).tolist()
-    notes = caveats if caveats is not None else caveats_for(counts=counts, n_periods=shape[1])
+    notes = caveats_or_default(caveats, counts=counts, n_periods=shape[1])
     first_months = sorted(treated.values())
     return ModelResult(
         model="event",
@@ -929,24 +903,14 @@ def lead_placebo(
     if data.empty:
         raise RegistryError(f"No period has delivery known {lead} period(s) ahead for a placebo.")
     fit = fit_within(data, y="rate", x=[lead_name, lag_name])
-    se = fit.std_errors()
-    low, high, p = term_summary(float(fit.params[0]), float(se[0]), fit.df_t)
     counts = data["count"].astype(int).tolist() if "count" in data else None
-    return ModelResult(
+    result = within_result(
+        fit,
         model="lead_placebo",
         outcome=outcome,
-        term=lead_name,
-        estimate=float(fit.params[0]),
-        std_error=float(se[0]),
-        ci_low=low,
-        ci_high=high,
-        p_value=p,
-        n_obs=fit.n_obs,
-        n_areas=fit.n_areas,
-        n_periods=fit.n_periods,
-        caveats=caveats
-        if caveats is not None
-        else caveats_for(counts=counts, n_periods=fit.n_periods),
-        diagnostics={"vcov": "CRV1 clustered by borough", "passes": bool(low <= 0 <= high)},
-        extra={"lag_estimate": float(fit.params[1]), "lag_std_error": float(se[1])},
+        caveats=caveats_or_default(caveats, counts=counts, n_periods=fit.n_periods),
+        diagnostics={"vcov": "CRV1 clustered by borough"},
+        extra={"lag_estimate": float(fit.params[1]), "lag_std_error": float(fit.std_errors()[1])},
     )
+    passes = bool(result.ci_low <= 0 <= result.ci_high)
+    return dataclasses.replace(result, diagnostics={**result.diagnostics, "passes": passes})

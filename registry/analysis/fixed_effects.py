@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -24,7 +25,7 @@ import statsmodels.api as sm
 from scipy import stats
 from statsmodels.stats.sandwich_covariance import cov_cluster
 
-from registry.analysis.result import ModelResult, caveats_for
+from registry.analysis.result import ModelResult, caveats_or_default
 from registry.errors import RegistryError
 
 TOLERANCE = 1e-13
@@ -173,6 +174,42 @@ def term_summary(
     return estimate - q * std_error, estimate + q * std_error, p
 
 
+def within_result(
+    fit: WithinFit,
+    *,
+    model: str,
+    outcome: str,
+    caveats: list[str],
+    diagnostics: dict[str, Any],
+    extra: dict[str, Any],
+    fitted: pd.DataFrame | None = None,
+    fitted_unit: str = "",
+) -> ModelResult:
+    """The result of a within fit for its first term: estimate, clustered standard error, and
+    interval and p-value from Student's t on the fit's degrees of freedom."""
+    estimate = float(fit.params[0])
+    std_error = float(fit.std_errors()[0])
+    low, high, p = term_summary(estimate, std_error, fit.df_t)
+    return ModelResult(
+        model=model,
+        outcome=outcome,
+        term=fit.terms[0],
+        estimate=estimate,
+        std_error=std_error,
+        ci_low=low,
+        ci_high=high,
+        p_value=p,
+        n_obs=fit.n_obs,
+        n_areas=fit.n_areas,
+        n_periods=fit.n_periods,
+        caveats=caveats,
+        diagnostics=diagnostics,
+        extra=extra,
+        fitted=fitted,
+        fitted_unit=fitted_unit,
+    )
+
+
 def fit_fe(
     frame: pd.DataFrame,
     *,
@@ -186,9 +223,6 @@ def fit_fe(
 ) -> ModelResult:
     """Two-way fixed effects: ``y`` on ``x`` (and ``controls``) with borough and period effects."""
     fit = fit_within(frame, y=y, x=[x, *controls], area=area, period=period)
-    estimate = float(fit.params[0])
-    se = float(fit.std_errors()[0])
-    low, high, p = term_summary(estimate, se, fit.df_t)
     used = frame.dropna(subset=[y, x, *controls])
     counts = used["count"].astype(int).tolist() if "count" in used else None
     values = used[[y, x, *controls]].to_numpy(dtype=float)
@@ -207,21 +241,11 @@ def fit_fe(
         .groupby("period", as_index=False)
         .mean()
     )
-    return ModelResult(
+    return within_result(
+        fit,
         model="fe",
         outcome=outcome,
-        term=x,
-        estimate=estimate,
-        std_error=se,
-        ci_low=low,
-        ci_high=high,
-        p_value=p,
-        n_obs=fit.n_obs,
-        n_areas=fit.n_areas,
-        n_periods=fit.n_periods,
-        caveats=caveats
-        if caveats is not None
-        else caveats_for(counts=counts, n_periods=fit.n_periods),
+        caveats=caveats_or_default(caveats, counts=counts, n_periods=fit.n_periods),
         diagnostics={
             "vcov": "CRV1 clustered by borough",
             "small_sample_factor": "G/(G-1)·(N-1)/(N-K), K = terms + period effects",

@@ -264,3 +264,11 @@ def caveats_for(
         caveats.append(MISSING_POPULATION.format(note=population_note))
     caveats.append(DENOMINATOR)
     return caveats
+
+
+def caveats_or_default(
+    caveats: list[str] | None, *, counts: list[int] | None, n_periods: int
+) -> list[str]:
+    """A fit's caveats: the caller's (a run puts its own, such as the synthetic-data note,
+    together), else :func:`caveats_for` the counts and periods fitted."""
+    return caveats if caveats is not None else caveats_for(counts=counts, n_periods=n_periods)

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from registry import audit, auth, backup, db, demo, numbers, roles
 from registry.bundled import bundled
-from registry.cli.params import ROLE
+from registry.cli.params import ROLE, json_option
 from registry.config import ConfigError, get_settings
 from registry.errors import RegistryError, database_error_message
 
@@ -100,6 +100,22 @@ def echo_table(rows: list[dict[Any, Any]], columns: dict[str, str], *, empty: st
     click.echo(line(["-" * w for w in widths]))
     for row in cells:
         click.echo(line(row))
+
+
+def echo_rows(
+    rows: list[dict[str, Any]],
+    columns: dict[str, str],
+    *,
+    as_json: bool,
+    empty: str,
+    shown: list[dict[str, Any]] | None = None,
+) -> None:
+    """A listing command's output: ``rows`` as JSON with ``--json``, else the table of
+    :func:`echo_table` (of ``shown``, the rows with columns made for reading, when given)."""
+    if as_json:
+        click.echo(json.dumps(rows, default=str, indent=2))
+        return
+    echo_table(rows if shown is None else shown, columns, empty=empty)
 
 
 def fail(message: str) -> NoReturn:
@@ -430,17 +446,18 @@ def users_reset_password(obj: Context, username: str, password: str | None) -> N
 
 
 @users_group.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option()
 @pass_ctx
 def users_list(obj: Context, as_json: bool) -> None:
     """List users, their roles and whether they are disabled or locked."""
     with obj.session() as (session, principal):
         users = auth.list_users(session, principal=principal)
-    if as_json:
-        click.echo(json.dumps(users, default=str, indent=2))
-        return
-    echo_table(
-        [
+    echo_rows(
+        users,
+        {"username": "User", "role": "Role", "funder": "Funder", "state": "State"},
+        as_json=as_json,
+        empty="No users to list.",
+        shown=[
             u
             | {
                 "state": " ".join(
@@ -455,8 +472,6 @@ def users_list(obj: Context, as_json: bool) -> None:
             }
             for u in users
         ],
-        {"username": "User", "role": "Role", "funder": "Funder", "state": "State"},
-        empty="No users to list.",
     )
 
 

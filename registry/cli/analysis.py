@@ -25,7 +25,7 @@ from registry.analysis.run import (
 from registry.analysis.synth import run_synth
 from registry.analysis.trends import TrendReport, trend_report
 from registry.cli import Context, cli, pass_ctx
-from registry.cli.params import MEASURE, MONTH, period
+from registry.cli.params import MEASURE, MONTH, json_option, period
 from registry.periods import format_month
 
 
@@ -104,7 +104,7 @@ def _print_sensitivity(report: TrendReport) -> None:
 )
 @click.option("--window", default=12, show_default=True, type=click.IntRange(1, 240))
 @click.option("--borough", metavar="B", help="One borough (name or GSS code); default London.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option()
 @pass_ctx
 def trend(
     obj: Context,
@@ -321,7 +321,7 @@ def _print_specs(table: pd.DataFrame) -> None:
     is_flag=True,
     help="Every stored outcome at lags 0-3 with the headline model, Holm-adjusted p-values.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print JSON (numbers at full precision).")
+@json_option("Print JSON (numbers at full precision).")
 @pass_ctx
 def analyse(
     obj: Context,

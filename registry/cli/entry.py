@@ -15,8 +15,8 @@ from typing import Any
 import click
 
 from registry import deliveries, programmes
-from registry.cli import Context, cli, echo_table, pass_ctx, shared_group
-from registry.cli.params import MONTH
+from registry.cli import Context, cli, echo_rows, echo_table, pass_ctx, shared_group
+from registry.cli.params import MONTH, dry_run_option, json_option
 from registry.files import write_table
 from registry.numbers import count
 from registry.uploads import template_frame
@@ -57,18 +57,16 @@ def funding_streams_add(obj: Context, name: str, funder: str) -> None:
 
 
 @funding_streams_group.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option()
 @pass_ctx
 def funding_streams_list(obj: Context, as_json: bool) -> None:
     """List funding streams with their funder and number of programmes."""
     with obj.session() as (session, principal):
         rows = programmes.list_funding_streams(session, principal=principal)
-    if as_json:
-        click.echo(json.dumps(rows, indent=2))
-        return
-    echo_table(
+    echo_rows(
         rows,
         {"name": "Funding stream", "funder": "Funder", "programmes": "Programmes"},
+        as_json=as_json,
         empty="No funding streams to list.",
     )
 
@@ -133,24 +131,23 @@ def programmes_close(obj: Context, name: str, end: str) -> None:
 
 
 @programmes_group.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option()
 @pass_ctx
 def programmes_list(obj: Context, as_json: bool) -> None:
     """List programmes with their funding stream, dates and status."""
     with obj.session() as (session, principal):
         rows = programmes.list_programmes(session, principal=principal)
-    if as_json:
-        click.echo(json.dumps(rows, indent=2, default=str))
-        return
-    echo_table(
-        [r | {"dates": f"{r['start_date']} to {r['end_date'] or 'open'}"} for r in rows],
+    echo_rows(
+        rows,
         {
             "name": "Programme",
             "funding_stream": "Funding stream",
             "dates": "Dates",
             "status": "Status",
         },
+        as_json=as_json,
         empty="No programmes to list.",
+        shown=[r | {"dates": f"{r['start_date']} to {r['end_date'] or 'open'}"} for r in rows],
     )
 
 
@@ -159,8 +156,8 @@ def programmes_list(obj: Context, as_json: bool) -> None:
 
 @import_group.command("deliveries")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path), required=False)
-@click.option("--dry-run", is_flag=True, help="Validate and show what would change; write nothing.")
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
+@dry_run_option
+@json_option("Print the summary as one JSON object.")
 @click.option(
     "--template",
     type=click.Path(dir_okay=False, path_type=Path),

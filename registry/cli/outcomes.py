@@ -8,13 +8,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 from pathlib import Path
-from typing import Any
 
 import click
 import pandas as pd
 
-from registry.cli import Context, cli, echo_table, pass_ctx, shared_group
-from registry.cli.params import MEASURE, MONTH
+from registry.cli import Context, cli, echo_rows, echo_table, pass_ctx, shared_group
+from registry.cli.params import MEASURE, MONTH, dry_run_option, json_option
 from registry.denominators import rate_unit
 from registry.files import csv_bytes
 from registry.outcomes import formats, mapping, measures, sources, store
@@ -127,10 +126,8 @@ def _print_report(
     help="The day the publisher released the files. Default: inferred (a Met Historical "
     "borough file's last month plus 24; otherwise the last month the file holds).",
 )
-@click.option(
-    "--dry-run", is_flag=True, help="Validate and report what would change; write nothing."
-)
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@dry_run_option
+@json_option("Print the report as JSON.")
 @pass_ctx
 def import_crime(
     obj: Context,
@@ -175,10 +172,8 @@ def import_crime(
     type=click.IntRange(1900, 2200),
     help="Year of an ONS file (needed unless the file name holds it, as in ONS2020_...).",
 )
-@click.option(
-    "--dry-run", is_flag=True, help="Validate and report what would change; write nothing."
-)
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@dry_run_option
+@json_option("Print the report as JSON.")
 @pass_ctx
 def import_population(
     obj: Context, file: Path, fmt: str | None, year: int | None, dry_run: bool, as_json: bool
@@ -241,14 +236,14 @@ def outcomes_export(
 
 @outcomes_group.command("sources")
 @click.option("--measure", type=MEASURE, help="Only this measure (see `vru measures list`).")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option()
 @pass_ctx
 def outcomes_sources(obj: Context, measure: str | None, as_json: bool) -> None:
     """List the sources holding counts for each measure, marking its source of record."""
     with obj.session() as (session, principal):
         rows = sources.list_sources(session, principal=principal, measure=measure)
-    _table(
-        [r | {"record": "yes" if r["of_record"] else ""} for r in rows] if not as_json else rows,
+    echo_rows(
+        rows,
         {
             "measure": "Measure",
             "source": "Source",
@@ -259,8 +254,9 @@ def outcomes_sources(obj: Context, measure: str | None, as_json: bool) -> None:
             "last_month": "To",
             "latest_release": "Latest release",
         },
-        as_json,
+        as_json=as_json,
         empty="No outcome counts are stored.",
+        shown=[r | {"record": "yes" if r["of_record"] else ""} for r in rows],
     )
 
 
@@ -277,7 +273,7 @@ def outcomes_sources(obj: Context, measure: str | None, as_json: bool) -> None:
 @click.option(
     "--include-missing", is_flag=True, help="Also list borough-months only one source holds."
 )
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option()
 @pass_ctx
 def outcomes_compare(
     obj: Context, measure: str, compared: tuple[str, ...], include_missing: bool, as_json: bool
@@ -313,22 +309,15 @@ def outcomes_compare(
         click.echo(f"{len(rows):,} borough-months differ.")
 
 
-def _table(rows: list[dict[str, Any]], columns: dict[str, str], as_json: bool, empty: str) -> None:
-    if as_json:
-        click.echo(json.dumps(rows, default=str, indent=2))
-        return
-    echo_table(rows, columns, empty=empty)
-
-
 @outcomes_group.command("batches")
 @click.option("--kind", type=click.Choice(["crime", "population", "seed"]), help="Only this kind.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option()
 @pass_ctx
 def outcomes_batches(obj: Context, kind: str | None, as_json: bool) -> None:
     """List imports of outcome and population data, newest first."""
     with obj.session() as (session, principal):
         rows = store.list_batches(session, principal=principal, kind=kind)
-    _table(
+    echo_rows(
         rows,
         {
             "batch": "Batch",
@@ -341,20 +330,20 @@ def outcomes_batches(obj: Context, kind: str | None, as_json: bool) -> None:
             "rows_read": "Rows read",
             "revised": "Revised",
         },
-        as_json,
+        as_json=as_json,
         empty="No imports of outcome or population data yet.",
     )
 
 
 @outcomes_group.command("revisions")
 @click.option("--batch", type=int, help="Only revisions made by this import batch.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option()
 @pass_ctx
 def outcomes_revisions(obj: Context, batch: int | None, as_json: bool) -> None:
     """List counts a newer release changed, with the earlier value and its release."""
     with obj.session() as (session, principal):
         rows = store.list_revisions(session, principal=principal, batch=batch)
-    _table(
+    echo_rows(
         rows,
         {
             "measure": "Measure",
@@ -368,7 +357,7 @@ def outcomes_revisions(obj: Context, batch: int | None, as_json: bool) -> None:
             "new_release": "New release",
             "new_release_date": "Released",
         },
-        as_json,
+        as_json=as_json,
         empty="No stored count has been revised by a newer release.",
     )
 
@@ -398,26 +387,15 @@ def measures_group() -> None:
 
 
 @measures_group.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option()
 @pass_ctx
 def measures_list(obj: Context, as_json: bool) -> None:
     """List outcome measures with their definitions, series breaks and source order (the source
     of record, the one users see, is the first in the order holding counts)."""
     with obj.session() as (session, principal):
         rows = measures.list_measures(session, principal=principal)
-    if as_json:
-        click.echo(json.dumps(rows, indent=2))
-        return
-    echo_table(
-        [
-            m
-            | {
-                "break_notes": "; ".join(f"{b['month']}: {b['note']}" for b in m["breaks"]),
-                "order": ", ".join(m["source_order"]),
-                "record": m["source_of_record"] or "",
-            }
-            for m in rows
-        ],
+    echo_rows(
+        rows,
         {
             "code": "Code",
             "label": "Measure",
@@ -427,7 +405,17 @@ def measures_list(obj: Context, as_json: bool) -> None:
             "order": "Source order",
             "break_notes": "Series breaks",
         },
+        as_json=as_json,
         empty="No outcome measures.",
+        shown=[
+            m
+            | {
+                "break_notes": "; ".join(f"{b['month']}: {b['note']}" for b in m["breaks"]),
+                "order": ", ".join(m["source_order"]),
+                "record": m["source_of_record"] or "",
+            }
+            for m in rows
+        ],
     )
 
 
@@ -523,16 +511,13 @@ def mapping_group() -> None:
 @click.option(
     "--format", "fmt", type=click.Choice(formats.MAPPED_FORMATS), help="Only this format."
 )
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option()
 @pass_ctx
 def mapping_list(obj: Context, fmt: str | None, as_json: bool) -> None:
     """List the category mapping in force (an empty measure means: feeds no measure)."""
     with obj.session() as (session, principal):
         rows = mapping.list_mapping(session, principal=principal, source_format=fmt)
-    if as_json:
-        click.echo(json.dumps(rows, indent=2))
-        return
-    echo_table(
+    echo_rows(
         rows,
         {
             "source_format": "Format",
@@ -540,6 +525,7 @@ def mapping_list(obj: Context, fmt: str | None, as_json: bool) -> None:
             "measure": "Measure",
             "origin": "Set by",
         },
+        as_json=as_json,
         empty="No categories are mapped.",
     )
 

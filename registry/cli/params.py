@@ -8,7 +8,8 @@ registry's check, refused with exit code 1 like any other refusal.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 
@@ -55,3 +56,18 @@ def period(*names: str) -> click.Choice:
     if not set(names) <= set(PERIODS):
         raise ValueError(f"{names} are not all among {PERIODS}.")
     return click.Choice(names)
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def json_option(help_text: str = "Print JSON.") -> Callable[[_F], _F]:
+    """``--json``: print the command's result as JSON (the parameter ``as_json``)."""
+    return click.option("--json", "as_json", is_flag=True, help=help_text)
+
+
+def dry_run_option(fn: _F) -> _F:
+    """``--dry-run``: an import checked and reported in full, nothing written."""
+    return click.option(
+        "--dry-run", is_flag=True, help="Validate and report what would change; write nothing."
+    )(fn)

@@ -115,6 +115,24 @@ def _raise_problems(problems: list[Problem]) -> None:
         )
 
 
+def _live_delivery(
+    session: Session, programme: Programme, gss_code: str, month: dt.date, *, lock: bool = False
+) -> Delivery | None:
+    """The live (not deleted) delivery of ``programme`` in a borough and month; ``lock``: held
+    for update until the transaction ends."""
+    stmt = (
+        select(Delivery)
+        .join(Borough)
+        .where(
+            Delivery.programme_id == programme.id,
+            Borough.gss_code == gss_code,
+            Delivery.month == month,
+            Delivery.deleted_at.is_(None),
+        )
+    )
+    return session.scalar(stmt.with_for_update() if lock else stmt)
+
+
 def get_delivery(
     session: Session, *, principal: Principal, programme: str, borough: str, month: dt.date
 ) -> dict[str, Any] | None:
@@ -122,16 +140,7 @@ def get_delivery(
     require(principal, "deliveries.read")
     prog = get_programme(session, programme)
     info = boroughs.lookup(borough)
-    row = session.scalar(
-        select(Delivery)
-        .join(Borough)
-        .where(
-            Delivery.programme_id == prog.id,
-            Borough.gss_code == info.gss_code,
-            Delivery.month == month.replace(day=1),
-            Delivery.deleted_at.is_(None),
-        )
-    )
+    row = _live_delivery(session, prog, info.gss_code, month.replace(day=1))
     if row is None:
         return None
     return {
@@ -356,17 +365,7 @@ def delete_delivery(
     prog = get_programme(session, programme)
     info = boroughs.lookup(borough)
     month = month.replace(day=1)
-    row = session.scalar(
-        select(Delivery)
-        .join(Borough)
-        .where(
-            Delivery.programme_id == prog.id,
-            Borough.gss_code == info.gss_code,
-            Delivery.month == month,
-            Delivery.deleted_at.is_(None),
-        )
-        .with_for_update()
-    )
+    row = _live_delivery(session, prog, info.gss_code, month, lock=True)
     if row is None:
         raise NotFoundError(
             f"{prog.name} has no figures for {info.name} in {format_month(month)} to delete."

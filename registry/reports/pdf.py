@@ -50,6 +50,21 @@ def _window_count(count: Any, months: int, start: str, end: str) -> str:
     return f"{count:,} ({start} to {end})"
 
 
+def _window_counts(outcomes: pd.DataFrame, window: str) -> list[str]:
+    """Each measure's count in its ``window`` ("current" or "baseline"), as
+    :func:`_window_count` words it."""
+    return [
+        _window_count(c, m, s, e)
+        for c, m, s, e in zip(
+            outcomes[f"{window}_count"],
+            outcomes[f"{window}_months_with_data"],
+            outcomes[f"{window}_start"],
+            outcomes[f"{window}_end"],
+            strict=True,
+        )
+    ]
+
+
 def _fmt(value: Any, money: bool = False) -> str:
     if value is None or (isinstance(value, float) and pd.isna(value)):
         return "not recorded"
@@ -215,26 +230,8 @@ def to_pdf(report: Report) -> bytes:
         shown = pd.DataFrame(
             {
                 "Measure": outcomes["measure"],
-                "This period": [
-                    _window_count(c, m, s, e)
-                    for c, m, s, e in zip(
-                        outcomes["current_count"],
-                        outcomes["current_months_with_data"],
-                        outcomes["current_start"],
-                        outcomes["current_end"],
-                        strict=True,
-                    )
-                ],
-                "A year earlier": [
-                    _window_count(c, m, s, e)
-                    for c, m, s, e in zip(
-                        outcomes["baseline_count"],
-                        outcomes["baseline_months_with_data"],
-                        outcomes["baseline_start"],
-                        outcomes["baseline_end"],
-                        strict=True,
-                    )
-                ],
+                "This period": _window_counts(outcomes, "current"),
+                "A year earlier": _window_counts(outcomes, "baseline"),
                 "Change": [
                     (note or "n/a") if pd.isna(c) else numbers.change(c)
                     for c, note in zip(outcomes["change_pct"], outcomes["change_note"], strict=True)
