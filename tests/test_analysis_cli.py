@@ -273,6 +273,7 @@ def test_usage_errors_exit_2(seeded_url: str) -> None:
     )
 
 
+@pytest.mark.slow
 def test_count_model_text_shows_dispersion(db_url: str) -> None:
     from tests.analysis_db import load_small
 

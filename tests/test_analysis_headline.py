@@ -116,6 +116,7 @@ def test_fe_is_not_interpretable_when_risk_is_multiplicative_and_delivery_target
     assert headline_poisson(frame, x=X, lag=1).verdict == NO_ASSOCIATION
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [1, 2])
 def test_wild_cluster_bootstrap_matches_wildboottest(seed: int) -> None:
     """With 8 boroughs both enumerate all 256 Rademacher sign patterns: the same p-values."""

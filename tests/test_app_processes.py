@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 
@@ -19,6 +20,8 @@ from registry import db
 from registry.periods import parse_month
 from registry.schema import Borough, Delivery, Programme
 from tests.conftest import COMMISSIONER
+
+pytestmark = pytest.mark.slow  # starts app servers: seconds a test
 
 APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
 VRU = str(Path(sys.executable).parent / "vru")

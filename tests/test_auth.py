@@ -188,6 +188,7 @@ def _checked_failures(engine) -> list[str]:
         )
 
 
+@pytest.mark.slow
 def test_parallel_wrong_guesses_lock_the_account_at_the_limit(users, monkeypatch) -> None:
     """Twenty wrong guesses at once: exactly the limit are checked, the account locks, and the
     right password is refused afterwards (on SQLite and PostgreSQL)."""
@@ -202,6 +203,7 @@ def test_parallel_wrong_guesses_lock_the_account_at_the_limit(users, monkeypatch
         auth.sign_in(users, username="sam", password=SECRET)
 
 
+@pytest.mark.slow
 def test_right_password_among_parallel_guesses_gets_no_extra_checks(users, monkeypatch) -> None:
     monkeypatch.setenv("VRU_LOCKOUT_ATTEMPTS", "5")
     guesses = [f"wrong-guess-{i}" for i in range(19)] + [SECRET]

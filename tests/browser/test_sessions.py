@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from tests.browser.conftest import settle
 from tests.browser.test_pages import PASSWORDS, sign_in
 
 SIGN_IN = "Sign in to the VRU registry"
 LINK = "/explore?borough=E09000012&freq=quarter"
+
+pytestmark = pytest.mark.slow  # a real browser: several seconds a test
 
 
 def _nav_to(page, title: str) -> None:
