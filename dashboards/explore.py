@@ -21,14 +21,12 @@ from dashboards.figures import outcome_page_start
 from registry.auth import Principal, ReadScope, read_scope
 from registry.denominators import people_words, rate_unit
 from registry.errors import RegistryError
-from registry.explore import (
+from registry.figures.explore import (
     FREQUENCIES,
     ExploreData,
     ExploreFilter,
-    Funnel,
     area_names,
     delivery_by_month,
-    funnel,
     measure_population,
     outcomes_by_month,
     partial_periods,
@@ -37,7 +35,8 @@ from registry.explore import (
     trend_series,
     young_people,
 )
-from registry.explore import borough_table as borough_figures
+from registry.figures.explore import borough_table as borough_figures
+from registry.figures.funnel import Funnel, funnel
 from registry.numbers import change, count, rate
 from registry.outcomes.measures import SeriesBreak, series_breaks
 from registry.periods import format_month, parse_month

@@ -10,7 +10,7 @@ import streamlit as st
 from dashboards.common import current_principal, data_state, session
 from registry.auth import Principal, ReadScope, read_scope
 from registry.config import get_settings
-from registry.explore import ExploreOptions, explore_options
+from registry.figures.explore import ExploreOptions, explore_options
 from registry.periods import format_month, month_range
 
 
@@ -18,7 +18,7 @@ from registry.periods import format_month, month_range
 def cached_explore_options(
     url: str, version: int, scope: ReadScope, _who: Principal
 ) -> ExploreOptions:
-    """:func:`registry.explore.explore_options`, keyed on the database, its data version and
+    """:func:`registry.figures.explore.explore_options`, keyed on the database, its data version and
     what the core's check looks at (:func:`registry.auth.read_scope`: a hit never skips it)."""
     with session() as s:
         return explore_options(s, principal=_who)

@@ -6,10 +6,10 @@ import pandas as pd
 import streamlit as st
 
 from dashboards.common import can, current_principal, md, session
+from registry.figures.home import home_figures
 from registry.numbers import count
 from registry.outcomes.sources import where_to_load
 from registry.periods import format_month
-from registry.summary import home_figures
 
 st.title("VRU registry")
 st.write(

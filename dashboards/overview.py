@@ -21,7 +21,7 @@ from dashboards.common import (
 )
 from dashboards.figures import outcome_page_start
 from registry.auth import Principal, ReadScope, read_scope
-from registry.explore import Overview, overview
+from registry.figures.overview import Overview, overview
 from registry.numbers import D3, change, count
 from registry.periods import format_month, parse_month
 

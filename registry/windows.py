@@ -5,19 +5,21 @@ after delivery data, so a window running past the latest stored month has a shor
 reads as a fall; anything compared or divided from it would mislead. Every place that reports a
 change, a rate or a test (``vru trend``, Overview, Explore, the Models page's trend tab, funder
 summaries) asks :func:`is_whole` and, when a window is not whole, gives no figure and says how
-many months are stored in the words of :func:`not_given`.
+many months are stored in the words of :func:`not_given`. For the same reason a page's period
+ends by default on :func:`complete_month`, the latest month whose windows are whole for every
+measure.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import TypeVar, overload
 
 import numpy as np
 import pandas as pd
 
-from registry.periods import months_between
+from registry.periods import add_months, month_range, months_between
 
 MONTH_NAMES = (
     "January",
@@ -93,3 +95,22 @@ def part_stored(windows: Iterable[Stored], what: str = "change") -> list[str]:
 def whole_only(value: T, windows: Iterable[Stored]) -> T | None:
     """``value`` when every window is whole, otherwise ``None`` (no figure at all)."""
     return value if all(is_whole(s, e, m) for s, e, m in windows) else None
+
+
+def complete_month(held: Iterable[Collection[dt.date]], months: int = 12) -> dt.date | None:
+    """Where a page's default window ends: the latest month at which every measure's
+    ``months``-month window ending there is whole, given each measure's months with a stored
+    count; ``None`` when there is no measure or one has no whole window at all. Crime data
+    usually stops before delivery data: a page that opened on the latest delivery month would
+    show only part-stored outcome windows.
+    """
+    ends = [_latest_whole_end(set(months_held), months) for months_held in held]
+    return None if not ends or None in ends else min(e for e in ends if e is not None)
+
+
+def _latest_whole_end(held: set[dt.date], months: int) -> dt.date | None:
+    for end in sorted(held, reverse=True):
+        start = add_months(end, 1 - months)
+        if is_whole(start, end, sum(m in held for m in month_range(start, end))):
+            return end
+    return None

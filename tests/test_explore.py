@@ -1,4 +1,5 @@
-"""registry/explore.py: funnel limits, periods and the borough table, without Streamlit."""
+"""registry/figures (explore, funnel, overview): funnel limits, periods, the borough table and
+whole windows, without Streamlit."""
 
 from __future__ import annotations
 
@@ -15,22 +16,26 @@ from registry import db, demo
 from registry.auth import SYSTEM
 from registry.boroughs import BOROUGHS
 from registry.errors import PermissionDenied, RegistryError
-from registry.explore import (
+from registry.figures.explore import (
     BOROUGH_TILES,
     ExploreFilter,
+    area_names,
     borough_table,
-    explore_data,
-    funnel,
-    funnel_overdispersion,
-    overview,
+    delivery_by_month,
+    explore_options,
+    measure_population,
+    outcomes_by_month,
     period_of,
-    poisson_limit,
     tile_map,
     trend_series,
+    young_people,
 )
+from registry.figures.funnel import funnel, funnel_overdispersion, poisson_limit
+from registry.figures.overview import overview
 from registry.schema import Delivery
 from tests.analysis_db import CAMDEN, FIRST, load_small
 from tests.conftest import COMMISSIONER, FUNDER
+from tests.explore_helpers import explore_data
 
 
 def test_tile_grid_places_every_borough_once() -> None:
@@ -107,17 +112,29 @@ def test_explore_figures_on_demo_data(session) -> None:
 
 
 def test_funders_cannot_explore(session) -> None:
-    with pytest.raises(PermissionDenied):
-        explore_data(session, principal=FUNDER, measure="homicide")
+    parts = [
+        lambda: explore_options(session, principal=FUNDER),
+        lambda: area_names(session, principal=FUNDER),
+        lambda: delivery_by_month(session, principal=FUNDER),
+        lambda: outcomes_by_month(session, principal=FUNDER, measure="homicide"),
+        lambda: young_people(session, principal=FUNDER, first_year=2020, last_year=2021),
+        lambda: measure_population(
+            session, principal=FUNDER, measure="homicide", first_year=2020, last_year=2021
+        ),
+    ]
+    for part in parts:
+        with pytest.raises(PermissionDenied):
+            part()
 
 
 @pytest.mark.slow
 def test_explore_figures_do_not_import_statsmodels_or_scipy_stats() -> None:
     """Overview and Explore need only sums and Poisson limits; statsmodels and scipy.stats cost
-    their first render about 0.7 s to import, so neither registry.explore nor the page helpers
+    their first render about 0.7 s to import, so neither registry.figures nor the page helpers
     may pull them in."""
     code = (
-        "import sys, registry.explore, dashboards.charts, dashboards.common; "
+        "import sys, registry.figures.explore, registry.figures.funnel, "
+        "registry.figures.overview, dashboards.charts, dashboards.common; "
         "print(sorted(m for m in ('statsmodels', 'scipy.stats') if m in sys.modules))"
     )
     out = subprocess.run(

@@ -22,11 +22,12 @@ from registry import db
 from registry.analysis.series import borough_series, monthly_series
 from registry.cli import cli
 from registry.errors import PermissionDenied, RegistryError
-from registry.explore import explore_options, outcomes_by_month, overview
+from registry.figures.explore import explore_options, outcomes_by_month
+from registry.figures.home import home_figures
+from registry.figures.overview import overview
 from registry.outcomes import measures, sources, store
 from registry.outcomes.common import Source
 from registry.schema import AuditEvent, ImportBatch, OutcomeCount, OutcomeRevision
-from registry.summary import home_figures
 from tests.conftest import ADMIN, STAFF, _fresh
 from tests.outcome_helpers import FIXTURES, mps_borough_expected, police_uk_expected
 

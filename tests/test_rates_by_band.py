@@ -13,18 +13,13 @@ from sqlalchemy import delete, select
 from registry import db
 from registry.analysis.panel import load_panel
 from registry.cli import cli
-from registry.explore import (
-    ExploreFilter,
-    borough_table,
-    explore_data,
-    funnel,
-    population_note,
-    trend_series,
-)
+from registry.figures.explore import ExploreFilter, borough_table, population_note, trend_series
+from registry.figures.funnel import funnel
 from registry.periods import month_range
 from registry.schema import Borough, ImportBatch, OutcomeCount, OutcomeMeasure, Population
 from tests.analysis_db import CAMDEN, HACKNEY, load_small
 from tests.conftest import COMMISSIONER
+from tests.explore_helpers import explore_data
 from tests.test_app_dashboard import open_page
 
 YEAR_2021 = ExploreFilter(dt.date(2021, 1, 1), dt.date(2021, 12, 1))

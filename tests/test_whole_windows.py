@@ -20,11 +20,11 @@ from sqlalchemy import delete
 
 from registry import db
 from registry.cli import cli
-from registry.periods import Window
+from registry.periods import Window, month_range
 from registry.reports.build import Scope, build_report
 from registry.reports.render import render
 from registry.schema import OutcomeCount, UnallocatedCount
-from registry.windows import is_whole, not_given, stored_words, whole_only
+from registry.windows import complete_month, is_whole, not_given, stored_words, whole_only
 from tests.analysis_db import load_small
 from tests.conftest import ADMIN
 from tests.test_app_dashboard import open_page
@@ -156,3 +156,14 @@ def test_the_rule_and_its_words() -> None:
     assert stored_words(start, end, 0) == "none of the 12 months to September 2024 is stored"
     assert whole_only(5.0, [(start, end, 12)]) == 5.0
     assert whole_only(5.0, [(start, end, 12), (start, end, 11)]) is None
+
+
+def test_pages_open_on_the_latest_month_whole_for_every_measure() -> None:
+    """complete_month: each measure's latest whole 12-month window, the earliest of those."""
+    longer = set(month_range(dt.date(2023, 1, 1), dt.date(2024, 6, 1)))
+    shorter = set(month_range(dt.date(2023, 1, 1), dt.date(2024, 3, 1))) - {dt.date(2023, 3, 1)}
+    assert complete_month([longer]) == dt.date(2024, 6, 1)
+    assert complete_month([longer, shorter]) == dt.date(2024, 3, 1)
+    # A measure with no whole window at all (June 2023 missing) leaves no complete month.
+    assert complete_month([longer, shorter - {dt.date(2023, 6, 1)}]) is None
+    assert complete_month([]) is None

@@ -19,10 +19,11 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from registry import boroughs
@@ -119,6 +120,25 @@ def ids_by_name(
         kind = "programme" if model is Programme else "funding stream"
         raise NotFoundError(f"There is no {kind} called {', '.join(repr(m) for m in missing)}.")
     return list(found.values())
+
+
+def for_programmes(
+    session: Session,
+    stmt: Select[Any],
+    programmes: Sequence[str] = (),
+    funding_streams: Sequence[str] = (),
+) -> Select[Any]:
+    """``stmt``, a query on :class:`Delivery`, kept to the deliveries of the programmes and
+    funding streams named (every delivery when both are empty); an unknown name is refused."""
+    if not (programmes or funding_streams):
+        return stmt
+    stmt = stmt.join(Programme, Programme.id == Delivery.programme_id)
+    if programmes:
+        stmt = stmt.where(Programme.id.in_(ids_by_name(session, Programme, programmes)))
+    if funding_streams:
+        ids = ids_by_name(session, FundingStream, funding_streams)
+        stmt = stmt.where(Programme.funding_stream_id.in_(ids))
+    return stmt
 
 
 def borough_codes(names: Sequence[str]) -> list[str]:
@@ -284,15 +304,10 @@ def load_panel(
 
     stmt = (
         select(Delivery.borough_id, Delivery.month, func.sum(Delivery.opportunities).label("opp"))
-        .join(Programme, Programme.id == Delivery.programme_id)
         .where(Delivery.deleted_at.is_(None))
         .group_by(Delivery.borough_id, Delivery.month)
     )
-    if programmes:
-        stmt = stmt.where(Programme.id.in_(ids_by_name(session, Programme, programmes)))
-    if funding_streams:
-        ids = ids_by_name(session, FundingStream, funding_streams)
-        stmt = stmt.where(Programme.funding_stream_id.in_(ids))
+    stmt = for_programmes(session, stmt, programmes, funding_streams)
     if start is not None:
         stmt = stmt.where(Delivery.month >= add_months(month_start(start), -lead_in))
     if end is not None:

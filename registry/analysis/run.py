@@ -29,7 +29,7 @@ from registry.auth import Principal, require
 from registry.demo import SYNTHETIC_NOTE, is_synthetic
 from registry.errors import RegistryError
 from registry.outcomes.measures import SeriesBreak, get_measure, series_breaks
-from registry.outcomes.sources import of_record
+from registry.outcomes.sources import months_of_record, of_record
 from registry.periods import as_date, check_period, format_month, month_start, quarter_start
 from registry.schema import Borough, Delivery, OutcomeCount, OutcomeMeasure, Programme
 
@@ -56,16 +56,12 @@ class AnalysisOptions:
 def analysis_options(session: Session, *, principal: Principal) -> AnalysisOptions:
     require(principal, "models.run")
     measures = stored_measures(session)
-    first, last = session.execute(
-        select(func.min(OutcomeCount.month), func.max(OutcomeCount.month)).where(
-            of_record(session, OutcomeCount)
-        )
-    ).one()
+    first, last = months_of_record(session)
     return AnalysisOptions(
         measures=measures,
         programmes=list(session.scalars(select(Programme.name).order_by(Programme.name))),
-        first_month=as_date(first) if first is not None else None,
-        last_month=as_date(last) if last is not None else None,
+        first_month=first,
+        last_month=last,
     )
 
 
@@ -81,14 +77,9 @@ def model_series_breaks(
     the months with stored counts, cut to ``start`` and ``end`` when given."""
     require(principal, "models.run")
     measure = get_measure(session, outcome)
-    first, last = session.execute(
-        select(func.min(OutcomeCount.month), func.max(OutcomeCount.month)).where(
-            of_record(session, OutcomeCount, measure.id)
-        )
-    ).one()
+    first, last = months_of_record(session, measure.id)
     if first is None or last is None:
         return []
-    first, last = as_date(first), as_date(last)
     return series_breaks(
         session, outcome, max(first, start) if start else first, min(last, end) if end else last
     )

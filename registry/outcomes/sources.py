@@ -27,7 +27,7 @@ from registry.auth import Principal, require, write_action
 from registry.errors import RegistryError
 from registry.outcomes.formats import of_kind
 from registry.outcomes.measures import get_measure
-from registry.periods import add_months, format_month
+from registry.periods import add_months, as_date, format_month
 from registry.schema import (
     Borough,
     ImportBatch,
@@ -138,6 +138,22 @@ def of_record(
     if not record:
         return false()
     return tuple_(table.measure_id, table.source).in_(sorted(record.items()))
+
+
+def months_of_record(
+    session: Session, measure_id: int | None = None
+) -> tuple[dt.date | None, dt.date | None]:
+    """The first and last month with a count of record (of every measure, or of
+    ``measure_id``'s), ``(None, None)`` when there is none."""
+    first, last = session.execute(
+        select(func.min(OutcomeCount.month), func.max(OutcomeCount.month)).where(
+            of_record(session, OutcomeCount, measure_id)
+        )
+    ).one()
+    return (
+        None if first is None else as_date(first),
+        None if last is None else as_date(last),
+    )
 
 
 # --- admin: the order ---------------------------------------------------------------------------

@@ -1,11 +1,13 @@
-"""Explore and Overview: aggregated delivery and outcome figures, borough rates, funnel limits.
+"""Explore: aggregated delivery and outcome figures per area and period, the borough table and
+the tile map (the funnel plot is :mod:`registry.figures.funnel`).
 
-The database does the grouping: :func:`explore_data` asks it for opportunities summed per area and
-month (for the programmes or funding streams chosen), outcome counts per area and month for one
-measure, and the population per area and year (aged 10-24 for delivery, the measure's band for the
-outcome). Those frames are small (areas × months),
-so every other filter (boroughs, period, counts or rates, month / quarter / financial year) is a
-pure function over them: a filter change never reloads a table.
+The database does the grouping: :func:`delivery_by_month` asks it for opportunities summed per
+area and month (for the programmes or funding streams chosen), :func:`outcomes_by_month` for one
+measure's counts per area and month, and :func:`young_people` and :func:`measure_population` for
+the population per area and year (aged 10-24 for delivery, the measure's band for the outcome).
+The page caches each part on its own and puts them together as :class:`ExploreData`. Those frames
+are small (areas × months), so every other filter (boroughs, period, counts or rates, month /
+quarter / financial year) is a pure function over them: a filter change never reloads a table.
 
 Definitions (stated the same way on the pages):
 
@@ -17,39 +19,26 @@ Definitions (stated the same way on the pages):
 - borough figures and the London rate of the funnel plot count borough-allocated offences only
   (the police's "Unknown" and airport counts belong to no borough);
 - change: the period's total against the same months one year earlier.
-
-Funnel limits are exact Poisson limits around the London rate (Spiegelhalter 2005, with the
-interpolation that makes them smooth): for a borough with ``E`` young people (in 100,000s) the
-expected count is ``rate × E`` and the limits are the interpolated Poisson quantiles of that mean,
-divided by ``E``, where ``E`` is the people of the measure's band.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import special
 from sqlalchemy import Select, String, func, select, type_coerce
 from sqlalchemy.orm import Session
 
-from registry.analysis.panel import ids_by_name, stored_measures
-from registry.analysis.series import monthly_series, window_total
+from registry.analysis.panel import for_programmes, stored_measures
 from registry.auth import Principal, require
-from registry.denominators import (
-    Denominator,
-    denominator,
-    no_population_message,
-    years_used_note,
-)
+from registry.denominators import Denominator, denominator, years_used_note
 from registry.errors import RegistryError
-from registry.outcomes.measures import SeriesBreak, get_measure, series_breaks
-from registry.outcomes.sources import of_record, record_sources
+from registry.outcomes.measures import get_measure
+from registry.outcomes.sources import months_of_record, of_record
 from registry.periods import (
     add_months,
     as_date,
@@ -60,20 +49,11 @@ from registry.periods import (
     month_range,
     quarter_label,
     quarter_start,
-    rolling_window,
 )
-from registry.schema import (
-    Borough,
-    Delivery,
-    FundingStream,
-    OutcomeCount,
-    OutcomeMeasure,
-    Programme,
-)
-from registry.windows import is_whole, not_given, whole_only
+from registry.schema import Borough, Delivery, FundingStream, OutcomeCount, Programme
+from registry.windows import complete_month, is_whole
 
 FREQUENCIES = {"month": "Monthly", "quarter": "Quarterly", "financial_year": "Financial year"}
-LIMITS = {"95%": 0.95, "99.8%": 0.998}
 PER_DELIVERY = 1_000.0
 PER_OUTCOME = 100_000.0
 
@@ -126,7 +106,7 @@ class ExploreOptions:
     funding_streams: list[str]
     first_month: dt.date | None
     last_month: dt.date | None
-    # The latest month whose 12-month outcome windows are wholly stored (complete_month).
+    # The latest month whose 12-month outcome windows are wholly stored (windows.complete_month).
     complete_month: dt.date | None = None
 
     @property
@@ -172,39 +152,22 @@ class ExploreFilter:
         check_period(self.start, self.end)
 
 
-def complete_month(session: Session, months: int = 12) -> dt.date | None:
-    """The latest month at which every measure with counts has its ``months``-month window
-    ending there wholly stored (:mod:`registry.windows`), or ``None`` when a measure has no
-    whole window at all. Crime data usually stops before delivery data: a page that opened on
-    the latest delivery month would show only part-stored outcome windows.
-    """
-    stored: dict[int, set[dt.date]] = {}
+def _months_held(session: Session) -> dict[int, set[dt.date]]:
+    """Each measure's months with a count of record (measure id -> months)."""
+    held: dict[int, set[dt.date]] = {}
     for measure_id, month in session.execute(
         select(OutcomeCount.measure_id, OutcomeCount.month)
         .where(of_record(session, OutcomeCount))
         .distinct()
     ):
-        stored.setdefault(measure_id, set()).add(as_date(month))
-    ends = [_latest_whole_end(held, months) for held in stored.values()]
-    return None if not ends or None in ends else min(e for e in ends if e is not None)
-
-
-def _latest_whole_end(held: set[dt.date], months: int) -> dt.date | None:
-    for end in sorted(held, reverse=True):
-        start = add_months(end, 1 - months)
-        if is_whole(start, end, sum(m in held for m in _months(start, end))):
-            return end
-    return None
+        held.setdefault(measure_id, set()).add(as_date(month))
+    return held
 
 
 def explore_options(session: Session, *, principal: Principal) -> ExploreOptions:
     require(principal, "outcomes.read")
     measures = stored_measures(session)
-    first, last = session.execute(
-        select(func.min(OutcomeCount.month), func.max(OutcomeCount.month)).where(
-            of_record(session, OutcomeCount)
-        )
-    ).one()
+    first, last = months_of_record(session)
     dfirst, dlast = session.execute(
         select(func.min(Delivery.month), func.max(Delivery.month)).where(
             Delivery.deleted_at.is_(None)
@@ -226,7 +189,7 @@ def explore_options(session: Session, *, principal: Principal) -> ExploreOptions
         ),
         first_month=min(firsts) if firsts else None,
         last_month=max(lasts) if lasts else None,
-        complete_month=complete_month(session),
+        complete_month=complete_month(_months_held(session).values()),
     )
 
 
@@ -283,14 +246,9 @@ def delivery_by_month(
         .where(Delivery.deleted_at.is_(None))
         .group_by(Delivery.borough_id, Delivery.month)
     )
-    if programmes or funding_streams:
-        stmt = stmt.join(Programme, Programme.id == Delivery.programme_id)
-    if programmes:
-        stmt = stmt.where(Programme.id.in_(ids_by_name(session, Programme, programmes)))
-    if funding_streams:
-        ids = ids_by_name(session, FundingStream, funding_streams)
-        stmt = stmt.where(Programme.funding_stream_id.in_(ids))
-    return _by_area_month(session, stmt, "opportunities")
+    return _by_area_month(
+        session, for_programmes(session, stmt, programmes, funding_streams), "opportunities"
+    )
 
 
 def outcomes_by_month(session: Session, *, principal: Principal, measure: str) -> pd.DataFrame:
@@ -333,38 +291,6 @@ def measure_population(
         measure=measure,
         start=dt.date(first_year, 1, 1),
         end=dt.date(last_year, 12, 1),
-    )
-
-
-def explore_data(
-    session: Session,
-    *,
-    principal: Principal,
-    measure: str,
-    programmes: Sequence[str] = (),
-    funding_streams: Sequence[str] = (),
-) -> ExploreData:
-    """Everything Explore draws from, in four grouped queries; nothing row-level is loaded.
-
-    The page caches the parts separately (a new measure does not reload delivery).
-    """
-    options = explore_options(session, principal=principal)
-    first = options.first_month.year if options.first_month else 2000
-    last = options.last_month.year if options.last_month else first
-    at_risk = measure_population(
-        session, principal=principal, measure=measure, first_year=first, last_year=last
-    )
-    return ExploreData(
-        measure,
-        get_measure(session, measure).label,
-        area_names(session, principal=principal),
-        delivery_by_month(
-            session, principal=principal, programmes=programmes, funding_streams=funding_streams
-        ),
-        outcomes_by_month(session, principal=principal, measure=measure),
-        young_people(session, principal=principal, first_year=first, last_year=last),
-        at_risk.band,
-        at_risk.people,
     )
 
 
@@ -550,171 +476,6 @@ def borough_table(data: ExploreData, flt: ExploreFilter) -> pd.DataFrame:
     return table.sort_values("borough").reset_index(drop=True)
 
 
-def _poisson_ppf(p: float, mean: np.ndarray) -> np.ndarray:
-    """``scipy.stats.poisson.ppf`` for 0 < p < 1, from the special functions it is built on:
-    importing ``scipy.stats`` costs Explore's first render about half a second."""
-    guess = np.ceil(special.pdtrik(p, mean))
-    below = np.maximum(guess - 1, 0)
-    return np.where(special.pdtr(below, mean) >= p, below, guess)
-
-
-def _poisson_cdf(k: np.ndarray, mean: np.ndarray) -> np.ndarray:
-    """``scipy.stats.poisson.cdf``: ``P(X <= k)``, 0 below zero."""
-    return np.where(k < 0, 0.0, special.pdtr(np.maximum(np.floor(k), 0), mean))
-
-
-def poisson_limit(expected: np.ndarray, p: float) -> np.ndarray:
-    """The interpolated exact Poisson ``p`` quantile of a count with mean ``expected``."""
-    expected = np.asarray(expected, dtype=float)
-    r = _poisson_ppf(p, expected)
-    upper = _poisson_cdf(r, expected)
-    lower = _poisson_cdf(r - 1, expected)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        alpha = np.where(upper > lower, (upper - p) / (upper - lower), 0.0)
-    return np.maximum(r - alpha, 0.0)
-
-
-# Spiegelhalter (2005): z-scores winsorised at these percentiles estimate the overdispersion, and
-# fewer areas than this leave it unestimated.
-WINSOR = 0.1
-MIN_AREAS_FOR_DISPERSION = 10
-
-
-def funnel_overdispersion(
-    counts: np.ndarray, young_people: np.ndarray, london_rate: float
-) -> tuple[float, float, bool]:
-    """Spiegelhalter's (2005) overdispersion of areas' rates around ``london_rate``.
-
-    Each area's z-score is its rate's distance from London's in Poisson standard errors,
-    ``sqrt(london_rate / exposure)``; z-scores are winsorised at the 10th and 90th percentiles
-    so that a few outliers do not make themselves look ordinary, and ``phi`` is their mean
-    square. When ``n phi`` exceeds the 95th percentile of chi-squared on ``n - 1`` degrees of
-    freedom the areas vary more than chance allows, and the additive random-effects spread
-    ``tau^2 = (n phi - (n - 1)) / (sum w - sum w^2 / sum w)`` (``w`` = 1/variance) widens the
-    limits. Returns ``(phi, tau, overdispersed)``; ``tau`` is per 100,000 and 0 when not.
-    """
-    exposure = np.asarray(young_people, dtype=float) / PER_OUTCOME
-    rates = np.asarray(counts, dtype=float) / exposure
-    n = len(rates)
-    if n < MIN_AREAS_FOR_DISPERSION or london_rate <= 0:
-        return float("nan"), 0.0, False
-    variance = london_rate / exposure
-    z = (rates - london_rate) / np.sqrt(variance)
-    low, high = np.quantile(z, [WINSOR, 1 - WINSOR])
-    phi = float(np.mean(np.clip(z, low, high) ** 2))
-    if n * phi <= special.chdtri(n - 1, 0.05):
-        return phi, 0.0, False
-    w = 1 / variance
-    tau2 = max(0.0, (n * phi - (n - 1)) / (w.sum() - (w**2).sum() / w.sum()))
-    return phi, float(np.sqrt(tau2)), tau2 > 0
-
-
-@dataclass(frozen=True)
-class Funnel:
-    """A funnel plot: the areas' rates, the London rate, and control-limit curves.
-
-    ``dispersion`` is Spiegelhalter's overdispersion ``phi`` (NaN with too few areas) and
-    ``tau`` the between-area spread per 100,000 the limits allow for (0: exact Poisson limits).
-    """
-
-    london_rate: float
-    points: pd.DataFrame  # area, borough, population, count, outcome_rate, expected, band
-    limits: pd.DataFrame  # population, limit, side, rate
-    notes: list[str] = field(default_factory=list)
-    dispersion: float = float("nan")
-    tau: float = 0.0
-
-
-def _limit_rates(london_rate: float, exposure: np.ndarray, p: float, tau: float) -> np.ndarray:
-    """The ``p`` control limit on the rate scale: exact Poisson, or normal with the random
-    effects' spread ``tau`` added when the areas are overdispersed."""
-    if tau > 0:
-        spread = np.sqrt(london_rate / exposure + tau**2)
-        return np.maximum(london_rate + special.ndtri(p) * spread, 0.0)
-    return poisson_limit(london_rate * exposure, p) / exposure
-
-
-def funnel(data: ExploreData, flt: ExploreFilter, every: pd.DataFrame | None = None) -> Funnel:
-    """Borough outcome rates per 100,000 of the measure's band against the London rate, with
-    95% and 99.8% limits.
-
-    The London rate is over every area with counts and population (whatever the area filter);
-    the points are the areas chosen. ``band`` says where each point falls. ``every`` is
-    :func:`borough_table` for every area over the same period, when the caller has it already.
-    When the areas vary more than chance allows (:func:`funnel_overdispersion`, over every
-    area), the limits allow for it and a note says by how much.
-    """
-    if every is None:
-        every = borough_table(data, dataclasses.replace(flt, areas=()))
-    usable = every.dropna(subset=["outcome_rate", "population"])  # whole periods only
-    usable = usable[usable["population"] > 0]
-    if usable.empty:
-        if data.band_population.empty:
-            raise RegistryError(no_population_message(data.band))
-        raise RegistryError(
-            "No area has both outcome counts and a population in this period, so there is no "
-            "rate to plot."
-        )
-    london_rate = float(usable["count"].sum() / usable["population"].sum() * PER_OUTCOME)
-    phi, tau, overdispersed = funnel_overdispersion(
-        usable["count"].to_numpy(), usable["population"].to_numpy(), london_rate
-    )
-    chosen = set(flt.areas) if flt.areas else set(data.areas["area"])
-    points = usable[usable["area"].isin(chosen)].copy()
-    exposure = points["population"].to_numpy() / PER_OUTCOME
-    points["expected"] = london_rate * exposure
-    rates = points["count"].to_numpy() / exposure
-    band = np.full(len(points), "within 95% limits", dtype=object)
-    for label, level in LIMITS.items():
-        low = _limit_rates(london_rate, exposure, (1 - level) / 2, tau)
-        high = _limit_rates(london_rate, exposure, 1 - (1 - level) / 2, tau)
-        band = np.where(rates > high, f"above {label} limit", band)
-        band = np.where(rates < low, f"below {label} limit", band)
-    points["band"] = band
-    lo = max(float(usable["population"].min()) * 0.8, 1.0)
-    hi = float(usable["population"].max()) * 1.1
-    grid = np.geomspace(lo, hi, 60)
-    curves = []
-    for label, level in LIMITS.items():
-        for side, p in (("lower", (1 - level) / 2), ("upper", 1 - (1 - level) / 2)):
-            rate = _limit_rates(london_rate, grid / PER_OUTCOME, p, tau)
-            curves.append(
-                pd.DataFrame({"population": grid, "limit": label, "side": side, "rate": rate})
-            )
-    notes = []
-    if overdispersed:
-        notes.append(
-            f"The boroughs' rates vary {phi:.1f} times as much as chance alone would "
-            "(Spiegelhalter's overdispersion, from z-scores with the most extreme 10% at each "
-            "end pulled in), so the limits allow for a spread between boroughs of "
-            f"{tau:.1f} per 100,000 (additive random effects, Spiegelhalter 2005): a borough "
-            "outside them differs by more than boroughs usually do."
-        )
-    elif np.isfinite(phi):
-        notes.append(
-            f"The boroughs' rates vary no more than chance allows (overdispersion {phi:.1f}), "
-            "so the limits are exact Poisson ones."
-        )
-    missing = sorted(chosen - set(usable["area"]))
-    if missing:
-        names = data.areas.set_index("area")["area_name"]
-        notes.append(
-            "Not plotted for want of population or of a count for every month of the period: "
-            + ", ".join(str(names.get(a, a)) for a in missing)
-            + "."
-        )
-    return Funnel(
-        london_rate,
-        points[["area", "borough", "population", "count", "outcome_rate", "expected", "band"]]
-        .sort_values("borough")
-        .reset_index(drop=True),
-        pd.concat(curves, ignore_index=True),
-        notes,
-        dispersion=phi,
-        tau=tau,
-    )
-
-
 def tile_map(table: pd.DataFrame) -> pd.DataFrame:
     """``table`` (one row per area, as from :func:`borough_table`) placed on the London tile grid.
 
@@ -725,96 +486,3 @@ def tile_map(table: pd.DataFrame) -> pd.DataFrame:
         columns=["area", "row", "col", "short"],
     )
     return tiles.merge(table, on="area", how="inner")
-
-
-@dataclass(frozen=True)
-class OutcomeTile:
-    """One outcome's last 12 months against the same months a year earlier and against 2019."""
-
-    code: str
-    label: str
-    window_start: dt.date
-    window_end: dt.date
-    count: int
-    year_earlier: int | None
-    change_year_pct: float | None
-    count_2019: int | None
-    change_2019_pct: float | None
-    months_with_data: int = 12  # of the 12 in the window; a change needs all 12
-    # Breaks in the series from the earliest comparison window's start to this window's end.
-    series_breaks: tuple[SeriesBreak, ...] = ()
-
-    @property
-    def stored_note(self) -> str:
-        """Empty when the window is whole, else why no change is given (registry.windows)."""
-        if is_whole(self.window_start, self.window_end, self.months_with_data):
-            return ""
-        return not_given(self.window_start, self.window_end, self.months_with_data)
-
-
-@dataclass(frozen=True)
-class Overview:
-    """Headline tiles for the period chosen."""
-
-    start: dt.date
-    end: dt.date
-    opportunities: int
-    programmes_delivering: int
-    outcomes: list[OutcomeTile]
-
-
-def _pct(now: int, then: int | None) -> float | None:
-    if not then:
-        return None
-    return (now - then) / then * 100.0
-
-
-def overview(session: Session, *, principal: Principal, start: dt.date, end: dt.date) -> Overview:
-    """Opportunities delivered from ``start`` to ``end``; each outcome's 12 months ending ``end``.
-
-    Outcome totals are London's (boroughs plus unallocated, matching the publisher). The
-    comparison windows are the same 12 months one year earlier and calendar year 2019; a
-    comparison is empty when its window is not fully stored.
-    """
-    require(principal, "outcomes.read")
-    check_period(start, end)
-    live = [Delivery.deleted_at.is_(None), Delivery.month.between(start, end)]
-    opportunities, programmes = session.execute(
-        select(
-            func.coalesce(func.sum(Delivery.opportunities), 0),
-            func.count(func.distinct(Delivery.programme_id)),
-        ).where(*live)
-    ).one()
-    tiles = []
-    for code, label in session.execute(
-        select(OutcomeMeasure.code, OutcomeMeasure.label)
-        .where(OutcomeMeasure.id.in_(list(record_sources(session))))
-        .order_by(OutcomeMeasure.id)
-    ):
-        series = monthly_series(session, principal=principal, measure=code)
-        window = rolling_window(end, 12)
-        current = window_total(series, window.end, 12)
-        if current.months_with_data == 0:
-            continue
-        earlier = window_total(series, add_months(window.end, -12), 12)
-        y2019 = window_total(series, dt.date(2019, 12, 1), 12)
-        year_earlier = earlier.count if earlier.whole else None
-        count_2019 = y2019.count if y2019.whole else None
-        now = [(current.start, current.end, current.months_with_data)]
-        crossed = series_breaks(session, code, min(earlier.start, y2019.start), current.end)
-        tiles.append(
-            OutcomeTile(
-                code,
-                label,
-                current.start,
-                current.end,
-                current.count,
-                year_earlier,
-                whole_only(_pct(current.count, year_earlier), now),
-                count_2019,
-                whole_only(_pct(current.count, count_2019), now),
-                current.months_with_data,
-                tuple(crossed),
-            )
-        )
-    return Overview(start, end, int(opportunities or 0), int(programmes or 0), tiles)
