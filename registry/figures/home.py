@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from registry.auth import Principal, require
-from registry.outcomes.sources import of_record
+from registry.outcomes.sources import months_of_record, of_record
 from registry.periods import Window, as_date, rolling_window
 from registry.schema import (
     Delivery,
@@ -63,14 +63,11 @@ def measure_last_12_months(session: Session, measure: OutcomeMeasure) -> Measure
     London means boroughs plus London unallocated, so the total matches the publisher's; the
     unallocated part is reported beside it.
     """
+    _, latest = months_of_record(session, measure.id)
+    if latest is None:
+        return MeasureTotal(measure.code, measure.label, measure.unit, None, 0, 0)
     record = of_record(session, OutcomeCount, measure.id)
     record_u = of_record(session, UnallocatedCount, measure.id)
-    stored = session.scalar(
-        select(func.max(OutcomeCount.month)).where(OutcomeCount.measure_id == measure.id, record)
-    )
-    if stored is None:
-        return MeasureTotal(measure.code, measure.label, measure.unit, None, 0, 0)
-    latest = as_date(stored)
     window = rolling_window(latest, 12)
     boroughs, months = session.execute(
         select(
