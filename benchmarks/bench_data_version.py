@@ -14,8 +14,9 @@ Then, in the same process, alternately (median of 200 calls each):
 Checks that both queries give the same version, and prints milliseconds a call and the ratio.
 Target: the version ignoring deliveries costs no more than the plain one, whatever the upload.
 Run: ``.venv/bin/python benchmarks/bench_data_version.py [sqlite|postgresql ...] [--events N]``
-(PostgreSQL at ``VRU_BENCH_POSTGRES_URL``, default ``postgresql://postgres@127.0.0.1:5432/postgres``;
-a database ``vru_bench_version`` is created and dropped).
+(PostgreSQL: the server of ``VRU_TEST_POSTGRES_URL``, default
+``postgresql://postgres@127.0.0.1:5432/postgres``, where a database ``vru_bench_version`` is
+created and dropped, as the tests do).
 """
 
 from __future__ import annotations
@@ -23,17 +24,23 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, func, select, text
-from sqlalchemy.engine import make_url
-from sqlalchemy.orm import Session
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 
-from registry import audit, db
-from registry.schema import AuditEvent, utcnow
+from sqlalchemy import Engine, func, select, text  # noqa: E402
+from sqlalchemy.orm import Session  # noqa: E402
+
+from registry import audit, db  # noqa: E402
+from registry.schema import AuditEvent, utcnow  # noqa: E402
+
+os.environ.setdefault("VRU_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+from tests.conftest import create_pg_database, drop_pg_database  # noqa: E402
 
 CALLS = 200
 
@@ -111,27 +118,15 @@ def main() -> None:
                 measure("SQLite", engine)
                 engine.dispose()
             continue
-        admin_url = os.environ.get(
-            "VRU_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-        )
-        admin = create_engine(
-            make_url(admin_url).set(drivername="postgresql+psycopg"), isolation_level="AUTOCOMMIT"
-        )
         name = "vru_bench_version"
-        with admin.connect() as conn:
-            conn.execute(text(f"DROP DATABASE IF EXISTS {name}"))
-            conn.execute(text(f"CREATE DATABASE {name}"))
-        url = make_url(admin_url).set(drivername="postgresql+psycopg", database=name)
         try:
-            engine = build(url.render_as_string(hide_password=False), args.events)
+            engine = build(create_pg_database(name), args.events)
             with engine.begin() as conn:
                 conn.execute(text("ANALYZE audit_event"))
             measure("PostgreSQL", engine)
             engine.dispose()
         finally:
-            with admin.connect() as conn:
-                conn.execute(text(f"DROP DATABASE IF EXISTS {name}"))
-            admin.dispose()
+            drop_pg_database(name)
 
 
 if __name__ == "__main__":
