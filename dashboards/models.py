@@ -435,14 +435,9 @@ if compare:
                     else "."
                 )
             )
-            od = change["overdispersion"]
-            if od["ci_low"] is not None:
-                st.write(
-                    f"Allowing for overdispersion: {od['ci_low']:+.1f}% to {od['ci_high']:+.1f}%. "
-                    f"The totals vary {report.change.dispersion:.2f} times as much as chance "
-                    f"alone would, judged from {od['year_pairs']} year-on-year pairs before the "
-                    "current window; read this interval when it is wider."
-                )
+            overdispersion = report.change.overdispersion_words()
+            if overdispersion:
+                st.write(overdispersion)
             for caveat in report.change.caveats:
                 st.caption(md(caveat))
             crossed = [

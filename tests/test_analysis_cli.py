@@ -133,6 +133,21 @@ def test_every_model_runs_on_the_demo_data(seeded_url: str, model: str) -> None:
         assert -1 in periods and 0 in periods
 
 
+def test_trend_text_gives_the_interval_allowing_for_overdispersion(seeded_url: str) -> None:
+    """The same sentence as the Models page (TrendChange.overdispersion_words), with the
+    figures of the JSON."""
+    args = ["trend", "--measure", "knife_crime_injury_u25", "--end", "2025-12"]
+    args += ["--baseline-end", "2019-12"]
+    od = json.loads(run(seeded_url, *args, "--json").stdout)["overdispersion"]
+    result = run(seeded_url, *args)
+    assert result.exit_code == 0, result.output
+    line = next(x for x in result.stdout.splitlines() if "overdispersion" in x).strip()
+    assert line.startswith(
+        f"Allowing for overdispersion: {od['ci_low']:+.1f}% to {od['ci_high']:+.1f}% (p = "
+    )
+    assert f"judged from {od['year_pairs']} year-on-year pairs" in line
+
+
 def test_planted_demo_effect_points_the_right_way(seeded_url: str) -> None:
     """The demo plants lower counts after more delivery (demo.PLANTED_EFFECT < 0)."""
     result = run(seeded_url, "analyse", "--outcome", "gun_crime", "--model", "poisson", "--json")

@@ -222,6 +222,19 @@ class TrendChange:
         """Whether a change was worked out (both windows whole)."""
         return math.isfinite(self.change)
 
+    def overdispersion_words(self) -> str | None:
+        """The interval allowing for overdispersion in words, for the CLI and the Models page
+        alike; ``None`` when there is none (a window not whole, or too short a history)."""
+        low, high = _pct(self.od_ci_low), _pct(self.od_ci_high)
+        if low is None or high is None:
+            return None
+        return (
+            f"Allowing for overdispersion: {low:+.1f}% to {high:+.1f}% "
+            f"(p = {self.od_p_value:.3g}). The totals vary {self.dispersion:.2f} times as much "
+            f"as chance alone would, judged from {self.dispersion_pairs} year-on-year pairs "
+            "before the current window; read this interval when it is wider."
+        )
+
 
 def _pct(fraction: float) -> float | None:
     if not math.isfinite(fraction):

@@ -50,13 +50,9 @@ def _print_trend(change: TrendChange) -> None:
         f"  change {d['change_pct']:+.1f}% (95% exact interval {d['ci_low']:+.1f}% to "
         f"{d['ci_high']:+.1f}%; p = {change.p_value:.3g})"
     )
-    od = d["overdispersion"]
-    if od["ci_low"] is not None:
-        click.echo(
-            f"  allowing for overdispersion: {od['ci_low']:+.1f}% to {od['ci_high']:+.1f}% "
-            f"(p = {change.od_p_value:.3g}); the totals vary {change.dispersion:.2f} times as "
-            f"much as Poisson, judged from {change.dispersion_pairs} year-on-year pairs before"
-        )
+    overdispersion = change.overdispersion_words()
+    if overdispersion:
+        click.echo(f"  {overdispersion}")
 
 
 def _borough_change(row: Any) -> str:
